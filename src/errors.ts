@@ -1,0 +1,81 @@
+// Every error prep-node expects to meet is a PrepNodeError: one readable line and an exit code.
+// Messages are built here, in one place, so they read alike and say how to fix the input.
+
+/** Exit codes, documented in `--help` and the README. */
+export const ExitCode = {
+  ok: 0,
+  findings: 1,
+  usage: 2,
+  unreachable: 3,
+  privilege: 4,
+  internal: 70,
+} as const;
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** An expected failure: printed as `prep-node: <message>` without a stack trace. */
+export class PrepNodeError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: ExitCode,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'PrepNodeError';
+  }
+}
+
+/** Bad usage or bad input (argv, inventory, profile): exit 2. */
+export class UsageError extends PrepNodeError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, ExitCode.usage, options);
+    this.name = 'UsageError';
+  }
+}
+
+/** Why a host could not be used; `kind` is stable and appears in --json. */
+export type HostErrorKind =
+  | 'dns'
+  | 'refused'
+  | 'timeout'
+  | 'unreachable'
+  | 'auth'
+  | 'host-key-unknown'
+  | 'host-key-changed'
+  | 'host-key-revoked'
+  | 'proxy'
+  | 'sudo-password'
+  | 'sudo-missing'
+  | 'disconnected';
+
+/** A host could not be reached or used. Exit 3, or 4 when the only problem is privilege. */
+export class HostError extends PrepNodeError {
+  constructor(
+    readonly host: string,
+    readonly kind: HostErrorKind,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${host}: ${detail}`, kind.startsWith('sudo') ? ExitCode.privilege : ExitCode.unreachable, options);
+    this.name = 'HostError';
+  }
+}
+
+/** One line for any thrown value: our own message, or the first line of a foreign one. */
+export function oneLine(err: unknown): string {
+  if (err instanceof Error) return err.message.split('\n')[0] ?? err.name;
+  return String(err).split('\n')[0] ?? '';
+}
+
+/** A command on a host failed where success was required (exec, readFile, writeFile). */
+export class CommandError extends PrepNodeError {
+  constructor(
+    readonly host: string,
+    readonly command: string,
+    readonly code: number | null,
+    stderr: string,
+  ) {
+    const why = stderr.trim().split('\n').pop() || (code === null ? 'killed or timed out' : `exit ${code}`);
+    super(`${host}: \`${command}\` failed: ${why}`, ExitCode.internal);
+    this.name = 'CommandError';
+  }
+}

@@ -1,0 +1,288 @@
+// SshHost: one ssh2 connection per host per run, commands multiplexed on it as channels. Behaves
+// like OpenSSH for its users: ssh_config via `ssh -G`, ssh-agent and key files, known_hosts
+// verification (unknown keys refused unless accepted on first use, changed keys always refused),
+// ProxyJump chains. This file and ssh-auth.ts are the only places ssh2 appears.
+import ssh2 from 'ssh2';
+import type { ClientChannel, ConnectConfig } from 'ssh2';
+import type { Duplex } from 'node:stream';
+import { HostError, type HostErrorKind } from '../errors.js';
+import { BaseHost, type SpawnOptions } from './base.js';
+import type { RunResult } from './host.js';
+import { authHandlerFor } from './ssh-auth.js';
+import {
+  addKnownHost,
+  fingerprint,
+  keyTypeOf,
+  knownHostsName,
+  knownKeyTypes,
+  loadKnownHosts,
+  verifyHostKey,
+  type KnownHostEntry,
+} from './known-hosts.js';
+import { resolveSshConfig, type SshSettings } from './ssh-config.js';
+import { Semaphore } from './semaphore.js';
+
+export interface SshOptions {
+  /** Extra identity files tried first, like `ssh -i`. */
+  identityFiles?: string[];
+  /** Like `ssh -F`. */
+  configFile?: string;
+  /** Trust an unknown host key and record it (never a changed one). */
+  acceptNewHostKey?: boolean;
+  /** Give up on a host that does not complete the handshake in time (default 20 s). */
+  connectTimeoutSec?: number;
+}
+
+// OpenSSH's default MaxSessions is 10 channels per connection; stay under it.
+const MAX_CHANNELS = 8;
+const ALL_HOST_KEY_ALGOS = [
+  'ssh-ed25519',
+  'ecdsa-sha2-nistp256',
+  'ecdsa-sha2-nistp384',
+  'ecdsa-sha2-nistp521',
+  'rsa-sha2-512',
+  'rsa-sha2-256',
+  'ssh-rsa',
+];
+
+export class SshHost extends BaseHost {
+  private readonly slots = new Semaphore(MAX_CHANNELS);
+  private closed = false;
+
+  private constructor(
+    readonly name: string,
+    readonly user: string,
+    private readonly client: ssh2.Client,
+    private readonly jumps: ssh2.Client[],
+  ) {
+    super();
+    client.on('close', () => (this.closed = true));
+  }
+
+  /** Resolve ssh_config for `alias` and connect (through any ProxyJump chain). */
+  static async connect(
+    name: string,
+    alias: string,
+    overrides: { user?: string; port?: number },
+    options: SshOptions = {},
+  ): Promise<SshHost> {
+    const settings = await resolveSshConfig(alias, { ...overrides, ...(options.configFile && { configFile: options.configFile }) });
+    const jumps: ssh2.Client[] = [];
+    try {
+      const client = await openClient(name, settings, options, jumps);
+      return new SshHost(name, settings.user, client, jumps);
+    } catch (err) {
+      for (const j of jumps) j.end();
+      throw err;
+    }
+  }
+
+  protected spawn(command: string, options: SpawnOptions): Promise<RunResult> {
+    return this.slots.with(() => this.execChannel(command, options));
+  }
+
+  private execChannel(command: string, options: SpawnOptions): Promise<RunResult> {
+    return new Promise((resolve, reject) => {
+      if (this.closed) return reject(new HostError(this.name, 'disconnected', 'the SSH connection was closed'));
+      this.client.exec(command, (err, stream: ClientChannel) => {
+        if (err) return reject(new HostError(this.name, 'disconnected', `cannot open a channel: ${err.message}`, { cause: err }));
+        const out: Buffer[] = [];
+        const errOut: Buffer[] = [];
+        let code: number | null = null;
+        let exited = false;
+        let timedOut = false;
+        const timer = setTimeout(() => {
+          timedOut = true;
+          stream.signal('KILL');
+          stream.close();
+        }, options.timeoutMs);
+        stream.on('data', (b: Buffer) => out.push(b));
+        stream.stderr.on('data', (b: Buffer) => errOut.push(b));
+        stream.on('exit', (c: number | null) => {
+          exited = true;
+          code = typeof c === 'number' ? c : null;
+        });
+        stream.on('close', () => {
+          clearTimeout(timer);
+          if (!exited && !timedOut && this.closed) {
+            return reject(new HostError(this.name, 'disconnected', `the SSH connection dropped while running a command`));
+          }
+          resolve({ stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(errOut).toString('utf8'), code, timedOut });
+        });
+        stream.end(options.stdin ?? '');
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    const ended = new Promise<void>((resolve) => {
+      if (this.closed) return resolve();
+      this.client.once('close', () => resolve());
+      setTimeout(resolve, 2000).unref();
+    });
+    this.client.end();
+    await ended;
+    for (const j of this.jumps.reverse()) j.end();
+  }
+}
+
+/** Connect one hop: first through its own ProxyJump chain, if any, then verify and authenticate. */
+async function openClient(
+  name: string,
+  settings: SshSettings,
+  options: SshOptions,
+  jumps: ssh2.Client[],
+): Promise<ssh2.Client> {
+  let sock: Duplex | undefined;
+  if (settings.proxyJump) {
+    let via: ssh2.Client | undefined;
+    for (const hop of settings.proxyJump.split(',')) {
+      const { alias, user, port } = splitJumpSpec(hop);
+      const hopSettings = await resolveSshConfig(alias, { ...(user && { user }), ...(port && { port }), ...(options.configFile && { configFile: options.configFile }) });
+      // Only the first hop may itself need a jump (its own ssh_config); later hops go through the previous one.
+      const hopClient = via
+        ? await handshake(`${name} (jump host ${hop})`, hopSettings, options, await forward(name, via, hopSettings))
+        : await openClient(`${name} (jump host ${hop})`, hopSettings, options, jumps);
+      jumps.push(hopClient);
+      via = hopClient;
+    }
+    sock = await forward(name, via!, settings);
+  }
+  return handshake(name, settings, options, sock);
+}
+
+function splitJumpSpec(spec: string): { alias: string; user?: string; port?: number } {
+  const m = /^(?:([^@]+)@)?(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(spec.replace(/^ssh:\/\//, ''));
+  if (!m) return { alias: spec };
+  return { alias: m[2]!.replace(/^\[|\]$/g, ''), ...(m[1] && { user: m[1] }), ...(m[3] && { port: Number(m[3]) }) };
+}
+
+function forward(name: string, via: ssh2.Client, to: SshSettings): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    via.forwardOut('127.0.0.1', 0, to.hostname, to.port, (err, stream) => {
+      if (err) reject(new HostError(name, 'proxy', `the jump host could not reach ${to.hostname} port ${to.port}: ${err.message}`));
+      else resolve(stream);
+    });
+  });
+}
+
+/** TCP (or a forwarded stream), host key verification, authentication. */
+async function handshake(name: string, s: SshSettings, options: SshOptions, sock?: Duplex): Promise<ssh2.Client> {
+  const keyName = knownHostsName(s.hostKeyAlias ?? s.hostname, s.port);
+  const known = await loadKnownHosts([...s.userKnownHostsFiles, ...s.globalKnownHostsFiles]);
+  const acceptNew = options.acceptNewHostKey === true || s.strictHostKeyChecking === 'accept-new';
+  const { handler, tried } = await authHandlerFor(s, options.identityFiles ?? []);
+  const timeoutSec = options.connectTimeoutSec ?? s.connectTimeoutSec ?? 20;
+  let refusal: HostError | undefined;
+
+  const client = new ssh2.Client();
+  const config: ConnectConfig = {
+    host: s.hostname,
+    port: s.port,
+    username: s.user,
+    readyTimeout: timeoutSec * 1000,
+    keepaliveInterval: 15_000,
+    algorithms: { serverHostKey: preferKnownTypes(knownKeyTypes(known, keyName)) as never },
+    authHandler: handler,
+    hostVerifier: ((key: Buffer, verify: (ok: boolean) => void) => {
+      judgeHostKey(name, keyName, key, known, acceptNew, s).then(
+        () => verify(true),
+        (err: HostError) => {
+          refusal = err;
+          verify(false);
+        },
+      );
+    }) as never,
+    ...(sock && { sock }),
+  };
+  return new Promise((resolve, reject) => {
+    client.once('ready', () => {
+      client.removeAllListeners('error');
+      client.on('error', () => {}); // later errors surface as a closed connection on the next command
+      resolve(client);
+    });
+    client.once('error', (err: Error & { level?: string; code?: string }) => {
+      client.end();
+      reject(refusal ?? connectError(name, s, err, tried(), timeoutSec));
+    });
+    client.connect(config);
+  });
+}
+
+async function judgeHostKey(
+  name: string,
+  keyName: string,
+  key: Buffer,
+  known: KnownHostEntry[],
+  acceptNew: boolean,
+  s: SshSettings,
+): Promise<void> {
+  const verdict = verifyHostKey(known, keyName, key);
+  const fp = `${keyTypeOf(key)} key ${fingerprint(key)}`;
+  switch (verdict.status) {
+    case 'known':
+      return;
+    case 'revoked':
+      throw new HostError(name, 'host-key-revoked', `host key ${fp} is marked @revoked in ${verdict.entry.file}:${verdict.entry.line}; refusing to connect`);
+    case 'changed': {
+      const old = verdict.entries[0]!;
+      throw new HostError(
+        name,
+        'host-key-changed',
+        `HOST KEY CHANGED: the host presents ${fp}, but ${old.file}:${old.line} records another ${old.keyType} key ` +
+          `(a reinstalled host, or someone in the middle). If the change is expected: ssh-keygen -R '${keyName}' -f ${old.file}`,
+      );
+    }
+    case 'unknown':
+      if (!acceptNew) {
+        throw new HostError(
+          name,
+          'host-key-unknown',
+          `host key not in known_hosts: ${fp}. If that is the host's key, run again with --accept-new-host-key to trust it`,
+        );
+      }
+      await addKnownHost(s.userKnownHostsFiles[0]!, keyName, key, s.hashKnownHosts);
+  }
+}
+
+/** Host key algorithms, those already in known_hosts for this host first (as OpenSSH orders them). */
+function preferKnownTypes(types: string[]): string[] {
+  const wanted = types.flatMap((t) => (t === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [t]));
+  return [...wanted.filter((a) => ALL_HOST_KEY_ALGOS.includes(a)), ...ALL_HOST_KEY_ALGOS.filter((a) => !wanted.includes(a))];
+}
+
+/** One readable line for a failed connection. */
+function connectError(
+  name: string,
+  s: SshSettings,
+  err: Error & { level?: string; code?: string },
+  tried: string[],
+  timeoutSec: number,
+): HostError {
+  const where = `${s.hostname} port ${s.port}`;
+  const fail = (kind: HostErrorKind, text: string) => new HostError(name, kind, text, { cause: err });
+  switch (err.code) {
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EAI_NONAME':
+      return fail('dns', `cannot resolve host name "${s.hostname}" (check the name, or add a Host entry to ~/.ssh/config)`);
+    case 'ECONNREFUSED':
+      return fail('refused', `connection refused by ${where} (is sshd running there, and is the port right?)`);
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+      return fail('unreachable', `no route to ${where}`);
+    case 'ETIMEDOUT':
+      return fail('timeout', `no answer from ${where} within ${timeoutSec} s (host down, firewall, or wrong address)`);
+    case 'ECONNRESET':
+      return fail('disconnected', `${where} closed the connection during the handshake`);
+  }
+  if (err.level === 'client-timeout') return fail('timeout', `no SSH handshake with ${where} within ${timeoutSec} s`);
+  if (err.level === 'client-authentication') {
+    const what = tried.length > 0 ? `tried ${tried.join(', ')}` : 'no ssh-agent and no usable key file';
+    return fail(
+      'auth',
+      `authentication failed for user ${s.user} (${what}); pass -i KEY, load the key into ssh-agent, or set User/IdentityFile in ~/.ssh/config`,
+    );
+  }
+  return fail('disconnected', `SSH to ${where} failed: ${err.message}`);
+}
