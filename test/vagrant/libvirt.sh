@@ -14,7 +14,7 @@
 # config, state, logs, pid files).
 set -euo pipefail
 
-log() { printf '%s libvirt.sh: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+log() { printf '%s [libvirt] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 usage() { sed -n '9,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }

@@ -1,0 +1,97 @@
+#!/usr/bin/env node
+// argv → typed options → one command function; nothing else happens here. Commands are imported
+// lazily so `--help` stays fast. Expected failures print one line and set a documented exit code.
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { ExitCode, PrepNodeError, oneLine } from './errors.js';
+import { parsePort } from './host/target.js';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+const EXIT_CODES = `
+Targets:
+  [user@]host[:port], [user@][ipv6]:port, an ssh_config alias, or "local" (this machine, no SSH).
+  No target and no --inventory means "local". SSH follows ~/.ssh/config (via ssh -G), ssh-agent
+  and ~/.ssh/known_hosts as OpenSSH does; unknown host keys are refused unless --accept-new-host-key.
+
+Exit codes:
+  0  every check passed (warnings allowed)
+  1  findings: a check failed, or could not tell (error)
+  2  bad usage or input (arguments, profile, inventory)
+  3  a host could not be reached: DNS, refused, timeout, authentication, host key unknown or changed
+  4  a host was reached but root was refused (sudo wants a password, or the user may not sudo)
+  70 internal error (a bug: please report it)
+`;
+
+function int(name: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}`);
+    return n;
+  };
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+function list(value: string, previous: string[] = []): string[] {
+  return [...previous, ...value.split(',').map((s) => s.trim()).filter(Boolean)];
+}
+
+/** Options shared by every command that reaches nodes. */
+function hostOptions(cmd: Command): Command {
+  return cmd
+    .option('-i, --identity <file>', 'private key to try first, like ssh -i (repeatable)', collect)
+    .option('-p, --port <port>', 'SSH port when the target names none, like ssh -p', (v) => parsePort(v, (w) => new InvalidArgumentError(w)))
+    .option('-l, --login <user>', 'login user when the target names none, like ssh -l')
+    .option('-F, --ssh-config <file>', 'ssh_config file instead of ~/.ssh/config, like ssh -F')
+    .option('--accept-new-host-key', 'trust and record an unknown host key (a changed key is always refused)')
+    .option('--connect-timeout <seconds>', 'give up on a host after this long', int('--connect-timeout', 1, 3600))
+    .option('--inventory <file>', 'YAML list of hosts (with optional user, port, profile)')
+    .addOption(new Option('--concurrency <n>', 'hosts worked on at once').default(16).argParser(int('--concurrency', 1, 1024)));
+}
+
+export function buildProgram(): Command {
+  const program = new Command('prep-node')
+    .description('Check and tune KVM VPS nodes over SSH for Kubernetes networking.')
+    .version(VERSION)
+    .addHelpText('after', EXIT_CODES)
+    .showHelpAfterError('(run prep-node --help for usage)')
+    .exitOverride();
+
+  hostOptions(
+    program
+      .command('check')
+      .description('check nodes against a profile; every finding comes with its fix')
+      .argument('[targets...]', 'hosts to check (default: local)')
+      .option('--profile <name|file>', 'built-in profile name or a profile file', undefined)
+      .option('--json', 'print one JSON document (schema prep-node/check/v1) and nothing else on stdout')
+      .option('--ignore <ids>', 'check ids (comma-separated, repeatable) or "all" whose failures do not set the exit code', list)
+      .addHelpText('after', EXIT_CODES),
+  ).action(async (targets: string[], options) => {
+    const { check } = await import('./commands/check.js');
+    process.exitCode = await check(targets, options, { stdout: process.stdout, stderr: process.stderr, version: VERSION });
+  });
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and --version exit 0; every other commander error has printed its message already.
+      process.exitCode = err.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+    } else if (err instanceof PrepNodeError) {
+      process.stderr.write(`prep-node: ${oneLine(err)}\n`);
+      process.exitCode = err.exitCode;
+    } else {
+      process.stderr.write(`prep-node: internal error: ${oneLine(err)}\n`);
+      if (process.env.PREP_NODE_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
+      process.exitCode = ExitCode.internal;
+    }
+  }
+}
+
+await main(process.argv);

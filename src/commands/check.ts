@@ -1,0 +1,69 @@
+// `prep-node check`: run the check catalogue on each host and report.
+import { CHECKS } from '../checks/index.js';
+import { runChecks, validateIgnore } from '../checks/runner.js';
+import { countStatuses, exitCodeFor, type HostReport } from '../report/model.js';
+import { checkDocument } from '../report/json.js';
+import { renderHost, renderMatrix } from '../report/table.js';
+import { DEFAULT_PROFILE, loadProfile } from '../profiles/load.js';
+import type { Profile } from '../profiles/schema.js';
+import { resolveHosts, runOnHosts, type HostOptions } from './hosts.js';
+import type { ExitCode } from '../errors.js';
+import { PrepNodeError } from '../errors.js';
+
+export interface CheckOptions extends HostOptions {
+  profile?: string;
+  json?: boolean;
+  ignore?: string[];
+}
+
+export interface Io {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stderr: NodeJS.WritableStream;
+  version: string;
+}
+
+export async function check(targets: string[], options: CheckOptions, io: Io): Promise<ExitCode> {
+  const started = new Date();
+  const specs = await resolveHosts(targets, options);
+  validateIgnore(CHECKS, options.ignore ?? []);
+  // Every profile is loaded and validated before the first connection.
+  const profiles = new Map<string, Profile>();
+  for (const name of new Set(specs.map((s) => s.profile ?? options.profile ?? DEFAULT_PROFILE))) profiles.set(name, await loadProfile(name));
+
+  const interactive = !options.json && io.stdout.isTTY === true;
+  const outcomes = await runOnHosts(
+    specs,
+    options,
+    {
+      work: (host, spec, progress) =>
+        runChecks({ host, profile: profiles.get(spec.profile ?? options.profile ?? DEFAULT_PROFILE)! }, CHECKS, {
+          ...(options.ignore && { ignore: options.ignore }),
+          onResult: (r) => progress(`${r.id}: ${r.status}`),
+        }),
+      summarize: (results) => {
+        const n = countStatuses(results);
+        return `${n.pass} pass, ${n.warn} warn, ${n.fail} fail, ${n.error} error`;
+      },
+    },
+    interactive,
+  );
+  const reports: HostReport[] = outcomes.map((o) => ({
+    target: o.spec.target.spec,
+    profile: profiles.get(o.spec.profile ?? options.profile ?? DEFAULT_PROFILE)!.name,
+    checks: 'value' in o ? o.value : [],
+    ...('error' in o && { error: { kind: o.error.kind, message: o.error.message } }),
+  }));
+
+  if (options.json) {
+    const doc = checkDocument(reports, { version: io.version, startedAt: started, durationMs: Date.now() - started.getTime() });
+    io.stdout.write(JSON.stringify(doc, null, 2) + '\n');
+    return exitCodeFor(reports);
+  }
+  // A single host that could not be reached is one line, like ssh's own errors.
+  const only = outcomes.length === 1 ? outcomes[0]! : undefined;
+  if (only && 'error' in only) throw only.error as PrepNodeError;
+  const style = { color: io.stdout.isTTY === true && !process.env.NO_COLOR };
+  for (const r of reports) io.stdout.write(renderHost(r, style) + '\n');
+  if (reports.length > 1) io.stdout.write(renderMatrix(reports, style));
+  return exitCodeFor(reports);
+}

@@ -1,0 +1,53 @@
+// The fleet: targets from argv and/or an inventory file (YAML), each with optional user, port and profile.
+import { readFile } from 'node:fs/promises';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { UsageError } from './errors.js';
+import { parseTarget, type Target } from './host/target.js';
+
+export interface HostSpec {
+  target: Target;
+  /** Profile name or path for this host, overriding --profile. */
+  profile?: string;
+}
+
+const port = z.number().int().min(1).max(65535);
+const entry = z.union([
+  z.string(),
+  z.strictObject({ host: z.string(), user: z.string().optional(), port: port.optional(), profile: z.string().optional() }),
+]);
+const InventorySchema = z.strictObject({
+  defaults: z.strictObject({ user: z.string().optional(), port: port.optional(), profile: z.string().optional() }).optional(),
+  hosts: z.array(entry).min(1, 'expected at least one host'),
+});
+
+/** Documented in the README: `hosts:` is a list of target strings or {host, user, port, profile}. */
+export async function loadInventory(file: string): Promise<HostSpec[]> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    throw new UsageError(`inventory ${file} cannot be read`);
+  }
+  return parseInventory(text, file);
+}
+
+export function parseInventory(text: string, file: string): HostSpec[] {
+  const doc = parseDocument(text);
+  if (doc.errors[0]) throw new UsageError(`${file}: invalid YAML: ${doc.errors[0].message.split('\n')[0]}`);
+  const parsed = InventorySchema.safeParse(doc.toJS());
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new UsageError(`${file}: ${issue.path.join('.') || '(top level)'}: ${issue.message} (expected hosts: [ "user@host:port" | {host, user, port, profile} ])`);
+  }
+  const d = parsed.data.defaults ?? {};
+  return parsed.data.hosts.map((h) => {
+    const e = typeof h === 'string' ? { host: h } : h;
+    const t = parseTarget(e.host);
+    const user = t.user ?? e.user ?? d.user;
+    const p = t.port ?? e.port ?? d.port;
+    const profile = e.profile ?? d.profile;
+    const target: Target = { ...t, ...(user && !t.local && { user }), ...(p && !t.local && { port: p }) };
+    return { target, ...(profile && { profile }) };
+  });
+}
