@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ExitCode, PrepNodeError, oneLine } from './errors.js';
 import { parsePort } from './host/target.js';
+import type { CheckOptions } from './commands/check.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -69,7 +70,7 @@ export function buildProgram(): Command {
       .option('--json', 'print one JSON document (schema prep-node/check/v1) and nothing else on stdout')
       .option('--ignore <ids>', 'check ids (comma-separated, repeatable) or "all" whose failures do not set the exit code', list)
       .addHelpText('after', EXIT_CODES),
-  ).action(async (targets: string[], options) => {
+  ).action(async (targets: string[], options: CheckOptions) => {
     const { check } = await import('./commands/check.js');
     process.exitCode = await check(targets, options, { stdout: process.stdout, stderr: process.stderr, version: VERSION });
   });

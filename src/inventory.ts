@@ -37,8 +37,8 @@ export function parseInventory(text: string, file: string): HostSpec[] {
   if (doc.errors[0]) throw new UsageError(`${file}: invalid YAML: ${doc.errors[0].message.split('\n')[0]}`);
   const parsed = InventorySchema.safeParse(doc.toJS());
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new UsageError(`${file}: ${issue.path.join('.') || '(top level)'}: ${issue.message} (expected hosts: [ "user@host:port" | {host, user, port, profile} ])`);
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ');
+    throw new UsageError(`${file}: ${issues} (expected hosts: [ "user@host:port" | {host, user, port, profile} ])`);
   }
   const d = parsed.data.defaults ?? {};
   return parsed.data.hosts.map((h) => {

@@ -72,7 +72,7 @@ export async function runOnHosts<R>(specs: HostSpec[], options: HostOptions, run
   };
   if (!showProgress) return pool(specs, options.concurrency, (spec) => one(spec, () => {}));
 
-  const outcomes: HostOutcome<R>[] = new Array(specs.length);
+  const outcomes = new Array<HostOutcome<R>>(specs.length);
   const tasks = new Listr(
     specs.map((spec, i) => ({
       title: spec.target.spec,

@@ -17,7 +17,7 @@ export async function authHandlerFor(
 ): Promise<{ handler: AuthHandlerMiddleware; tried: () => string[] }> {
   const methods: { label: string; auth: NextAuth }[] = [];
   if (s.identityAgent && !s.identitiesOnly && existsSync(s.identityAgent)) {
-    methods.push({ label: 'ssh-agent', auth: { type: 'agent', username: s.user, agent: s.identityAgent } as NextAuth });
+    methods.push({ label: 'ssh-agent', auth: { type: 'agent', username: s.user, agent: s.identityAgent } });
   }
   const skipped: string[] = [];
   for (const file of [...new Set([...extraIdentities, ...s.identityFiles])]) {
@@ -33,7 +33,7 @@ export async function authHandlerFor(
       skipped.push(`${tilde(file)} (${/encrypt|passphrase/i.test(parsed.message) ? 'encrypted: load it into ssh-agent' : 'not a private key'})`);
       continue;
     }
-    methods.push({ label: tilde(file), auth: { type: 'publickey', username: s.user, key } as NextAuth });
+    methods.push({ label: tilde(file), auth: { type: 'publickey', username: s.user, key } });
   }
   const tried: string[] = [];
   let next = 0;

@@ -192,7 +192,7 @@ async function handshake(name: string, s: SshSettings, options: SshOptions, sock
           verify(false);
         },
       );
-    }) as never,
+    }),
     ...(sock && { sock }),
   };
   return new Promise((resolve, reject) => {

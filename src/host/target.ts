@@ -42,7 +42,7 @@ export function parseTarget(spec: string): Target {
     host = colon >= 0 ? rest.slice(0, colon) : rest;
     if (colon >= 0) port = parsePort(rest.slice(colon + 1), bad);
   }
-  if (host === '' || (!HOST_CHARS.test(host) && !/^[0-9a-fA-F:.%]+$/.test(host))) throw bad(`invalid host "${host}"`);
+  if (host === '' || (!HOST_CHARS.test(host) && !/^[0-9a-fA-F:.]+(%[\w.-]+)?$/.test(host))) throw bad(`invalid host "${host}"`);
   return { spec: s, local: false, host, ...(user !== undefined && { user }), ...(port !== undefined && { port }) };
 }
 

@@ -23,7 +23,7 @@ set -euo pipefail
 
 PN_LOG_TAG=image
 SELF_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
-# shellcheck source=test/vagrant/lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$SELF_DIR/lib.sh"
 
 SUITE=bookworm

@@ -4,6 +4,7 @@
 # Changing this file changes the image cache key (see image.sh).
 
 # Where images and machine-local probe results are kept.
+# shellcheck disable=SC2034 # used by the scripts that source this file
 PN_CACHE_ROOT="${PREP_NODE_VM_CACHE:-/var/cache/prep-node/vm}"
 # Tag printed in front of every log line; scripts override it.
 PN_LOG_TAG="${PN_LOG_TAG:-vm}"

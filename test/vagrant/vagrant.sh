@@ -232,6 +232,7 @@ do_up() {
     do_down
   fi
   mkdir -p "$state" "$VAGRANT_CWD"
+  rm -f "$state/.down"
   echo $$ >"$state/up.pid"
   trap up_failed EXIT
   [[ -n $owner_pid ]] && start_watcher "$owner_pid"

@@ -1,0 +1,48 @@
+# prep-node. `make demo` and `make test` install what is missing (apt, npm), build, and run.
+SHELL := /bin/bash
+.DELETE_ON_ERROR:
+NODE_TEST := node --test --test-reporter=spec --test-concurrency=1
+
+.PHONY: all deps build lint typecheck test test-unit test-kernel test-vagrant demo clean
+
+all: build
+
+deps: node_modules/.installed
+	@scripts/install-deps.sh
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+build: node_modules/.installed
+	npx tsc -p tsconfig.json
+
+typecheck: node_modules/.installed
+	npx tsc -p tsconfig.json --noEmit
+
+lint: node_modules/.installed
+	npx eslint .
+	bash -n test/vagrant/*.sh scripts/*.sh
+
+# Node 20's runner takes files, not globs: list each tier's compiled tests.
+tests = $$(find $(addprefix dist/test/,$(1)) -name '*.test.js' | sort)
+
+# Every tier in one run of node's test runner, so its closing summary counts them all.
+test: deps build lint
+	$(NODE_TEST) $(call tests,unit kernel vagrant)
+
+test-unit: build
+	$(NODE_TEST) $(call tests,unit)
+
+test-kernel: deps build
+	$(NODE_TEST) $(call tests,kernel)
+
+test-vagrant: deps build
+	$(NODE_TEST) $(call tests,vagrant)
+
+# Boot the test VM, check it over SSH as a user would, tear it down (also on failure or Ctrl-C).
+demo: deps build
+	test/vagrant/demo.sh
+
+clean:
+	rm -rf dist node_modules

@@ -1,0 +1,28 @@
+// A Host whose commands answer from a table of recorded outputs: checks run against it exactly as
+// against a node, without one. An unlisted command fails loudly, so a test never passes by accident.
+import { BaseHost, type SpawnOptions } from '../../src/host/base.js';
+import type { RunResult } from '../../src/host/host.js';
+
+export type Answer = string | Partial<RunResult>;
+
+export class FixtureHost extends BaseHost {
+  readonly commands: string[] = [];
+
+  constructor(
+    private readonly answers: Record<string, Answer>,
+    readonly name = 'fixture',
+    readonly user = 'root',
+  ) {
+    super();
+  }
+
+  protected spawn(command: string, _options: SpawnOptions): Promise<RunResult> {
+    this.commands.push(command);
+    const a = this.answers[command];
+    if (a === undefined) return Promise.resolve({ stdout: '', stderr: `fixture: no answer for ${command}`, code: 127, timedOut: false });
+    const r = typeof a === 'string' ? { stdout: a } : a;
+    return Promise.resolve({ stdout: r.stdout ?? '', stderr: r.stderr ?? '', code: r.code === undefined ? 0 : r.code, timedOut: r.timedOut ?? false });
+  }
+
+  async close(): Promise<void> {}
+}

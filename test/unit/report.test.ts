@@ -1,0 +1,44 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { exitCodeFor, type HostReport } from '../../src/report/model.js';
+import { checkDocument, CHECK_SCHEMA } from '../../src/report/json.js';
+import { renderHost, renderMatrix } from '../../src/report/table.js';
+import type { CheckResult } from '../../src/checks/types.js';
+
+const result = (status: CheckResult['status'], ignored = false): CheckResult => ({
+  id: 'kernel.version', title: 'Kernel version', status, observed: '5.4.0', expected: '>= 5.10', remedy: 'upgrade', ignored,
+});
+const host = (target: string, checks: CheckResult[], error?: HostReport['error']): HostReport => ({ target, profile: 'k8s-worker', checks, ...(error && { error }) });
+
+test('exit codes: 0 ok or warn, 1 findings, 3 unreachable, 4 sudo refused; ignored findings do not count', () => {
+  assert.equal(exitCodeFor([host('a', [result('pass'), result('warn')])]), 0);
+  assert.equal(exitCodeFor([host('a', [result('fail')])]), 1);
+  assert.equal(exitCodeFor([host('a', [result('error')])]), 1);
+  assert.equal(exitCodeFor([host('a', [result('fail', true)])]), 0);
+  assert.equal(exitCodeFor([host('a', [result('fail')]), host('b', [], { kind: 'refused', message: 'b: refused' })]), 3);
+  assert.equal(exitCodeFor([host('a', [result('fail')]), host('b', [], { kind: 'sudo-password', message: 'b: sudo' })]), 4);
+});
+
+test('JSON document: schema, per-host counts, nulls for absent fields, summary', () => {
+  const doc = checkDocument([host('a', [result('fail')]), host('b', [], { kind: 'dns', message: 'b: cannot resolve' })], {
+    version: '1.2.3', startedAt: new Date(0), durationMs: 5,
+  });
+  assert.equal(doc.schema, CHECK_SCHEMA);
+  assert.equal(doc.hosts[0]!.reachable, true);
+  assert.equal(doc.hosts[0]!.counts.fail, 1);
+  assert.equal(doc.hosts[0]!.checks[0]!.detail, null);
+  assert.deepEqual(doc.hosts[1]!.error, { kind: 'dns', message: 'b: cannot resolve' });
+  assert.equal(doc.summary.hosts, 2);
+  assert.equal(doc.summary.unreachable, 1);
+  assert.equal(doc.exitCode, 3);
+  assert.deepEqual(JSON.parse(JSON.stringify(doc)), doc, 'round-trips');
+});
+
+test('table shows the remedy under a failing row, and the matrix one row per host', () => {
+  const text = renderHost(host('node1', [result('fail')]), { color: false });
+  assert.match(text, /kernel\.version\s+FAIL\s+5\.4\.0\s+>= 5\.10/);
+  assert.match(text, /fix: upgrade/);
+  const m = renderMatrix([host('node1', [result('pass')]), host('node2', [], { kind: 'timeout', message: 'x' })], { color: false });
+  assert.match(m, /^node1\s+PASS/m);
+  assert.match(m, /^node2\s+unreachable \(timeout\)/m);
+});
