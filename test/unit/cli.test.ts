@@ -1,0 +1,71 @@
+// The CLI as a user runs it: a child process, its stdout, stderr and exit code.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
+const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+
+test('--help documents the exit codes', () => {
+  const r = run('check', '--help');
+  assert.equal(r.status, 0);
+  for (const line of [/0\s+every check passed/, /1\s+findings/, /2\s+bad usage/, /3\s+a host could not be reached/, /4\s+.*sudo/]) assert.match(r.stdout, line);
+});
+
+test('bad usage exits 2 with a one-line message', () => {
+  const cases: [string[], RegExp][] = [
+    [['check', '-p', 'ssh', 'node1'], /port "ssh" is not a number/],
+    [['check', '--concurrency', '0'], /--concurrency must be a whole number/],
+    [['check', '--ignore', 'kernel.nope'], /unknown check "kernel\.nope"/],
+    [['check', '--profile', 'nope'], /no built-in profile "nope"/],
+    [['check', 'bad host'], /bad target "bad host"/],
+    [['check', 'local', 'local'], /given twice/],
+    [['frobnicate'], /unknown command/],
+  ];
+  for (const [args, message] of cases) {
+    const r = run(...args);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  }
+});
+
+test('an invalid profile file is rejected before any host is touched, naming file, line and key', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pn-cli-'));
+  try {
+    const file = join(dir, 'mine.yaml');
+    writeFileSync(file, 'name: mine\ndescription: x\nkernel:\n  min: "lots"\n  recommended: "5.15"\n');
+    // The target would fail with exit 3 if it were contacted; exit 2 proves validation came first.
+    const r = run('check', '--profile', file, 'nosuchhost.invalid');
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /mine\.yaml:4:8: kernel\.min: expected a kernel version/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('check --json on this machine prints one schema-v1 document and nothing else', () => {
+  const r = run('check', '--json');
+  assert.ok(r.status === 0 || r.status === 1, r.stderr);
+  const doc = JSON.parse(r.stdout) as { schema: string; hosts: { target: string; checks: { id: string; status: string }[] }[]; exitCode: number };
+  assert.equal(doc.schema, 'prep-node/check/v1');
+  assert.equal(doc.hosts[0]!.target, 'local');
+  assert.equal(doc.hosts[0]!.checks[0]!.id, 'kernel.version');
+  assert.equal(doc.exitCode, r.status);
+});
+
+test('an unresolvable host is one line and exit 3; --json reports it in the document', () => {
+  const r = run('check', 'nosuchhost.invalid');
+  assert.equal(r.status, 3);
+  assert.equal(r.stderr.trim().split('\n').length, 1);
+  assert.match(r.stderr, /^prep-node: nosuchhost\.invalid: cannot resolve host name/);
+  const j = run('check', '--json', 'nosuchhost.invalid');
+  assert.equal(j.status, 3);
+  const doc = JSON.parse(j.stdout) as { hosts: { reachable: boolean; error: { kind: string } }[] };
+  assert.equal(doc.hosts[0]!.reachable, false);
+  assert.equal(doc.hosts[0]!.error.kind, 'dns');
+});

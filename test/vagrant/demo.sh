@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# `make demo`: boot the local test VM (plain QEMU, SSH forwarded on 127.0.0.1 only), run prep-node
+# against it over SSH through an ssh_config alias as a user would, print the report, tear it down
+# (the trap runs on success, failure and Ctrl-C).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+prep_node=(node "$repo/dist/src/cli.js")
+state=$(mktemp -d /tmp/prep-node-demo.XXXXXX)
+
+cleanup() {
+  "$here/qemu.sh" down "$state" >/dev/null 2>&1 || true
+  rm -rf "$state"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "== booting the Debian 12 test VM (first run builds the image: a few minutes) =="
+"$here/qemu.sh" up "$state" --owner-pid $$ >/dev/null
+field() { node -e 'const t=require(process.argv[1]); console.log(t[process.argv[2]])' "$state/target.json" "$1"; }
+
+cat > "$state/ssh_config" <<CONF
+Host demo-vm
+  HostName $(field host)
+  Port $(field port)
+  User root
+  IdentityFile $(field identity)
+  IdentitiesOnly yes
+  IdentityAgent none
+  UserKnownHostsFile $state/known_hosts
+  GlobalKnownHostsFile /dev/null
+CONF
+
+show() {
+  echo
+  echo "\$ prep-node $*"
+  local rc=0
+  "${prep_node[@]}" "$@" || rc=$?
+  echo "(exit $rc)"
+  return 0
+}
+echo "== ssh_config =="
+cat "$state/ssh_config"
+show check -F "$state/ssh_config" demo-vm
+show check -F "$state/ssh_config" --accept-new-host-key demo-vm
+show check -F "$state/ssh_config" prep@demo-vm local

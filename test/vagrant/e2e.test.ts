@@ -1,0 +1,105 @@
+// End to end: a real Debian 12 VM (its own 6.1 kernel), booted by the harness, checked over SSH by
+// the CLI exactly as a user would run it. Both backends: plain QEMU (port forwarded on 127.0.0.1)
+// and Vagrant with libvirt (inside a network namespace the harness creates).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { REPO, bootVm, clientConfig, runCli, runNode, type Backend, type Vm } from '../helpers/vm.js';
+import { CHECK_SCHEMA, type CheckDocument } from '../../src/report/json.js';
+
+const backends = (process.env.PREP_NODE_VM_BACKENDS ?? 'qemu,vagrant').split(',') as Backend[];
+
+for (const backend of backends) {
+  describe(`check against a Debian 12 VM (${backend})`, { timeout: 900_000 }, () => {
+    let vm: Vm;
+    let dir: string;
+    let config: string;
+    let knownHosts: string;
+
+    before(async () => {
+      vm = await bootVm(backend);
+      dir = mkdtempSync(join(tmpdir(), 'prep-node-e2e-'));
+      knownHosts = join(dir, 'known_hosts');
+      config = clientConfig(dir, vm, knownHosts);
+    });
+    after(async () => {
+      await vm?.down();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    test('an unknown host key is refused with its fingerprint, exit 3', () => {
+      const r = runCli(vm, ['check', '-F', config, vm.spec('root')]);
+      assert.equal(r.status, 3, r.stderr);
+      assert.ok(r.stderr.includes(vm.target.hostKeyFingerprint), r.stderr);
+      assert.match(r.stderr, /--accept-new-host-key/);
+      assert.equal(r.stderr.trim().split('\n').length, 1);
+    });
+
+    test('--accept-new-host-key trusts it once; later runs verify against known_hosts', () => {
+      const first = runCli(vm, ['check', '-F', config, '--accept-new-host-key', vm.spec('root')]);
+      assert.equal(first.status, 0, first.stderr + first.stdout);
+      assert.match(first.stdout, /kernel\.version\s+PASS\s+6\.1\./);
+      assert.match(readFileSync(knownHosts, 'utf8'), /ssh-ed25519/);
+      const again = runCli(vm, ['check', '-F', config, vm.spec('root')]);
+      assert.equal(again.status, 0, again.stderr);
+    });
+
+    test('a sudo user gets the same report; --json is one schema-v1 document', () => {
+      const r = runCli(vm, ['check', '-F', config, '--json', vm.spec(vm.target.sudoUser)]);
+      assert.equal(r.status, 0, r.stderr);
+      const doc = JSON.parse(r.stdout) as CheckDocument;
+      assert.equal(doc.schema, CHECK_SCHEMA);
+      const kernel = doc.hosts[0]!.checks.find((c) => c.id === 'kernel.version')!;
+      assert.equal(kernel.status, 'pass');
+      assert.equal(kernel.observed, vm.target.kernel);
+    });
+
+    test('a fleet of the VM (as two users) and this machine, from an inventory, gets a matrix', () => {
+      const inventory = join(dir, 'inventory.yaml');
+      writeFileSync(inventory, `hosts:\n  - ${vm.spec('root')}\n  - ${vm.spec(vm.target.sudoUser)}\n  - local\n`);
+      const r = runCli(vm, ['check', '-F', config, '--inventory', inventory, '--concurrency', '3']);
+      assert.equal(r.status, 0, r.stderr + r.stdout);
+      assert.match(r.stdout, /^HOST\s+kernel\.version/m);
+      assert.match(r.stdout, /^local\s+PASS/m);
+    });
+
+    test('a changed host key is a hard error, even with --accept-new-host-key', () => {
+      const saved = join(dir, 'known_hosts.saved');
+      copyFileSync(knownHosts, saved);
+      try {
+        // Another ed25519 key recorded for the same host: what a man in the middle would look like.
+        const name = vm.target.port === 22 ? vm.target.host : `[${vm.target.host}]:${vm.target.port}`;
+        writeFileSync(knownHosts, `${name} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGRG+NxyT77gB1VRD6xIi2s4NclV/H+mwxQSMrmE9Svi\n`);
+        const r = runCli(vm, ['check', '-F', config, '--accept-new-host-key', vm.spec('root')]);
+        assert.equal(r.status, 3, r.stderr);
+        assert.match(r.stderr, /HOST KEY CHANGED/);
+        assert.ok(r.stderr.includes(vm.target.hostKeyFingerprint));
+      } finally {
+        copyFileSync(saved, knownHosts);
+      }
+    });
+
+    test('sudo: a NOPASSWD user runs as root, a user whose sudo wants a password gets exit 4 and one line', () => {
+      // Straight through the Host API (no check needs root yet), run where the VM is reachable.
+      const script = (user: string) => `
+        import { openHost } from ${JSON.stringify(join(REPO, 'dist/src/host/connect.js'))};
+        import { parseTarget } from ${JSON.stringify(join(REPO, 'dist/src/host/target.js'))};
+        const host = await openHost(parseTarget(${JSON.stringify(vm.spec(user))}), { configFile: ${JSON.stringify(config)} });
+        try { console.log((await host.exec('id -u', { sudo: true })).trim()); }
+        catch (e) { console.log(e.exitCode + ' ' + e.kind + ' ' + e.message); }
+        finally { await host.close(); }`;
+      const ok = runNode(vm, script(vm.target.sudoUser));
+      assert.equal(ok.stdout.trim(), '0', ok.stderr);
+      const refused = runNode(vm, script(vm.target.sudoPasswordUser));
+      assert.match(refused.stdout.trim(), new RegExp(`^4 sudo-password .*sudo asks user ${vm.target.sudoPasswordUser} for a password`), refused.stderr);
+    });
+
+    test('check local runs without SSH', () => {
+      const r = runCli(vm, ['check', 'local', '--json']);
+      assert.ok(r.status === 0 || r.status === 1, r.stderr);
+      assert.equal((JSON.parse(r.stdout) as CheckDocument).hosts[0]!.target, 'local');
+    });
+  });
+}
