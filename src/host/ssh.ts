@@ -35,6 +35,8 @@ export interface SshOptions {
 
 // OpenSSH's default MaxSessions is 10 channels per connection; stay under it.
 const MAX_CHANNELS = 8;
+// How long a killed command may take to go before its channel is closed from our side.
+const KILL_GRACE_MS = 2000;
 const ALL_HOST_KEY_ALGOS = [
   'ssh-ed25519',
   'ecdsa-sha2-nistp256',
@@ -77,24 +79,52 @@ export class SshHost extends BaseHost {
     }
   }
 
-  protected spawn(command: string, options: SpawnOptions): Promise<RunResult> {
-    return this.slots.with(() => this.execChannel(command, options));
+  protected async spawn(command: string, options: SpawnOptions): Promise<RunResult> {
+    await this.slots.acquire();
+    // The slot is held until sshd has closed the channel (it counts against MaxSessions until then),
+    // which for a timed-out command can be after its result was returned.
+    let released = false;
+    const release = (): void => {
+      if (!released) {
+        released = true;
+        this.slots.release();
+      }
+    };
+    return this.execChannel(command, options, release);
   }
 
-  private execChannel(command: string, options: SpawnOptions): Promise<RunResult> {
+  private execChannel(command: string, options: SpawnOptions, release: () => void): Promise<RunResult> {
     return new Promise((resolve, reject) => {
-      if (this.closed) return reject(new HostError(this.name, 'disconnected', 'the SSH connection was closed'));
+      if (this.closed) {
+        release();
+        return reject(new HostError(this.name, 'disconnected', 'the SSH connection was closed'));
+      }
       this.client.exec(command, (err, stream: ClientChannel) => {
-        if (err) return reject(new HostError(this.name, 'disconnected', `cannot open a channel: ${err.message}`, { cause: err }));
+        if (err) {
+          release();
+          return reject(new HostError(this.name, 'disconnected', `cannot open a channel: ${err.message}`, { cause: err }));
+        }
         const out: Buffer[] = [];
         const errOut: Buffer[] = [];
         let code: number | null = null;
         let exited = false;
         let timedOut = false;
+        let settled = false;
+        const result = (): RunResult => ({
+          stdout: Buffer.concat(out).toString('utf8'),
+          stderr: Buffer.concat(errOut).toString('utf8'),
+          code: timedOut ? null : code,
+          timedOut,
+        });
         const timer = setTimeout(() => {
           timedOut = true;
-          stream.signal('KILL');
-          stream.close();
+          signalChannel(stream, 'KILL');
+          // The caller gets its timeout now. sshd frees the session (it counts against MaxSessions)
+          // only once the command is reaped, so let sshd close the channel after the kill; close it
+          // ourselves if the command could not be killed (see signalChannel). The slot is freed on close.
+          settled = true;
+          resolve(result());
+          setTimeout(() => stream.close(), KILL_GRACE_MS).unref();
         }, options.timeoutMs);
         stream.on('data', (b: Buffer) => out.push(b));
         stream.stderr.on('data', (b: Buffer) => errOut.push(b));
@@ -104,10 +134,13 @@ export class SshHost extends BaseHost {
         });
         stream.on('close', () => {
           clearTimeout(timer);
-          if (!exited && !timedOut && this.closed) {
+          release();
+          if (settled) return;
+          settled = true;
+          if (!exited && this.closed) {
             return reject(new HostError(this.name, 'disconnected', `the SSH connection dropped while running a command`));
           }
-          resolve({ stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(errOut).toString('utf8'), code, timedOut });
+          resolve(result());
         });
         stream.end(options.stdin ?? '');
       });
@@ -123,6 +156,26 @@ export class SshHost extends BaseHost {
     this.client.end();
     await ended;
     for (const j of this.jumps.reverse()) j.end();
+  }
+}
+
+/**
+ * Send an RFC 4254 "signal" request. ssh2's stream.signal() silently does nothing once stdin is
+ * ended, which execChannel always does at once, so the request goes through the protocol directly.
+ * sshd delivers it with killpg() as the login user, and refuses it for root logins ("session
+ * signalling requires privilege separation"): there the command keeps running on the host.
+ */
+function signalChannel(stream: ClientChannel, signal: string): void {
+  const ch = stream as unknown as { outgoing?: { id: number; state: string }; _client?: { _protocol?: { signal(id: number, s: string): void } } };
+  const proto = ch._client?._protocol;
+  if (ch.outgoing && proto && (ch.outgoing.state === 'open' || ch.outgoing.state === 'eof')) {
+    try {
+      proto.signal(ch.outgoing.id, signal);
+    } catch {
+      // connection already gone
+    }
+  } else {
+    stream.signal(signal);
   }
 }
 
@@ -201,7 +254,12 @@ async function handshake(name: string, s: SshSettings, options: SshOptions, sock
       client.on('error', () => {}); // later errors surface as a closed connection on the next command
       resolve(client);
     });
-    client.once('error', (err: Error & { level?: string; code?: string }) => {
+    let failed = false;
+    // `on`, not `once`: ssh2 can emit a second error (e.g. "Connection lost before handshake" after a
+    // timeout), and an 'error' without a listener would crash the process.
+    client.on('error', (err: Error & { level?: string; code?: string }) => {
+      if (failed) return;
+      failed = true;
       client.end();
       reject(refusal ?? connectError(name, s, err, tried(), timeoutSec));
     });

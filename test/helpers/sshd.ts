@@ -28,6 +28,12 @@ export interface StartSshdOptions {
   logLevel?: 'QUIET' | 'FATAL' | 'ERROR' | 'INFO' | 'VERBOSE' | 'DEBUG1' | 'DEBUG2' | 'DEBUG3';
   /** Extra sshd_config lines, appended. */
   extraConfig?: string[];
+  /**
+   * Sessions get HOME=<dir>/home (empty, world-writable) instead of the user's home, so dotfiles of
+   * the machine running the tests (root's ~/.bashrc, which bash sources for ssh commands) do not
+   * add output or delay to every command. Default true.
+   */
+  isolateHome?: boolean;
 }
 
 export interface Sshd {
@@ -45,8 +51,17 @@ export interface Sshd {
   knownHostsLine(): string;
   /** Everything sshd wrote to stdout/stderr so far. */
   log(): string;
-  /** Kill sshd and its per-connection children, remove dir. Safe to call twice. */
+  /**
+   * Kill sshd and everything under it (sessions first, then connections, then the listener), remove
+   * dir. Safe to call twice.
+   */
   stop(): Promise<void>;
+  /**
+   * SIGKILL the per-connection sshd processes, as if the host or the network went away: clients see
+   * their connection drop while commands run. Those commands may live on as orphans (the caller
+   * cleans them up). The listener keeps running.
+   */
+  dropConnections(): Promise<void>;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -107,20 +122,44 @@ export function processGone(pid: number): boolean {
   }
 }
 
-/** Signal pid and all its descendants, children first collected, by pid. */
-function killTree(pid: number, signal: NodeJS.Signals): void {
-  const all: number[] = [];
-  const walk = (p: number): void => {
-    all.push(p);
-    for (const c of childPids(p)) walk(c);
-  };
-  walk(pid);
-  for (const p of all) {
+/** pid and its descendants, by depth: [[pid], [children], [grandchildren], ...]. */
+function treeLevels(pid: number): number[][] {
+  const levels: number[][] = [];
+  let level = [pid];
+  while (level.length > 0) {
+    levels.push(level);
+    level = level.flatMap(childPids);
+  }
+  return levels;
+}
+
+function signal(pids: number[], sig: NodeJS.Signals): void {
+  for (const p of pids) {
     try {
-      process.kill(p, signal);
+      process.kill(p, sig);
     } catch {
       // already gone
     }
+  }
+}
+
+/** Signal pid and all its descendants at once, by pid (the exit path: no waiting). */
+function killTree(pid: number, sig: NodeJS.Signals): void {
+  signal(treeLevels(pid).flat(), sig);
+}
+
+/**
+ * Stop a process tree from the leaves up, so each parent is still there to reap its children
+ * (orphans would be left as zombies where PID 1 does not reap): sessions, then the per-connection
+ * sshd processes, then the listener.
+ */
+async function stopTree(pid: number): Promise<void> {
+  const levels = treeLevels(pid);
+  for (let i = levels.length - 1; i >= 0; i--) {
+    const pids = levels[i]!;
+    signal(pids, i === 0 ? 'SIGTERM' : 'SIGKILL');
+    const end = Date.now() + 1000;
+    while (Date.now() < end && !pids.every(processGone)) await sleep(10);
   }
 }
 
@@ -190,6 +229,11 @@ async function supportsPerSourcePenalties(dir: string, baseConfig: string): Prom
   return perSourcePenaltiesKnown;
 }
 
+function setEnvLine(vars: Record<string, string>): string[] {
+  const entries = Object.entries(vars);
+  return entries.length === 0 ? [] : [`SetEnv ${entries.map(([k, v]) => `${k}="${v}"`).join(' ')}`];
+}
+
 /** Start a real sshd on 127.0.0.1. Resolves once the port accepts connections. */
 export async function startSshd(opts: StartSshdOptions = {}): Promise<Sshd> {
   if (!existsSync(SSHD_BIN)) throw new Error(`${SSHD_BIN} missing: apt-get install -y --no-install-recommends openssh-server`);
@@ -218,6 +262,11 @@ export async function startSshd(opts: StartSshdOptions = {}): Promise<Sshd> {
   const hostKeyPub = (await readFile(hostKeyFile + '.pub', 'utf8')).trim().split(/\s+/).slice(0, 2).join(' ');
   const fingerprint = await fingerprintOf(hostKeyFile + '.pub');
 
+  const home = join(dir, 'home');
+  if (opts.isolateHome !== false) {
+    await mkdir(home);
+    await chmod(home, 0o1777);
+  }
   const configFor = (port: number): string =>
     [
       `Port ${port}`,
@@ -238,7 +287,8 @@ export async function startSshd(opts: StartSshdOptions = {}): Promise<Sshd> {
       `PrintLastLog no`,
       `LogLevel ${opts.logLevel ?? 'VERBOSE'}`,
       `Subsystem sftp internal-sftp`,
-      ...Object.entries(opts.setEnv ?? {}).map(([k, v]) => `SetEnv ${k}="${v}"`),
+      // One SetEnv line: sshd uses only the first.
+      ...setEnvLine({ ...(opts.isolateHome !== false && { HOME: home }), ...opts.setEnv }),
       ...(opts.extraConfig ?? []),
       '',
     ].join('\n');
@@ -296,10 +346,16 @@ export async function startSshd(opts: StartSshdOptions = {}): Promise<Sshd> {
         pid,
         knownHostsLine: () => `[127.0.0.1]:${port} ${hostKeyPub}`,
         log: () => output,
+        dropConnections: async () => {
+          const conns = childPids(pid);
+          signal(conns, 'SIGKILL');
+          const end = Date.now() + 2000;
+          while (Date.now() < end && !conns.every(processGone)) await sleep(10);
+        },
         stop: () =>
           (stopped ??= (async () => {
             if (exited === null) {
-              killTree(pid, 'SIGTERM');
+              await stopTree(pid);
               const t = setTimeout(() => killTree(pid, 'SIGKILL'), 3000);
               await exitedP;
               clearTimeout(t);

@@ -54,7 +54,7 @@ for arg in "$@"; do
   case "$arg" in
     --rebuild) REBUILD=1 ;;
     -h | --help)
-      sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+      awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
       exit 0
       ;;
     *) pn_die "unknown argument: $arg (usage: image.sh [--rebuild])" ;;
@@ -94,6 +94,7 @@ fi
 
 TMP=""
 LOOP=""
+CHILD=""
 MADE_NODES=()
 
 # umount_under DIR: lazily unmount everything mounted at or below DIR.
@@ -129,9 +130,19 @@ remove_build_dir() {
 }
 
 cleanup() {
-  local rc=$?
+  local rc=$? i
   set +e
   trap - EXIT INT TERM HUP
+  PN_QUIET=1 # the error line printed before stays the last line
+  if [ -n "$CHILD" ] && kill -0 "$CHILD" 2>/dev/null; then
+    kill -TERM -- "-$CHILD" 2>/dev/null
+    for ((i = 0; i < 50; i++)); do
+      kill -0 -- "-$CHILD" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL -- "-$CHILD" 2>/dev/null
+    wait "$CHILD" 2>/dev/null
+  fi
   if [ -n "$TMP" ]; then
     umount_under "$TMP"
     if [ -n "$LOOP" ]; then
@@ -142,16 +153,15 @@ cleanup() {
     for n in "${MADE_NODES[@]}"; do rm -f "$n"; done
     if [ "$rc" != 0 ] && [ -f "$TMP/out/build.log" ]; then
       cp -f "$TMP/out/build.log" "$CACHE_ROOT/last-failed-build.log" 2>/dev/null
-      printf '%s [%s] build log kept in %s\n' "$(date '+%H:%M:%S')" "$PN_LOG_TAG" "$CACHE_ROOT/last-failed-build.log" >&2
     fi
     remove_build_dir "$TMP"
   fi
   exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+trap 'pn_die "interrupted (SIGINT)"' INT
+trap 'pn_die "interrupted (SIGTERM)"' TERM
+trap 'pn_die "interrupted (SIGHUP)"' HUP
 
 # Leftovers of builds that were killed hard (SIGKILL, power loss): we hold the
 # lock, so nobody else is using them.
@@ -170,12 +180,20 @@ LOG="$OUT/build.log"
 : >"$LOG"
 pn_log "building image $KEY in $TMP (log: $LOG)"
 
-# run CMD...: run with output appended to the build log; on failure show its tail.
+# run CMD...: run with output appended to the build log; on failure show its
+# tail. The command runs in its own session and we wait for it in the
+# background, so a signal to this script is handled at once (bash defers traps
+# while a foreground child runs) and cleanup can kill the whole process group.
 run() {
+  local rc=0
   printf '+ %s\n' "$*" >>"$LOG"
-  if ! "$@" >>"$LOG" 2>&1; then
+  setsid "$@" </dev/null >>"$LOG" 2>&1 &
+  CHILD=$!
+  wait "$CHILD" || rc=$?
+  CHILD=""
+  if [ "$rc" != 0 ]; then
     tail -n 25 "$LOG" >&2
-    pn_die "command failed: $*"
+    pn_die "command failed (exit $rc): $* (full log: $CACHE_ROOT/last-failed-build.log)"
   fi
 }
 
@@ -290,7 +308,8 @@ authorize prep /home/prep "$OUR_PUB"
 authorize prep-pw /home/prep-pw "$OUR_PUB"
 authorize vagrant /home/vagrant "$VAGRANT_PUB"$'\n'"$OUR_PUB"
 
-# Faster, quieter boot.
+# Faster, quieter boot: text mode, no background jobs.
+ln -sfn /lib/systemd/system/multi-user.target "$R/etc/systemd/system/default.target"
 for u in "${MASK_UNITS[@]}"; do
   ln -sfn /dev/null "$R/etc/systemd/system/$u"
 done

@@ -9,8 +9,10 @@ PN_CACHE_ROOT="${PREP_NODE_VM_CACHE:-/var/cache/prep-node/vm}"
 # Tag printed in front of every log line; scripts override it.
 PN_LOG_TAG="${PN_LOG_TAG:-vm}"
 
-# pn_log MSG...: timestamped progress line on stderr.
+# pn_log MSG...: timestamped progress line on stderr (silent if PN_QUIET=1,
+# which cleanup handlers set so that the error line stays the last line).
 pn_log() {
+  [ "${PN_QUIET:-0}" = 1 ] && return 0
   printf '%s [%s] %s\n' "$(date '+%H:%M:%S')" "$PN_LOG_TAG" "$*" >&2
 }
 
@@ -51,17 +53,21 @@ pn_sha16() {
 pn_pid_alive() {
   local pid="$1" state
   [ -n "$pid" ] && [ "$pid" -gt 0 ] 2>/dev/null || return 1
-  [ -r "/proc/$pid/stat" ] || return 1
   # Field 3 of /proc/PID/stat is the state; the command name (field 2) may
   # contain spaces, so cut at the last ')'.
-  state="$(sed -e 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)"
+  state="$(cat "/proc/$pid/stat" 2>/dev/null)" || return 1
+  state="${state##*) }"
+  state="${state%% *}"
   [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
 }
 
 # pn_pid_starttime PID: process start time (clock ticks since boot), to detect
 # PID reuse. Empty if the process does not exist.
 pn_pid_starttime() {
-  sed -e 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20
+  local st
+  st="$(cat "/proc/$1/stat" 2>/dev/null)" || return 0
+  st="${st##*) }"
+  printf '%s\n' "$st" | cut -d' ' -f20
 }
 
 # pn_pid_cmdline_has PID STRING: true if the NUL-separated cmdline of PID

@@ -45,13 +45,18 @@ virsh_() { timeout 60 virsh -q -c "$uri" "$@"; }
 
 alive() { [[ -S $sock ]] && timeout 10 virsh -q -c "$uri" version >/dev/null 2>&1; }
 
-# pid from a pid file, only if that process is still the named program
-# (a stale pid file must not make us signal an unrelated process).
+# pid from a pid file, only if that process is still the named program and,
+# while our netns exists, runs in it (a stale pid file must not make us signal
+# an unrelated process, nor another harness's libvirtd).
 pid_of() {
   local file=$1 name=$2 pid
   [[ -s $file ]] || return 1
   pid=$(tr -dc 0-9 <"$file")
   [[ -n $pid && -r /proc/$pid/comm && $(cat "/proc/$pid/comm") == "$name"* ]] || return 1
+  if netns_exists; then
+    [[ $(stat -L -c %d:%i "/proc/$pid/ns/net" 2>/dev/null) == $(stat -L -c %d:%i "/run/netns/$ns") ]] ||
+      return 1
+  fi
   printf '%s\n' "$pid"
 }
 

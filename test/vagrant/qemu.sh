@@ -18,8 +18,9 @@
 #   PREP_NODE_VM_CACHE         image cache root (see image.sh)
 #   PREP_NODE_VM_ACCEL         auto (default) | kvm | tcg
 #   PREP_NODE_VM_KVM_PROBE     seconds a KVM boot gets to print kernel output (20)
-#   PREP_NODE_VM_BOOT          kernel (default: -kernel/-initrd/-append from the
-#                              cache) | disk (boot disk.qcow2 through extlinux)
+#   PREP_NODE_VM_BOOT          disk (default: BIOS -> MBR -> extlinux on
+#                              disk.qcow2, as under Vagrant) | kernel
+#                              (-kernel/-initrd/-append with the cached copies)
 #   PREP_NODE_VM_BOOT_TIMEOUT  seconds to wait for SSH (300)
 #   PREP_NODE_VM_GUEST_NET     restricted (default: the guest reaches nothing
 #                              but its forwarded SSH port) | nat (slirp NAT to
@@ -35,14 +36,14 @@ SELF_DIR="$(dirname "$SELF")"
 
 ACCEL_MODE="${PREP_NODE_VM_ACCEL:-auto}"
 KVM_PROBE_SECS="${PREP_NODE_VM_KVM_PROBE:-20}"
-BOOT_MODE="${PREP_NODE_VM_BOOT:-kernel}"
+BOOT_MODE="${PREP_NODE_VM_BOOT:-disk}"
 BOOT_TIMEOUT="${PREP_NODE_VM_BOOT_TIMEOUT:-300}"
 GUEST_NET="${PREP_NODE_VM_GUEST_NET:-restricted}"
 VM_SMP="${PREP_NODE_VM_SMP:-2}"
 VM_MEM="${PREP_NODE_VM_MEM:-1536}"
 
 usage() {
-  sed -n '2,17p' "$SELF" | sed 's/^# \{0,1\}//' >&2
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$SELF" >&2
   exit 2
 }
 
@@ -62,7 +63,7 @@ qemu_pids() {
     while read -r p; do
       [ "$p" != "$pid" ] || continue
       pn_pid_alive "$p" && pn_pid_cmdline_has "$p" "file=$st/disk.qcow2," && echo "$p"
-    done
+    done || true
   return 0
 }
 
@@ -94,7 +95,7 @@ do_watch() {
   echo "$$" >"$st/watcher.pid"
   pn_log "watcher $$: waiting for owner $owner to exit"
   while :; do
-    now="$(pn_pid_starttime "$owner")"
+    now="$(pn_pid_starttime "$owner" || true)"
     if ! pn_pid_alive "$owner" || [ "$now" != "$owner_start" ]; then
       break
     fi
@@ -153,12 +154,12 @@ launch() {
   [ "$GUEST_NET" = nat ] || netopts="$netopts,restrict=on"
   args=(
     -name "prepnode-vm-$port"
-    -machine pc -accel "$accelopt"
+    -nodefaults -machine pc -accel "$accelopt"
     -smp "$VM_SMP" -m "$VM_MEM"
     -drive "file=$STATE/disk.qcow2,if=virtio,format=qcow2,cache=unsafe,discard=unmap"
     -netdev "$netopts" -device "virtio-net-pci,netdev=net0"
     -device virtio-rng-pci
-    -display none -vga none -monitor none
+    -display none -monitor none
     -serial "file:$STATE/console.log"
     -daemonize -pidfile "$STATE/qemu.pid"
   )
@@ -227,11 +228,16 @@ console_tail() {
 }
 
 UP_OK=0
+IMAGE_PID=""
 up_cleanup() {
   local rc=$?
+  set +e
+  if [ -n "$IMAGE_PID" ] && pn_pid_alive "$IMAGE_PID"; then
+    kill -TERM "$IMAGE_PID" 2>/dev/null
+    wait "$IMAGE_PID" 2>/dev/null
+  fi
   if [ "$UP_OK" != 1 ] && [ -n "${STATE:-}" ]; then
-    set +e
-    pn_log "up failed; tearing down"
+    PN_QUIET=1 # keep the error line last
     do_down "$STATE"
   fi
   exit "$rc"
@@ -270,14 +276,23 @@ do_up() {
     do_down "$STATE"
   fi
 
-  IMG="$("$SELF_DIR/image.sh" | tail -n1)" || pn_die "image build failed"
-  [ -f "$IMG/ok" ] || pn_die "image.sh returned an incomplete cache: $IMG"
-
   mkdir -p "$STATE"
   trap up_cleanup EXIT
-  trap 'exit 130' INT
-  trap 'exit 143' TERM
-  trap 'exit 129' HUP
+  trap 'pn_die "interrupted (SIGINT)"' INT
+  trap 'pn_die "interrupted (SIGTERM)"' TERM
+  trap 'pn_die "interrupted (SIGHUP)"' HUP
+
+  # image.sh in the background, so that a signal to us is handled at once
+  # (up_cleanup stops it; it cleans up after itself).
+  "$SELF_DIR/image.sh" >"$STATE/image.out" &
+  IMAGE_PID=$!
+  wait "$IMAGE_PID" || pn_die "image build failed"
+  IMAGE_PID=""
+  IMG="$(tail -n1 "$STATE/image.out")"
+  rm -f "$STATE/image.out"
+  if [ -z "$IMG" ] || [ ! -f "$IMG/ok" ]; then
+    pn_die "image.sh returned an incomplete cache: $IMG"
+  fi
   install -m 600 "$IMG/id_ed25519" "$STATE/id_ed25519"
   install -m 644 "$IMG/id_ed25519.pub" "$STATE/id_ed25519.pub"
   rm -f "$STATE/disk.qcow2" "$STATE/target.json"
@@ -329,7 +344,9 @@ do_up() {
     boot tcg
   fi
 
-  [ -n "$owner" ] && start_watcher "$STATE" "$owner"
+  if [ -n "$owner" ]; then
+    start_watcher "$STATE" "$owner"
+  fi
 
   write_known_hosts
   ssh_base

@@ -12,9 +12,10 @@
 #          vagrant destroy, box remove, base volume delete, libvirt.sh down,
 #          stop the watcher. Idempotent; exit 0 when nothing is running.
 #
-# Environment: PREP_NODE_VM_ACCEL=tcg|kvm (default tcg: nested KVM hangs on
-# our machines), PREP_NODE_VM_CACHE (see image.sh), PREP_NODE_VM_NET and the
-# others listed in the Vagrantfile.
+# Environment: PREP_NODE_VM_ACCEL=tcg|kvm|auto (default tcg; auto = tcg: nested
+# KVM hangs on our machines), PREP_NODE_VM_CACHE (see image.sh),
+# PREP_NODE_VAGRANT_TIMEOUT (seconds per vagrant call, default 1800),
+# PREP_NODE_VM_KEEP=1, and PREP_NODE_VM_NET/CPUS/MEMORY (see the Vagrantfile).
 # Every vagrant and ssh call to the VM runs under `ip netns exec NS`: the VM's
 # network (192.168.121.0/24) exists only in that namespace.
 # shellcheck source-path=SCRIPTDIR
@@ -29,6 +30,7 @@ PN_LOG_TAG=vagrant
 usage() { sed -n '4,13p' "$self" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 box_name=prep-node-debian12
+libvirt_job=
 
 [[ $# -ge 2 ]] || usage
 cmd=$1
@@ -53,8 +55,11 @@ case $cmd in
 esac
 pn_need_root
 
+# KVM only when asked for: a nested KVM guest that hangs in `vagrant up` costs
+# the whole boot timeout. auto (qemu.sh's default) means tcg here.
 accel=${PREP_NODE_VM_ACCEL:-tcg}
-[[ $accel == tcg || $accel == kvm ]] || pn_die "PREP_NODE_VM_ACCEL must be tcg or kvm, not '$accel'"
+[[ $accel == auto ]] && accel=tcg
+[[ $accel == tcg || $accel == kvm ]] || pn_die "PREP_NODE_VM_ACCEL must be auto, tcg or kvm, not '$accel'"
 
 # Everything vagrant keeps lives in the state dir: nothing in ~/.vagrant.d.
 export VAGRANT_HOME=$state/vagrant.d
@@ -76,12 +81,20 @@ libvirt_alive() { [[ -S $PREP_NODE_LIBVIRT_SOCKET ]] && virsh_ version >/dev/nul
 
 # vagrant inside the netns; its output goes to stderr and to vagrant.log so
 # stdout stays free for the result line.
-# Bounded by PREP_NODE_VAGRANT_TIMEOUT seconds (default 1800).
+# Bounded by PREP_NODE_VAGRANT_TIMEOUT seconds. The domain is
+# named after the netns, so a qemu in `ps` says which run it belongs to.
 in_ns_vagrant() {
   local n
   n=$(ns) || pn_die "no netns recorded in $state/netns"
-  ip netns exec "$n" timeout "${PREP_NODE_VAGRANT_TIMEOUT:-1800}" vagrant "$@" </dev/null 2>&1 |
-    tee -a "$state/vagrant.log" >&2
+  PREP_NODE_VM_NAME=$n ip netns exec "$n" timeout "${PREP_NODE_VAGRANT_TIMEOUT:-1800}" \
+    vagrant "$@" </dev/null 2>&1 | tee -a "$state/vagrant.log" | without_progress >&2
+}
+
+# The box upload redraws "Progress: N%" with carriage returns: keep it in the
+# log, not on the terminal.
+without_progress() {
+  local esc=$'\e'
+  tr '\r' '\n' | grep --line-buffered -v -E "Progress: [0-9]+%|^(${esc}\[K)*\$" || true
 }
 
 ssh_opts() {
@@ -137,16 +150,32 @@ stop_watcher() {
 
 # -------------------------------------------------------------------- down
 
+# PID and all its descendants, except this process and what runs under it
+# (the watcher that runs this `down` is itself a child of `up`), and box.sh:
+# an image build is left to finish into the cache (it cleans up after itself
+# and the next run reuses it).
+process_tree() {
+  local pid=$1 child
+  [[ $pid == "$$" ]] && return 0
+  pn_pid_cmdline_has "$pid" /box.sh && return 0
+  printf '%s\n' "$pid"
+  for child in $(pgrep -P "$pid" || true); do process_tree "$child"; done
+}
+
 # An `up` still running for this state dir (the owner died mid-up) would go on
-# creating things after we removed them: end it first.
+# creating things after we removed them: end it and whatever it started
+# (libvirt.sh up, box.sh, vagrant) first.
 stop_running_up() {
-  local pid
+  local pid pids p
   [[ -s $state/up.pid ]] || return 0
   pid=$(tr -dc 0-9 <"$state/up.pid")
-  [[ -n $pid && $pid != "$$" && $pid != "$PPID" ]] || return 0
+  # The down that a failing up starts itself must not end that up.
+  [[ -n $pid && $pid != "$$" && -z ${PREP_NODE_VM_FROM_UP:-} ]] || return 0
   if pn_pid_alive "$pid" && pn_pid_cmdline_has "$pid" "vagrant.sh up"; then
-    pn_log "ending the running 'vagrant.sh up' ($pid)"
-    pn_kill_pid "$pid" 5 || true
+    mapfile -t pids < <(process_tree "$pid")
+    pn_log "ending the running 'vagrant.sh up' ($pid) and its children: ${pids[*]}"
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    for p in "${pids[@]}"; do pn_kill_pid "$p" 5 || true; done
   fi
   rm -f "$state/up.pid"
 }
@@ -184,12 +213,14 @@ do_down() {
 
 # ---------------------------------------------------------------------- up
 
+# The DHCP lease libvirt handed out (fast), else what vagrant used (slower:
+# another vagrant start).
 vm_ip() {
-  local ip dom
-  ip=$(in_ns_vagrant ssh-config 2>/dev/null | awk '$1 == "HostName" { print $2; exit }' || true)
+  local ip
+  ip=$(virsh_ domifaddr --source lease "$(ns)" 2>/dev/null |
+    awk '$3 == "ipv4" { sub("/.*", "", $4); print $4; exit }' || true)
   if [[ ! $ip =~ ^[0-9]+(\.[0-9]+){3}$ ]]; then
-    dom=$(virsh_ list --name | head -n 1)
-    ip=$(virsh_ domifaddr --source lease "$dom" | awk '$3 == "ipv4" { sub("/.*", "", $4); print $4; exit }')
+    ip=$(in_ns_vagrant ssh-config 2>/dev/null | awk '$1 == "HostName" { print $2; exit }' || true)
   fi
   [[ $ip =~ ^[0-9]+(\.[0-9]+){3}$ ]] || return 1
   printf '%s\n' "$ip"
@@ -214,13 +245,15 @@ up_failed() {
   local rc=$?
   rm -f "$state/up.pid"
   [[ $rc -ne 0 ]] || return 0
+  # A libvirt.sh up still starting would race with the down below.
+  [[ -n $libvirt_job ]] && { wait "$libvirt_job" 2>/dev/null || true; }
   if [[ -e $state/.down ]]; then
     pn_log "failed (exit $rc) while a 'vagrant.sh down' runs"
   elif [[ ${PREP_NODE_VM_KEEP:-0} == 1 ]]; then
     pn_log "failed (exit $rc); PREP_NODE_VM_KEEP=1: left running, clean up with: $self down $state"
   else
     pn_log "failed (exit $rc); tearing down (PREP_NODE_VM_KEEP=1 keeps it)"
-    "$self" down "$state" || true
+    PREP_NODE_VM_FROM_UP=1 "$self" down "$state" || true
   fi
   exit "$rc"
 }
@@ -247,20 +280,28 @@ do_up() {
   done
   install -m 600 "$cache/id_ed25519" "$state/id_ed25519"
 
+  # libvirtd takes ~8 s to start (it probes qemu each time: its capability
+  # cache is invalidated by "host cpuid changed" here); add the box meanwhile.
   t=$SECONDS
-  "$here/libvirt.sh" up "$state" >/dev/null
-  pn_log "libvirtd in netns $(ns) ($((SECONDS - t)) s)"
-
+  "$here/libvirt.sh" up "$state" >/dev/null &
+  libvirt_job=$!
+  for ((i = 0; i < 100; i++)); do
+    netns_up && break
+    pn_pid_alive "$libvirt_job" || break
+    sleep 0.1
+  done
+  netns_up || { wait "$libvirt_job" || true; pn_die "libvirt.sh up did not create the netns"; }
   cp "$here/Vagrantfile" "$VAGRANT_CWD/Vagrantfile"
-  export PREP_NODE_VM_NAME
-  PREP_NODE_VM_NAME=$(ns)
-  t=$SECONDS
-  in_ns_vagrant box add --force --name "$box_name" --provider libvirt "$box" >/dev/null
+  in_ns_vagrant box add --force --name "$box_name" --provider libvirt "$box" >/dev/null ||
+    pn_die "vagrant box add failed (exit $?), see $state/vagrant.log"
   pn_log "vagrant box add ($((SECONDS - t)) s)"
+  wait "$libvirt_job" || pn_die "libvirt.sh up failed"
+  pn_log "libvirtd in netns $(ns) ($((SECONDS - t)) s)"
 
   t=$SECONDS
   pn_log "vagrant up (accel $accel, serial console: $PREP_NODE_SERIAL_LOG)"
-  in_ns_vagrant up --provider libvirt
+  in_ns_vagrant up --provider libvirt ||
+    pn_die "vagrant up failed (exit $?; 124: timed out after ${PREP_NODE_VAGRANT_TIMEOUT:-1800} s), see $state/vagrant.log and $state/serial.log"
   pn_log "vagrant up ($((SECONDS - t)) s)"
 
   ip=$(vm_ip) || pn_die "could not find the VM's IP address (vagrant ssh-config, virsh domifaddr)"
@@ -272,11 +313,10 @@ do_up() {
 
   t=$SECONDS
   for ((i = 0; ; i++)); do
-    ssh_vm root "$ip" true 2>/dev/null && break
+    kernel=$(ssh_vm root "$ip" uname -r 2>/dev/null) && [[ -n $kernel ]] && break
     ((i < 60)) || { ssh_vm root "$ip" true || true; pn_die "root SSH to $ip does not work"; }
     sleep 2
   done
-  kernel=$(ssh_vm root "$ip" uname -r)
   write_target "$ip" "$cache" "$kernel"
   pn_log "VM $ip ready, kernel $kernel, root SSH after $((SECONDS - t)) s; up in $((SECONDS - t0)) s"
   trap - EXIT
