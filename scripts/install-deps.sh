@@ -9,6 +9,7 @@ packages=(
   debootstrap qemu-system-x86 qemu-utils        # the Debian 12 test VM
   extlinux syslinux-common                      # a bootable disk for the Vagrant box
   vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients dnsmasq-base
+  shellcheck                                    # lint for the harness scripts
 )
 
 missing=()

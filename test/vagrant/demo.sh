@@ -27,7 +27,7 @@ Host demo-vm
   IdentityFile $(field identity)
   IdentitiesOnly yes
   IdentityAgent none
-  UserKnownHostsFile $state/known_hosts
+  UserKnownHostsFile $state/demo_known_hosts
   GlobalKnownHostsFile /dev/null
 CONF
 
