@@ -11,6 +11,14 @@ export interface SpawnOptions {
   stdin?: string | Buffer;
 }
 
+// How much longer than the host's own timeout the transport waits before giving up on a command.
+const BACKSTOP_MS = 5000;
+
+/** Milliseconds → a duration timeout(1) takes (fractions are fine for coreutils and busybox). */
+function seconds(ms: number): string {
+  return String(Math.max(ms, 1) / 1000);
+}
+
 // sudo -n prints one of these and exits 1 when it would have to ask for a password (sudo 1.8-1.9).
 const SUDO_WANTS_PASSWORD = /^sudo: (a password is required|a terminal is required|sorry, you must have a tty)/m;
 const SUDO_NOT_ALLOWED = /^(sudo: )?.*(is not in the sudoers file|is not allowed to execute|may not run sudo)/m;
@@ -22,13 +30,21 @@ export abstract class BaseHost implements Host {
   abstract close(): Promise<void>;
 
   async run(command: string, options: RunOptions = {}): Promise<RunResult> {
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    // The host enforces the timeout itself: timeout(1) signals the command's whole process group,
+    // as root when under sudo (TERM, then KILL 2 s later). Closing an SSH channel kills nothing.
+    const bounded = `timeout -k 2 ${seconds(timeoutMs)} sh -c ${shQuote(command)}`;
     const viaSudo = options.sudo === true && this.user !== 'root';
-    const line = viaSudo ? `sudo -n -- sh -c ${shQuote(command)}` : command;
-    const result = await this.spawn(line, {
-      timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    const started = Date.now();
+    const result = await this.spawn(viaSudo ? `sudo -n -- ${bounded}` : bounded, {
+      timeoutMs: timeoutMs + BACKSTOP_MS,
       ...(options.stdin !== undefined && { stdin: options.stdin }),
     });
     if (viaSudo) this.checkSudo(result);
+    // 124: timeout(1) sent TERM; 137: it had to KILL.
+    if ((result.code === 124 || result.code === 137) && Date.now() - started >= timeoutMs) {
+      return { ...result, code: null, timedOut: true };
+    }
     return result;
   }
 
@@ -46,7 +62,8 @@ export abstract class BaseHost implements Host {
     const mode = (options.mode ?? 0o644).toString(8);
     // Write beside the target, then rename: a reader never sees half a file.
     const script =
-      `set -e; t=$(mktemp "$(dirname -- ${shQuote(path)})/.prep-node.XXXXXX"); ` +
+      `set -e; if [ -d ${shQuote(path)} ]; then echo "${path}: is a directory" >&2; exit 1; fi; ` +
+      `t=$(mktemp "$(dirname -- ${shQuote(path)})/.prep-node.XXXXXX"); ` +
       `trap 'rm -f -- "$t"' EXIT; cat > "$t"; chmod ${mode} "$t"; mv -f -- "$t" ${shQuote(path)}; trap - EXIT`;
     await this.exec(script, { stdin: data, ...(options.sudo !== undefined && { sudo: options.sudo }) });
   }

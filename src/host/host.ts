@@ -33,7 +33,7 @@ export interface Host {
   readonly user: string;
   /** Run a shell command line (POSIX sh). */
   run(command: string, options?: RunOptions): Promise<RunResult>;
-  /** Like run, but a non-zero exit throws a HostError naming the command. */
+  /** Like run, but a non-zero exit throws a CommandError naming the command. */
   exec(command: string, options?: RunOptions): Promise<string>;
   readFile(path: string, options?: { sudo?: boolean }): Promise<string>;
   writeFile(path: string, data: string | Buffer, options?: WriteOptions): Promise<void>;

@@ -118,7 +118,10 @@ export function knownKeyTypes(entries: KnownHostEntry[], name: string): string[]
 export async function addKnownHost(file: string, name: string, keyBlob: Buffer, hash: boolean): Promise<void> {
   await mkdir(dirname(file), { recursive: true, mode: 0o700 });
   const host = hash ? hashName(name) : name;
-  await appendFile(file, `${host} ${keyTypeOf(keyBlob)} ${keyBlob.toString('base64')}\n`, { mode: 0o600 });
+  // A file whose last line has no newline gets one first, as OpenSSH does.
+  const existing = await readFile(file).catch(() => Buffer.alloc(0));
+  const sep = existing.length > 0 && existing[existing.length - 1] !== 0x0a ? '\n' : '';
+  await appendFile(file, `${sep}${host} ${keyTypeOf(keyBlob)} ${keyBlob.toString('base64')}\n`, { mode: 0o600 });
 }
 
 function hashName(name: string): string {

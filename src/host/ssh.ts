@@ -35,8 +35,8 @@ export interface SshOptions {
 
 // OpenSSH's default MaxSessions is 10 channels per connection; stay under it.
 const MAX_CHANNELS = 8;
-// How long a killed command may take to go before its channel is closed from our side.
-const KILL_GRACE_MS = 2000;
+// Channel opens refused while sshd catches up with closed sessions: retried after 20, 40, ... 640 ms.
+const OPEN_RETRIES = 6;
 const ALL_HOST_KEY_ALGOS = [
   'ssh-ed25519',
   'ecdsa-sha2-nistp256',
@@ -81,8 +81,8 @@ export class SshHost extends BaseHost {
 
   protected async spawn(command: string, options: SpawnOptions): Promise<RunResult> {
     await this.slots.acquire();
-    // The slot is held until sshd has closed the channel (it counts against MaxSessions until then),
-    // which for a timed-out command can be after its result was returned.
+    // The slot is held until the channel is closed, which for a timed-out command can be after its
+    // result was returned.
     let released = false;
     const release = (): void => {
       if (!released) {
@@ -90,60 +90,86 @@ export class SshHost extends BaseHost {
         this.slots.release();
       }
     };
-    return this.execChannel(command, options, release);
+    let result: Promise<RunResult> | undefined;
+    try {
+      await this.openChannel(command, (stream) => {
+        result = this.runChannel(stream, options, release);
+      });
+    } catch (err) {
+      release();
+      throw err;
+    }
+    return result!;
   }
 
-  private execChannel(command: string, options: SpawnOptions, release: () => void): Promise<RunResult> {
-    return new Promise((resolve, reject) => {
-      if (this.closed) {
-        release();
-        return reject(new HostError(this.name, 'disconnected', 'the SSH connection was closed'));
-      }
-      this.client.exec(command, (err, stream: ClientChannel) => {
-        if (err) {
-          release();
-          return reject(new HostError(this.name, 'disconnected', `cannot open a channel: ${err.message}`, { cause: err }));
+  /**
+   * Open an exec channel and hand it to onOpen at once (ssh2 can deliver the command's exit in the
+   * same read as the open confirmation: listeners attached a tick later would miss it). Retries
+   * while sshd still counts sessions we have already seen close.
+   */
+  private async openChannel(command: string, onOpen: (stream: ClientChannel) => void): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      if (this.closed) throw new HostError(this.name, 'disconnected', 'the SSH connection was closed');
+      try {
+        await new Promise<void>((resolve, reject) =>
+          this.client.exec(command, (err, stream) => {
+            if (err) return reject(err);
+            onOpen(stream);
+            resolve();
+          }),
+        );
+        return;
+      } catch (err) {
+        const e = err as Error & { reason?: number };
+        // sshd frees a session only once it has reaped the command and processed our CLOSE, which
+        // lags behind the close we see: a new channel can briefly find MaxSessions taken ("open failed").
+        if (e.reason === undefined || attempt >= OPEN_RETRIES || this.closed) {
+          throw new HostError(this.name, 'disconnected', `cannot open a channel: ${e.message}`, { cause: e });
         }
-        const out: Buffer[] = [];
-        const errOut: Buffer[] = [];
-        let code: number | null = null;
-        let exited = false;
-        let timedOut = false;
-        let settled = false;
-        const result = (): RunResult => ({
-          stdout: Buffer.concat(out).toString('utf8'),
-          stderr: Buffer.concat(errOut).toString('utf8'),
-          code: timedOut ? null : code,
-          timedOut,
-        });
-        const timer = setTimeout(() => {
-          timedOut = true;
-          signalChannel(stream, 'KILL');
-          // The caller gets its timeout now. sshd frees the session (it counts against MaxSessions)
-          // only once the command is reaped, so let sshd close the channel after the kill; close it
-          // ourselves if the command could not be killed (see signalChannel). The slot is freed on close.
-          settled = true;
-          resolve(result());
-          setTimeout(() => stream.close(), KILL_GRACE_MS).unref();
-        }, options.timeoutMs);
-        stream.on('data', (b: Buffer) => out.push(b));
-        stream.stderr.on('data', (b: Buffer) => errOut.push(b));
-        stream.on('exit', (c: number | null) => {
-          exited = true;
-          code = typeof c === 'number' ? c : null;
-        });
-        stream.on('close', () => {
-          clearTimeout(timer);
-          release();
-          if (settled) return;
-          settled = true;
-          if (!exited && this.closed) {
-            return reject(new HostError(this.name, 'disconnected', `the SSH connection dropped while running a command`));
-          }
-          resolve(result());
-        });
-        stream.end(options.stdin ?? '');
+        await new Promise((r) => setTimeout(r, 20 * 2 ** attempt));
+      }
+    }
+  }
+
+  private runChannel(stream: ClientChannel, options: SpawnOptions, release: () => void): Promise<RunResult> {
+    return new Promise((resolve, reject) => {
+      const out: Buffer[] = [];
+      const errOut: Buffer[] = [];
+      let code: number | null = null;
+      let exited = false;
+      let timedOut = false;
+      let settled = false;
+      const result = (): RunResult => ({
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(errOut).toString('utf8'),
+        code: timedOut ? null : code,
+        timedOut,
       });
+      // A backstop only: BaseHost.run bounds the command on the host with timeout(1), which also
+      // reaches root processes under sudo (sshd's "signal" request cannot). Past this, give up on it.
+      const timer = setTimeout(() => {
+        timedOut = true;
+        settled = true;
+        resolve(result());
+        stream.close();
+      }, options.timeoutMs);
+      stream.on('data', (b: Buffer) => out.push(b));
+      stream.stderr.on('data', (b: Buffer) => errOut.push(b));
+      stream.on('exit', (c: number | null) => {
+        exited = true;
+        code = typeof c === 'number' ? c : null;
+      });
+      stream.on('close', () => {
+        clearTimeout(timer);
+        release();
+        if (settled) return;
+        settled = true;
+        if (!exited && this.closed) {
+          return reject(new HostError(this.name, 'disconnected', `the SSH connection dropped while running a command`));
+        }
+        resolve(result());
+      });
+      stream.end(options.stdin ?? '');
     });
   }
 
@@ -156,26 +182,6 @@ export class SshHost extends BaseHost {
     this.client.end();
     await ended;
     for (const j of this.jumps.reverse()) j.end();
-  }
-}
-
-/**
- * Send an RFC 4254 "signal" request. ssh2's stream.signal() silently does nothing once stdin is
- * ended, which execChannel always does at once, so the request goes through the protocol directly.
- * sshd delivers it with killpg() as the login user, and refuses it for root logins ("session
- * signalling requires privilege separation"): there the command keeps running on the host.
- */
-function signalChannel(stream: ClientChannel, signal: string): void {
-  const ch = stream as unknown as { outgoing?: { id: number; state: string }; _client?: { _protocol?: { signal(id: number, s: string): void } } };
-  const proto = ch._client?._protocol;
-  if (ch.outgoing && proto && (ch.outgoing.state === 'open' || ch.outgoing.state === 'eof')) {
-    try {
-      proto.signal(ch.outgoing.id, signal);
-    } catch {
-      // connection already gone
-    }
-  } else {
-    stream.signal(signal);
   }
 }
 
@@ -221,7 +227,8 @@ function forward(name: string, via: ssh2.Client, to: SshSettings): Promise<Duple
 
 /** TCP (or a forwarded stream), host key verification, authentication. */
 async function handshake(name: string, s: SshSettings, options: SshOptions, sock?: Duplex): Promise<ssh2.Client> {
-  const keyName = knownHostsName(s.hostKeyAlias ?? s.hostname, s.port);
+  // OpenSSH records a HostKeyAlias as it is, without [ ]:port.
+  const keyName = s.hostKeyAlias ?? knownHostsName(s.hostname, s.port);
   const known = await loadKnownHosts([...s.userKnownHostsFiles, ...s.globalKnownHostsFiles]);
   const acceptNew = options.acceptNewHostKey === true || s.strictHostKeyChecking === 'accept-new';
   const { handler, tried } = await authHandlerFor(s, options.identityFiles ?? []);
