@@ -1,7 +1,9 @@
 // A Host whose commands answer from a table of recorded outputs: checks run against it exactly as
-// against a node, without one. An unlisted command fails loudly, so a test never passes by accident.
+// against a node, without one. It answers the command as the check wrote it (before the transport
+// adds sudo and timeout(1), which the kernel tier tests on real hosts). An unlisted command fails
+// loudly, so a test never passes by accident.
 import { BaseHost, type SpawnOptions } from '../../src/host/base.js';
-import type { RunResult } from '../../src/host/host.js';
+import type { RunOptions, RunResult } from '../../src/host/host.js';
 
 export type Answer = string | Partial<RunResult>;
 
@@ -16,12 +18,16 @@ export class FixtureHost extends BaseHost {
     super();
   }
 
-  protected spawn(command: string, _options: SpawnOptions): Promise<RunResult> {
+  override run(command: string, _options: RunOptions = {}): Promise<RunResult> {
     this.commands.push(command);
     const a = this.answers[command];
     if (a === undefined) return Promise.resolve({ stdout: '', stderr: `fixture: no answer for ${command}`, code: 127, timedOut: false });
     const r = typeof a === 'string' ? { stdout: a } : a;
     return Promise.resolve({ stdout: r.stdout ?? '', stderr: r.stderr ?? '', code: r.code === undefined ? 0 : r.code, timedOut: r.timedOut ?? false });
+  }
+
+  protected spawn(_command: string, _options: SpawnOptions): Promise<RunResult> {
+    return Promise.reject(new Error('FixtureHost answers in run()'));
   }
 
   async close(): Promise<void> {}
