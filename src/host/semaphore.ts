@@ -18,14 +18,4 @@ export class Semaphore {
     if (next) next();
     else this.held--;
   }
-
-  /** Run fn while holding a slot. */
-  async with<T>(fn: () => Promise<T>): Promise<T> {
-    await this.acquire();
-    try {
-      return await fn();
-    } finally {
-      this.release();
-    }
-  }
 }
