@@ -69,6 +69,7 @@ export function buildProgram(): Command {
       .option('--profile <name|file>', 'built-in profile name or a profile file', undefined)
       .option('--json', 'print one JSON document (schema prep-node/check/v1) and nothing else on stdout')
       .option('--ignore <ids>', 'check ids (comma-separated, repeatable) or "all" whose failures do not set the exit code', list)
+      .addOption(new Option('--steal-seconds <n>', 'how long cpu.steal samples /proc/stat').default(5).argParser(int('--steal-seconds', 1, 300)))
       .addHelpText('after', EXIT_CODES),
   ).action(async (targets: string[], options: CheckOptions) => {
     const { check } = await import('./commands/check.js');

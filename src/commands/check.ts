@@ -14,6 +14,7 @@ export interface CheckOptions extends HostOptions {
   profile?: string;
   json?: boolean;
   ignore?: string[];
+  stealSeconds: number;
 }
 
 export interface Io {
@@ -36,10 +37,19 @@ export async function check(targets: string[], options: CheckOptions, io: Io): P
     options,
     {
       work: (host, spec, progress) =>
-        runChecks({ host, profile: profiles.get(spec.profile ?? options.profile ?? DEFAULT_PROFILE)! }, CHECKS, {
+        runChecks(
+          {
+            host,
+            profile: profiles.get(spec.profile ?? options.profile ?? DEFAULT_PROFILE)!,
+            options: { stealSeconds: options.stealSeconds },
+            cache: new Map(),
+          },
+          CHECKS,
+          {
           ...(options.ignore && { ignore: options.ignore }),
           onResult: (r) => progress(`${r.id}: ${r.status}`),
-        }),
+          },
+        ),
       summarize: (results) => {
         const n = countStatuses(results);
         return `${n.pass} pass, ${n.warn} warn, ${n.fail} fail, ${n.error} error`;

@@ -1,21 +1,61 @@
-// The profile schema: one zod schema that also gives the TypeScript type. The profiles issue grows
-// it (sysctls, modules, MTU, channels); unknown keys are rejected so a typo never goes unnoticed.
+// The profile schema: one zod schema that also gives the TypeScript type. Unknown keys are rejected
+// so a typo never goes unnoticed. The checks read what they expect from here; the tuners (profiles
+// issue) will apply the same values.
 import { z } from 'zod';
 import { coerceVersion } from '../checks/kernel-release.js';
 
 const kernelVersion = z
   .string()
   .refine((v) => coerceVersion(v) !== null, { message: 'expected a kernel version such as "5.10" or "5.15.0"' });
+const mtu = z.number().int().min(576).max(9216);
+const percent = z.number().min(0).max(100);
+const sysctlKey = z.string().regex(/^[a-z0-9_]+(\.[A-Za-z0-9_-]+)+$/, 'expected a sysctl name such as net.core.somaxconn');
 
 export const ProfileSchema = z.strictObject({
   name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'expected lowercase letters, digits and dashes'),
   description: z.string(),
+  /** control-plane nodes also run etcd: disk.fsync applies to them only. */
+  role: z.enum(['worker', 'control-plane']).default('worker'),
   kernel: z.strictObject({
     /** Below this the node fails kernel.version. */
     min: kernelVersion,
     /** Below this kernel.version warns: newer datapath features are missing. */
     recommended: kernelVersion,
   }),
+  /** Desired sysctls; sysctl.drift compares each. Values as `sysctl -n` prints them (tabs or spaces between fields). */
+  sysctl: z.record(sysctlKey, z.union([z.number().int(), z.string()])).default({}),
+  /** Sysctls that may be absent on some kernels (no error when missing). */
+  optionalSysctl: z.array(sysctlKey).default([]),
+  /** Kernel modules that must be available and loaded (or built in). */
+  modules: z.array(z.string().regex(/^[a-z0-9_]+$/, 'expected a module name such as ip_vs')).default([]),
+  mtu: z
+    .strictObject({
+      /** The interface holding the default route. */
+      primary: mtu.default(1500),
+      /** Every other physical interface (a provider's private network). */
+      private: mtu.default(1500),
+      /** The pod network's encapsulation: its header costs this much of the interface MTU. */
+      overlay: z.enum(['none', 'vxlan', 'geneve']).default('vxlan'),
+    })
+    .default({ primary: 1500, private: 1500, overlay: 'vxlan' }),
+  steal: z
+    .strictObject({ warnPercent: percent.default(5), failPercent: percent.default(10) })
+    .default({ warnPercent: 5, failPercent: 10 }),
+  conntrack: z
+    .strictObject({
+      /** nf_conntrack_max must be at least this. */
+      min: z.number().int().positive().default(262144),
+      /** Warn when more of the table than this is in use. */
+      warnUsagePercent: percent.default(75),
+    })
+    .default({ min: 262144, warnUsagePercent: 75 }),
+  etcd: z
+    .strictObject({
+      dataDir: z.string().default('/var/lib/etcd'),
+      /** etcd's guidance: the 99th percentile of fdatasync must stay below 10 ms. */
+      fsyncP99Ms: z.number().positive().default(10),
+    })
+    .default({ dataDir: '/var/lib/etcd', fsyncP99Ms: 10 }),
 });
 
 export type Profile = z.infer<typeof ProfileSchema>;

@@ -4,6 +4,8 @@
 // loudly, so a test never passes by accident.
 import { BaseHost, type SpawnOptions } from '../../src/host/base.js';
 import type { RunOptions, RunResult } from '../../src/host/host.js';
+import type { CheckContext, CheckOptions } from '../../src/checks/types.js';
+import { loadProfile, parseProfile } from '../../src/profiles/load.js';
 
 export type Answer = string | Partial<RunResult>;
 
@@ -31,4 +33,10 @@ export class FixtureHost extends BaseHost {
   }
 
   async close(): Promise<void> {}
+}
+
+/** A check context on a FixtureHost with the built-in k8s-worker profile (or a YAML override). */
+export async function fixtureContext(answers: Record<string, Answer>, profileYaml?: string, options: Partial<CheckOptions> = {}): Promise<CheckContext & { host: FixtureHost }> {
+  const profile = profileYaml ? parseProfile(profileYaml, 'test-profile.yaml') : await loadProfile('k8s-worker');
+  return { host: new FixtureHost(answers), profile, options: { stealSeconds: 1, ...options }, cache: new Map() };
 }

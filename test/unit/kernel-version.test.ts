@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { judgeKernel, kernelVersion } from '../../src/checks/kernel-version.js';
-import { parseProfile } from '../../src/profiles/load.js';
-import { FixtureHost } from '../helpers/fixture-host.js';
+import { fixtureContext } from '../helpers/fixture-host.js';
 
 const MIN = '5.10.0';
 const REC = '5.15.0';
@@ -38,9 +37,9 @@ test('RHEL 8 result names Cilium acceptance', () => {
 });
 
 test('the check reads uname -r from the host and uses the profile', async () => {
-  const profile = parseProfile('name: p\ndescription: d\nkernel: {min: "6.2", recommended: "6.6"}\n', 'p.yaml');
-  const host = new FixtureHost({ 'uname -r': '6.1.0-28-amd64\n' });
-  const f = await kernelVersion.run({ host, profile });
+  const ctx = await fixtureContext({ 'uname -r': '6.1.0-28-amd64\n' }, 'name: p\ndescription: d\nkernel: {min: "6.2", recommended: "6.6"}\n');
+  const { host } = ctx;
+  const f = await kernelVersion.run(ctx);
   assert.equal(f.status, 'fail');
   assert.equal(f.observed, '6.1.0-28-amd64');
   assert.deepEqual(host.commands, ['uname -r']);

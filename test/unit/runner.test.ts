@@ -3,10 +3,8 @@ import assert from 'node:assert/strict';
 import { runChecks, validateIgnore } from '../../src/checks/runner.js';
 import type { Check } from '../../src/checks/types.js';
 import { HostError, UsageError } from '../../src/errors.js';
-import { parseProfile } from '../../src/profiles/load.js';
-import { FixtureHost } from '../helpers/fixture-host.js';
+import { fixtureContext } from '../helpers/fixture-host.js';
 
-const profile = parseProfile('name: p\ndescription: d\nkernel: {min: "5.10", recommended: "5.15"}\n', 'p.yaml');
 const check = (id: string, status: 'pass' | 'fail', requires?: string[]): Check => ({
   id,
   title: id,
@@ -15,25 +13,25 @@ const check = (id: string, status: 'pass' | 'fail', requires?: string[]): Check 
 });
 
 test('a check whose prerequisite failed is skipped, naming it', async () => {
-  const results = await runChecks({ host: new FixtureHost({}), profile }, [check('a.parent', 'fail'), check('a.child', 'pass', ['a.parent'])]);
+  const results = await runChecks(await fixtureContext({}), [check('a.parent', 'fail'), check('a.child', 'pass', ['a.parent'])]);
   assert.equal(results[1]!.status, 'skip');
   assert.match(results[1]!.detail!, /a\.parent is fail/);
 });
 
 test('a check that throws is an error with the reason; a HostError ends the host', async () => {
   const boom: Check = { id: 'x.boom', title: 'boom', run: (ctx) => ctx.host.exec('no-such-command').then(() => ({ status: 'pass', observed: '', expected: '' })) };
-  const [r] = await runChecks({ host: new FixtureHost({}), profile }, [boom]);
+  const [r] = await runChecks(await fixtureContext({}), [boom]);
   assert.equal(r!.status, 'error');
   assert.match(r!.detail!, /could not check: .*no-such-command/);
   const lost: Check = { id: 'x.lost', title: 'lost', run: () => Promise.reject(new HostError('h', 'disconnected', 'gone')) };
-  await assert.rejects(runChecks({ host: new FixtureHost({}), profile }, [lost]), HostError);
+  await assert.rejects(runChecks(await fixtureContext({}), [lost]), HostError);
 });
 
 test('--ignore marks results ignored; unknown ids are a usage error', async () => {
   const checks = [check('a.one', 'fail'), check('a.two', 'fail')];
-  const results = await runChecks({ host: new FixtureHost({}), profile }, checks, { ignore: ['a.two'] });
+  const results = await runChecks(await fixtureContext({}), checks, { ignore: ['a.two'] });
   assert.deepEqual(results.map((r) => r.ignored), [false, true]);
-  const all = await runChecks({ host: new FixtureHost({}), profile }, checks, { ignore: ['all'] });
+  const all = await runChecks(await fixtureContext({}), checks, { ignore: ['all'] });
   assert.ok(all.every((r) => r.ignored));
   assert.throws(() => validateIgnore(checks, ['a.three']), (e: unknown) => e instanceof UsageError && /unknown check "a\.three"/.test(e.message));
   validateIgnore(checks, ['all', 'a.one']);
