@@ -1,5 +1,5 @@
 // Human output: per host, the checks grouped by area (the id's first part), remedies under the row,
-// then for several hosts a host × check matrix.
+// then for several hosts a summary (a check × host grid, or per-check counts for a large fleet).
 import type { CheckResult, Status } from '../checks/types.js';
 import { countStatuses, type HostReport } from './model.js';
 
@@ -13,9 +13,13 @@ function paint(style: Style, code: string, text: string): string {
   return style.color ? `\x1b[${code}m${text}\x1b[0m` : text;
 }
 
+/** PASS, WARN, FAIL, ERROR, SKIP; a trailing * marks a finding --ignore named. */
+function statusLabel(r: { status: Status; ignored: boolean }): string {
+  return r.status.toUpperCase() + (r.ignored && r.status !== 'pass' ? '*' : '');
+}
+
 function status(style: Style, r: { status: Status; ignored: boolean }): string {
-  const label = r.status.toUpperCase() + (r.ignored && r.status !== 'pass' ? '*' : '');
-  return paint(style, COLORS[r.status], label.padEnd(6));
+  return paint(style, COLORS[r.status], statusLabel(r).padEnd(6));
 }
 
 /** One host's report. */
@@ -40,20 +44,38 @@ export function renderHost(report: HostReport, style: Style): string {
   return lines.join('\n') + '\n';
 }
 
-/** Host × check matrix for a fleet. */
+// Up to this many hosts the summary is a check × host grid; past it, one line per check.
+const GRID_MAX_HOSTS = 8;
+
+/** The fleet summary: a check × host grid for a few hosts, per-check counts naming the hosts that did not pass for many. */
 export function renderMatrix(reports: HostReport[], style: Style): string {
   const ids = [...new Set(reports.flatMap((r) => r.checks.map((c: CheckResult) => c.id)))];
-  const hostW = Math.max(4, ...reports.map((r) => r.target.length));
-  const colW = ids.map((id) => Math.max(id.length, 6));
-  const lines = [`${'HOST'.padEnd(hostW)}  ${ids.map((id, i) => id.padEnd(colW[i]!)).join('  ')}`];
-  for (const r of reports) {
-    const cells = r.error
-      ? [paint(style, '31', `unreachable (${r.error.kind})`)]
-      : ids.map((id, i) => {
-          const c = r.checks.find((x) => x.id === id);
-          return c ? status(style, c).padEnd(colW[i]! + (style.color ? 9 : 0)) : '-'.padEnd(colW[i]!);
-        });
-    lines.push(`${r.target.padEnd(hostW)}  ${cells.join('  ')}`);
+  const unreachable = reports.filter((r) => r.error);
+  const lines: string[] = [];
+  if (reports.length <= GRID_MAX_HOSTS) {
+    const idW = Math.max(5, ...ids.map((id) => id.length));
+    const colW = reports.map((r) => Math.max(r.target.length, 6));
+    lines.push(`${'CHECK'.padEnd(idW)}  ${reports.map((r, i) => r.target.padEnd(colW[i]!)).join('  ')}`.trimEnd());
+    for (const id of ids) {
+      const cells = reports.map((r, i) => {
+        const c = r.checks.find((x) => x.id === id);
+        const text = r.error ? 'unreachable' : c ? statusLabel(c) : '-';
+        return paint(style, c && !r.error ? COLORS[c.status] : '31', text.padEnd(colW[i]!));
+      });
+      lines.push(`${id.padEnd(idW)}  ${cells.join('  ')}`.trimEnd());
+    }
+  } else {
+    const idW = Math.max(5, ...ids.map((id) => id.length));
+    for (const id of ids) {
+      const results = reports.flatMap((r) => r.checks.filter((c) => c.id === id).map((c) => ({ target: r.target, c })));
+      const n = countStatuses(results.map((x) => x.c));
+      const bad = results.filter((x) => x.c.status !== 'pass').map((x) => `${x.target} ${statusLabel(x.c)}`);
+      const counts = (['pass', 'warn', 'fail', 'error', 'skip'] as const).filter((k) => n[k] > 0).map((k) => paint(style, COLORS[k], `${n[k]} ${k}`));
+      lines.push(`${id.padEnd(idW)}  ${counts.join(', ')}${bad.length > 0 ? `  (${bad.slice(0, 10).join(', ')}${bad.length > 10 ? `, +${bad.length - 10} more` : ''})` : ''}`);
+    }
+  }
+  if (unreachable.length > 0) {
+    lines.push(paint(style, '31', `unreachable: ${unreachable.map((r) => `${r.target} (${r.error!.kind})`).join(', ')}`));
   }
   return lines.join('\n') + '\n';
 }

@@ -34,11 +34,24 @@ test('JSON document: schema, per-host counts, nulls for absent fields, summary',
   assert.deepEqual(JSON.parse(JSON.stringify(doc)), doc, 'round-trips');
 });
 
-test('table shows the remedy under a failing row, and the matrix one row per host', () => {
+test('table shows the remedy under a failing row', () => {
   const text = renderHost(host('node1', [result('fail')]), { color: false });
   assert.match(text, /kernel\.version\s+FAIL\s+5\.4\.0\s+>= 5\.10/);
   assert.match(text, /fix: upgrade/);
-  const m = renderMatrix([host('node1', [result('pass')]), host('node2', [], { kind: 'timeout', message: 'x' })], { color: false });
-  assert.match(m, /^node1\s+PASS/m);
-  assert.match(m, /^node2\s+unreachable \(timeout\)/m);
+});
+
+test('a few hosts: a check × host grid; unreachable hosts named', () => {
+  const m = renderMatrix(
+    [host('node1', [result('pass')]), host('node2', [result('fail', true)]), host('node3', [], { kind: 'timeout', message: 'x' })],
+    { color: false },
+  );
+  assert.match(m, /^CHECK\s+node1\s+node2\s+node3$/m);
+  assert.match(m, /^kernel\.version\s+PASS\s+FAIL\*\s+unreachable$/m);
+  assert.match(m, /^unreachable: node3 \(timeout\)$/m);
+});
+
+test('a large fleet: one line per check with counts and the hosts that did not pass', () => {
+  const fleet = Array.from({ length: 20 }, (_, i) => host(`n${i}`, [result(i === 3 ? 'fail' : i === 7 ? 'warn' : 'pass')]));
+  const m = renderMatrix(fleet, { color: false });
+  assert.equal(m, 'kernel.version  18 pass, 1 warn, 1 fail  (n3 FAIL, n7 WARN)\n');
 });
