@@ -22,22 +22,24 @@ function status(style: Style, r: { status: Status; ignored: boolean }): string {
   return paint(style, COLORS[r.status], statusLabel(r).padEnd(6));
 }
 
-/** One host's report. */
+/** One host's report: a row per check (id, status, observed), grouped by area; under each row that
+ *  did not pass, what was expected, why, and the fix. */
 export function renderHost(report: HostReport, style: Style): string {
   const head = paint(style, '1', `${report.target}`) + `  (profile ${report.profile})`;
   if (report.error) return `${head}\n  ${paint(style, '31', 'UNREACHABLE')}  ${report.error.message}\n`;
   const idW = Math.max(8, ...report.checks.map((c) => c.id.length));
-  const obsW = Math.min(40, Math.max(8, ...report.checks.map((c) => c.observed.length)));
-  const lines = [head, `  ${'CHECK'.padEnd(idW)}  STATUS  ${'OBSERVED'.padEnd(obsW)}  EXPECTED`];
+  const lines = [head, `  ${'CHECK'.padEnd(idW)}  STATUS  OBSERVED`];
+  const pad = ' '.repeat(idW + 12);
   let group = '';
   for (const c of report.checks) {
     const g = c.id.split('.')[0]!;
     if (g !== group && group !== '') lines.push('');
     group = g;
-    lines.push(`  ${c.id.padEnd(idW)}  ${status(style, c)}  ${c.observed.padEnd(obsW)}  ${c.expected}`);
-    const pad = ' '.repeat(idW + 4);
-    if (c.detail) lines.push(`${pad}${paint(style, '90', c.detail)}`);
-    if (c.remedy && c.status !== 'pass') lines.push(`${pad}fix: ${c.remedy}`);
+    lines.push(`  ${c.id.padEnd(idW)}  ${status(style, c)}  ${c.observed}`);
+    if (c.status === 'pass') continue;
+    lines.push(`${pad}expected: ${c.expected}`);
+    if (c.detail) lines.push(`${pad}${paint(style, '90', `why: ${c.detail}`)}`);
+    if (c.remedy) lines.push(`${pad}fix: ${c.remedy}`);
   }
   const n = countStatuses(report.checks);
   lines.push(`  ${n.pass} pass, ${n.warn} warn, ${n.fail} fail, ${n.error} error, ${n.skip} skip`);
