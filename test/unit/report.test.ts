@@ -36,7 +36,7 @@ test('JSON document: schema, per-host counts, nulls for absent fields, summary',
 
 test('table shows the remedy under a failing row', () => {
   const text = renderHost(host('node1', [result('fail')]), { color: false });
-  assert.match(text, /^  kernel\.version\s+FAIL\s+5\.4\.0$/m);
+  assert.match(text, /^ {2}kernel\.version\s+FAIL\s+5\.4\.0$/m);
   assert.match(text, /^\s+expected: >= 5\.10$/m);
   assert.match(text, /^\s+fix: upgrade$/m);
   assert.doesNotMatch(renderHost(host('node1', [result('pass')]), { color: false }), /expected:|fix:/, 'a pass shows no remedy');
