@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BPFFS_SCRIPT, bpfFs, judgeBpfFs } from '../../../src/checks/bpf-fs.js';
 import { fixtureContext } from '../../helpers/fixture-host.js';
-import { checkFixture } from '../../helpers/check-fixture.js';
+import { fixture } from '../../helpers/fixtures.js';
 
 const FSTAB = "echo 'bpffs /sys/fs/bpf bpf rw,nosuid,nodev,noexec,relatime,mode=700 0 0' >> /etc/fstab";
 
@@ -30,7 +30,7 @@ const cases: [string, string, RegExp, string | null][] = [
 
 for (const [name, status, observed, remedy] of cases) {
   test(`bpf.fs on ${name} is ${status}`, () => {
-    const f = judgeBpfFs(checkFixture('bpf.fs', name));
+    const f = judgeBpfFs(fixture(`bpf.fs/${name}.txt`));
     assert.equal(f.status, status, f.observed);
     assert.match(f.observed, observed);
     assert.equal(f.expected, 'bpf filesystem at /sys/fs/bpf, mounted again at boot');
@@ -46,11 +46,11 @@ test('a non-bpf filesystem at /sys/fs/bpf fails', () => {
 });
 
 test('fail detail cites the requirement and the systemd version that mounts it', () => {
-  assert.match(judgeBpfFs(checkFixture('bpf.fs', 'local-firecracker-unmounted')).detail ?? '', /Cilium "System Requirements".*systemd >= 238/);
+  assert.match(judgeBpfFs(fixture('bpf.fs/local-firecracker-unmounted.txt')).detail ?? '', /Cilium "System Requirements".*systemd >= 238/);
 });
 
 test('the check runs one script without sudo', async () => {
-  const ctx = await fixtureContext({ [BPFFS_SCRIPT]: checkFixture('bpf.fs', 'rhel-9') });
+  const ctx = await fixtureContext({ [BPFFS_SCRIPT]: fixture('bpf.fs/rhel-9.txt') });
   const f = await bpfFs.run(ctx);
   assert.equal(f.status, 'pass');
   assert.deepEqual(ctx.host.commands, [BPFFS_SCRIPT]);

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CGROUP_SCRIPT, cgroupV2, judgeCgroup } from '../../../src/checks/cgroup-v2.js';
 import { fixtureContext } from '../../helpers/fixture-host.js';
-import { checkFixture } from '../../helpers/check-fixture.js';
+import { fixture } from '../../helpers/fixtures.js';
 
 const GRUB = /sed -i 's\/\^GRUB_CMDLINE_LINUX="\/&systemd\.unified_cgroup_hierarchy=1 \/' \/etc\/default\/grub && update-grub && reboot; RHEL: grubby --update-kernel=ALL --args=systemd\.unified_cgroup_hierarchy=1/;
 
@@ -26,7 +26,7 @@ const cases: [string, string, RegExp, RegExp | null][] = [
 
 for (const [name, status, observed, remedy] of cases) {
   test(`cgroup.v2 on ${name} is ${status}`, () => {
-    const f = judgeCgroup(checkFixture('cgroup.v2', name));
+    const f = judgeCgroup(fixture(`cgroup.v2/${name}.txt`));
     assert.equal(f.status, status, f.observed);
     assert.match(f.observed, observed);
     assert.equal(f.expected, 'cgroup2 at /sys/fs/cgroup with cpu, cpuset, memory, pids (and io, hugetlb)');
@@ -36,13 +36,13 @@ for (const [name, status, observed, remedy] of cases) {
 }
 
 test('v1 and hybrid fail explaining the kubelet and citing kubernetes.io', () => {
-  const d = judgeCgroup(checkFixture('cgroup.v2', 'ubuntu-20.04-hybrid')).detail ?? '';
+  const d = judgeCgroup(fixture('cgroup.v2/ubuntu-20.04-hybrid.txt')).detail ?? '';
   assert.match(d, /refuses by default from 1\.35 \(failCgroupV1\)/);
   assert.match(d, /kubernetes\.io "About cgroup v2"/);
 });
 
 test('missing controllers cite kubeadm preflight', () => {
-  assert.match(judgeCgroup(checkFixture('cgroup.v2', 'memory-disabled')).detail ?? '', /system-validators: cgroup v2 requires cpu, cpuset, memory, pids/);
+  assert.match(judgeCgroup(fixture('cgroup.v2/memory-disabled.txt')).detail ?? '', /system-validators: cgroup v2 requires cpu, cpuset, memory, pids/);
 });
 
 test('cgroup2 with an unreadable controller list is an error', () => {
@@ -58,7 +58,7 @@ test('nothing at /sys/fs/cgroup fails', () => {
 });
 
 test('the check runs one script without sudo', async () => {
-  const ctx = await fixtureContext({ [CGROUP_SCRIPT]: checkFixture('cgroup.v2', 'ubuntu-22.04') });
+  const ctx = await fixtureContext({ [CGROUP_SCRIPT]: fixture('cgroup.v2/ubuntu-22.04.txt') });
   const f = await cgroupV2.run(ctx);
   assert.equal(f.status, 'pass');
   assert.deepEqual(ctx.host.commands, [CGROUP_SCRIPT]);

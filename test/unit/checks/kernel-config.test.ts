@@ -2,10 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CONFIG_COMMAND, configRequirements, judgeKernelConfig, kernelConfig, kernelConfigCheck, parseKernelConfig } from '../../../src/checks/kernel-config.js';
 import { fixtureContext } from '../../helpers/fixture-host.js';
-import { checkFixture } from '../../helpers/check-fixture.js';
+import { fixture } from '../../helpers/fixtures.js';
 
 const VXLAN = configRequirements({ mtu: { primary: 1500, private: 1500, overlay: 'vxlan' } });
-const judge = (name: string) => judgeKernelConfig(parseKernelConfig(checkFixture('kernel.config', name)), VXLAN);
+const judge = (name: string) => judgeKernelConfig(parseKernelConfig(fixture(`kernel.config/${name}.txt`)), VXLAN);
 
 // [fixture, status, observed]
 const cases: [string, string, RegExp][] = [
@@ -45,7 +45,7 @@ test('a missing datapath option names why it is needed; Cilium-only ones say so'
 });
 
 test('a bool option built as m fails; a tristate one as m passes', () => {
-  const text = checkFixture('kernel.config', 'debian-12-vm');
+  const text = fixture('kernel.config/debian-12-vm.txt');
   assert.equal(judgeKernelConfig(parseKernelConfig(text), VXLAN).status, 'pass');
   const f = judgeKernelConfig(parseKernelConfig(text.replace('CONFIG_CGROUP_BPF=y', 'CONFIG_CGROUP_BPF=m')), VXLAN);
   assert.equal(f.status, 'fail');
@@ -57,7 +57,7 @@ test('the overlay option follows the profile', () => {
   const none = configRequirements({ mtu: { primary: 1500, private: 1500, overlay: 'none' } });
   assert.ok(geneve.some((r) => r.name === 'CONFIG_GENEVE') && !geneve.some((r) => r.name === 'CONFIG_VXLAN'));
   assert.ok(!none.some((r) => r.name === 'CONFIG_VXLAN' || r.name === 'CONFIG_GENEVE'));
-  const f = judgeKernelConfig(parseKernelConfig(checkFixture('kernel.config', 'custom-minimal')), geneve);
+  const f = judgeKernelConfig(parseKernelConfig(fixture('kernel.config/custom-minimal.txt')), geneve);
   assert.match(f.observed, /GENEVE not set/);
 });
 
@@ -79,7 +79,7 @@ test('an unreadable config is an error that says why, and the fact is read once 
 });
 
 test('the check reads the config with the profile overlay', async () => {
-  const ctx = await fixtureContext({ [CONFIG_COMMAND]: checkFixture('kernel.config', 'rhel-9') });
+  const ctx = await fixtureContext({ [CONFIG_COMMAND]: fixture('kernel.config/rhel-9.txt') });
   const f = await kernelConfigCheck.run(ctx);
   assert.equal(f.status, 'pass');
   assert.match(f.expected, /VXLAN=y\|m$/, 'k8s-worker uses a VXLAN overlay');

@@ -2,9 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VIRT_SCRIPT, judgeVirt, parseVirtFacts, virtKvm } from '../../../src/checks/virt-kvm.js';
 import { fixtureContext } from '../../helpers/fixture-host.js';
-import { checkFixture } from '../../helpers/check-fixture.js';
+import { fixture } from '../../helpers/fixtures.js';
 
-const judge = (name: string) => judgeVirt(parseVirtFacts(checkFixture('virt.kvm', name)));
+const judge = (name: string) => judgeVirt(parseVirtFacts(fixture(`virt.kvm/${name}.txt`)));
 
 // [fixture, status, what observed must say, what remedy must say (fail/warn)]
 const cases: [string, string, RegExp, RegExp | null][] = [
@@ -49,26 +49,26 @@ test('other hypervisors warn with why, TCG says it is emulated and slow', () => 
 });
 
 test('/.dockerenv alone does not make a container when PID 2 is kthreadd, but does when it is not', () => {
-  const vm = parseVirtFacts(checkFixture('virt.kvm', 'local-firecracker'));
+  const vm = parseVirtFacts(fixture('virt.kvm/local-firecracker.txt'));
   assert.equal(judgeVirt(vm).status, 'pass');
   assert.equal(judgeVirt({ ...vm, pid2: '' }).status, 'fail');
   assert.equal(judgeVirt({ ...vm, pid1Cgroup: ['0::/system.slice/docker-3f1c0a.scope'] }).status, 'fail');
 });
 
 test('the recorded outputs parse into the facts they show', () => {
-  const f = parseVirtFacts(checkFixture('virt.kvm', 'debian-12-vm-qemu-tcg'));
+  const f = parseVirtFacts(fixture('virt.kvm/debian-12-vm-qemu-tcg.txt'));
   assert.equal(f.detectVm, 'qemu');
   assert.equal(f.detectContainer, 'none');
   assert.deepEqual(f.clocksources, ['hpet', 'acpi_pm']);
   assert.equal(f.pid1Container, '');
   assert.equal(f.pid2, 'kthreadd');
-  const local = parseVirtFacts(checkFixture('virt.kvm', 'local-firecracker'));
+  const local = parseVirtFacts(fixture('virt.kvm/local-firecracker.txt'));
   assert.equal(local.pid1Container, null, 'PID 1 environ is unreadable on this machine, even for root');
   assert.ok(local.markers.has('/.dockerenv'));
 });
 
 test('the check runs the gather script once, through sudo, and memoizes it', async () => {
-  const ctx = await fixtureContext({ [VIRT_SCRIPT]: checkFixture('virt.kvm', 'ubuntu-22.04-kvm') });
+  const ctx = await fixtureContext({ [VIRT_SCRIPT]: fixture('virt.kvm/ubuntu-22.04-kvm.txt') });
   const sudo: (boolean | undefined)[] = [];
   const run = ctx.host.run.bind(ctx.host);
   ctx.host.run = (command, options) => {

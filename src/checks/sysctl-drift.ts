@@ -1,0 +1,103 @@
+// sysctl.drift: every sysctl of the profile has its desired value now, reported the way tuned's
+// verify does ("'x' = 'a', expected 'b'"), with the line that sets them and the sysctl.d file that
+// persists them.
+import type { Check, Finding } from './types.js';
+import { normalizeSysctl, readSysctls, type SysctlValue } from './proc-sys.js';
+import { shQuote } from '../host/host.js';
+
+// Capacity limits: a node already above the profile's value is fine, and lowering it could only hurt
+// (systemd >= 240 sets fs.file-max to LONG_MAX; kernel docs admin-guide/sysctl/{fs,vm,net}.rst describe
+// each as a maximum). For these the profile's value is a floor; every other key must match exactly.
+export const AT_LEAST = new Set([
+  'fs.file-max',
+  'fs.nr_open',
+  'fs.inotify.max_user_instances',
+  'fs.inotify.max_user_watches',
+  'kernel.pid_max',
+  'kernel.threads-max',
+  'net.core.somaxconn',
+  'net.core.netdev_max_backlog',
+  'net.ipv4.tcp_max_syn_backlog',
+  'net.netfilter.nf_conntrack_max',
+  'vm.max_map_count',
+]);
+
+/** The file prep-node persists the profile's sysctls in; the sysctl tuner will write the same. */
+export const SYSCTL_FILE = '/etc/sysctl.d/90-prep-node.conf';
+
+export const sysctlDrift: Check = {
+  id: 'sysctl.drift',
+  title: 'Sysctls as in the profile',
+  async run(ctx): Promise<Finding> {
+    return judgeSysctls(await readSysctls(ctx), ctx.profile.sysctl, ctx.profile.optionalSysctl);
+  },
+};
+
+/** The verdict on current against desired sysctls; pure. */
+export function judgeSysctls(current: Map<string, SysctlValue>, desired: Record<string, string | number>, optional: string[]): Finding {
+  const keys = Object.keys(desired);
+  const expected = `${keys.length} sysctl${keys.length === 1 ? '' : 's'} as in the profile (capacity limits: at least)`;
+  if (keys.length === 0) return { status: 'pass', observed: 'profile sets no sysctls', expected };
+  const drift: string[] = [];
+  const unknown: string[] = [];
+  const unreadable: string[] = [];
+  const absentOptional: string[] = [];
+  const above: string[] = [];
+  const set: [string, string][] = [];
+  const persist: [string, string][] = [];
+  for (const key of keys) {
+    const want = normalizeSysctl(desired[key]!);
+    const cur = current.get(key);
+    if (!cur || cur.state === 'absent') {
+      if (optional.includes(key)) absentOptional.push(key);
+      else unknown.push(key);
+      continue;
+    }
+    if (cur.state === 'unreadable') {
+      persist.push([key, want]);
+      unreadable.push(key);
+      continue;
+    }
+    const have = normalizeSysctl(cur.value);
+    if (AT_LEAST.has(key) && /^\d+$/.test(have) && /^\d+$/.test(want) && BigInt(have) > BigInt(want)) {
+      above.push(`${key} = ${have} (above ${want}: kept)`);
+      persist.push([key, have]);
+      continue;
+    }
+    persist.push([key, want]);
+    if (have !== want) {
+      drift.push(`${key} = ${have}, expected ${want}`);
+      set.push([key, want]);
+    }
+  }
+  const checked = keys.length - absentOptional.length;
+  const notes = [
+    ...above,
+    ...unknown.map((k) => `${k}: unknown sysctl on this kernel`),
+    ...unreadable.map((k) => `${k}: not readable as this user`),
+    ...absentOptional.map((k) => `${k}: absent (optional)`),
+  ];
+  const summary = drift.length > 0 ? `${drift.length} of ${checked} differ` : `${checked - unknown.length - unreadable.length} of ${checked} as wanted`;
+  const observed = [...drift, ...notes, summary].join('; ');
+  const source = "desired values and why: the profile's comments (profiles/*.yaml); report format after tuned's sysctl verify";
+  if (drift.length > 0) {
+    const assign = set.map(([k, v]) => shQuote(`${k}=${v}`)).join(' ');
+    const file = persist.map(([k, v]) => shQuote(`${k} = ${v}`)).join(' ');
+    return {
+      status: 'fail',
+      observed,
+      expected,
+      remedy: `sysctl -w ${assign} && printf '%s\\n' ${file} > ${SYSCTL_FILE}`,
+      detail: `the printf persists the profile's sysctls across reboots (\`prep-node apply\` will write ${SYSCTL_FILE} itself once the tuners land). ${source}`,
+    };
+  }
+  if (unknown.length > 0 || unreadable.length > 0) {
+    return {
+      status: 'error',
+      observed,
+      expected,
+      detail: `cannot compare ${[...unknown, ...unreadable].join(', ')}: ${unknown.length > 0 ? 'the kernel has no such key (a typo, or add it to optionalSysctl when a module provides it)' : 'run as root or a sudo user'}. ${source}`,
+    };
+  }
+  return { status: 'pass', observed, expected, detail: source };
+}
