@@ -14,3 +14,6 @@ export function fixture(path: string): string {
   while (lines.length > 0 && PROVENANCE.test(lines[0]!)) lines.shift();
   return lines.join('\n');
 }
+
+/** The profile test/fixtures/checks/hosts/ was recorded against: tests pin it rather than follow profiles/. */
+export const RECORDED_PROFILE_YAML = fixture('hosts/profile.yaml');

@@ -3,12 +3,12 @@ import assert from 'node:assert/strict';
 import { conntrackCapacity, judgeConntrack } from '../../../src/checks/conntrack-capacity.js';
 import { parseSysctls, sysctlCommand, sysctlKeys } from '../../../src/checks/proc-sys.js';
 import { moduleNames, modulesCommand, parseModules } from '../../../src/checks/kernel-modules.js';
-import { loadProfile, parseProfile } from '../../../src/profiles/load.js';
+import { parseProfile } from '../../../src/profiles/load.js';
 import { fixtureContext } from '../../helpers/fixture-host.js';
-import { fixture } from '../../helpers/fixtures.js';
+import { RECORDED_PROFILE_YAML, fixture } from '../../helpers/fixtures.js';
 
 const LIMITS = { min: 262144, warnUsagePercent: 75 };
-const profile = await loadProfile('k8s-worker');
+const profile = parseProfile(RECORDED_PROFILE_YAML, 'recorded profile');
 const KEYS = sysctlKeys(profile);
 const NAMES = moduleNames(profile);
 

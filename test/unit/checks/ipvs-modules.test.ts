@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { ipvsModules, judgeModules } from '../../../src/checks/ipvs-modules.js';
 import { moduleNameOfPath, moduleNames, modulesCommand, parseModules } from '../../../src/checks/kernel-modules.js';
 import { fixtureContext } from '../../helpers/fixture-host.js';
-import { loadProfile } from '../../../src/profiles/load.js';
-import { fixture } from '../../helpers/fixtures.js';
+import { parseProfile } from '../../../src/profiles/load.js';
+import { RECORDED_PROFILE_YAML, fixture } from '../../helpers/fixtures.js';
 
 const WANTED = ['ip_vs', 'ip_vs_rr', 'ip_vs_wrr', 'ip_vs_sh', 'nf_conntrack', 'br_netfilter'];
 const judge = (host: string, file = 'modules.out') => judgeModules(parseModules(fixture(`hosts/${host}/${file}`), WANTED), WANTED);
@@ -100,8 +100,8 @@ test('a built-in ip_vs on a kernel that lists no built-ins: whether its schedule
 });
 
 test('the check runs the one memoised command and reads the profile', async () => {
-  const cmd = modulesCommand(moduleNames(await loadProfile('k8s-worker')));
-  const ctx = await fixtureContext({ [cmd]: fixture('hosts/debian-12/modules-loaded.out') });
+  const cmd = modulesCommand(moduleNames(parseProfile(RECORDED_PROFILE_YAML, 'recorded profile')));
+  const ctx = await fixtureContext({ [cmd]: fixture('hosts/debian-12/modules-loaded.out') }, RECORDED_PROFILE_YAML);
   const f = await ipvsModules.run(ctx);
   assert.equal(f.status, 'pass');
   await ipvsModules.run(ctx);

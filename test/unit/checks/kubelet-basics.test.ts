@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import { judgeKubeletBasics, kubeletBasics, parseSwaps, SWAPS_COMMAND } from '../../../src/checks/kubelet-basics.js';
 import { parseSysctls, sysctlCommand, sysctlKeys } from '../../../src/checks/proc-sys.js';
 import { moduleNames, modulesCommand, parseModules } from '../../../src/checks/kernel-modules.js';
-import { loadProfile } from '../../../src/profiles/load.js';
+import { parseProfile } from '../../../src/profiles/load.js';
 import { fixtureContext } from '../../helpers/fixture-host.js';
-import { fixture } from '../../helpers/fixtures.js';
+import { RECORDED_PROFILE_YAML, fixture } from '../../helpers/fixtures.js';
 
-const profile = await loadProfile('k8s-worker');
+const profile = parseProfile(RECORDED_PROFILE_YAML, 'recorded profile');
 const KEYS = sysctlKeys(profile);
 const NAMES = moduleNames(profile);
 
@@ -71,7 +71,7 @@ test('the check reads /proc/swaps and shares the sysctl and module facts', async
     [SWAPS_COMMAND]: fixture('hosts/debian-12/swaps.out'),
     [sysctlCommand(KEYS)]: fixture('hosts/debian-12/sysctl-loaded.out'),
     [modulesCommand(NAMES)]: fixture('hosts/debian-12/modules-loaded.out'),
-  });
+  }, RECORDED_PROFILE_YAML);
   const f = await kubeletBasics.run(ctx);
   assert.equal(f.status, 'fail');
   assert.equal(f.observed, 'swap off; net.ipv4.ip_forward = 0; br_netfilter loaded, net.bridge.bridge-nf-call-iptables = 1');

@@ -2,11 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { judgeSysctls, sysctlDrift } from '../../../src/checks/sysctl-drift.js';
 import { normalizeSysctl, parseSysctls, sysctlCommand, sysctlKeys } from '../../../src/checks/proc-sys.js';
-import { loadProfile, parseProfile } from '../../../src/profiles/load.js';
+import { parseProfile } from '../../../src/profiles/load.js';
 import { fixtureContext } from '../../helpers/fixture-host.js';
-import { fixture } from '../../helpers/fixtures.js';
+import { RECORDED_PROFILE_YAML, fixture } from '../../helpers/fixtures.js';
 
-const profile = await loadProfile('k8s-worker');
+const profile = parseProfile(RECORDED_PROFILE_YAML, 'recorded profile');
 const KEYS = sysctlKeys(profile);
 const judge = (host: string, file = 'sysctl.out') => judgeSysctls(parseSysctls(fixture(`hosts/${host}/${file}`), KEYS), profile.sysctl, profile.optionalSysctl);
 
