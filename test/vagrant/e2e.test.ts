@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO, bootVm, clientConfig, runCli, runNode, type Backend, type Ran, type Vm } from '../helpers/vm.js';
 import { CHECK_SCHEMA, type CheckDocument } from '../../src/report/json.js';
+import { CHECKS } from '../../src/checks/index.js';
 
 const backends = (process.env.PREP_NODE_VM_BACKENDS ?? 'qemu,vagrant').split(',') as Backend[];
 
@@ -70,6 +71,48 @@ for (const backend of backends) {
       const header = ['CHECK', vm.spec('root'), vm.spec(vm.target.sudoUser), 'local'];
       assert.ok(r.stdout.split('\n').some((l) => l.split(/\s+/).join(' ') === header.join(' ')), r.stdout);
       assert.match(r.stdout, /^kernel\.version\s+PASS\s+PASS\s+PASS$/m);
+    });
+
+    test('the whole catalogue on the VM: each check reports what this guest really is', () => {
+      const r = runCli(vm, ['check', '-F', config, '--json', '--steal-seconds', '1', vm.spec(vm.target.sudoUser)]);
+      assert.equal(r.status, 1, `a stock Debian 12 has findings (modules, sysctls, time): ${r.stderr}`);
+      const doc = JSON.parse(r.stdout) as CheckDocument;
+      const byId = new Map(doc.hosts[0]!.checks.map((c) => [c.id, c]));
+      const status = (id: string) => byId.get(id)?.status;
+      assert.deepEqual([...byId.keys()], CHECKS.map((c) => c.id), 'every check ran, in catalogue order');
+      // What the guest is: Debian's 6.1 kernel with BTF, systemd's bpffs and cgroup2, a virtio NIC.
+      for (const id of ['kernel.version', 'kernel.config', 'kernel.btf', 'bpf.fs', 'cgroup.v2', 'net.virtio', 'net.mtu', 'cpu.steal']) {
+        assert.equal(status(id), 'pass', `${id}: ${JSON.stringify(byId.get(id))}`);
+      }
+      // QEMU under TCG is an emulated machine, not a KVM guest: said as a warning.
+      assert.equal(status('virt.kvm'), vm.target.accel === 'kvm' ? 'pass' : 'warn');
+      // The plain-QEMU NIC has one queue for two vCPUs; the Vagrant one has two.
+      assert.equal(status('net.multiqueue'), backend === 'vagrant' ? 'pass' : 'warn', byId.get('net.multiqueue')?.observed);
+      // A stock image loads no IPVS modules and leaves forwarding off: findings with pasteable fixes.
+      assert.equal(status('ipvs.modules'), 'fail');
+      assert.match(byId.get('ipvs.modules')!.remedy ?? '', /^modprobe -a .*ip_vs/);
+      assert.equal(status('kubelet.basics'), 'fail');
+      assert.match(byId.get('kubelet.basics')!.observed, /net\.ipv4\.ip_forward = 0/);
+      assert.equal(status('disk.fsync'), 'skip', 'a worker profile has no etcd');
+      for (const c of byId.values()) {
+        if (c.status !== 'pass' && c.status !== 'skip') assert.ok(c.remedy, `${c.id} (${c.status}) has a remedy`);
+      }
+    });
+
+    test('--ignore all reports the same findings but exits 0', () => {
+      const r = runCli(vm, ['check', '-F', config, '--json', '--steal-seconds', '1', '--ignore', 'all', vm.spec('root')]);
+      assert.equal(r.status, 0, r.stderr);
+      const doc = JSON.parse(r.stdout) as CheckDocument;
+      assert.ok(doc.hosts[0]!.checks.some((c) => c.status === 'fail' && c.ignored));
+    });
+
+    test('a control-plane profile measures fsync latency on the etcd disk', () => {
+      const r = runCli(vm, ['check', '-F', config, '--json', '--steal-seconds', '1', '--profile', 'k8s-control-plane', vm.spec('root')]);
+      assertReported(r);
+      const fsync = (JSON.parse(r.stdout) as CheckDocument).hosts[0]!.checks.find((c) => c.id === 'disk.fsync')!;
+      assert.notEqual(fsync.status, 'skip');
+      assert.notEqual(fsync.status, 'error', fsync.detail ?? '');
+      assert.match(fsync.observed, /p99 .*ms over \d+ writes/);
     });
 
     test('a changed host key is a hard error, even with --accept-new-host-key', () => {
