@@ -73,6 +73,20 @@ for (const backend of backends) {
       assert.match(r.stdout, /^kernel\.version\s+PASS\s+PASS\s+PASS$/m);
     });
 
+    test('-i and -p work as with ssh: the key and the port come from the command line', () => {
+      // A config with known_hosts but no key: without -i authentication fails, with -i it works.
+      const bare = join(dir, 'ssh_config.bare');
+      writeFileSync(bare, readFileSync(config, 'utf8').replace(/^\s*IdentityFile .*\n/m, ''));
+      const target = `root@${vm.target.host}`;
+      const port = String(vm.target.port);
+      const without = runCli(vm, ['check', '-F', bare, '-p', port, '--steal-seconds', '1', target]);
+      assert.equal(without.status, 3, without.stderr);
+      assert.match(without.stderr, /authentication failed for user root/);
+      const withKey = runCli(vm, ['check', '-F', bare, '-i', vm.target.identity, '-p', port, '--steal-seconds', '1', target]);
+      assertReported(withKey);
+      assert.match(withKey.stdout, /kernel\.version\s+PASS/);
+    });
+
     test('the whole catalogue on the VM: each check reports what this guest really is', () => {
       const r = runCli(vm, ['check', '-F', config, '--json', '--steal-seconds', '1', vm.spec(vm.target.sudoUser)]);
       assert.equal(r.status, 1, `a stock Debian 12 has findings (modules, sysctls, time): ${r.stderr}`);
@@ -131,7 +145,7 @@ for (const backend of backends) {
       }
     });
 
-    test('sudo: a NOPASSWD user runs as root, a user whose sudo wants a password gets exit 4 and one line', () => {
+    test('sudo: a NOPASSWD user runs as root; a user whose sudo wants a password gets one line and exit 4', () => {
       // Straight through the Host API (no check needs root yet), run where the VM is reachable.
       const script = (user: string) => `
         import { openHost } from ${JSON.stringify(join(REPO, 'dist/src/host/connect.js'))};
@@ -144,6 +158,12 @@ for (const backend of backends) {
       assert.equal(ok.stdout.trim(), '0', ok.stderr);
       const refused = runNode(vm, script(vm.target.sudoPasswordUser));
       assert.match(refused.stdout.trim(), new RegExp(`^4 sudo-password .*sudo asks user ${vm.target.sudoPasswordUser} for a password`), refused.stderr);
+      // And through the CLI: virt.kvm reads /proc/1/environ as root, so the check says so and exits 4.
+      const cli = runCli(vm, ['check', '-F', config, '--steal-seconds', '1', vm.spec(vm.target.sudoPasswordUser)]);
+      assert.equal(cli.status, 4, cli.stderr + cli.stdout);
+      const who = vm.target.sudoPasswordUser;
+      assert.ok(cli.stderr.startsWith(`prep-node: ${vm.spec(who)}: sudo asks user ${who} for a password`), cli.stderr);
+      assert.equal(cli.stderr.trim().split('\n').length, 1);
     });
 
     test('check local runs without SSH', () => {
