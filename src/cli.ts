@@ -73,9 +73,29 @@ export function buildProgram(): Command {
       .addHelpText('after', EXIT_CODES),
   ).action(async (targets: string[], options: CheckOptions) => {
     const { check } = await import('./commands/check.js');
-    process.exitCode = await check(targets, options, { stdout: process.stdout, stderr: process.stderr, version: VERSION });
+    process.exitCode = await check(targets, options, io());
   });
+  const profiles = program.command('profiles').description('the built-in profiles, and profiles resolved');
+  profiles
+    .command('list')
+    .description('list the built-in profiles')
+    .action(async () => {
+      const { listProfiles } = await import('./commands/profiles.js');
+      await listProfiles(io());
+    });
+  profiles
+    .command('show')
+    .description('print a profile with what it extends merged and defaults filled in')
+    .argument('<name|file>', 'built-in profile name or a profile file')
+    .action(async (name: string) => {
+      const { showProfile } = await import('./commands/profiles.js');
+      await showProfile(name, io());
+    });
   return program;
+}
+
+function io() {
+  return { stdout: process.stdout, stderr: process.stderr, version: VERSION };
 }
 
 export async function main(argv: string[]): Promise<void> {

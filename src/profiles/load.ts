@@ -1,9 +1,11 @@
-// Profiles: built-in ones by name from profiles/*.yaml, or a user's file by path. A bad profile is
+// Profiles: built-in ones by name from profiles/*.yaml, or a user's file by path. A profile may
+// `extends:` another (a built-in name, or a path relative to its own file): maps merge key by key,
+// lists and values are replaced, as tuned's include= and Ansible's combine() do. A bad profile is
 // rejected before anything touches a node, naming the file, line and column, key path and what was expected.
 import { readFile, readdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LineCounter, parseDocument } from 'yaml';
+import { LineCounter, parseDocument, type Document } from 'yaml';
 import { UsageError } from '../errors.js';
 import { ProfileSchema, type Profile } from './schema.js';
 
@@ -16,22 +18,61 @@ export async function builtinProfiles(): Promise<string[]> {
   return (await readdir(BUILTIN_DIR)).filter((f) => f.endsWith('.yaml')).map((f) => f.slice(0, -5)).sort();
 }
 
-/** Load a profile by built-in name or by path (anything with a slash or ending in .yaml/.yml). */
+/** One file of an extends chain, kept to point errors at the line that caused them. */
+interface Source {
+  file: string;
+  doc: Document;
+  lines: LineCounter;
+}
+
+type Raw = Record<string, unknown>;
+
+/** Load a profile by built-in name or by path (anything with a slash or ending in .yaml/.yml), extends resolved. */
 export async function loadProfile(nameOrPath: string = DEFAULT_PROFILE): Promise<Profile> {
-  const isPath = nameOrPath.includes('/') || /\.ya?ml$/.test(nameOrPath);
-  const file = isPath ? resolve(nameOrPath) : join(BUILTIN_DIR, `${nameOrPath}.yaml`);
+  const sources: Source[] = [];
+  const raw = await readChain(nameOrPath, process.cwd(), sources);
+  return validate(raw, sources);
+}
+
+/** Parse and validate one profile document that extends nothing (fixtures, tests). */
+export function parseProfile(text: string, file: string): Profile {
+  const source = parseSource(text, file);
+  const raw = source.doc.toJS() as unknown;
+  if (isMap(raw) && 'extends' in raw) throw new UsageError(`${file}: extends needs the profile loaded from a file`);
+  return validate(raw, [source]);
+}
+
+function isPathSpec(spec: string): boolean {
+  return spec.includes('/') || /\.ya?ml$/.test(spec);
+}
+
+/** Read a profile and what it extends, child first into `sources`; returns the merged raw object. */
+async function readChain(spec: string, fromDir: string, sources: Source[]): Promise<unknown> {
+  const isPath = isPathSpec(spec);
+  const file = isPath ? resolve(fromDir, spec) : join(BUILTIN_DIR, `${spec}.yaml`);
+  const shown = isPath ? spec : `profiles/${spec}.yaml`;
+  if (sources.some((s) => resolve(s.file) === file || s.file === shown)) {
+    throw new UsageError(`profile extends itself: ${[...sources.map((s) => s.file), shown].join(' → ')}`);
+  }
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch {
-    if (isPath) throw new UsageError(`profile file ${nameOrPath} cannot be read`);
-    throw new UsageError(`no built-in profile "${nameOrPath}" (built-in: ${(await builtinProfiles()).join(', ')}; or pass a file path)`);
+    const from = sources.at(-1);
+    const where = from ? `${from.file}: extends: ` : '';
+    if (isPath) throw new UsageError(`${where}profile file ${spec} cannot be read`);
+    throw new UsageError(`${where}no built-in profile "${spec}" (built-in: ${(await builtinProfiles()).join(', ')}; or pass a file path)`);
   }
-  return parseProfile(text, isPath ? nameOrPath : `profiles/${nameOrPath}.yaml`);
+  const source = parseSource(text, isPath ? (sources.length === 0 ? spec : file) : shown);
+  sources.push(source);
+  const raw = source.doc.toJS() as unknown;
+  if (!isMap(raw) || raw.extends === undefined) return raw;
+  const { extends: parent, ...own } = raw;
+  if (typeof parent !== 'string') throw located(source, ['extends'], 'expected a profile name or file path');
+  return merge(await readChain(parent, dirname(file), sources), own);
 }
 
-/** Parse and validate profile YAML; errors are `file:line:col: key.path: what was expected`. */
-export function parseProfile(text: string, file: string): Profile {
+function parseSource(text: string, file: string): Source {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
   const syntax = doc.errors[0];
@@ -39,14 +80,38 @@ export function parseProfile(text: string, file: string): Profile {
     const pos = lines.linePos(syntax.pos[0]);
     throw new UsageError(`${file}:${pos.line}:${pos.col}: invalid YAML: ${syntax.message.split('\n')[0]}`);
   }
-  const result = ProfileSchema.safeParse(doc.toJS());
+  return { file, doc, lines };
+}
+
+/** Maps merge key by key (the child wins); anything else in the child replaces the parent's. */
+function merge(parent: unknown, child: unknown): unknown {
+  if (!isMap(parent) || !isMap(child)) return child;
+  const out: Raw = { ...parent };
+  for (const [k, v] of Object.entries(child)) out[k] = k in parent ? merge(parent[k], v) : v;
+  return out;
+}
+
+function isMap(v: unknown): v is Raw {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function validate(raw: unknown, sources: Source[]): Profile {
+  const result = ProfileSchema.safeParse(raw);
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
-  // Point at the deepest node of the path that exists in the document.
-  let node: unknown;
-  for (let n = issue.path.length; n >= 0 && !node; n--) node = doc.getIn(issue.path.slice(0, n) as (string | number)[], true);
-  const range = (node as { range?: [number, number, number] } | undefined)?.range;
-  const pos = range ? lines.linePos(range[0]) : { line: 1, col: 1 };
-  const keyPath = issue.path.map((k) => (typeof k === 'string' && /^[A-Za-z_][\w-]*$/.test(k) ? k : JSON.stringify(k))).join('.');
-  throw new UsageError(`${file}:${pos.line}:${pos.col}: ${keyPath || '(top level)'}: ${issue.message}`);
+  const path = issue.path.filter((k): k is string | number => typeof k !== 'symbol');
+  // The file (child first) that defines the deepest part of the path is where the fix goes.
+  for (let n = path.length; n >= 0; n--) {
+    const source = sources.find((s) => s.doc.getIn(path.slice(0, n), true));
+    if (source) throw located(source, path, issue.message, n);
+  }
+  throw located(sources[0]!, path, issue.message, 0);
+}
+
+function located(source: Source, path: (string | number)[], message: string, depth = path.length): UsageError {
+  const node = depth > 0 ? source.doc.getIn(path.slice(0, depth), true) : source.doc.contents;
+  const range = (node as { range?: [number, number, number] } | null | undefined)?.range;
+  const pos = range ? source.lines.linePos(range[0]) : { line: 1, col: 1 };
+  const keyPath = path.map((k) => (typeof k === 'string' && /^[A-Za-z_][\w-]*$/.test(k) ? k : JSON.stringify(k))).join('.');
+  return new UsageError(`${source.file}:${pos.line}:${pos.col}: ${keyPath || '(top level)'}: ${message}`);
 }

@@ -57,3 +57,17 @@ test('check --json on this machine prints one schema-v1 document and nothing els
   assert.ok(doc.hosts[0]!.checks.some((c) => c.id === 'kernel.version' && c.status === 'pass'));
   assert.equal(doc.exitCode, r.status);
 });
+
+test('profiles list names the built-in profiles; show prints one resolved', () => {
+  const list = run('profiles', 'list');
+  assert.equal(list.status, 0, list.stderr);
+  assert.match(list.stdout, /^k8s-control-plane\s+Kubernetes control-plane node/m);
+  assert.match(list.stdout, /^k8s-worker\s+Kubernetes worker node/m);
+  const show = run('profiles', 'show', 'k8s-control-plane');
+  assert.equal(show.status, 0, show.stderr);
+  assert.match(show.stdout, /^role: control-plane$/m);
+  assert.match(show.stdout, /^ {2}net\.core\.somaxconn: 32768$/m, 'inherited from k8s-worker');
+  const missing = run('profiles', 'show', 'nope');
+  assert.equal(missing.status, 2);
+  assert.match(missing.stderr, /^prep-node: no built-in profile "nope"/);
+});

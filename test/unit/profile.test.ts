@@ -1,4 +1,7 @@
-import { test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { builtinProfiles, loadProfile, parseProfile } from '../../src/profiles/load.js';
 import { UsageError } from '../../src/errors.js';
@@ -30,4 +33,52 @@ for (const [what, text, message] of bad) {
 test('an unknown built-in name lists the built-in ones', async () => {
   await assert.rejects(loadProfile('k8s-wroker'), /no built-in profile "k8s-wroker" \(built-in: .*k8s-worker/);
   await assert.rejects(loadProfile('./does-not-exist.yaml'), /cannot be read/);
+});
+
+test('k8s-control-plane extends k8s-worker: inherits its sysctls and modules, overrides role and steal', async () => {
+  const [worker, cp] = [await loadProfile('k8s-worker'), await loadProfile('k8s-control-plane')];
+  assert.equal(cp.role, 'control-plane');
+  assert.deepEqual(cp.sysctl, worker.sysctl);
+  assert.deepEqual(cp.modules, worker.modules);
+  assert.deepEqual(cp.steal, { warnPercent: 3, failPercent: 8 });
+  assert.deepEqual(worker.steal, { warnPercent: 5, failPercent: 10 });
+});
+
+describe('extends', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'pn-profiles-'));
+    mkdirSync(join(dir, 'base'));
+    writeFileSync(join(dir, 'base', 'parent.yaml'), 'name: parent\ndescription: p\nkernel: {min: "5.10", recommended: "5.15"}\nsysctl: {net.core.somaxconn: 1024, vm.swappiness: 10}\nmodules: [ip_vs, nf_conntrack]\n');
+    writeFileSync(join(dir, 'child.yaml'), 'extends: base/parent.yaml\nname: child\ndescription: c\nsysctl: {net.core.somaxconn: 4096}\nmodules: [br_netfilter]\n');
+    writeFileSync(join(dir, 'mine.yaml'), 'extends: k8s-worker\nname: mine\ndescription: m\nmtu: {private: 9000}\n');
+    writeFileSync(join(dir, 'badparent.yaml'), 'name: badparent\ndescription: b\nkernel:\n  min: "lots"\n  recommended: "5.15"\n');
+    writeFileSync(join(dir, 'badchild.yaml'), 'extends: ./badparent.yaml\nname: badchild\ndescription: c\n');
+    writeFileSync(join(dir, 'a.yaml'), 'extends: b.yaml\nname: a\ndescription: a\n');
+    writeFileSync(join(dir, 'b.yaml'), 'extends: a.yaml\nname: b\ndescription: b\n');
+    writeFileSync(join(dir, 'orphan.yaml'), 'extends: k8s-wroker\nname: o\ndescription: o\n');
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('maps merge key by key, lists are replaced, the parent path is relative to the child', async () => {
+    const p = await loadProfile(join(dir, 'child.yaml'));
+    assert.equal(p.name, 'child');
+    assert.deepEqual(p.sysctl, { 'net.core.somaxconn': 4096, 'vm.swappiness': 10 });
+    assert.deepEqual(p.modules, ['br_netfilter']);
+  });
+
+  test('a user profile extends a built-in one by name', async () => {
+    const p = await loadProfile(join(dir, 'mine.yaml'));
+    assert.deepEqual(p.mtu, { primary: 1500, private: 9000, overlay: 'vxlan' });
+    assert.equal(p.sysctl['net.core.somaxconn'], 32768);
+  });
+
+  test('an error in the parent names the parent file, line and column', async () => {
+    await assert.rejects(loadProfile(join(dir, 'badchild.yaml')), (e: unknown) => e instanceof UsageError && /badparent\.yaml:4:8: kernel\.min: expected a kernel version/.test(e.message));
+  });
+
+  test('a cycle and a missing parent are one-line usage errors', async () => {
+    await assert.rejects(loadProfile(join(dir, 'a.yaml')), (e: unknown) => e instanceof UsageError && /profile extends itself: .*a\.yaml → .*b\.yaml → a\.yaml/.test(e.message));
+    await assert.rejects(loadProfile(join(dir, 'orphan.yaml')), (e: unknown) => e instanceof UsageError && /orphan\.yaml: extends: no built-in profile "k8s-wroker"/.test(e.message));
+  });
 });
