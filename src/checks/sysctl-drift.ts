@@ -66,7 +66,7 @@ export function judgeSysctls(current: Map<string, SysctlValue>, desired: Record<
     }
     persist.push([key, want]);
     if (have !== want) {
-      drift.push(`${key} = ${have}, expected ${want}`);
+      drift.push(`${key} = ${have || '(empty)'}, expected ${want}`);
       set.push([key, want]);
     }
   }

@@ -37,7 +37,7 @@ export function renderHost(report: HostReport, style: Style): string {
     group = g;
     lines.push(`  ${c.id.padEnd(idW)}  ${status(style, c)}  ${c.observed}`);
     if (c.status === 'pass') continue;
-    lines.push(`${pad}expected: ${c.expected}`);
+    if (c.status !== 'skip') lines.push(`${pad}expected: ${c.expected}`);
     if (c.detail) lines.push(`${pad}${paint(style, '90', `why: ${c.detail}`)}`);
     if (c.remedy) lines.push(`${pad}fix: ${c.remedy}`);
   }
