@@ -6,6 +6,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { ExitCode, PrepNodeError, oneLine } from './errors.js';
 import { parsePort } from './host/target.js';
 import type { CheckOptions } from './commands/check.js';
+import type { ApplyOptions, RollbackOptions } from './commands/apply.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -21,6 +22,9 @@ Exit codes:
   2  bad usage or input (arguments, profile, inventory)
   3  a host could not be reached: DNS, refused, timeout, authentication, host key unknown or changed
   4  a host was reached but root was refused (sudo wants a password, or the user may not sudo)
+  5  apply: the node cannot take the profile (unknown sysctl, missing module, MTU above the link's
+     maximum, a tool missing); nothing was changed
+  6  apply: an MTU or channel change cut the SSH session and the node reverted it
   70 internal error (a bug: please report it)
 `;
 
@@ -74,6 +78,34 @@ export function buildProgram(): Command {
   ).action(async (targets: string[], options: CheckOptions) => {
     const { check } = await import('./commands/check.js');
     process.exitCode = await check(targets, options, io());
+  });
+  hostOptions(
+    program
+      .command('apply')
+      .description('tune nodes to a profile: sysctls, modules, bpffs, MTU, NIC channels; persistent, journaled, idempotent')
+      .argument('[targets...]', 'hosts to tune (default: local)')
+      .option('--profile <name|file>', 'built-in profile name or a profile file', undefined)
+      .option('--dry-run', 'print the plan (current → desired, and how each persists) and change nothing')
+      .addOption(
+        new Option('--confirm-timeout <seconds>', 'after an MTU or channel change, the node reverts it unless prep-node reconnects within this long')
+          .default(60)
+          .argParser(int('--confirm-timeout', 10, 3600)),
+      )
+      .addHelpText('after', EXIT_CODES),
+  ).action(async (targets: string[], options: ApplyOptions) => {
+    const { apply } = await import('./commands/apply.js');
+    process.exitCode = await apply(targets, options, io());
+  });
+  hostOptions(
+    program
+      .command('rollback')
+      .description('restore everything apply changed (from the journal on the node) and remove what it created')
+      .argument('[targets...]', 'hosts to roll back (default: local)')
+      .option('--dry-run', 'print what would be restored and change nothing')
+      .addHelpText('after', EXIT_CODES),
+  ).action(async (targets: string[], options: RollbackOptions) => {
+    const { rollbackCommand } = await import('./commands/apply.js');
+    process.exitCode = await rollbackCommand(targets, options, io());
   });
   const profiles = program.command('profiles').description('the built-in profiles, and profiles resolved');
   profiles

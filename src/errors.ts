@@ -8,6 +8,10 @@ export const ExitCode = {
   usage: 2,
   unreachable: 3,
   privilege: 4,
+  /** The node cannot take the profile (unknown sysctl, MTU above the link's maximum, a tool missing): nothing was changed. */
+  refused: 5,
+  /** A change cut the SSH session and the node reverted it (or was left to revert it). */
+  reverted: 6,
   internal: 70,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
@@ -29,6 +33,17 @@ export class UsageError extends PrepNodeError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, ExitCode.usage, options);
     this.name = 'UsageError';
+  }
+}
+
+/** The node cannot take what the profile asks (found while planning, before any write): exit 5. */
+export class NodeRefusal extends PrepNodeError {
+  constructor(
+    readonly host: string,
+    detail: string,
+  ) {
+    super(`${host}: ${detail}`, ExitCode.refused);
+    this.name = 'NodeRefusal';
   }
 }
 

@@ -20,7 +20,26 @@ export const AT_LEAST = new Set([
   'net.ipv4.tcp_max_syn_backlog',
   'net.netfilter.nf_conntrack_max',
   'vm.max_map_count',
+  // Socket buffer limits: a kernel that already allows more (6.x raised tcp_rmem's max to 32 MiB) keeps it.
+  'net.core.rmem_max',
+  'net.core.wmem_max',
+  // min default max triplets: compared field by field.
+  'net.ipv4.tcp_rmem',
+  'net.ipv4.tcp_wmem',
 ]);
+
+/**
+ * The value a node should have: the profile's, except that for capacity limits a field the node
+ * already exceeds keeps the node's (field by field for triplets such as tcp_rmem).
+ */
+export function effectiveDesired(key: string, current: string, desired: string | number): string {
+  const want = normalizeSysctl(desired);
+  if (!AT_LEAST.has(key)) return want;
+  const have = normalizeSysctl(current).split(' ');
+  const wantF = want.split(' ');
+  if (have.length !== wantF.length || ![...have, ...wantF].every((f) => /^\d+$/.test(f))) return want;
+  return wantF.map((w, i) => (BigInt(have[i]!) > BigInt(w) ? have[i]! : w)).join(' ');
+}
 
 /** The file prep-node persists the profile's sysctls in; the sysctl tuner will write the same. */
 export const SYSCTL_FILE = '/etc/sysctl.d/90-prep-node.conf';
@@ -59,15 +78,16 @@ export function judgeSysctls(current: Map<string, SysctlValue>, desired: Record<
       continue;
     }
     const have = normalizeSysctl(cur.value);
-    if (AT_LEAST.has(key) && /^\d+$/.test(have) && /^\d+$/.test(want) && BigInt(have) > BigInt(want)) {
+    const eff = effectiveDesired(key, have, want);
+    if (eff !== want && have === eff) {
       above.push(`${key} = ${have} (above ${want}: kept)`);
       persist.push([key, have]);
       continue;
     }
-    persist.push([key, want]);
-    if (have !== want) {
-      drift.push(`${key} = ${have || '(empty)'}, expected ${want}`);
-      set.push([key, want]);
+    persist.push([key, eff]);
+    if (have !== eff) {
+      drift.push(`${key} = ${have || '(empty)'}, expected ${eff}`);
+      set.push([key, eff]);
     }
   }
   const checked = keys.length - absentOptional.length;

@@ -7,7 +7,8 @@ import { coerceVersion } from '../checks/kernel-release.js';
 const kernelVersion = z
   .string()
   .refine((v) => coerceVersion(v) !== null, { message: 'expected a kernel version such as "5.10" or "5.15.0"' });
-const mtu = z.number().int().min(576).max(9216);
+// 68: the IPv4 minimum (RFC 791); 65535: the largest MTU Linux accepts on any link (IP_MAX_MTU).
+const mtu = z.number().int().min(68).max(65535);
 const percent = z.number().min(0).max(100);
 const sysctlKey = z.string().regex(/^[a-z0-9_]+(\.[A-Za-z0-9_-]+)+$/, 'expected a sysctl name such as net.core.somaxconn');
 
@@ -36,8 +37,17 @@ export const ProfileSchema = z.strictObject({
       private: mtu.default(1500),
       /** The pod network's encapsulation: its header costs this much of the interface MTU. */
       overlay: z.enum(['none', 'vxlan', 'geneve']).default('vxlan'),
+      /** Whether `apply` sets the MTUs (false: only `check` compares them). */
+      apply: z.boolean().default(true),
     })
-    .default({ primary: 1500, private: 1500, overlay: 'vxlan' }),
+    .default({ primary: 1500, private: 1500, overlay: 'vxlan', apply: true }),
+  /** Mount the BPF filesystem at /sys/fs/bpf (and keep it mounted across reboots): pinned maps live there. */
+  bpffs: z.boolean().default(true),
+  /**
+   * virtio-net combined channels (queue pairs): "vcpus" sets them to the vCPU count (capped at the
+   * NIC's maximum), a number sets that many, "keep" leaves them alone.
+   */
+  channels: z.union([z.literal('vcpus'), z.literal('keep'), z.number().int().min(1).max(1024)]).default('vcpus'),
   steal: z
     .strictObject({ warnPercent: percent.default(5), failPercent: percent.default(10) })
     .default({ warnPercent: 5, failPercent: 10 }),

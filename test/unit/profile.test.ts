@@ -69,7 +69,7 @@ describe('extends', () => {
 
   test('a user profile extends a built-in one by name', async () => {
     const p = await loadProfile(join(dir, 'mine.yaml'));
-    assert.deepEqual(p.mtu, { primary: 1500, private: 9000, overlay: 'vxlan' });
+    assert.deepEqual(p.mtu, { primary: 1500, private: 9000, overlay: 'vxlan', apply: true });
     assert.equal(p.sysctl['net.core.somaxconn'], 32768);
   });
 

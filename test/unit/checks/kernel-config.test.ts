@@ -4,7 +4,7 @@ import { CONFIG_COMMAND, configRequirements, judgeKernelConfig, kernelConfig, ke
 import { fixtureContext } from '../../helpers/fixture-host.js';
 import { fixture } from '../../helpers/fixtures.js';
 
-const VXLAN = configRequirements({ mtu: { primary: 1500, private: 1500, overlay: 'vxlan' } });
+const VXLAN = configRequirements({ mtu: { primary: 1500, private: 1500, overlay: 'vxlan', apply: true } });
 const judge = (name: string) => judgeKernelConfig(parseKernelConfig(fixture(`kernel.config/${name}.txt`)), VXLAN);
 
 // [fixture, status, observed]
@@ -53,8 +53,8 @@ test('a bool option built as m fails; a tristate one as m passes', () => {
 });
 
 test('the overlay option follows the profile', () => {
-  const geneve = configRequirements({ mtu: { primary: 1500, private: 1500, overlay: 'geneve' } });
-  const none = configRequirements({ mtu: { primary: 1500, private: 1500, overlay: 'none' } });
+  const geneve = configRequirements({ mtu: { primary: 1500, private: 1500, overlay: 'geneve', apply: true } });
+  const none = configRequirements({ mtu: { primary: 1500, private: 1500, overlay: 'none', apply: true } });
   assert.ok(geneve.some((r) => r.name === 'CONFIG_GENEVE') && !geneve.some((r) => r.name === 'CONFIG_VXLAN'));
   assert.ok(!none.some((r) => r.name === 'CONFIG_VXLAN' || r.name === 'CONFIG_GENEVE'));
   const f = judgeKernelConfig(parseKernelConfig(fixture('kernel.config/custom-minimal.txt')), geneve);

@@ -5,7 +5,7 @@ import { NET_FACTS_SCRIPT, parseNetFacts } from '../../../src/checks/net-interfa
 import { fixtureContext } from '../../helpers/fixture-host.js';
 import { fixture } from '../../helpers/fixtures.js';
 
-const WORKER = { primary: 1500, private: 1500, overlay: 'vxlan' } as const;
+const WORKER = { primary: 1500, private: 1500, overlay: 'vxlan', apply: true } as const;
 const facts = (file: string) => parseNetFacts(fixture(`net/${file}`));
 
 test('this machine (recorded): 1400 on the default-route interface fails, with the command and the profile way out', () => {

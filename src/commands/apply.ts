@@ -1,0 +1,161 @@
+// `prep-node apply` and `prep-node rollback`: tune nodes from a profile, and undo it exactly.
+import { ExitCode, HostError, PrepNodeError, oneLine } from '../errors.js';
+import { openHost } from '../host/connect.js';
+import { DEFAULT_PROFILE, loadProfile } from '../profiles/load.js';
+import type { Profile } from '../profiles/schema.js';
+import { JOURNAL_FILE } from '../tuners/journal.js';
+import { applyProfile, planSize, rollback, type ApplyReport, type RollbackReport } from '../tuners/runner.js';
+import type { Io } from './check.js';
+import { connectOptions, resolveHosts, runOnHosts, type HostOptions } from './hosts.js';
+
+export interface ApplyOptions extends HostOptions {
+  profile?: string;
+  dryRun?: boolean;
+  confirmTimeout: number;
+}
+
+type Outcome<R> = { ok: R } | { failed: PrepNodeError };
+
+/** Render one host's plan (and what became of it). */
+export function renderPlan(target: string, profile: string, r: Pick<ApplyReport, 'plans' | 'recovered' | 'applied' | 'unverified'>, dryRun: boolean): string {
+  const out: string[] = [];
+  const n = planSize(r.plans);
+  out.push(`${target}: profile ${profile}: ${n === 0 ? 'nothing to change' : `${n} change${n === 1 ? '' : 's'}${dryRun ? ' planned (dry run: nothing changed)' : ''}`}`);
+  for (const note of r.recovered) out.push(`  ! ${note}`);
+  const rows: string[][] = [];
+  for (const p of r.plans) {
+    for (const c of p.changes) rows.push([p.tuner, c.key, `${c.current} → ${c.desired}`, `persist: ${c.persist}`]);
+    for (const f of p.files) rows.push([p.tuner, f.path, f.symlink !== undefined ? `link → ${f.symlink}` : 'write file', '']);
+  }
+  const w = [0, 1, 2].map((i) => Math.max(0, ...rows.map((row) => row[i]!.length)));
+  for (const row of rows) out.push(`  ${row[0]!.padEnd(w[0]!)}  ${row[1]!.padEnd(w[1]!)}  ${row[2]!.padEnd(w[2]!)}  ${row[3]}`.trimEnd());
+  const unchanged = r.plans.reduce((k, p) => k + p.unchanged.length, 0);
+  if (unchanged > 0) out.push(`  ${unchanged} item${unchanged === 1 ? '' : 's'} already as wanted`);
+  for (const p of r.plans) for (const note of p.notes) out.push(`  note: ${p.tuner}: ${note}`);
+  if (!dryRun && r.applied) {
+    if (r.unverified.length > 0) for (const u of r.unverified) out.push(`  FAILED to verify: ${u}`);
+    else if (n > 0) out.push(`  applied and verified; originals journaled in ${JOURNAL_FILE} (undo: prep-node rollback ${target})`);
+  }
+  return out.join('\n') + '\n';
+}
+
+async function profilesFor(specs: { profile?: string }[], fallback: string | undefined): Promise<Map<string, Profile>> {
+  const profiles = new Map<string, Profile>();
+  for (const name of new Set(specs.map((s) => s.profile ?? fallback ?? DEFAULT_PROFILE))) profiles.set(name, await loadProfile(name));
+  return profiles;
+}
+
+function exitFor(failures: PrepNodeError[], unverified: boolean): ExitCode {
+  const codes = failures.map((f) => f.exitCode);
+  for (const c of [ExitCode.unreachable, ExitCode.privilege, ExitCode.refused, ExitCode.reverted, ExitCode.internal]) if (codes.includes(c)) return c;
+  return unverified ? ExitCode.findings : ExitCode.ok;
+}
+
+/** Run per-host work, turning each host's expected failure into a value (one host's refusal does not stop the others). */
+async function fleet<R>(targets: string[], options: HostOptions, work: Parameters<typeof runOnHosts<Outcome<R>>>[2]['work'], interactive: boolean, summarize: (r: R) => string) {
+  const specs = await resolveHosts(targets, options);
+  const outcomes = await runOnHosts<Outcome<R>>(
+    specs,
+    options,
+    {
+      work: async (host, spec, progress) => {
+        try {
+          return await work(host, spec, progress);
+        } catch (err) {
+          if (err instanceof PrepNodeError && !(err instanceof HostError)) return { failed: err };
+          throw err;
+        }
+      },
+      summarize: (o) => ('ok' in o ? summarize(o.ok) : oneLine(o.failed)),
+    },
+    interactive,
+  );
+  return { specs, outcomes };
+}
+
+export async function apply(targets: string[], options: ApplyOptions, io: Io): Promise<ExitCode> {
+  const specs0 = await resolveHosts(targets, options);
+  const profiles = await profilesFor(specs0, options.profile);
+  const profileOf = (p?: string) => profiles.get(p ?? options.profile ?? DEFAULT_PROFILE)!;
+  const conn = connectOptions(options);
+  const interactive = io.stdout.isTTY === true;
+  const { outcomes } = await fleet<ApplyReport>(
+    targets,
+    options,
+    async (host, spec, progress) => {
+      const report = await applyProfile(host, profileOf(spec.profile), {
+        dryRun: options.dryRun === true,
+        confirmTimeout: options.confirmTimeout,
+        reconnect: () => openHost(spec.target, conn),
+        progress,
+      });
+      if (report.host !== host) await report.host.close();
+      return { ok: report };
+    },
+    interactive,
+    (r) => `${planSize(r.plans)} changes${options.dryRun ? ' planned' : ''}`,
+  );
+  const failures: PrepNodeError[] = [];
+  let unverified = false;
+  if (outcomes.length === 1 && 'error' in outcomes[0]!) throw outcomes[0].error;
+  const single = outcomes.length === 1 && 'value' in outcomes[0]! && 'failed' in outcomes[0].value ? outcomes[0].value.failed : undefined;
+  if (single) throw single;
+  for (const o of outcomes) {
+    const name = o.spec.target.spec;
+    if ('error' in o) {
+      failures.push(o.error);
+      io.stdout.write(`${name}: ${oneLine(o.error)}\n`);
+    } else if ('failed' in o.value) {
+      failures.push(o.value.failed);
+      io.stdout.write(`${oneLine(o.value.failed)}\n`);
+    } else {
+      unverified ||= o.value.ok.unverified.length > 0;
+      io.stdout.write(renderPlan(name, profileOf(o.spec.profile).name, o.value.ok, options.dryRun === true));
+    }
+  }
+  return exitFor(failures, unverified);
+}
+
+export interface RollbackOptions extends HostOptions {
+  dryRun?: boolean;
+}
+
+/** Render one host's rollback. */
+export function renderRollback(target: string, r: RollbackReport, dryRun: boolean): string {
+  const out: string[] = [];
+  if (!r.journal) return `${target}: nothing to roll back (no ${JOURNAL_FILE}: prep-node has not changed this node)\n`;
+  const j = r.journal;
+  out.push(`${target}: ${dryRun ? 'would roll back' : 'rolled back'} profile ${j.run.profile} (run ${j.run.id}, ${j.run.state})`);
+  for (const note of r.recovered) out.push(`  ! ${note}`);
+  for (const v of j.values) out.push(`  ${v.tuner}  ${v.key}  → ${v.value.replace(/\s+/g, ' ')}`);
+  for (const f of j.files) out.push(`  file  ${f.path}  → ${f.original.kind === 'absent' ? 'removed' : f.original.kind === 'symlink' ? `link → ${f.original.target}` : 'original content, mode and owner'}`);
+  for (const w of r.warnings) out.push(`  warning: ${w.replace(/^prep-node: /, '')}`);
+  if (!dryRun) out.push(r.mismatched.length === 0 ? `  verified: every file is byte for byte as before` : `  FAILED: not as before: ${r.mismatched.join(', ')}`);
+  return out.join('\n') + '\n';
+}
+
+export async function rollbackCommand(targets: string[], options: RollbackOptions, io: Io): Promise<ExitCode> {
+  const { outcomes } = await fleet<RollbackReport>(
+    targets,
+    options,
+    async (host) => ({ ok: await rollback(host, options.dryRun === true) }),
+    io.stdout.isTTY === true,
+    (r) => (r.journal ? 'rolled back' : 'nothing to roll back'),
+  );
+  if (outcomes.length === 1 && 'error' in outcomes[0]!) throw outcomes[0].error;
+  const failures: PrepNodeError[] = [];
+  let bad = false;
+  for (const o of outcomes) {
+    if ('error' in o) {
+      failures.push(o.error);
+      io.stdout.write(`${o.spec.target.spec}: ${oneLine(o.error)}\n`);
+    } else if ('failed' in o.value) {
+      failures.push(o.value.failed);
+      io.stdout.write(`${oneLine(o.value.failed)}\n`);
+    } else {
+      bad ||= o.value.ok.mismatched.length > 0;
+      io.stdout.write(renderRollback(o.spec.target.spec, o.value.ok, options.dryRun === true));
+    }
+  }
+  return exitFor(failures, bad);
+}

@@ -1,0 +1,66 @@
+// The modules tuner: the profile's kernel modules loaded now (modprobe) and at every boot
+// (/etc/modules-load.d/prep-node.conf, read by systemd-modules-load before systemd-sysctl runs, so the
+// sysctls those modules bring, such as nf_conntrack_max, are set at boot too). A module the kernel does
+// not have is refused before anything is written.
+import { NodeRefusal } from '../errors.js';
+import { modulesCommand, parseModules } from '../checks/kernel-modules.js';
+import type { Profile } from '../profiles/schema.js';
+import { fileMatches, readFiles } from './files.js';
+import type { Change, FileWrite, Original, Tuner, TunerPlan } from './types.js';
+
+export const MODULES_FILE = '/etc/modules-load.d/prep-node.conf';
+
+/** The modules-load.d file listing every module of the profile. */
+export function modulesFile(profile: Profile): FileWrite {
+  const header = '# Written by prep-node from its profile; `prep-node rollback` removes it.\n';
+  return { path: MODULES_FILE, content: `${header}# profile: ${profile.name}\n${profile.modules.join('\n')}\n`, mode: 0o644 };
+}
+
+/** For cloud-init: systemd-modules-load ran before the file existed, so load them now. */
+export function modulesBootCommands(profile: Profile): string[] {
+  return profile.modules.length > 0 ? [`modprobe -a ${profile.modules.join(' ')}`] : [];
+}
+
+export const modulesTuner: Tuner = {
+  id: 'modules',
+  title: 'kernel modules',
+  async plan({ host, profile }): Promise<TunerPlan> {
+    const names = profile.modules;
+    const empty: TunerPlan = { tuner: 'modules', changes: [], files: [], originals: [], unchanged: [], notes: [] };
+    if (names.length === 0) return empty;
+    const facts = parseModules(await host.exec(modulesCommand(names), { sudo: true }), names);
+    const missing = [...facts.states].filter(([, st]) => st.state === 'missing' || st.state === 'unknown');
+    if (missing.length > 0) {
+      const [first, st] = missing[0]!;
+      const why = 'why' in st ? st.why.replace(/^this kernel has no \S+ module ?/, '').replace(/^\((.*)\)$/, '$1') : '';
+      throw new NodeRefusal(
+        host.name,
+        `kernel ${facts.release || '(unknown)'} lacks module${missing.length > 1 ? 's' : ''} ${missing.map(([n]) => n).join(', ')}${why ? ` (${first}: ${why})` : ''}: install the kernel's extra modules (e.g. linux-modules-extra-${facts.release || '$(uname -r)'}) or drop them from the profile's modules`,
+      );
+    }
+    const plan = { ...empty };
+    for (const [name, st] of facts.states) {
+      if (st.state === 'loaded' || st.state === 'builtin') {
+        plan.unchanged.push(`${name} ${st.state === 'loaded' ? 'loaded' : 'built in'}`);
+        continue;
+      }
+      const change: Change = { key: name, current: 'not loaded', desired: 'loaded', persist: MODULES_FILE };
+      plan.changes.push(change);
+      plan.originals.push({ tuner: 'modules', key: name, value: 'unloaded' });
+    }
+    const file = modulesFile(profile);
+    const now = (await readFiles(host, [file.path])).get(file.path);
+    plan.files = now && fileMatches(now, file) ? [] : [file];
+    return plan;
+  },
+  async apply({ host }, plan): Promise<void> {
+    if (plan.changes.length === 0) return;
+    await host.exec(`modprobe -a ${plan.changes.map((c) => c.key).join(' ')}`, { sudo: true });
+  },
+  restoreCommand(original: Original): string {
+    // modprobe -r also unloads dependencies nothing else uses; a module in use stays, and says so.
+    return original.value === 'unloaded'
+      ? `if grep -q '^${original.key} ' /proc/modules; then modprobe -r ${original.key} 2>/dev/null || echo "prep-node: ${original.key} is in use and stays loaded" >&2; fi`
+      : 'true';
+  },
+};

@@ -1,0 +1,239 @@
+// Apply and rollback, for one host. Everything that can fail is computed before the first write:
+// every tuner plans first (a NodeRefusal stops the run with nothing changed). Then, tuner by tuner:
+// re-plan (a module just loaded brings its sysctls), journal the originals, and apply — for changes
+// that can cut the SSH session, with an auto-revert armed and cancelled only from a fresh connection.
+import { randomBytes } from 'node:crypto';
+import { HostError, PrepNodeError, ExitCode, oneLine } from '../errors.js';
+import type { Host } from '../host/host.js';
+import type { Profile } from '../profiles/schema.js';
+import { missingParentsCommand, readFiles, restoreFilesScript, writeFilesScript } from './files.js';
+import {
+  JOURNAL_FILE,
+  STATE_DIR,
+  fileState,
+  newJournal,
+  readJournal,
+  recordDirs,
+  recordFiles,
+  recordValues,
+  takeRevertedMarker,
+  writeJournal,
+  type Journal,
+} from './journal.js';
+import { armRevert, cancelRevert, pendingReverts } from './revert.js';
+import { TUNERS } from './index.js';
+import type { TuneContext, Tuner, TunerPlan } from './types.js';
+
+export interface ApplyOptions {
+  dryRun: boolean;
+  /** Seconds the node waits for prep-node to come back after a session-cutting change. */
+  confirmTimeout: number;
+  /** A fresh connection to the same node (the only proof that a change left SSH working). */
+  reconnect: () => Promise<Host>;
+  progress?: (text: string) => void;
+}
+
+/** What happened on one host. */
+export interface ApplyReport {
+  /** Things found from earlier runs: an unfinished apply, a revert the node ran. */
+  recovered: string[];
+  plans: TunerPlan[];
+  applied: boolean;
+  /** Session-cutting changes the node reverted because prep-node could not reconnect. */
+  reverted: string[];
+  /** What still differs after applying (empty when verified). */
+  unverified: string[];
+  runId: string;
+}
+
+export function newRunId(): string {
+  return `${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}-${randomBytes(3).toString('hex')}`;
+}
+
+/** Changes or files planned in total. */
+export function planSize(plans: TunerPlan[]): number {
+  return plans.reduce((n, p) => n + p.changes.length + p.files.length, 0);
+}
+
+/** Find what an earlier run left: reverts the node ran (reported), reverts still armed (cancelled: we are connected), an unfinished journal. */
+async function recover(host: Host, journal: Journal | null): Promise<string[]> {
+  const notes: string[] = [];
+  for (const line of await takeRevertedMarker(host)) {
+    const [id, at, ...what] = line.split(' ');
+    notes.push(`the node reverted ${what.join(' ')} at ${at} (run ${id}): prep-node could not reconnect after the change`);
+  }
+  for (const id of await pendingReverts(host)) {
+    if ((await cancelRevert(host, id)) === 'cancelled') notes.push(`cancelled the auto-revert left armed by run ${id} (this connection works)`);
+  }
+  if (journal?.run.state === 'applying') notes.push(`run ${journal.run.id} (profile ${journal.run.profile}, started ${journal.run.started}) did not finish: finishing it now`);
+  return notes;
+}
+
+/** Plan every tuner; read-only. */
+export async function planAll(ctx: TuneContext, tuners: Tuner[] = TUNERS): Promise<TunerPlan[]> {
+  const plans: TunerPlan[] = [];
+  for (const t of tuners) plans.push(await t.plan(ctx));
+  return plans;
+}
+
+/** Journal then write a plan's files, and run the tuner's reload. */
+async function writeFiles(host: Host, journal: Journal, tuner: Tuner, plan: TunerPlan): Promise<void> {
+  if (plan.files.length === 0) return;
+  const paths = plan.files.map((f) => f.path);
+  const dirs = (await host.exec(missingParentsCommand(paths), { sudo: true })).split('\n').filter(Boolean).sort((a, b) => a.length - b.length);
+  recordDirs(journal, dirs);
+  recordFiles(journal, await readFiles(host, paths));
+  await writeJournal(host, journal);
+  await host.exec('sh -s', { sudo: true, stdin: writeFilesScript(plan.files) });
+  if (tuner.reloadCommand) await host.exec(tuner.reloadCommand, { sudo: true });
+}
+
+/** Close a host that may hang (its session was cut): give up after a few seconds. */
+async function closeQuietly(host: Host): Promise<void> {
+  await Promise.race([host.close().catch(() => undefined), new Promise((r) => setTimeout(r, 3000).unref())]);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * Apply a change that can cut the session: arm the revert, apply (not waiting long for an answer on
+ * the old session), reconnect fresh, cancel the revert from there. Returns the host to go on with,
+ * or throws a PrepNodeError (exit 6) when the node reverted.
+ */
+async function applyCutting(ctx: TuneContext, tuner: Tuner, plan: TunerPlan, runId: string, options: ApplyOptions): Promise<Host> {
+  const what = plan.changes.map((c) => `${tuner.id} ${c.key} ${c.desired}`).join(', ');
+  const armed = await armRevert(ctx.host, `${runId}-${tuner.id}`, plan.originals.map((o) => tuner.restoreCommand(o)), what, options.confirmTimeout);
+  options.progress?.(`${tuner.id}: applying, auto-revert armed for ${options.confirmTimeout} s`);
+  const answerWithin = Math.min(15, Math.max(3, Math.floor(options.confirmTimeout / 4))) * 1000;
+  await Promise.race([tuner.apply(ctx, plan).catch(() => undefined), sleep(answerWithin)]);
+  options.progress?.(`${tuner.id}: reconnecting on a fresh connection`);
+  let fresh: Host | undefined;
+  while (!fresh && Date.now() < armed.deadline.getTime() - 2000) {
+    try {
+      fresh = await options.reconnect();
+      await fresh.exec('true');
+    } catch {
+      if (fresh) await closeQuietly(fresh);
+      fresh = undefined;
+      await sleep(1000);
+    }
+  }
+  await closeQuietly(ctx.host);
+  if (fresh && (await cancelRevert(fresh, armed.runId)) === 'cancelled') return fresh;
+  // Either no fresh connection in time, or the timer won the race: wait for the node to revert, then look.
+  if (fresh) await closeQuietly(fresh);
+  await sleep(Math.max(0, armed.deadline.getTime() - Date.now()) + 3000);
+  let after: Host;
+  try {
+    after = await options.reconnect();
+  } catch (err) {
+    throw new HostError(
+      ctx.host.name,
+      err instanceof HostError ? err.kind : 'disconnected',
+      `${what} cut the SSH session and the node is still unreachable after its ${options.confirmTimeout} s auto-revert (${oneLine(err)})`,
+    );
+  }
+  const marker = await takeRevertedMarker(after);
+  await closeQuietly(after);
+  throw new PrepNodeError(
+    `${ctx.host.name}: ${what} cut the SSH session: no fresh connection within ${options.confirmTimeout} s, so the node reverted it${marker.length ? '' : ' (no marker found)'}; nothing after ${tuner.id} was applied. Fix the profile or raise --confirm-timeout`,
+    ExitCode.reverted,
+  );
+}
+
+/** Plan, and unless dry-run, apply the profile on one host. `host` may be replaced by a fresh connection: the caller closes `report.host`. */
+export async function applyProfile(host: Host, profile: Profile, options: ApplyOptions): Promise<ApplyReport & { host: Host }> {
+  const runId = newRunId();
+  let ctx: TuneContext = { host, profile, cache: new Map() };
+  const journal0 = await readJournal(host);
+  const recovered = options.dryRun ? [] : await recover(host, journal0);
+  options.progress?.('planning');
+  const plans = await planAll(ctx);
+  const report = { recovered, plans, applied: false, reverted: [] as string[], unverified: [] as string[], runId, host };
+  if (options.dryRun) return report;
+  if (planSize(plans) === 0) {
+    if (journal0?.run.state === 'applying') await writeJournal(host, { ...journal0, run: { ...journal0.run, state: 'applied', finished: new Date().toISOString() } });
+    return report;
+  }
+  const createdDir = (await host.run(`test -d ${STATE_DIR}`)).code !== 0;
+  const journal: Journal = journal0 ?? newJournal(createdDir, runId, profile.name);
+  journal.run = { id: runId, profile: profile.name, state: 'applying', started: new Date().toISOString() };
+  await writeJournal(host, journal);
+
+  for (const tuner of TUNERS) {
+    options.progress?.(`${tuner.id}: planning`);
+    const plan = await tuner.plan(ctx);
+    if (plan.changes.length === 0 && plan.files.length === 0) continue;
+    recordValues(journal, plan.originals);
+    await writeJournal(ctx.host, journal);
+    if (tuner.cutsSession && plan.changes.length > 0) {
+      // Running value first, under the auto-revert; the persistent form only once confirmed, so a
+      // reboot inside the window also comes back with the old configuration.
+      ctx = { ...ctx, host: await applyCutting(ctx, tuner, plan, runId, options) };
+      report.host = ctx.host;
+      await writeFiles(ctx.host, journal, tuner, plan);
+    } else {
+      options.progress?.(`${tuner.id}: applying`);
+      await writeFiles(ctx.host, journal, tuner, plan);
+      await tuner.apply(ctx, plan);
+    }
+  }
+  options.progress?.('verifying');
+  ctx = { ...ctx, cache: new Map() };
+  for (const plan of await planAll(ctx)) {
+    for (const c of plan.changes) report.unverified.push(`${plan.tuner} ${c.key} = ${c.current}, expected ${c.desired}`);
+    for (const f of plan.files) report.unverified.push(`${plan.tuner} ${f.path} differs from what was written`);
+  }
+  journal.run = { ...journal.run, state: 'applied', finished: new Date().toISOString() };
+  await writeJournal(ctx.host, journal);
+  report.applied = true;
+  return report;
+}
+
+export interface RollbackReport {
+  recovered: string[];
+  /** null: prep-node never changed this node (or already rolled back). */
+  journal: Journal | null;
+  /** Files not back to their original bytes after the rollback (empty when exact). */
+  mismatched: string[];
+  /** Lines the restore printed on stderr (a module in use that stays loaded). */
+  warnings: string[];
+}
+
+/** The sh script rollback runs: files back, then running values (tuners in reverse), reloads, then prep-node's own files. */
+export function rollbackScript(journal: Journal): string {
+  const parts: string[] = [restoreFilesScript(journal.files.map((f) => ({ path: f.path, original: fileState(f.original) }))).replace(/^set -e\n/, '')];
+  for (const tuner of [...TUNERS].reverse()) {
+    for (const v of journal.values.filter((x) => x.tuner === tuner.id).reverse()) parts.push(`{ ${tuner.restoreCommand(v)}; } || echo "prep-node: could not restore ${tuner.id} ${v.key}" >&2\n`);
+  }
+  // Reloads are safe on any node (each guards itself): run them all rather than guess which files were whose.
+  for (const tuner of TUNERS) if (tuner.reloadCommand) parts.push(`{ ${tuner.reloadCommand}; } || true\n`);
+  for (const d of [...journal.dirs].sort((a, b) => b.length - a.length)) parts.push(`rmdir ${d} 2>/dev/null || true\n`);
+  parts.push(`rm -f ${JOURNAL_FILE} ${STATE_DIR}/reverted\n`);
+  if (journal.createdStateDir) parts.push(`rmdir ${STATE_DIR} 2>/dev/null || true\n`);
+  return parts.join('');
+}
+
+/** Put everything prep-node changed back as it was, and remove what it created. */
+export async function rollback(host: Host, dryRun: boolean): Promise<RollbackReport> {
+  const journal = await readJournal(host);
+  const recovered = dryRun ? [] : await recover(host, journal);
+  const report: RollbackReport = { recovered, journal, mismatched: [], warnings: [] };
+  if (!journal || dryRun) return report;
+  const r = await host.run('sh -s', { sudo: true, stdin: rollbackScript(journal), timeoutMs: 120_000 });
+  if (r.code !== 0) throw new Error(`${host.name}: rollback failed (exit ${r.code ?? 'timeout'}): ${r.stderr.trim().split('\n').pop() ?? ''}`);
+  report.warnings = r.stderr.split('\n').filter((l) => l.startsWith('prep-node: '));
+  const now = await readFiles(host, journal.files.map((f) => f.path));
+  for (const f of journal.files) {
+    const was = fileState(f.original);
+    const is = now.get(f.path)!;
+    const same =
+      was.kind === is.kind &&
+      (was.kind !== 'file' || (is.kind === 'file' && is.content.equals(was.content) && is.mode === was.mode && is.uid === was.uid && is.gid === was.gid)) &&
+      (was.kind !== 'symlink' || (is.kind === 'symlink' && is.target === was.target));
+    if (!same) report.mismatched.push(f.path);
+  }
+  return report;
+}

@@ -1,0 +1,98 @@
+// The sysctl tuner: the profile's sysctls, running (/proc/sys, so procps need not be installed) and
+// persistent in /etc/sysctl.d/90-prep-node.conf. 90 sorts after systemd's 50-default.conf (its
+// rp_filter and friends) and every distribution's 10-*/30-*/50-* files, so ours win; the user's own
+// 99-sysctl.conf (/etc/sysctl.conf) still wins over us, as a local override should.
+// Capacity limits keep check's "at least" rule: a node already above the profile is left alone, and
+// such a key is left out of our file so a reboot cannot lower it either.
+import { NodeRefusal } from '../errors.js';
+import { shQuote } from '../host/host.js';
+import { normalizeSysctl, parseSysctls, procSysPath, sysctlCommand, type SysctlValue } from '../checks/proc-sys.js';
+import { AT_LEAST, SYSCTL_FILE, effectiveDesired } from '../checks/sysctl-drift.js';
+import type { Profile } from '../profiles/schema.js';
+import { fileMatches, readFiles } from './files.js';
+import type { Change, FileWrite, Original, Tuner, TunerPlan } from './types.js';
+
+const HEADER = '# Written by prep-node from its profile; `prep-node rollback` removes it. Edits are overwritten by the next apply.\n';
+
+/**
+ * The sysctl.d file. `omit` are capacity keys the node already exceeds; `values` overrides the
+ * profile's value (a triplet raised only in some fields). Optional keys get systemd's and procps' `-`
+ * prefix: a kernel without them ignores the line instead of failing the boot service.
+ */
+export function sysctlFile(profile: Profile, omit: Set<string> = new Set(), values: Map<string, string> = new Map()): FileWrite {
+  const lines = Object.entries(profile.sysctl)
+    .filter(([k]) => !omit.has(k))
+    .map(([k, v]) => `${profile.optionalSysctl.includes(k) ? '-' : ''}${k} = ${values.get(k) ?? normalizeSysctl(v)}`);
+  return { path: SYSCTL_FILE, content: `${HEADER}# profile: ${profile.name}\n${lines.join('\n')}\n`, mode: 0o644 };
+}
+
+/** Set one sysctl by writing /proc/sys (what `sysctl -w` does). */
+function writeCommand(key: string, value: string): string {
+  return `printf '%s\\n' ${shQuote(value)} > /proc/sys/${procSysPath(key)}`;
+}
+
+/**
+ * For cloud-init: load the file now (systemd-sysctl ran before cloud-init wrote it), and for capacity
+ * limits the same floor rule as apply: a key the new node already exceeds is dropped from the file.
+ */
+export function sysctlBootCommands(profile: Profile): string[] {
+  const floors = Object.entries(profile.sysctl).filter(([k, v]) => AT_LEAST.has(k) && /^\d+$/.test(normalizeSysctl(v)));
+  const drop = floors.map(
+    ([k, v]) =>
+      `f=/proc/sys/${procSysPath(k)}; if [ -r $f ] && [ "$(cat $f)" -gt ${normalizeSysctl(v)} ] 2>/dev/null; then sed -i '/^-\\?${k.replace(/\./g, '\\.')} = /d' ${SYSCTL_FILE}; fi`,
+  );
+  return [...drop, `sysctl -e -p ${SYSCTL_FILE}`];
+}
+
+export const sysctlTuner: Tuner = {
+  id: 'sysctl',
+  title: 'sysctls',
+  async plan({ host, profile }): Promise<TunerPlan> {
+    const keys = Object.keys(profile.sysctl).sort();
+    const current = keys.length > 0 ? parseSysctls(await host.exec(sysctlCommand(keys), { sudo: true }), keys) : new Map<string, SysctlValue>();
+    const unknown = keys.filter((k) => current.get(k)?.state === 'absent' && !profile.optionalSysctl.includes(k));
+    if (unknown.length > 0) {
+      throw new NodeRefusal(
+        host.name,
+        `unknown sysctl${unknown.length > 1 ? 's' : ''} on this kernel: ${unknown.join(', ')} (fix the name in the profile, or list it under optionalSysctl if a module or kernel version provides it)`,
+      );
+    }
+    const changes: Change[] = [];
+    const originals: Original[] = [];
+    const unchanged: string[] = [];
+    const notes: string[] = [];
+    const above = new Set<string>();
+    const merged = new Map<string, string>();
+    for (const key of keys) {
+      const want = normalizeSysctl(profile.sysctl[key]!);
+      const cur = current.get(key)!;
+      if (cur.state === 'absent') {
+        notes.push(`${key}: absent on this kernel (optional): left out until it exists`);
+        continue;
+      }
+      if (cur.state === 'unreadable') throw new NodeRefusal(host.name, `cannot read /proc/sys/${procSysPath(key)} even as root`);
+      const have = normalizeSysctl(cur.value);
+      const eff = effectiveDesired(key, have, want);
+      if (eff !== want) merged.set(key, eff);
+      if (have === eff) {
+        if (have !== want) {
+          above.add(key);
+          unchanged.push(`${key} = ${have} (at least ${want}: kept)`);
+        } else unchanged.push(`${key} = ${have}`);
+        continue;
+      }
+      changes.push({ key, current: have || '(empty)', desired: eff, persist: SYSCTL_FILE });
+      originals.push({ tuner: 'sysctl', key, value: cur.value });
+    }
+    const file = sysctlFile(profile, above, merged);
+    const files = (await readFiles(host, [file.path])).get(file.path);
+    return { tuner: 'sysctl', changes, originals, unchanged, notes, files: files && fileMatches(files, file) ? [] : [file] };
+  },
+  async apply({ host }, plan): Promise<void> {
+    if (plan.changes.length === 0) return;
+    await host.exec(plan.changes.map((c) => writeCommand(c.key, c.desired)).join(' && '), { sudo: true });
+  },
+  restoreCommand(original: Original): string {
+    return writeCommand(original.key, original.value);
+  },
+};
