@@ -46,3 +46,4 @@ demo: deps build
 
 clean:
 	rm -rf dist node_modules
+	$(MAKE) -C bpf clean

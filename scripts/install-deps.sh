@@ -10,6 +10,9 @@ packages=(
   extlinux syslinux-common                      # a bootable disk for the Vagrant box
   vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients dnsmasq-base
   shellcheck                                    # lint for the harness scripts
+  clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev  # the eBPF datapath: BPF objects, skeletons, static libbpf
+  ethtool nftables                              # NIC channels on the test hosts; kube-proxy-style rule sets
+  cloud-init genisoimage                        # `cloud-init schema` on emitted docs; NoCloud seed ISOs for the VM
 )
 
 missing=()
@@ -28,3 +31,8 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends "${missing[@]}"
+# cloud-init is here for its schema validator only: never let it run at this machine's boot
+# (it would probe for a cloud datasource on the network). The VM image gets its own copy.
+if [[ " ${missing[*]} " == *" cloud-init "* ]]; then
+  touch /etc/cloud/cloud-init.disabled
+fi

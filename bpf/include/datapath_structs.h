@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Map keys and values shared by the BPF programs and userspace. Byte order: addresses and ports are
+ * network order (__be32/__be16, as they are on the wire and in struct bpf_sock_addr); everything else
+ * is host order. Every struct is padded explicitly so the layout is the same for clang -target bpf,
+ * gcc on x86_64/arm64 and the TypeScript encoder; _Static_asserts at the end pin the sizes.
+ *
+ * IPv6: the keys below are IPv4 only. IPv6 gets parallel structs (svc6_key with __u32 vip6[4], ...)
+ * and parallel maps, as cilium does (lb4_* / lb6_*), so the v4 keys stay small. TODO(v6).
+ */
+#ifndef PREP_NODE_DATAPATH_STRUCTS_H
+#define PREP_NODE_DATAPATH_STRUCTS_H
+
+#include <linux/types.h>
+#include "datapath_consts.h"
+
+/* services key: what a client addresses. */
+struct lb_svc_key {
+	__be32 vip;    /* service IPv4 address (ClusterIP, NodePort's node address, ...) */
+	__be16 port;   /* service port */
+	__u8 proto;    /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 scope;    /* 0 for now; reserved for "external/internal traffic" variants of one VIP */
+};
+
+/* services value. */
+struct lb_service {
+	__u32 svc_id;             /* userspace-allocated id, > 0; keys backends, maglev and affinity */
+	__u32 backend_count;      /* number of backend slots 0..count-1; 0 = reject (ECONNREFUSED / drop) */
+	__u32 flags;              /* SVC_F_MAGLEV, SVC_F_AFFINITY */
+	__u32 affinity_timeout_s; /* session-affinity timeout in seconds (SVC_F_AFFINITY) */
+};
+
+/*
+ * backends key: slot `slot` of service `svc_id`. Weights are realised by userspace: a backend with
+ * weight w occupies w slots (random choice picks slot prandom % backend_count), and Maglev weights go
+ * into the table computation (a backend's share of the M table entries).
+ */
+struct lb_backend_key {
+	__u32 svc_id; /* lb_service.svc_id */
+	__u32 slot;   /* 0 .. backend_count-1 */
+};
+
+/* backends value. */
+struct lb_backend {
+	__be32 addr;       /* backend IPv4 address */
+	__be16 port;       /* backend port */
+	__u16 pad;
+	__u32 backend_id;  /* stable id of the backend (slots move when backends change; ids do not) */
+};
+
+/* maglev value (key: __u32 svc_id): slot index for each of the M table entries, computed by userspace. */
+struct lb_maglev_table {
+	__u16 slot[LB_MAGLEV_M]; /* backend slot (lb_backend_key.slot) for hash % M; <= 65535 slots */
+};
+
+/* affinity key: a client of a service. */
+struct lb_affinity_key {
+	__u64 client;  /* IPv4 address (AFFINITY_CLIENT_IP) or netns cookie (AFFINITY_CLIENT_NETNS) */
+	__u32 svc_id;  /* service */
+	__u8 kind;     /* AFFINITY_CLIENT_* */
+	__u8 pad[3];
+};
+
+/* affinity value: the backend the client used last. */
+struct lb_affinity {
+	__u64 last_used_ns; /* bpf_ktime_get_ns() of the last use; older than the timeout = expired */
+	__u32 backend_id;   /* checked against the slot's current backend before reuse */
+	__u32 slot;         /* backend slot it was in */
+};
+
+/* sock_revnat key: a translated socket and the backend it talks to (a UDP socket may talk to many). */
+struct lb_sock_revnat_key {
+	__u64 cookie;  /* bpf_get_socket_cookie() */
+	__be32 addr;   /* backend address */
+	__be16 port;   /* backend port */
+	__u16 pad;
+};
+
+/* sock_revnat value: what the application asked for. */
+struct lb_sock_revnat {
+	__be32 vip;    /* service address */
+	__be16 port;   /* service port */
+	__u16 pad;
+	__u32 svc_id;
+};
+
+/* conntrack key: a flow as the packet carries it at the tc hook (before NAT). */
+struct ct_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;  /* TCP/UDP source port; ICMP echo identifier */
+	__be16 dport;  /* TCP/UDP destination port; ICMP echo identifier */
+	__u8 proto;
+	__u8 pad[3];
+};
+
+/* conntrack value. */
+struct ct_entry {
+	__u64 last_seen_ns; /* bpf_ktime_get_ns() at creation and on later packets (coarse) */
+	__be32 nat_addr;    /* CT_F_DNAT: backend; CT_F_REVNAT: VIP */
+	__be16 nat_port;
+	__u16 flags;        /* CT_F_* */
+	__u32 svc_id;       /* service for NATed flows, 0 otherwise */
+	__u32 pad;
+};
+
+/* frag key: one fragmented IPv4 datagram. */
+struct frag_key {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 id;     /* IPv4 identification */
+	__u8 proto;
+	__u8 pad;
+};
+
+/* frag value: the L4 ports, which only the first fragment carries. */
+struct frag_ports {
+	__be16 sport;
+	__be16 dport;
+};
+
+/* endpoints value (key: __be32 local endpoint address). */
+struct endpoint_info {
+	__u32 identity; /* numeric identity of the endpoint's label set */
+	__u32 flags;    /* EP_F_ENFORCE_INGRESS / EP_F_ENFORCE_EGRESS: default-deny directions */
+};
+
+/* ipcache key (LPM trie): a remote prefix. */
+struct ipcache_key {
+	__u32 prefixlen; /* 0..32 */
+	__be32 addr;
+};
+
+/* ipcache value. */
+struct ipcache_entry {
+	__u32 identity; /* identity of the prefix: a CIDR identity, a remote endpoint's, IDENTITY_HOST */
+};
+
+/*
+ * policy key (LPM trie). prefixlen counts bits after itself: local_id, remote_id and direction are
+ * always exact (POLICY_PREFIX_ANY_PROTO = 72), then proto (80), then dport bits (up to 96). A port
+ * range is written by userspace as the aligned power-of-two blocks that cover it (1024-2047 is one
+ * entry: dport 1024, prefixlen 80 + 6; 1000-1999 takes 7), so the datapath does one lookup whatever
+ * the range.
+ *
+ * Deny wins. The datapath does two lookups (remote_id = the peer's identity, and IDENTITY_ANY) and
+ * drops if either longest match is a deny. Inside one lookup only the longest match counts, so
+ * userspace must not let a narrower allow hide a wider deny for the same (local, remote, direction):
+ * it writes that narrower entry as a deny.
+ */
+struct policy_key {
+	__u32 prefixlen;
+	__u32 local_id;  /* identity of the local endpoint the policy selects */
+	__u32 remote_id; /* identity of the peer, or IDENTITY_ANY */
+	__u8 direction;  /* POLICY_INGRESS / POLICY_EGRESS */
+	__u8 proto;      /* IPPROTO_*; ignored when prefixlen <= POLICY_PREFIX_ANY_PROTO */
+	__be16 dport;    /* destination port; ICMP: htons(type) */
+};
+
+/* policy value. */
+struct policy_entry {
+	__u8 action;   /* POLICY_ALLOW / POLICY_DENY */
+	__u8 pad[3];
+	__u32 rule_id; /* userspace's id of the rule, for events and observe */
+};
+
+/* counters value (PERCPU_ARRAY indexed by drop reason). */
+struct drop_counter {
+	__u64 packets; /* drops (packets, or rejected connect/sendmsg calls) */
+	__u64 bytes;   /* bytes of dropped packets (0 for socket rejects) */
+};
+
+/* events record (ring buffer): one per drop. */
+struct drop_event {
+	__u64 ts_ns;           /* bpf_ktime_get_ns() */
+	__u32 reason;          /* enum drop_reason */
+	__u32 ifindex;         /* skb->ifindex (tc) or 0 */
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 hook;             /* HOOK_* */
+	__u8 direction;        /* POLICY_INGRESS/EGRESS for policy drops, else 0 */
+	__u8 pad;
+	__u32 local_identity;  /* policy drops: the endpoint's identity */
+	__u32 remote_identity; /* policy drops: the peer's identity */
+	__u32 svc_id;          /* service drops: the service */
+	__u32 len;             /* packet length (tc) */
+	__u32 rule_id;         /* policy deny: the rule's id (policy_entry.rule_id); else 0 */
+};
+
+_Static_assert(sizeof(struct lb_svc_key) == 8, "lb_svc_key layout");
+_Static_assert(sizeof(struct lb_service) == 16, "lb_service layout");
+_Static_assert(sizeof(struct lb_backend_key) == 8, "lb_backend_key layout");
+_Static_assert(sizeof(struct lb_backend) == 12, "lb_backend layout");
+_Static_assert(sizeof(struct lb_affinity_key) == 16, "lb_affinity_key layout");
+_Static_assert(sizeof(struct lb_affinity) == 16, "lb_affinity layout");
+_Static_assert(sizeof(struct lb_sock_revnat_key) == 16, "lb_sock_revnat_key layout");
+_Static_assert(sizeof(struct lb_sock_revnat) == 12, "lb_sock_revnat layout");
+_Static_assert(sizeof(struct ct_key) == 16, "ct_key layout");
+_Static_assert(sizeof(struct ct_entry) == 24, "ct_entry layout");
+_Static_assert(sizeof(struct frag_key) == 12, "frag_key layout");
+_Static_assert(sizeof(struct policy_key) == 16, "policy_key layout");
+_Static_assert(sizeof(struct policy_entry) == 8, "policy_entry layout");
+_Static_assert(sizeof(struct drop_event) == 56, "drop_event layout");
+
+#endif /* PREP_NODE_DATAPATH_STRUCTS_H */

@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Drop reasons: the one table shared by the BPF programs, the C loader and the TypeScript mirror
+ * (src/datapath checks its copy against this file in a test). An X-macro: the includer defines
+ * DROP_REASON(num, NAME, "description") and includes this file; no include guard on purpose.
+ *
+ * Format rules, because a test parses it line by line:
+ *   - exactly one DROP_REASON(...) per line, nothing else on that line;
+ *   - numbers are stable forever (they are in events and counters people graph): never renumber,
+ *     only append; 0 means "not dropped" and is never a reason; the highest number stays below
+ *     DROP_REASON_MAX (datapath_consts.h).
+ */
+DROP_REASON(1, POLICY_DENY, "denied by a deny rule")
+DROP_REASON(2, POLICY_DEFAULT_DENY, "endpoint selected by a policy in this direction and no rule allows it")
+DROP_REASON(3, NO_BACKEND, "service has no backends")
+DROP_REASON(4, BACKEND_MISSING, "service slot points at a missing backend entry")
+DROP_REASON(5, MALFORMED_IP, "IPv4 header invalid: version, header length or total length")
+DROP_REASON(6, TRUNCATED_IP, "packet shorter than its IPv4 header or total length")
+DROP_REASON(7, TRUNCATED_L4, "packet shorter than its TCP, UDP or ICMP header")
+DROP_REASON(8, MALFORMED_L4, "TCP data offset below 5 words")
+DROP_REASON(9, FRAG_NO_FIRST, "non-first IPv4 fragment whose first fragment was not seen")
+DROP_REASON(10, CT_CREATE_FAILED, "conntrack entry could not be written")
+DROP_REASON(11, NAT_FAILED, "rewriting addresses, ports or checksums failed")
+DROP_REASON(12, MAGLEV_MISSING, "Maglev service without a lookup table")

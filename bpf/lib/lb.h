@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Backend selection, shared by the socket and the tc load balancer. O(1): a service lookup, at most
+ * one affinity, one Maglev and two backend lookups; never a loop over services or backends.
+ */
+#ifndef PREP_NODE_LB_H
+#define PREP_NODE_LB_H
+
+#include "common.h"
+#include "maps.h"
+#include "lb_hash.h"
+
+static __always_inline struct lb_service *lb_lookup_service(__be32 vip, __be16 port, __u8 proto)
+{
+	struct lb_svc_key key = { .vip = vip, .port = port, .proto = proto, .scope = 0 };
+
+	return bpf_map_lookup_elem(&services, &key);
+}
+
+/*
+ * Pick a backend of svc. hash: the flow hash for Maglev; client/kind: who the client is for
+ * session affinity. Returns the backend, or NULL with *reason set (DROP_NO_BACKEND, ...).
+ * Order: a live affinity entry whose slot still holds the same backend wins; else Maglev table or
+ * random slot; the choice is then remembered for affinity.
+ */
+static __always_inline struct lb_backend *lb_select_backend(const struct lb_service *svc, __u32 hash,
+							    __u64 client, __u8 kind, __u32 *reason)
+{
+	struct lb_backend_key bkey = { .svc_id = svc->svc_id, .slot = 0 };
+	struct lb_affinity_key akey = {};
+	struct lb_affinity aval = {};
+	struct lb_affinity *aff;
+	struct lb_backend *be;
+	__u32 count = svc->backend_count;
+	__u64 now = 0;
+
+	if (count == 0) {
+		*reason = DROP_NO_BACKEND;
+		return NULL;
+	}
+
+	if (svc->flags & SVC_F_AFFINITY) {
+		now = bpf_ktime_get_ns();
+		akey.client = client;
+		akey.svc_id = svc->svc_id;
+		akey.kind = kind;
+		aff = bpf_map_lookup_elem(&affinity, &akey);
+		if (aff && now - aff->last_used_ns <= (__u64)svc->affinity_timeout_s * NSEC_PER_SEC &&
+		    aff->slot < count) {
+			bkey.slot = aff->slot;
+			be = bpf_map_lookup_elem(&backends, &bkey);
+			if (be && be->backend_id == aff->backend_id) {
+				aff->last_used_ns = now;
+				return be;
+			}
+		}
+	}
+
+	if (svc->flags & SVC_F_MAGLEV) {
+		__u32 id = svc->svc_id;
+		struct lb_maglev_table *table = bpf_map_lookup_elem(&maglev, &id);
+
+		if (!table) {
+			*reason = DROP_MAGLEV_MISSING;
+			return NULL;
+		}
+		__u64 idx = hash % LB_MAGLEV_M; /* 64-bit: no zero-extension copies that lose the bound */
+
+		/* the compiler turns % into div/mul/sub and the verifier loses the bound: re-check it
+		 * on a value the compiler cannot reason about */
+		asm volatile("" : "+r"(idx));
+		if (idx >= LB_MAGLEV_M)
+			idx = 0;
+		bkey.slot = table->slot[idx];
+	} else {
+		bkey.slot = bpf_get_prandom_u32() % count;
+	}
+
+	be = bpf_map_lookup_elem(&backends, &bkey);
+	if (!be) {
+		*reason = DROP_BACKEND_MISSING;
+		return NULL;
+	}
+
+	if (svc->flags & SVC_F_AFFINITY) {
+		aval.last_used_ns = now;
+		aval.backend_id = be->backend_id;
+		aval.slot = bkey.slot;
+		bpf_map_update_elem(&affinity, &akey, &aval, BPF_ANY); /* best effort: LRU */
+	}
+	return be;
+}
+
+#endif /* PREP_NODE_LB_H */

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * L3/L4 policy. Both local ends of a packet are checked wherever the program sees it: the source's
+ * egress (if the source is a local endpoint) and the destination's ingress (if the destination is).
+ * Each check is at most two LPM lookups (peer identity, IDENTITY_ANY): no loop over rules. CIDR
+ * rules work through identities: userspace gives each CIDR an identity in the ipcache trie and
+ * writes policy entries for it (a wider CIDR rule also covers the identities of CIDRs inside it).
+ */
+#ifndef PREP_NODE_POLICY_H
+#define PREP_NODE_POLICY_H
+
+#include "common.h"
+#include "maps.h"
+
+/* Identity of a peer address: local endpoint, else longest ipcache prefix, else IDENTITY_WORLD. */
+static __always_inline __u32 policy_identity(__be32 addr, const struct endpoint_info *ep)
+{
+	struct ipcache_key key = { .prefixlen = 32, .addr = addr };
+	struct ipcache_entry *ent;
+
+	if (ep)
+		return ep->identity;
+	ent = bpf_map_lookup_elem(&ipcache, &key);
+	return ent ? ent->identity : IDENTITY_WORLD;
+}
+
+/* Verdict for one direction of one endpoint: 0 (allowed) or a DROP_POLICY_* reason. */
+static __always_inline __u32 policy_verdict(__u32 local_id, __u32 remote_id, __u8 direction,
+					    __u8 proto, __be16 port, __u32 *rule_id)
+{
+	struct policy_key key = {
+		.prefixlen = POLICY_PREFIX_FULL,
+		.local_id = local_id,
+		.remote_id = remote_id,
+		.direction = direction,
+		.proto = proto,
+		.dport = port,
+	};
+	struct policy_entry *by_peer, *by_any;
+
+	by_peer = bpf_map_lookup_elem(&policy, &key);
+	key.remote_id = IDENTITY_ANY;
+	by_any = bpf_map_lookup_elem(&policy, &key);
+
+	/* deny wins over allow, whichever lookup found it */
+	if (by_peer && by_peer->action == POLICY_DENY) {
+		*rule_id = by_peer->rule_id;
+		return DROP_POLICY_DENY;
+	}
+	if (by_any && by_any->action == POLICY_DENY) {
+		*rule_id = by_any->rule_id;
+		return DROP_POLICY_DENY;
+	}
+	if (by_peer || by_any)
+		return 0;
+	return DROP_POLICY_DEFAULT_DENY; /* the endpoint is selected in this direction: default deny */
+}
+
+#endif /* PREP_NODE_POLICY_H */

@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * tc (clsact, direct-action) datapath for packets that do not come from a local socket: forwarded
+ * and NodePort traffic. Per packet, in this order:
+ *   1. parse IPv4 (malformed/truncated -> numbered drops; not IPv4 -> pass untouched);
+ *   2. ICMP fragmentation-needed passes, always (path MTU discovery must keep working);
+ *   3. fragments: ports from the first fragment (frags map);
+ *   4. conntrack hit: established flow or reply of an allowed one -> NAT as recorded, pass;
+ *   5. new flow: service lookup -> backend (DNAT), then policy on the translated tuple, then two
+ *      conntrack entries (original and reply direction), then the rewrite.
+ * Attach on ingress of the node's uplink and of the host side of pod veths (the loader's job).
+ */
+#include "lib/common.h"
+#include "lib/maps.h"
+#include "lib/drop.h"
+#include "lib/parse.h"
+#include "lib/nat.h"
+#include "lib/lb.h"
+#include "lib/policy.h"
+
+/* knob: service load balancing on (1) or off (0), set by the loader before load */
+const volatile __u8 cfg_enable_lb = 1;
+/* knob: L3/L4 policy on (1) or off (0), set by the loader before load */
+const volatile __u8 cfg_enable_policy = 1;
+
+/* Count, report and drop. */
+static __always_inline int tc_drop(struct __sk_buff *skb, struct drop_event *ev, __u32 reason)
+{
+	ev->reason = reason;
+	drop_record(ev);
+	return TC_ACT_SHOT;
+}
+
+/* Both directions of a new flow into conntrack: orig (as received) and its reply after NAT. */
+static __always_inline int ct_create(const struct pkt *p, __be32 daddr, __be16 dport, bool nat,
+				     __u32 svc_id)
+{
+	struct ct_key orig = { .saddr = p->saddr, .daddr = p->daddr, .sport = p->sport,
+			       .dport = p->dport, .proto = p->proto };
+	struct ct_key reply = { .saddr = daddr, .daddr = p->saddr, .sport = dport,
+				.dport = p->sport, .proto = p->proto };
+	struct ct_entry ent = {};
+
+	ent.last_seen_ns = bpf_ktime_get_ns();
+	ent.svc_id = svc_id;
+	if (nat) {
+		ent.flags = CT_F_DNAT;
+		ent.nat_addr = daddr;
+		ent.nat_port = dport;
+	}
+	if (bpf_map_update_elem(&conntrack, &orig, &ent, BPF_ANY))
+		return -1;
+	ent.flags = CT_F_REPLY;
+	if (nat) {
+		ent.flags |= CT_F_REVNAT;
+		ent.nat_addr = p->daddr; /* the VIP */
+		ent.nat_port = p->dport;
+	}
+	if (bpf_map_update_elem(&conntrack, &reply, &ent, BPF_ANY))
+		return -1;
+	return 0;
+}
+
+/* Policy for a new flow saddr:sport -> daddr:dport (after DNAT). 0 or a DROP_POLICY_* reason. */
+static __always_inline __u32 tc_policy(const struct pkt *p, __be32 daddr, __be16 policy_port,
+				       struct drop_event *ev, bool *tracked)
+{
+	struct endpoint_info *src_ep = bpf_map_lookup_elem(&endpoints, &p->saddr);
+	struct endpoint_info *dst_ep = bpf_map_lookup_elem(&endpoints, &daddr);
+	__u32 src_id, dst_id, reason;
+
+	/* replies must pass an enforcing endpoint later: track every flow that touches one */
+	*tracked = (src_ep && src_ep->flags) || (dst_ep && dst_ep->flags);
+	if (!*tracked)
+		return 0;
+
+	src_id = policy_identity(p->saddr, src_ep);
+	dst_id = policy_identity(daddr, dst_ep);
+	if (src_ep && (src_ep->flags & EP_F_ENFORCE_EGRESS)) {
+		reason = policy_verdict(src_id, dst_id, POLICY_EGRESS, p->proto, policy_port, &ev->rule_id);
+		if (reason) {
+			ev->direction = POLICY_EGRESS;
+			ev->local_identity = src_id;
+			ev->remote_identity = dst_id;
+			return reason;
+		}
+	}
+	if (dst_ep && (dst_ep->flags & EP_F_ENFORCE_INGRESS)) {
+		reason = policy_verdict(dst_id, src_id, POLICY_INGRESS, p->proto, policy_port, &ev->rule_id);
+		if (reason) {
+			ev->direction = POLICY_INGRESS;
+			ev->local_identity = dst_id;
+			ev->remote_identity = src_id;
+			return reason;
+		}
+	}
+	return 0;
+}
+
+SEC("tc")
+int tc_lb(struct __sk_buff *skb)
+{
+	struct pkt p = {};
+	struct drop_event ev = {};
+	struct ct_key ckey = {};
+	struct ct_entry *ct;
+	struct lb_service *svc = NULL;
+	struct lb_backend *be;
+	__be32 daddr;
+	__be16 dport, policy_port;
+	__u32 reason = 0;
+	bool nat = false, tracked = false;
+	int ret;
+
+	ev.hook = HOOK_TC;
+	ev.ifindex = skb->ifindex;
+	ev.len = skb->len;
+
+	ret = parse_ipv4(skb, &p);
+	if (ret == PARSE_NOT_IPV4)
+		return TC_ACT_OK;
+	ev.saddr = p.saddr;
+	ev.daddr = p.daddr;
+	ev.proto = p.proto;
+	ev.sport = p.sport;
+	ev.dport = p.dport;
+	if (ret)
+		return tc_drop(skb, &ev, ret);
+
+	if (p.proto == IPPROTO_ICMP && p.has_l4 && p.icmp_type == ICMP_DEST_UNREACH_T &&
+	    p.icmp_code == ICMP_FRAG_NEEDED_C)
+		return TC_ACT_OK;
+
+	if (p.fragment) {
+		ret = frag_track(&p);
+		if (ret)
+			return tc_drop(skb, &ev, ret);
+		ev.sport = p.sport;
+		ev.dport = p.dport;
+	}
+
+	/* established flows and replies of allowed ones: as recorded, no policy */
+	ckey.saddr = p.saddr;
+	ckey.daddr = p.daddr;
+	ckey.sport = p.sport;
+	ckey.dport = p.dport;
+	ckey.proto = p.proto;
+	ct = bpf_map_lookup_elem(&conntrack, &ckey);
+	if (ct) {
+		__u64 now = bpf_ktime_get_ns();
+
+		if (now - ct->last_seen_ns > NSEC_PER_SEC)
+			ct->last_seen_ns = now; /* coarse, to keep writes to shared cache lines rare */
+		if (ct->flags & CT_F_DNAT)
+			ret = nat_rewrite(skb, &p, NAT_DST, ct->nat_addr, ct->nat_port);
+		else if (ct->flags & CT_F_REVNAT)
+			ret = nat_rewrite(skb, &p, NAT_SRC, ct->nat_addr, ct->nat_port);
+		if (ret)
+			return tc_drop(skb, &ev, DROP_NAT_FAILED);
+		return TC_ACT_OK;
+	}
+
+	/* a new flow: service? */
+	daddr = p.daddr;
+	dport = p.dport;
+	policy_port = p.policy_port;
+	if (cfg_enable_lb && (p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP))
+		svc = lb_lookup_service(p.daddr, p.dport, p.proto);
+	if (svc) {
+		ev.svc_id = svc->svc_id;
+		be = lb_select_backend(svc, lb_flow_hash(p.saddr, p.daddr, p.sport, p.dport, p.proto),
+				       (__u64)p.saddr, AFFINITY_CLIENT_IP, &reason);
+		if (!be)
+			return tc_drop(skb, &ev, reason);
+		daddr = be->addr;
+		dport = be->port;
+		policy_port = be->port;
+		nat = true;
+	}
+
+	if (cfg_enable_policy) {
+		ev.daddr = daddr;
+		ev.dport = dport;
+		reason = tc_policy(&p, daddr, policy_port, &ev, &tracked);
+		if (reason)
+			return tc_drop(skb, &ev, reason);
+	}
+
+	if (nat || tracked) {
+		if (ct_create(&p, daddr, dport, nat, ev.svc_id))
+			return tc_drop(skb, &ev, DROP_CT_CREATE_FAILED);
+	}
+	if (nat && nat_rewrite(skb, &p, NAT_DST, daddr, dport))
+		return tc_drop(skb, &ev, DROP_NAT_FAILED);
+	return TC_ACT_OK;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include "pkt.h"
+
+static uint32_t sum16(const uint8_t *p, size_t n, uint32_t acc)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < n; i += 2)
+		acc += (uint32_t)p[i] << 8 | p[i + 1];
+	if (n & 1)
+		acc += (uint32_t)p[n - 1] << 8;
+	return acc;
+}
+
+static uint16_t fold(uint32_t acc)
+{
+	while (acc >> 16)
+		acc = (acc & 0xffff) + (acc >> 16);
+	return (uint16_t)~acc;
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = v >> 8;
+	p[1] = v & 0xff;
+}
+
+void pkt_fix_ip_csum(uint8_t *frame)
+{
+	uint8_t *ip = frame + PKT_IP_OFF;
+	size_t ihl = (ip[0] & 0x0f) * 4;
+
+	put16(ip + 10, 0);
+	put16(ip + 10, fold(sum16(ip, ihl, 0)));
+}
+
+size_t pkt_build(const struct pkt_spec *s, uint8_t *buf)
+{
+	static const uint8_t dmac[6] = { 0x02, 0, 0, 0, 0, 0x02 }, smac[6] = { 0x02, 0, 0, 0, 0, 0x01 };
+	uint8_t *ip = buf + PKT_IP_OFF, *l4;
+	size_t ihl = 20 + 4 * s->ip_options, l4_len, i;
+	struct in_addr a;
+	uint32_t acc;
+
+	memset(buf, 0, PKT_MAX);
+	memcpy(buf, dmac, 6);
+	memcpy(buf + 6, smac, 6);
+	put16(buf + 12, 0x0800);
+
+	l4 = ip + ihl;
+	switch (s->proto) {
+	case IPPROTO_TCP: l4_len = 20; break;
+	case IPPROTO_UDP: l4_len = 8; break;
+	default: l4_len = 8; break; /* ICMP */
+	}
+	for (i = 0; i < s->payload_len; i++)
+		l4[l4_len + i] = (uint8_t)(i * 7 + 3);
+
+	ip[0] = 0x40 | (uint8_t)(ihl / 4);
+	put16(ip + 2, (uint16_t)(ihl + l4_len + s->payload_len));
+	put16(ip + 4, s->ip_id);
+	ip[8] = 64;
+	ip[9] = s->proto;
+	inet_pton(AF_INET, s->src, &a);
+	memcpy(ip + 12, &a, 4);
+	inet_pton(AF_INET, s->dst, &a);
+	memcpy(ip + 16, &a, 4);
+	for (i = 20; i < ihl; i++)
+		ip[i] = 1; /* NOP options */
+	pkt_fix_ip_csum(buf);
+
+	/* pseudo header: src, dst, zero+proto, L4 length */
+	acc = sum16(ip + 12, 8, 0) + s->proto + (uint32_t)(l4_len + s->payload_len);
+	if (s->proto == IPPROTO_TCP) {
+		put16(l4, s->sport);
+		put16(l4 + 2, s->dport);
+		put16(l4 + 4, 0x1234); /* seq */
+		l4[12] = 5 << 4;
+		l4[13] = s->tcp_flags ? s->tcp_flags : 0x02;
+		put16(l4 + 14, 65535);
+		put16(l4 + 16, fold(sum16(l4, l4_len + s->payload_len, acc)));
+	} else if (s->proto == IPPROTO_UDP) {
+		uint16_t c;
+
+		put16(l4, s->sport);
+		put16(l4 + 2, s->dport);
+		put16(l4 + 4, (uint16_t)(l4_len + s->payload_len));
+		c = fold(sum16(l4, l4_len + s->payload_len, acc));
+		put16(l4 + 6, s->udp_zero_csum ? 0 : (c ? c : 0xffff));
+	} else {
+		l4[0] = s->icmp_type;
+		l4[1] = s->icmp_code;
+		put16(l4 + 4, s->icmp_id);
+		put16(l4 + 6, 1);
+		put16(l4 + 2, fold(sum16(l4, l4_len + s->payload_len, 0)));
+	}
+	return PKT_ETH_LEN + ihl + l4_len + s->payload_len;
+}
+
+size_t pkt_fragment(const uint8_t *frame, size_t frame_len, size_t off, size_t len, bool more,
+		    uint8_t *out)
+{
+	const uint8_t *ip = frame + PKT_IP_OFF;
+	size_t ihl = (ip[0] & 0x0f) * 4;
+	size_t payload = frame_len - PKT_ETH_LEN - ihl;
+
+	if (off + len > payload)
+		len = payload - off;
+	memcpy(out, frame, PKT_ETH_LEN + ihl);
+	memcpy(out + PKT_ETH_LEN + ihl, ip + ihl + off, len);
+	put16(out + PKT_IP_OFF + 2, (uint16_t)(ihl + len));
+	put16(out + PKT_IP_OFF + 6, (uint16_t)((more ? 0x2000 : 0) | (off / 8)));
+	pkt_fix_ip_csum(out);
+	return PKT_ETH_LEN + ihl + len;
+}
+
+const char *pkt_diff(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	static char msg[160];
+	size_t i, n = alen < blen ? alen : blen;
+
+	for (i = 0; i < n && a[i] == b[i]; i++)
+		;
+	if (i == n && alen == blen)
+		return "identical";
+	if (i == n)
+		snprintf(msg, sizeof(msg), "length %zu, expected %zu", alen, blen);
+	else
+		snprintf(msg, sizeof(msg), "byte %zu is %02x, expected %02x (length %zu, expected %zu)",
+			 i, a[i], b[i], alen, blen);
+	return msg;
+}

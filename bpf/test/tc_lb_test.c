@@ -1,0 +1,722 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Packet tables for tc_lb, run through the real verifier and JIT with BPF_PROG_TEST_RUN (katran's
+ * fixtures are the model): each case is {description, input packet, expected verdict, expected
+ * output packet, expected drop reason}. Expected outputs are built from scratch with fresh
+ * checksums, so they check the program's incremental checksum updates. A drop case also checks that
+ * its reason's counter went up by one and that one event with that reason reached the ring buffer;
+ * a pass case checks that no event was sent. Output: TAP, one line per case. Needs root.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/pkt_cls.h>
+#include "tc_lb.skel.h"
+#include "maps_user.h"
+#include "lb_hash.h"
+#include "pkt.h"
+#include "tap.h"
+
+#define CLIENT "192.0.2.10"
+#define CLIENT2 "192.0.2.11"
+#define VIP "10.96.0.10"
+#define BE1 "10.0.1.5"
+#define BE2 "10.0.1.6"
+
+#define PASS TC_ACT_OK
+#define DROP TC_ACT_SHOT
+
+/* fragment mode of a case: the input (and expected output) is a fragment of the built datagram */
+#define FRAG_FIRST 1 /* IP payload bytes 0..FRAG_SPLIT-1, MF set */
+#define FRAG_LATER 2 /* the rest, offset FRAG_SPLIT */
+#define FRAG_SPLIT 64
+
+struct tcase {
+	const char *desc;
+	struct pkt_spec in;
+	void (*mutate)(uint8_t *frame, size_t *len); /* deliberate damage to the input */
+	int verdict;
+	const struct pkt_spec *out; /* expected output; NULL = the input, unchanged */
+	uint32_t reason;            /* expected drop reason, 0 = none */
+	int frag;                   /* FRAG_FIRST / FRAG_LATER / 0 */
+	int flags;                  /* CASE_* */
+	uint32_t rule_id;           /* policy deny: the rule id the event must name */
+};
+
+/* apply mutate to the expected output as well (same edit on both sides) */
+#define CASE_MUTATE_OUT 1
+/* the kernel's test_run may refuse this input (EINVAL): then the case is a TAP skip, not a pass */
+#define CASE_MAY_EINVAL 2
+
+static struct tc_lb_bpf *skel;
+static struct ring_buffer *rb;
+static struct drop_event last_event;
+static int events_seen;
+
+static __be32 ip4(const char *s)
+{
+	struct in_addr a;
+
+	inet_pton(AF_INET, s, &a);
+	return a.s_addr;
+}
+
+static int on_event(void *ctx, void *data, size_t len)
+{
+	(void)ctx;
+	if (len >= sizeof(last_event))
+		memcpy(&last_event, data, sizeof(last_event));
+	events_seen++;
+	return 0;
+}
+
+static int maps_fd(const struct bpf_map *m)
+{
+	return bpf_map__fd(m);
+}
+
+/* empty every map the cases write (counters are checked as deltas and stay) */
+static void reset_maps(void)
+{
+	const struct bpf_map *maps[] = { skel->maps.services, skel->maps.backends, skel->maps.maglev,
+					 skel->maps.affinity, skel->maps.conntrack, skel->maps.frags,
+					 skel->maps.endpoints, skel->maps.ipcache, skel->maps.policy };
+	size_t i;
+
+	for (i = 0; i < sizeof(maps) / sizeof(maps[0]); i++)
+		if (dp_map_clear(maps_fd(maps[i])))
+			fprintf(stderr, "# clearing %s failed\n", bpf_map__name(maps[i]));
+}
+
+static uint64_t drops(uint32_t reason)
+{
+	struct drop_counter c = {};
+
+	dp_drop_count(maps_fd(skel->maps.drop_counters), reason, &c);
+	return c.packets;
+}
+
+/* run one frame through tc_lb; returns the verdict, output in out/out_len */
+static int run(const uint8_t *in, size_t in_len, uint8_t *out, size_t *out_len)
+{
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in, .data_size_in = (__u32)in_len,
+		    .data_out = out, .data_size_out = PKT_MAX, .repeat = 1);
+	int err = bpf_prog_test_run_opts(bpf_program__fd(skel->progs.tc_lb), &opts);
+
+	if (err) {
+		tap_fail("BPF_PROG_TEST_RUN: %s", strerror(errno));
+		return -1;
+	}
+	*out_len = opts.data_size_out;
+	return (int)opts.retval;
+}
+
+static size_t frame_of(const struct pkt_spec *s, int frag, uint8_t *buf)
+{
+	uint8_t full[PKT_MAX];
+	size_t len = pkt_build(s, full);
+
+	if (frag == FRAG_FIRST)
+		return pkt_fragment(full, len, 0, FRAG_SPLIT, true, buf);
+	if (frag == FRAG_LATER)
+		return pkt_fragment(full, len, FRAG_SPLIT, PKT_MAX, false, buf);
+	memcpy(buf, full, len);
+	return len;
+}
+
+static void run_case(const struct tcase *c)
+{
+	uint8_t in[PKT_MAX], want[PKT_MAX], got[PKT_MAX];
+	size_t in_len, want_len, got_len = 0;
+	uint64_t before = c->reason ? drops(c->reason) : 0;
+	int verdict;
+
+	in_len = frame_of(&c->in, c->frag, in);
+	if (c->mutate)
+		c->mutate(in, &in_len);
+	if (c->out) {
+		want_len = frame_of(c->out, c->frag, want);
+		if (c->mutate && (c->flags & CASE_MUTATE_OUT))
+			c->mutate(want, &want_len);
+	} else {
+		memcpy(want, in, want_len = in_len);
+	}
+
+	ring_buffer__consume(rb); /* nothing stale */
+	events_seen = 0;
+	verdict = run(in, in_len, got, &got_len);
+	ring_buffer__consume(rb);
+	if (verdict < 0 && errno == EINVAL && (c->flags & CASE_MAY_EINVAL)) {
+		tap_why[0] = 0;
+		tap_skip(c->desc, "this kernel's BPF_PROG_TEST_RUN refuses the frame (EINVAL): "
+				  "it wants a whole IPv4 header");
+		return;
+	}
+
+	if (verdict >= 0 && verdict != c->verdict)
+		tap_fail("verdict %d, expected %d (last drop event: %s)", verdict, c->verdict,
+			 events_seen ? dp_drop_reason(last_event.reason) : "none");
+	if (verdict == PASS && c->verdict == PASS &&
+	    (got_len != want_len || memcmp(got, want, want_len)))
+		tap_fail("output packet differs: %s", pkt_diff(got, got_len, want, want_len));
+	if (c->reason) {
+		uint64_t after = drops(c->reason);
+
+		if (after != before + 1)
+			tap_fail("drop counter of reason %u went %llu -> %llu, expected +1", c->reason,
+				 (unsigned long long)before, (unsigned long long)after);
+		if (events_seen != 1 || last_event.reason != c->reason)
+			tap_fail("%d events, last reason %u; expected 1 event with reason %s", events_seen,
+				 last_event.reason, dp_drop_reason(c->reason));
+		if (c->rule_id && last_event.rule_id != c->rule_id)
+			tap_fail("event names rule %u, expected %u", last_event.rule_id, c->rule_id);
+		if (last_event.len != in_len || last_event.hook != HOOK_TC)
+			tap_fail("event len %u hook %u, expected %zu and HOOK_TC", last_event.len,
+				 last_event.hook, in_len);
+	} else if (events_seen) {
+		tap_fail("%d unexpected drop events (reason %u)", events_seen, last_event.reason);
+	}
+	tap_result(c->desc);
+}
+
+static void run_table(const struct tcase *cases, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		run_case(&cases[i]);
+}
+
+#define TCP(s, sp, d, dp, ...) { .src = s, .sport = sp, .dst = d, .dport = dp, .proto = IPPROTO_TCP, .payload_len = 100, __VA_ARGS__ }
+#define UDP(s, sp, d, dp, ...) { .src = s, .sport = sp, .dst = d, .dport = dp, .proto = IPPROTO_UDP, .payload_len = 100, __VA_ARGS__ }
+#define ICMP(s, d, t, c, ...) { .src = s, .dst = d, .proto = IPPROTO_ICMP, .icmp_type = t, .icmp_code = c, .icmp_id = 77, .payload_len = 56, __VA_ARGS__ }
+#define OUT(...) (&(const struct pkt_spec)__VA_ARGS__)
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---------------------------------------------------------------- load balancing */
+
+#define SVC_TCP 1
+#define SVC_UDP 2
+#define SVC_EMPTY 3
+#define SVC_HOLE 4
+#define SVC_NOTABLE 5
+#define SVC_MAGLEV 6
+#define SVC_RANDOM 7
+#define SVC_WEIGHTED 8
+#define SVC_AFFINITY 9
+
+static void setup_lb(void)
+{
+	int s = maps_fd(skel->maps.services), b = maps_fd(skel->maps.backends);
+	static __u16 table[LB_MAGLEV_M];
+	int i, err = 0;
+
+	err |= dp_service_set(s, ip4(VIP), htons(80), IPPROTO_TCP, SVC_TCP, 1, 0, 0);
+	err |= dp_backend_set(b, SVC_TCP, 0, ip4(BE1), htons(8080), 101);
+	err |= dp_service_set(s, ip4(VIP), htons(53), IPPROTO_UDP, SVC_UDP, 1, 0, 0);
+	err |= dp_backend_set(b, SVC_UDP, 0, ip4(BE1), htons(5353), 101);
+	err |= dp_service_set(s, ip4(VIP), htons(81), IPPROTO_TCP, SVC_EMPTY, 0, 0, 0);
+	err |= dp_service_set(s, ip4(VIP), htons(82), IPPROTO_TCP, SVC_HOLE, 1, 0, 0);
+	err |= dp_service_set(s, ip4(VIP), htons(83), IPPROTO_TCP, SVC_NOTABLE, 2, SVC_F_MAGLEV, 0);
+	err |= dp_service_set(s, ip4(VIP), htons(84), IPPROTO_TCP, SVC_MAGLEV, 2, SVC_F_MAGLEV, 0);
+	err |= dp_backend_set(b, SVC_MAGLEV, 0, ip4(BE1), htons(8080), 101);
+	err |= dp_backend_set(b, SVC_MAGLEV, 1, ip4(BE2), htons(8080), 102);
+	for (i = 0; i < LB_MAGLEV_M; i++)
+		table[i] = (__u16)(i % 2);
+	err |= dp_maglev_set(maps_fd(skel->maps.maglev), SVC_MAGLEV, table);
+	err |= dp_service_set(s, ip4(VIP), htons(85), IPPROTO_TCP, SVC_RANDOM, 2, 0, 0);
+	err |= dp_backend_set(b, SVC_RANDOM, 0, ip4(BE1), htons(8080), 101);
+	err |= dp_backend_set(b, SVC_RANDOM, 1, ip4(BE2), htons(8080), 102);
+	/* weight 3:1 as slots: BE1 in three of four */
+	err |= dp_service_set(s, ip4(VIP), htons(86), IPPROTO_TCP, SVC_WEIGHTED, 4, 0, 0);
+	for (i = 0; i < 3; i++)
+		err |= dp_backend_set(b, SVC_WEIGHTED, i, ip4(BE1), htons(8080), 101);
+	err |= dp_backend_set(b, SVC_WEIGHTED, 3, ip4(BE2), htons(8080), 102);
+	err |= dp_service_set(s, ip4(VIP), htons(87), IPPROTO_TCP, SVC_AFFINITY, 2, SVC_F_AFFINITY, 60);
+	err |= dp_backend_set(b, SVC_AFFINITY, 0, ip4(BE1), htons(8080), 101);
+	err |= dp_backend_set(b, SVC_AFFINITY, 1, ip4(BE2), htons(8080), 102);
+	if (err)
+		fprintf(stderr, "# setup_lb: a map write failed\n");
+}
+
+static void set_ihl_4(uint8_t *f, size_t *len)
+{
+	(void)len;
+	f[PKT_IP_OFF] = 0x44;
+	pkt_fix_ip_csum(f);
+}
+
+static const struct tcase lb_cases[] = {
+	{ "TCP SYN to VIP:80 is DNATed to its backend 10.0.1.5:8080, IPv4 and TCP checksums updated",
+	  TCP(CLIENT, 40000, VIP, 80), NULL, PASS, OUT(TCP(CLIENT, 40000, BE1, 8080)), 0, 0 },
+	{ "a later packet of the same flow (ACK) follows the conntrack entry to the same backend",
+	  TCP(CLIENT, 40000, VIP, 80, .tcp_flags = 0x10), NULL, PASS,
+	  OUT(TCP(CLIENT, 40000, BE1, 8080, .tcp_flags = 0x10)), 0, 0 },
+	{ "the backend's reply is reverse-NATed: source 10.0.1.5:8080 becomes VIP:80",
+	  TCP(BE1, 8080, CLIENT, 40000, .tcp_flags = 0x12), NULL, PASS,
+	  OUT(TCP(VIP, 80, CLIENT, 40000, .tcp_flags = 0x12)), 0, 0 },
+	{ "UDP to VIP:53 is DNATed to 10.0.1.5:5353, UDP checksum updated",
+	  UDP(CLIENT, 40001, VIP, 53), NULL, PASS, OUT(UDP(CLIENT, 40001, BE1, 5353)), 0, 0 },
+	{ "UDP reply is reverse-NATed to VIP:53",
+	  UDP(BE1, 5353, CLIENT, 40001), NULL, PASS, OUT(UDP(VIP, 53, CLIENT, 40001)), 0, 0 },
+	{ "UDP without checksum (0) is DNATed and keeps checksum 0",
+	  UDP(CLIENT, 40002, VIP, 53, .udp_zero_csum = true), NULL, PASS,
+	  OUT(UDP(CLIENT, 40002, BE1, 5353, .udp_zero_csum = true)), 0, 0 },
+	{ "IPv4 options (ihl 7): DNAT finds the TCP header after them",
+	  TCP(CLIENT, 40003, VIP, 80, .ip_options = 2), NULL, PASS,
+	  OUT(TCP(CLIENT, 40003, BE1, 8080, .ip_options = 2)), 0, 0 },
+	{ "a service is VIP+port+protocol: UDP to the TCP-only VIP:80 passes untouched",
+	  UDP(CLIENT, 40004, VIP, 80), NULL, PASS, NULL, 0, 0 },
+	{ "traffic to an address that is no service passes untouched",
+	  TCP(CLIENT, 40005, "10.96.0.11", 80), NULL, PASS, NULL, 0, 0 },
+	{ "service without backends: dropped, NO_BACKEND counted and sent as an event",
+	  TCP(CLIENT, 40006, VIP, 81), NULL, DROP, NULL, DROP_NO_BACKEND, 0 },
+	{ "service whose slot has no backend entry: dropped as BACKEND_MISSING",
+	  TCP(CLIENT, 40007, VIP, 82), NULL, DROP, NULL, DROP_BACKEND_MISSING, 0 },
+	{ "Maglev service without its table: dropped as MAGLEV_MISSING",
+	  TCP(CLIENT, 40008, VIP, 83), NULL, DROP, NULL, DROP_MAGLEV_MISSING, 0 },
+	{ "first fragment of a UDP datagram to a VIP: addresses, port and UDP checksum rewritten",
+	  UDP(CLIENT, 40009, VIP, 53, .ip_id = 4242, .payload_len = 200), NULL, PASS,
+	  OUT(UDP(CLIENT, 40009, BE1, 5353, .ip_id = 4242, .payload_len = 200)), 0, FRAG_FIRST },
+	{ "later fragment of that datagram: only the IPv4 destination and header checksum change",
+	  UDP(CLIENT, 40009, VIP, 53, .ip_id = 4242, .payload_len = 200), NULL, PASS,
+	  OUT(UDP(CLIENT, 40009, BE1, 5353, .ip_id = 4242, .payload_len = 200)), 0, FRAG_LATER },
+	{ "later fragment whose first fragment was never seen: dropped as FRAG_NO_FIRST",
+	  UDP(CLIENT, 40010, VIP, 53, .ip_id = 4343, .payload_len = 200), NULL, DROP, NULL,
+	  DROP_FRAG_NO_FIRST, FRAG_LATER },
+	{ "a malformed packet to a VIP is dropped before any service lookup (ihl 4: MALFORMED_IP)",
+	  TCP(CLIENT, 40011, VIP, 81), set_ihl_4, DROP, NULL, DROP_MALFORMED_IP, 0 },
+};
+
+/* the backend a flow was DNATed to (0 if it was not) */
+static __be32 dnat_backend(const char *client, uint16_t sport, uint16_t vport)
+{
+	struct pkt_spec s = TCP(client, sport, VIP, vport);
+	uint8_t in[PKT_MAX], out[PKT_MAX];
+	size_t in_len = pkt_build(&s, in), out_len;
+	__be32 dst;
+
+	if (run(in, in_len, out, &out_len) != PASS)
+		return 0;
+	memcpy(&dst, out + PKT_IP_OFF + 16, 4);
+	return dst;
+}
+
+static void lb_selection_cases(void)
+{
+	int i, be1 = 0, be2 = 0, wrong = 0;
+	__be32 first, got;
+
+	/* Maglev: the slot is table[hash % M] with the shared hash; the table maps even entries to BE1 */
+	for (i = 0; i < 64; i++) {
+		uint16_t sport = (uint16_t)(41000 + i);
+		__u32 h = lb_flow_hash(ip4(CLIENT), ip4(VIP), htons(sport), htons(84), IPPROTO_TCP);
+		__be32 want = (h % LB_MAGLEV_M) % 2 ? ip4(BE2) : ip4(BE1);
+
+		got = dnat_backend(CLIENT, sport, 84);
+		if (got != want)
+			wrong++;
+		be1 += got == ip4(BE1);
+	}
+	if (wrong)
+		tap_fail("%d of 64 flows not on the backend the Maglev table predicts", wrong);
+	if (be1 == 0 || be1 == 64)
+		tap_fail("all 64 flows on one backend");
+	tap_result("Maglev: 64 flows each land on table[flow_hash % M], the hash userspace computes too");
+
+	/* random: 64 new flows over 2 backends; all on one has probability 2^-63 */
+	be1 = be2 = 0;
+	for (i = 0; i < 64; i++) {
+		got = dnat_backend(CLIENT, (uint16_t)(42000 + i), 85);
+		be1 += got == ip4(BE1);
+		be2 += got == ip4(BE2);
+	}
+	if (be1 + be2 != 64 || !be1 || !be2)
+		tap_fail("BE1 %d, BE2 %d of 64", be1, be2);
+	tap_result("random: 64 new flows over two backends use both");
+
+	/* weights as slots 3:1 -> ~300 of 400 on BE1 (sd ~8.7; 240..360 is ~7 sd) */
+	be1 = be2 = 0;
+	for (i = 0; i < 400; i++) {
+		got = dnat_backend(CLIENT, (uint16_t)(43000 + i), 86);
+		be1 += got == ip4(BE1);
+		be2 += got == ip4(BE2);
+	}
+	if (be1 + be2 != 400 || be1 < 240 || be1 > 360)
+		tap_fail("BE1 %d, BE2 %d of 400, expected about 300:100", be1, be2);
+	tap_result("weights: a backend in 3 of 4 slots gets about 3/4 of 400 flows");
+
+	/* affinity: every new flow of one client goes where its first went */
+	first = dnat_backend(CLIENT, 44000, 87);
+	for (i = 1; i < 32; i++)
+		if (dnat_backend(CLIENT, (uint16_t)(44000 + i), 87) != first)
+			wrong = -1;
+	if (!first || wrong < 0)
+		tap_fail("a later flow of the client went to another backend");
+	tap_result("session affinity: 32 new flows of one client all reach its first backend");
+
+	/* affinity is per client: 32 other clients do not all share the first one's backend */
+	be1 = 0;
+	for (i = 0; i < 32; i++) {
+		char c[32];
+
+		snprintf(c, sizeof(c), "192.0.2.%d", 100 + i);
+		be1 += dnat_backend(c, 44000, 87) == first;
+	}
+	if (be1 == 32)
+		tap_fail("all 32 other clients got the same backend");
+	tap_result("session affinity is per client: 32 other clients spread over the backends");
+}
+
+/* ---------------------------------------------------------------- policy */
+
+#define P1 "10.0.1.5" /* identity 1000, ingress default-deny */
+#define P2 "10.0.1.7" /* identity 1001, ingress and egress default-deny */
+#define P3 "10.0.1.9" /* identity 1002, selected by no policy */
+#define CIDR_HOST "198.51.100.7" /* in 198.51.100.0/24 -> CIDR identity 5000 */
+#define WORLD "203.0.113.9"
+#define ID_P1 1000
+#define ID_P2 1001
+#define ID_P3 1002
+#define ID_CIDR 5000
+
+static void setup_policy(void)
+{
+	int e = maps_fd(skel->maps.endpoints), pol = maps_fd(skel->maps.policy);
+	int err = 0, n;
+
+	err |= dp_endpoint_set(e, ip4(P1), ID_P1, EP_F_ENFORCE_INGRESS);
+	err |= dp_endpoint_set(e, ip4(P2), ID_P2, EP_F_ENFORCE_INGRESS | EP_F_ENFORCE_EGRESS);
+	err |= dp_endpoint_set(e, ip4(P3), ID_P3, 0);
+	err |= dp_ipcache_set(maps_fd(skel->maps.ipcache), ip4("198.51.100.0"), 24, ID_CIDR);
+	/* rule 1: P1 ingress from P3, TCP 80 */
+	err |= dp_policy_set(pol, ID_P1, ID_P3, POLICY_INGRESS, IPPROTO_TCP, 80, 16, POLICY_ALLOW, 1);
+	/* rule 2: P1 ingress from 198.51.100.0/24, every protocol */
+	err |= dp_policy_set(pol, ID_P1, ID_CIDR, POLICY_INGRESS, 0, 0, 0, POLICY_ALLOW, 2);
+	/* rule 3: P1 ingress from anyone, UDP 53 */
+	err |= dp_policy_set(pol, ID_P1, IDENTITY_ANY, POLICY_INGRESS, IPPROTO_UDP, 53, 16, POLICY_ALLOW, 3);
+	/* rule 4: P1 ingress from P3, TCP 1000-1999 (7 prefix entries) */
+	n = dp_policy_set_port_range(pol, ID_P1, ID_P3, POLICY_INGRESS, IPPROTO_TCP, 1000, 1999,
+				     POLICY_ALLOW, 4);
+	if (n != 7)
+		fprintf(stderr, "# port range 1000-1999 gave %d entries, expected 7\n", n);
+	/* rule 5: P1 ingress from P2, all TCP; rule 6: P1 ingress deny anyone TCP 23 */
+	err |= dp_policy_set(pol, ID_P1, ID_P2, POLICY_INGRESS, IPPROTO_TCP, 0, 0, POLICY_ALLOW, 5);
+	err |= dp_policy_set(pol, ID_P1, IDENTITY_ANY, POLICY_INGRESS, IPPROTO_TCP, 23, 16, POLICY_DENY, 6);
+	/* rule 7: P2 egress to P1, all TCP; rule 8: P2 egress ICMP echo (type 8) to anyone */
+	err |= dp_policy_set(pol, ID_P2, ID_P1, POLICY_EGRESS, IPPROTO_TCP, 0, 0, POLICY_ALLOW, 7);
+	err |= dp_policy_set(pol, ID_P2, IDENTITY_ANY, POLICY_EGRESS, IPPROTO_ICMP, 8, 16, POLICY_ALLOW, 8);
+	if (err || n < 0)
+		fprintf(stderr, "# setup_policy: a map write failed\n");
+}
+
+static const struct tcase policy_cases[] = {
+	{ "identity + port: P3 -> P1 TCP 80 allowed (rule 1)",
+	  TCP(P3, 50000, P1, 80), NULL, PASS, NULL, 0, 0 },
+	{ "identity + port: P3 -> P1 TCP 81 is not covered: default deny",
+	  TCP(P3, 50001, P1, 81), NULL, DROP, NULL, DROP_POLICY_DEFAULT_DENY, 0 },
+	{ "identity + port: P3 -> P1 UDP 80 (other protocol) is not covered: default deny",
+	  UDP(P3, 50002, P1, 80), NULL, DROP, NULL, DROP_POLICY_DEFAULT_DENY, 0 },
+	{ "port range 1000-1999: lower bound 1000 allowed",
+	  TCP(P3, 50003, P1, 1000), NULL, PASS, NULL, 0, 0 },
+	{ "port range 1000-1999: 1500 allowed",
+	  TCP(P3, 50004, P1, 1500), NULL, PASS, NULL, 0, 0 },
+	{ "port range 1000-1999: upper bound 1999 allowed",
+	  TCP(P3, 50005, P1, 1999), NULL, PASS, NULL, 0, 0 },
+	{ "port range 1000-1999: 999 denied",
+	  TCP(P3, 50006, P1, 999), NULL, DROP, NULL, DROP_POLICY_DEFAULT_DENY, 0 },
+	{ "port range 1000-1999: 2000 denied",
+	  TCP(P3, 50007, P1, 2000), NULL, DROP, NULL, DROP_POLICY_DEFAULT_DENY, 0 },
+	{ "CIDR: 198.51.100.7 (in the allowed /24) -> P1 UDP 5555 allowed (rule 2, any protocol)",
+	  UDP(CIDR_HOST, 50008, P1, 5555), NULL, PASS, NULL, 0, 0 },
+	{ "CIDR: 203.0.113.9 (world, outside the /24) -> P1 UDP 5555 denied by default",
+	  UDP(WORLD, 50009, P1, 5555), NULL, DROP, NULL, DROP_POLICY_DEFAULT_DENY, 0 },
+	{ "any-peer rule: world -> P1 UDP 53 allowed (rule 3)",
+	  UDP(WORLD, 50010, P1, 53), NULL, PASS, NULL, 0, 0 },
+	{ "both ends checked: P2 -> P1 TCP 8000 allowed by P2's egress (7) and P1's ingress (5)",
+	  TCP(P2, 50011, P1, 8000), NULL, PASS, NULL, 0, 0 },
+	{ "deny wins: P2 -> P1 TCP 23 denied by rule 6 though rule 5 allows P2 all TCP",
+	  TCP(P2, 50012, P1, 23), NULL, DROP, NULL, DROP_POLICY_DENY, 0, 0, 6 },
+	{ "egress default deny: P2 -> world TCP 443 (no egress rule) denied",
+	  TCP(P2, 50013, WORLD, 443), NULL, DROP, NULL, DROP_POLICY_DEFAULT_DENY, 0 },
+	{ "reply of an allowed connection passes: P1:8000 -> P2 (P2 ingress is default-deny)",
+	  TCP(P1, 8000, P2, 50011, .tcp_flags = 0x12), NULL, PASS, NULL, 0, 0 },
+	{ "not a reply: a new flow P1 -> P2 TCP 50011 from another port is denied (P2 ingress)",
+	  TCP(P1, 8001, P2, 50011), NULL, DROP, NULL, DROP_POLICY_DEFAULT_DENY, 0 },
+	{ "reply of a CIDR-allowed UDP flow passes back out (P1 -> 198.51.100.7)",
+	  UDP(P1, 5555, CIDR_HOST, 50008), NULL, PASS, NULL, 0, 0 },
+	{ "endpoint selected by no policy: P3 -> world passes",
+	  TCP(P3, 50014, WORLD, 443), NULL, PASS, NULL, 0, 0 },
+	{ "no endpoint involved: world -> world passes",
+	  TCP(WORLD, 50015, "203.0.113.10", 443), NULL, PASS, NULL, 0, 0 },
+	{ "ICMP fragmentation-needed from world into default-deny P1 always passes",
+	  ICMP(WORLD, P1, 3, 4), NULL, PASS, NULL, 0, 0 },
+	{ "ICMP fragmentation-needed from default-deny P2 out to world always passes",
+	  ICMP(P2, WORLD, 3, 4), NULL, PASS, NULL, 0, 0 },
+	{ "other ICMP unreachable (port unreachable) from world into P1: default deny",
+	  ICMP(WORLD, P1, 3, 3), NULL, DROP, NULL, DROP_POLICY_DEFAULT_DENY, 0 },
+	{ "ICMP echo request world -> P1: default deny",
+	  ICMP(WORLD, P1, 8, 0), NULL, DROP, NULL, DROP_POLICY_DEFAULT_DENY, 0 },
+	{ "ICMP echo P2 -> P1 allowed by P2's egress rule 8 (type 8)... but P1 ingress has no ICMP rule",
+	  ICMP(P2, P1, 8, 0), NULL, DROP, NULL, DROP_POLICY_DEFAULT_DENY, 0 },
+	{ "ICMP echo P2 -> world allowed by egress rule 8",
+	  ICMP(P2, WORLD, 8, 0), NULL, PASS, NULL, 0, 0 },
+	{ "its echo reply world -> P2 passes as a reply (P2 ingress is default-deny)",
+	  ICMP(WORLD, P2, 0, 0), NULL, PASS, NULL, 0, 0 },
+	{ "a first fragment P3 -> P1 TCP 80 is allowed",
+	  TCP(P3, 50016, P1, 80, .ip_id = 777, .payload_len = 200), NULL, PASS, NULL, 0, FRAG_FIRST },
+	{ "its later fragment (no TCP header) is allowed through the ports of the first",
+	  TCP(P3, 50016, P1, 80, .ip_id = 777, .payload_len = 200), NULL, PASS, NULL, 0, FRAG_LATER },
+	{ "a first fragment P3 -> P1 TCP 81 is denied",
+	  TCP(P3, 50017, P1, 81, .ip_id = 778, .payload_len = 200), NULL, DROP, NULL,
+	  DROP_POLICY_DEFAULT_DENY, FRAG_FIRST },
+	{ "its later fragment is denied too (same ports, same verdict)",
+	  TCP(P3, 50017, P1, 81, .ip_id = 778, .payload_len = 200), NULL, DROP, NULL,
+	  DROP_POLICY_DEFAULT_DENY, FRAG_LATER },
+};
+
+/* policy applies after DNAT: a service in front of P1 */
+static void setup_policy_lb(void)
+{
+	dp_service_set(maps_fd(skel->maps.services), ip4(VIP), htons(80), IPPROTO_TCP, 1, 1, 0, 0);
+	dp_backend_set(maps_fd(skel->maps.backends), 1, 0, ip4(P1), htons(81), 101);
+	dp_service_set(maps_fd(skel->maps.services), ip4(VIP), htons(88), IPPROTO_TCP, 2, 1, 0, 0);
+	dp_backend_set(maps_fd(skel->maps.backends), 2, 0, ip4(P1), htons(80), 101);
+}
+
+static const struct tcase policy_lb_cases[] = {
+	{ "policy sees the backend: P3 -> VIP:88 -> P1:80 allowed and DNATed",
+	  TCP(P3, 50100, VIP, 88), NULL, PASS, OUT(TCP(P3, 50100, P1, 80)), 0, 0 },
+	{ "policy sees the backend: P3 -> VIP:80 -> P1:81 denied (no rule for 81)",
+	  TCP(P3, 50101, VIP, 80), NULL, DROP, NULL, DROP_POLICY_DEFAULT_DENY, 0 },
+	{ "the reply P1:80 -> P3 is reverse-NATed to VIP:88 and passes",
+	  TCP(P1, 80, P3, 50100, .tcp_flags = 0x12), NULL, PASS,
+	  OUT(TCP(VIP, 88, P3, 50100, .tcp_flags = 0x12)), 0, 0 },
+};
+
+/* ---------------------------------------------------------------- malformed and truncated */
+
+static void set_version_6(uint8_t *f, size_t *len)
+{
+	(void)len;
+	f[PKT_IP_OFF] = 0x65;
+	pkt_fix_ip_csum(f);
+}
+
+static void set_totlen_10(uint8_t *f, size_t *len)
+{
+	(void)len;
+	f[PKT_IP_OFF + 2] = 0;
+	f[PKT_IP_OFF + 3] = 10;
+	pkt_fix_ip_csum(f);
+}
+
+static void set_totlen_past_end(uint8_t *f, size_t *len)
+{
+	unsigned tot = (unsigned)(*len - PKT_ETH_LEN + 1);
+
+	f[PKT_IP_OFF + 2] = (uint8_t)(tot >> 8);
+	f[PKT_IP_OFF + 3] = (uint8_t)tot;
+	pkt_fix_ip_csum(f);
+}
+
+static void cut_ip_10(uint8_t *f, size_t *len)
+{
+	(void)f;
+	*len = PKT_ETH_LEN + 10;
+}
+
+/* cut the frame to n bytes of L4 and say so in the IPv4 total length (a short, consistent packet) */
+static void cut_l4(uint8_t *f, size_t *len, unsigned n)
+{
+	unsigned tot = 20 + n;
+
+	*len = PKT_ETH_LEN + tot;
+	f[PKT_IP_OFF + 2] = (uint8_t)(tot >> 8);
+	f[PKT_IP_OFF + 3] = (uint8_t)tot;
+	pkt_fix_ip_csum(f);
+}
+
+static void cut_l4_12(uint8_t *f, size_t *len) { cut_l4(f, len, 12); }
+static void cut_l4_4(uint8_t *f, size_t *len) { cut_l4(f, len, 4); }
+
+static void set_doff_4(uint8_t *f, size_t *len)
+{
+	(void)len;
+	f[PKT_IP_OFF + 20 + 12] = 4 << 4;
+}
+
+static void set_doff_15(uint8_t *f, size_t *len)
+{
+	(void)len;
+	f[PKT_IP_OFF + 20 + 12] = 15 << 4;
+	cut_l4(f, len, 40); /* 40 bytes of TCP, the header claims 60 */
+}
+
+static void pad_to_128(uint8_t *f, size_t *len)
+{
+	memset(f + *len, 0, 128 - *len);
+	*len = 128;
+}
+
+static void make_arp(uint8_t *f, size_t *len)
+{
+	f[12] = 0x08;
+	f[13] = 0x06;
+	*len = 42;
+}
+
+static void make_ipv6(uint8_t *f, size_t *len)
+{
+	f[12] = 0x86;
+	f[13] = 0xdd;
+	f[PKT_IP_OFF] = 0x60;
+	(void)len;
+}
+
+static const struct tcase malformed_cases[] = {
+	{ "IPv4 header length 4 words (< 5): MALFORMED_IP",
+	  TCP(CLIENT, 40100, VIP, 80), set_ihl_4, DROP, NULL, DROP_MALFORMED_IP, 0 },
+	{ "version 6 inside an IPv4 ethertype: MALFORMED_IP",
+	  TCP(CLIENT, 40101, VIP, 80), set_version_6, DROP, NULL, DROP_MALFORMED_IP, 0 },
+	{ "total length 10, below the header length: MALFORMED_IP",
+	  TCP(CLIENT, 40102, VIP, 80), set_totlen_10, DROP, NULL, DROP_MALFORMED_IP, 0 },
+	{ "total length one byte past the end of the frame: TRUNCATED_IP",
+	  TCP(CLIENT, 40103, VIP, 80), set_totlen_past_end, DROP, NULL, DROP_TRUNCATED_IP, 0 },
+	{ "frame ends 10 bytes into the IPv4 header: TRUNCATED_IP",
+	  TCP(CLIENT, 40104, VIP, 80), cut_ip_10, DROP, NULL, DROP_TRUNCATED_IP, 0, CASE_MAY_EINVAL },
+	{ "TCP header cut at 12 bytes: TRUNCATED_L4",
+	  TCP(CLIENT, 40105, VIP, 80), cut_l4_12, DROP, NULL, DROP_TRUNCATED_L4, 0 },
+	{ "TCP data offset 4 words (< 5): MALFORMED_L4",
+	  TCP(CLIENT, 40106, VIP, 80), set_doff_4, DROP, NULL, DROP_MALFORMED_L4, 0 },
+	{ "TCP data offset 15 words but 10 words of TCP in the packet: TRUNCATED_L4",
+	  TCP(CLIENT, 40107, VIP, 80), set_doff_15, DROP, NULL, DROP_TRUNCATED_L4, 0 },
+	{ "UDP header cut at 4 bytes: TRUNCATED_L4",
+	  UDP(CLIENT, 40108, VIP, 53), cut_l4_4, DROP, NULL, DROP_TRUNCATED_L4, 0 },
+	{ "ICMP header cut at 4 bytes: TRUNCATED_L4",
+	  ICMP(CLIENT, P1, 8, 0), cut_l4_4, DROP, NULL, DROP_TRUNCATED_L4, 0 },
+	{ "Ethernet padding after the IPv4 total length is fine: DNAT, padding kept",
+	  TCP(CLIENT, 40109, VIP, 80, .payload_len = 0), pad_to_128, PASS,
+	  OUT(TCP(CLIENT, 40109, BE1, 8080, .payload_len = 0)), 0, 0, CASE_MUTATE_OUT },
+	{ "ARP passes untouched",
+	  TCP(CLIENT, 40110, VIP, 80), make_arp, PASS, NULL, 0, 0 },
+	{ "IPv6 passes untouched (IPv6 is not handled yet)",
+	  TCP(CLIENT, 40111, VIP, 80), make_ipv6, PASS, NULL, 0, 0 },
+};
+
+/* ---------------------------------------------------------------- scale */
+
+#define MANY 1000000
+
+/* A second instance at the default capacities: 1,000,000 services written in one batch, then a
+ * packet to the last one. Costs ~100 MB of kernel memory for a second; freed when destroyed. */
+static void scale_case(void)
+{
+	struct tc_lb_bpf *big = tc_lb_bpf__open();
+	struct lb_svc_key *keys = calloc(MANY, sizeof(*keys));
+	struct lb_service *vals = calloc(MANY, sizeof(*vals));
+	struct tc_lb_bpf *saved = skel;
+	__u32 count = MANY, i;
+	int err;
+
+	if (!big || !keys || !vals || tc_lb_bpf__load(big)) {
+		tap_fail("loading a second instance at default sizes: %s", strerror(errno));
+		goto out;
+	}
+	if (bpf_map__max_entries(big->maps.services) < MANY)
+		tap_fail("default services capacity %u < %u", bpf_map__max_entries(big->maps.services), MANY);
+	for (i = 0; i < MANY; i++) {
+		keys[i].vip = htonl(0x0a800000 + i / 64); /* 10.128.0.0/10: 64 ports per VIP */
+		keys[i].port = htons((uint16_t)(1000 + i % 64));
+		keys[i].proto = IPPROTO_TCP;
+		vals[i].svc_id = i + 1;
+		vals[i].backend_count = 1;
+	}
+	err = bpf_map_update_batch(bpf_map__fd(big->maps.services), keys, vals, &count, NULL);
+	if (err || count != MANY) {
+		tap_fail("batch update wrote %u of %u: %s", count, MANY, strerror(errno));
+		goto out;
+	}
+	dp_backend_set(bpf_map__fd(big->maps.backends), MANY, 0, ip4(BE2), htons(8443), 1);
+	skel = big;
+	{
+		/* the last service: 10.128.0.0 + (MANY-1)/64, port 1000 + (MANY-1)%64 */
+		uint32_t vip = 0x0a800000 + (MANY - 1) / 64;
+		char vs[INET_ADDRSTRLEN];
+		struct in_addr a = { .s_addr = htonl(vip) };
+		__be32 got;
+
+		inet_ntop(AF_INET, &a, vs, sizeof(vs));
+		{
+			struct pkt_spec in = TCP(CLIENT, 45000, vs, (uint16_t)(1000 + (MANY - 1) % 64));
+			uint8_t f[PKT_MAX], o[PKT_MAX];
+			size_t fl = pkt_build(&in, f), ol;
+
+			if (run(f, fl, o, &ol) != PASS)
+				tap_fail("packet to the last service not passed");
+			memcpy(&got, o + PKT_IP_OFF + 16, 4);
+			if (got != ip4(BE2))
+				tap_fail("packet to the last service not DNATed to its backend");
+		}
+	}
+out:
+	skel = saved;
+	free(keys);
+	free(vals);
+	tc_lb_bpf__destroy(big);
+	tap_result("1,000,000 services fit the default capacity; a packet to the last one is DNATed (one hash lookup)");
+}
+
+/* ---------------------------------------------------------------- main */
+
+static int load(void)
+{
+	skel = tc_lb_bpf__open();
+	if (!skel)
+		return -errno;
+	/* small maps for the test; the loader sets production sizes the same way */
+	bpf_map__set_max_entries(skel->maps.services, 1024);
+	bpf_map__set_max_entries(skel->maps.backends, 4096);
+	bpf_map__set_max_entries(skel->maps.maglev, 16);
+	if (tc_lb_bpf__load(skel))
+		return -errno;
+	rb = ring_buffer__new(bpf_map__fd(skel->maps.events), on_event, NULL, NULL);
+	return rb ? 0 : -errno;
+}
+
+int main(void)
+{
+	int err;
+
+	printf("TAP version 13\n");
+	err = load();
+	if (err) {
+		printf("not ok 1 - tc_lb loads and passes the verifier\n# %s\n1..1\n", strerror(-err));
+		return 1;
+	}
+	tap_result("tc_lb loads and passes the verifier");
+
+	setup_lb();
+	run_table(lb_cases, N(lb_cases));
+	lb_selection_cases();
+
+	reset_maps();
+	setup_policy();
+	run_table(policy_cases, N(policy_cases));
+	setup_policy_lb();
+	run_table(policy_lb_cases, N(policy_lb_cases));
+
+	reset_maps();
+	setup_lb();
+	run_table(malformed_cases, N(malformed_cases));
+
+	scale_case();
+
+	ring_buffer__free(rb);
+	tc_lb_bpf__destroy(skel);
+	return tap_done();
+}
