@@ -51,7 +51,8 @@ export async function armRevert(host: Host, runId: string, commands: string[], w
 /** Cancel an armed revert. 'cancelled': it will not run; 'ran': it already ran (or is running). */
 export async function cancelRevert(host: Host, runId: string): Promise<'cancelled' | 'ran'> {
   const out = await host.exec(
-    `if mkdir ${lock(runId)} 2>/dev/null; then ` +
+    // No script: it ran (and removed itself). Lock taken: it is running. Otherwise take the lock ourselves.
+    `if [ ! -e ${script(runId)} ]; then echo ran; elif mkdir ${lock(runId)} 2>/dev/null; then ` +
       `systemctl stop ${unit(runId)}.timer 2>/dev/null; ` +
       `if [ -f ${STATE_DIR}/revert-${runId}.pid ]; then kill -TERM -- -"$(cat ${STATE_DIR}/revert-${runId}.pid)" 2>/dev/null; fi; ` +
       `rm -f ${script(runId)} ${STATE_DIR}/revert-${runId}.pid; rmdir ${lock(runId)}; echo cancelled; ` +
