@@ -1,0 +1,512 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * install: load both objects with one shared set of maps, pin them, attach sock_lb to a cgroup v2
+ * and tc_lb to the ingress of each --tc-dev. Everything that can be checked without touching the
+ * kernel is checked first (arguments, bpffs, cgroup, devices, kernel features); then the install is
+ * built under <bpffs>/prep-node-new-<pid>/ and renamed to <bpffs>/prep-node/ only once all of it is
+ * attached. Any failure tears the half-built install down again: nothing stays attached or pinned.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <mntent.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/magic.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "dp.h"
+#include "tc_lb.skel.h"
+#include "sock_lb.skel.h"
+
+#define MAX_CAPS 32
+
+struct install_opts {
+	struct { char map[32]; unsigned long long n; } cap[MAX_CAPS];
+	int ncap;
+	const char *tc_dev[DP_MAX_TC];
+	int ntc;
+	const char *cgroup; /* NULL: detect the cgroup v2 root */
+	bool force;
+};
+
+/* the pieces being built; torn down on failure */
+struct install {
+	struct tc_lb_bpf *tc;
+	struct sock_lb_bpf *sock;
+	struct bpf_link *links[8];
+	int nlinks;
+	int cg_fd, state_fd;
+	char dir[512];
+	struct dp_state st;
+};
+
+static int usage_err(const char *msg, const char *arg)
+{
+	return dp_fail(DP_EXIT_USAGE, "usage", "install: %s%s%s", msg, arg ? ": " : "", arg ? arg : "");
+}
+
+/* --cap services=N,backends=N,... (N with k/m/g suffixes) */
+static int parse_caps(struct install_opts *o, char *spec)
+{
+	char *save = NULL, *item, *eq;
+
+	for (item = strtok_r(spec, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		eq = strchr(item, '=');
+		if (!eq || o->ncap == MAX_CAPS)
+			return usage_err("--cap wants map=entries[,map=entries...]", item);
+		*eq = 0;
+		snprintf(o->cap[o->ncap].map, sizeof(o->cap[0].map), "%s", item);
+		if (dp_parse_u64(eq + 1, &o->cap[o->ncap].n) || o->cap[o->ncap].n == 0 ||
+		    o->cap[o->ncap].n > 0xffffffffull)
+			return usage_err("--cap: entries must be a number from 1 to 2^32-1", eq + 1);
+		o->ncap++;
+	}
+	return 0;
+}
+
+static int parse_args(struct install_opts *o, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "cap", required_argument, NULL, 'c' },
+		{ "tc-dev", required_argument, NULL, 't' },
+		{ "cgroup", required_argument, NULL, 'g' },
+		{ "force", no_argument, NULL, 'f' },
+		{}
+	};
+	int c, i;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			if (parse_caps(o, optarg))
+				return -1;
+			break;
+		case 't':
+			if (o->ntc == DP_MAX_TC)
+				return usage_err("too many --tc-dev", optarg);
+			for (i = 0; i < o->ntc; i++)
+				if (!strcmp(o->tc_dev[i], optarg))
+					return usage_err("--tc-dev given twice", optarg);
+			if (strlen(optarg) >= IF_NAMESIZE)
+				return usage_err("--tc-dev: interface name too long", optarg);
+			o->tc_dev[o->ntc++] = optarg;
+			break;
+		case 'g':
+			o->cgroup = optarg;
+			break;
+		case 'f':
+			o->force = true;
+			break;
+		default:
+			return usage_err("unknown option (see prep-node-dp --help)", NULL);
+		}
+	}
+	if (optind < argc)
+		return usage_err("unexpected argument", argv[optind]);
+	return 0;
+}
+
+/* The cgroup v2 root: /sys/fs/cgroup (unified), /sys/fs/cgroup/unified (hybrid), else any cgroup2. */
+static int find_cgroup2(char *out, size_t len)
+{
+	static const char *preferred[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
+	struct statfs sfs;
+	struct mntent *m;
+	FILE *f;
+	size_t i;
+
+	for (i = 0; i < sizeof(preferred) / sizeof(preferred[0]); i++)
+		if (statfs(preferred[i], &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC) {
+			snprintf(out, len, "%s", preferred[i]);
+			return 0;
+		}
+	f = setmntent("/proc/self/mounts", "r");
+	while (f && (m = getmntent(f)))
+		if (!strcmp(m->mnt_type, "cgroup2")) {
+			snprintf(out, len, "%s", m->mnt_dir);
+			endmntent(f);
+			return 0;
+		}
+	if (f)
+		endmntent(f);
+	return dp_fail(DP_EXIT_ENV, "no-cgroup2",
+		       "no cgroup v2 mounted (not at /sys/fs/cgroup nor /sys/fs/cgroup/unified): mount it with "
+		       "`mkdir -p /sys/fs/cgroup/unified && mount -t cgroup2 none /sys/fs/cgroup/unified`, or "
+		       "boot with systemd.unified_cgroup_hierarchy=1");
+}
+
+static int open_cgroup(const char *path)
+{
+	struct statfs sfs;
+	int fd;
+
+	if (statfs(path, &sfs) || sfs.f_type != CGROUP2_SUPER_MAGIC)
+		return dp_fail(DP_EXIT_ENV, "no-cgroup2", "%s is not a cgroup v2 directory%s", path,
+			       errno == ENOENT ? " (it does not exist)" : "");
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return dp_fail(DP_EXIT_ENV, "no-cgroup2", "open %s: %s", path, strerror(errno));
+	return fd;
+}
+
+/* Kernel features the objects need (README: 5.8+), checked before loading anything. */
+static int probe_kernel(void)
+{
+	static const struct { int kind, type, helper_prog; const char *what; } need[] = {
+		{ 0, BPF_PROG_TYPE_SCHED_CLS, 0, "tc (sched_cls) programs" },
+		{ 0, BPF_PROG_TYPE_CGROUP_SOCK_ADDR, 0, "cgroup sock_addr programs (4.17)" },
+		{ 1, BPF_MAP_TYPE_LRU_HASH, 0, "LRU hash maps (4.10)" },
+		{ 1, BPF_MAP_TYPE_LPM_TRIE, 0, "LPM trie maps (4.11)" },
+		{ 1, BPF_MAP_TYPE_RINGBUF, 0, "ring buffer maps (5.8)" },
+		{ 2, BPF_FUNC_get_netns_cookie, BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+		  "bpf_get_netns_cookie in sock_addr programs (5.7)" },
+	};
+	size_t i;
+	int ret;
+
+	for (i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+		if (need[i].kind == 0)
+			ret = libbpf_probe_bpf_prog_type(need[i].type, NULL);
+		else if (need[i].kind == 1)
+			ret = libbpf_probe_bpf_map_type(need[i].type, NULL);
+		else
+			ret = libbpf_probe_bpf_helper(need[i].helper_prog, need[i].type, NULL);
+		if (ret == -EPERM || ret == -EACCES)
+			return dp_fail(DP_EXIT_ENV, "not-permitted",
+				       "the kernel refused a BPF probe (%s): run as root (CAP_BPF + CAP_NET_ADMIN + "
+				       "CAP_SYS_ADMIN)", strerror(-ret));
+		if (ret != 1)
+			return dp_fail(DP_EXIT_KERNEL, "kernel-too-old",
+				       "this kernel lacks %s; the datapath needs Linux 5.8 or newer (5.10+ supported)",
+				       need[i].what);
+	}
+	return 0;
+}
+
+static int load_failed(const char *obj, int err)
+{
+	char *lines[16];
+	const char *why = "";
+	int n = dp_libbpf_log_lines(lines, 16), i;
+
+	/* the verifier says why in its last line; libbpf's first "failed" line names the map/program */
+	if (n && dp_libbpf_log_is_verifier())
+		why = lines[n - 1];
+	for (i = 0; !*why && i < n; i++)
+		if (strstr(lines[i], "failed"))
+			why = lines[i];
+	dp_fail(DP_EXIT_LOAD, "load-failed", "loading %s: %s%s%s", obj, strerror(-err), *why ? ": " : "", why);
+	if (n)
+		dp_fail_lines(dp_libbpf_log_is_verifier() ? "verifier_log" : "log", lines, n);
+	return -1;
+}
+
+/* max_entries from --cap, between open and load (README "What userspace must do") */
+static int set_caps(struct bpf_object *obj, const struct install_opts *o)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	struct bpf_map *m;
+	int i;
+
+	for (i = 0; i < o->ncap; i++) {
+		m = bpf_object__find_map_by_name(obj, o->cap[i].map);
+		if (!m || bpf_map__is_internal(m))
+			return usage_err("--cap: no such map", o->cap[i].map);
+		if (bpf_map__type(m) == BPF_MAP_TYPE_ARRAY || bpf_map__type(m) == BPF_MAP_TYPE_PERCPU_ARRAY)
+			return usage_err("--cap: this map's size is fixed (indexed by number)", o->cap[i].map);
+		if (bpf_map__type(m) == BPF_MAP_TYPE_RINGBUF &&
+		    ((o->cap[i].n & (o->cap[i].n - 1)) || o->cap[i].n % (unsigned long long)page))
+			return usage_err("--cap: the ring buffer size is bytes, a power of two and a multiple of "
+					 "the page size", o->cap[i].map);
+		if (bpf_map__set_max_entries(m, (__u32)o->cap[i].n))
+			return usage_err("--cap: cannot set", o->cap[i].map);
+	}
+	return 0;
+}
+
+static int pin_all(struct install *in)
+{
+	char path[1024];
+	struct bpf_program *p;
+	struct bpf_map *m;
+	int err;
+
+	bpf_object__for_each_map(m, in->tc->obj) {
+		if (bpf_map__is_internal(m))
+			continue;
+		snprintf(path, sizeof(path), "%s/maps/%s", in->dir, bpf_map__name(m));
+		if ((err = bpf_map__pin(m, path)))
+			return dp_fail(DP_EXIT_INTERNAL, "internal", "pin %s: %s", path, strerror(-err));
+	}
+	bpf_object__for_each_program(p, in->tc->obj) {
+		snprintf(path, sizeof(path), "%s/progs/%s", in->dir, bpf_program__name(p));
+		if ((err = bpf_program__pin(p, path)))
+			return dp_fail(DP_EXIT_INTERNAL, "internal", "pin %s: %s", path, strerror(-err));
+	}
+	bpf_object__for_each_program(p, in->sock->obj) {
+		snprintf(path, sizeof(path), "%s/progs/%s", in->dir, bpf_program__name(p));
+		if ((err = bpf_program__pin(p, path)))
+			return dp_fail(DP_EXIT_INTERNAL, "internal", "pin %s: %s", path, strerror(-err));
+	}
+	return 0;
+}
+
+static int attach_cgroup(struct install *in)
+{
+	struct bpf_program *p;
+	struct bpf_link *l;
+	char path[1024];
+	int err;
+
+	bpf_object__for_each_program(p, in->sock->obj) {
+		l = bpf_program__attach_cgroup(p, in->cg_fd);
+		if (!l)
+			return dp_fail(DP_EXIT_ATTACH, "attach-failed", "attaching %s to cgroup %s: %s",
+				       bpf_program__name(p), in->st.cgroup, strerror(errno));
+		in->links[in->nlinks++] = l;
+		snprintf(path, sizeof(path), "%s/links/%s", in->dir, bpf_program__name(p));
+		if ((err = bpf_link__pin(l, path)))
+			return dp_fail(DP_EXIT_INTERNAL, "internal", "pin %s: %s", path, strerror(-err));
+	}
+	return 0;
+}
+
+/* tc_lb on the ingress of one device; recorded before attaching so a crash leaves a trail */
+static int attach_tc(struct install *in, const char *dev, __u32 ifindex, __u32 prog_id)
+{
+	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int)ifindex, .attach_point = BPF_TC_INGRESS);
+	DECLARE_LIBBPF_OPTS(bpf_tc_opts, opts, .handle = DP_TC_HANDLE, .priority = DP_TC_PRIO,
+			    .prog_fd = bpf_program__fd(in->tc->progs.tc_lb));
+	struct dp_tc_rec *r = &in->st.tc[in->st.ntc++];
+	int err;
+
+	snprintf(r->ifname, sizeof(r->ifname), "%s", dev);
+	r->ifindex = ifindex;
+	r->prog_id = prog_id;
+	err = bpf_tc_hook_create(&hook);
+	if (err && err != -EEXIST)
+		return dp_fail(DP_EXIT_ATTACH, "attach-failed", "creating the clsact qdisc on %s: %s", dev,
+			       strerror(-err));
+	r->hook_created = err == 0;
+	if ((err = dp_state_write(in->state_fd, &in->st)))
+		return dp_fail(DP_EXIT_INTERNAL, "internal", "writing the install record: %s", strerror(-err));
+	err = bpf_tc_attach(&hook, &opts);
+	if (err)
+		return dp_fail(DP_EXIT_ATTACH, "attach-failed",
+			       "attaching tc_lb to ingress of %s (handle %d prio %d): %s%s", dev, DP_TC_HANDLE,
+			       DP_TC_PRIO, strerror(-err),
+			       err == -EEXIST || err == -EINVAL ?
+				       " (another filter holds that priority: see `tc filter show dev IF ingress`)" : "");
+	r->attached = 1;
+	if ((err = dp_state_write(in->state_fd, &in->st)))
+		return dp_fail(DP_EXIT_INTERNAL, "internal", "writing the install record: %s", strerror(-err));
+	return 0;
+}
+
+static __u32 prog_id(int fd)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+
+	return bpf_obj_get_info_by_fd(fd, &info, &len) ? 0 : info.id;
+}
+
+static int build(struct install *in, const struct install_opts *o, const __u32 *ifindex)
+{
+	struct bpf_map *m, *shared;
+	char path[1024];
+	int err, i;
+
+	in->st.set_retval = libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, BPF_FUNC_set_retval,
+						    NULL) == 1;
+	in->tc = tc_lb_bpf__open();
+	in->sock = sock_lb_bpf__open();
+	if (!in->tc || !in->sock)
+		return dp_fail(DP_EXIT_LOAD, "load-failed", "opening the embedded objects: %s", strerror(errno));
+	if (set_caps(in->tc->obj, o))
+		return -1;
+	in->sock->rodata->cfg_has_set_retval = (__u8)in->st.set_retval;
+
+	dp_libbpf_log_reset();
+	if ((err = tc_lb_bpf__load(in->tc)))
+		return load_failed("tc_lb", err);
+	/* one instance of every map: sock_lb uses tc_lb's */
+	bpf_object__for_each_map(m, in->sock->obj) {
+		if (bpf_map__is_internal(m))
+			continue;
+		shared = bpf_object__find_map_by_name(in->tc->obj, bpf_map__name(m));
+		if (!shared || (err = bpf_map__reuse_fd(m, bpf_map__fd(shared))))
+			return dp_fail(DP_EXIT_LOAD, "load-failed", "sharing map %s with sock_lb: %s",
+				       bpf_map__name(m), shared ? strerror(-err) : "not in tc_lb");
+	}
+	dp_libbpf_log_reset();
+	if ((err = sock_lb_bpf__load(in->sock)))
+		return load_failed("sock_lb", err);
+
+	snprintf(in->dir, sizeof(in->dir), "%s/prep-node-new-%d", dp_bpffs, (int)getpid());
+	if (dp_mkdir(in->dir))
+		return -1;
+	for (i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/%s", in->dir, (const char *[]){ "maps", "progs", "links" }[i]);
+		if (dp_mkdir(path))
+			return -1;
+	}
+	in->state_fd = dp_state_create(in->dir, &in->st);
+	if (in->state_fd < 0 || pin_all(in) || attach_cgroup(in))
+		return -1;
+	for (i = 0; i < o->ntc; i++)
+		if (attach_tc(in, o->tc_dev[i], ifindex[i], prog_id(bpf_program__fd(in->tc->progs.tc_lb))))
+			return -1;
+	if (rename(in->dir, dp_pin_path(path, sizeof(path), NULL)))
+		return dp_fail(DP_EXIT_INTERNAL, "internal", "rename %s -> %s: %s", in->dir, path,
+			       strerror(errno));
+	in->dir[0] = 0; /* in place: nothing to roll back */
+	return 0;
+}
+
+static void release(struct install *in)
+{
+	int i;
+
+	if (in->dir[0]) /* failed half-way: detach and unpin what was done */
+		dp_teardown(in->dir, NULL);
+	for (i = 0; i < in->nlinks; i++)
+		bpf_link__destroy(in->links[i]);
+	sock_lb_bpf__destroy(in->sock);
+	tc_lb_bpf__destroy(in->tc);
+	if (in->cg_fd > 0)
+		close(in->cg_fd);
+	if (in->state_fd > 0)
+		close(in->state_fd);
+}
+
+static void print_installed(const struct install *in, const struct install_opts *o)
+{
+	struct bpf_program *p;
+	struct bpf_map *m;
+	struct jw w = {};
+	char path[512];
+	int i;
+
+	jw_open(&w, NULL);
+	jw_bool(&w, "installed", true);
+	jw_bool(&w, "already_installed", false);
+	jw_array(&w, "programs");
+	bpf_object__for_each_program(p, in->sock->obj)
+		jw_str(&w, NULL, bpf_program__name(p));
+	bpf_object__for_each_program(p, in->tc->obj)
+		jw_str(&w, NULL, bpf_program__name(p));
+	jw_close_arr(&w);
+	jw_array(&w, "maps");
+	bpf_object__for_each_map(m, in->tc->obj)
+		if (!bpf_map__is_internal(m))
+			jw_str(&w, NULL, bpf_map__name(m));
+	jw_close_arr(&w);
+	jw_bool(&w, "set_retval", in->st.set_retval);
+	jw_str(&w, "cgroup", in->st.cgroup);
+	jw_array(&w, "tc_devs");
+	for (i = 0; i < o->ntc; i++)
+		jw_str(&w, NULL, o->tc_dev[i]);
+	jw_close_arr(&w);
+	jw_str(&w, "pin_dir", dp_pin_path(path, sizeof(path), NULL));
+	jw_close_obj(&w);
+	jw_print(&w);
+}
+
+/* Installed already: say so with the status, exit 0 (re-install only with --force). */
+static int print_already(const struct install_opts *o)
+{
+	struct dp_state st;
+	struct jw w = {};
+	char dir[512];
+	bool same;
+	int i, j;
+
+	dp_state_read(dp_pin_path(dir, sizeof(dir), NULL), &st);
+	same = !o->cgroup || !strcmp(o->cgroup, st.cgroup);
+	same = same && (__u32)o->ntc == st.ntc;
+	for (i = 0; same && i < o->ntc; i++) {
+		for (j = 0; j < (int)st.ntc && strcmp(st.tc[j].ifname, o->tc_dev[i]); j++)
+			;
+		same = j < (int)st.ntc;
+	}
+	jw_open(&w, NULL);
+	if (dp_status_members(&w)) {
+		jw_free(&w);
+		return -1;
+	}
+	jw_bool(&w, "already_installed", true);
+	/* false: the request asks for another cgroup or other devices; --force re-installs */
+	jw_bool(&w, "matches_request", same);
+	jw_close_obj(&w);
+	jw_print(&w);
+	return 0;
+}
+
+int cmd_install(int argc, char **argv)
+{
+	struct install_opts o = {};
+	struct install in = { .cg_fd = -1, .state_fd = -1 };
+	char cgroup[256], dir[512];
+	__u32 ifindex[DP_MAX_TC];
+	sigset_t block, old;
+	int i, err;
+
+	if (parse_args(&o, argc, argv) || dp_check_bpffs())
+		return -1;
+	dp_teardown_stale();
+	if (dp_installed() && !o.force)
+		return print_already(&o);
+	if (o.cgroup)
+		snprintf(cgroup, sizeof(cgroup), "%s", o.cgroup);
+	else if (find_cgroup2(cgroup, sizeof(cgroup)))
+		return -1;
+	for (i = 0; i < o.ntc; i++) {
+		ifindex[i] = if_nametoindex(o.tc_dev[i]);
+		if (!ifindex[i])
+			return dp_fail(DP_EXIT_ATTACH, "no-such-dev",
+				       "--tc-dev %s: no such network device in this network namespace", o.tc_dev[i]);
+	}
+	if (probe_kernel())
+		return -1;
+	in.cg_fd = open_cgroup(cgroup);
+	if (in.cg_fd < 0)
+		return -1;
+	if (dp_installed()) { /* --force: the old install goes first (map contents are lost) */
+		if (dp_teardown(dp_pin_path(dir, sizeof(dir), NULL), NULL)) {
+			close(in.cg_fd);
+			return -1;
+		}
+	}
+
+	in.st.magic = DP_STATE_MAGIC;
+	in.st.version = DP_STATE_VERSION;
+	in.st.installed_at = (__u64)time(NULL);
+	snprintf(in.st.cgroup, sizeof(in.st.cgroup), "%s", cgroup);
+	dp_netns_id(&in.st.netns_ino, &in.st.netns_dev);
+
+	/* Ctrl-C or a dropped SSH session must not stop us between attach and rollback; a SIGKILL
+	 * leaves prep-node-new-<pid>/, which the next install or remove tears down */
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGPIPE);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	err = build(&in, &o, ifindex);
+	if (!err)
+		print_installed(&in, &o);
+	release(&in);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return err;
+}
