@@ -28,7 +28,11 @@ export const netMultiqueue: Check = {
   title: 'NIC queues per vCPU',
   requires: ['net.virtio'],
   async run(ctx): Promise<Finding> {
-    return judgeMultiqueue(await netFacts(ctx));
+    const facts = await netFacts(ctx);
+    // A profile that fixes the channel count (`channels: N`) wants N queues, not one per vCPU.
+    const wanted = typeof ctx.profile.channels === 'number' && facts.cpus !== null ? { ...facts, cpus: ctx.profile.channels } : facts;
+    const f = judgeMultiqueue(wanted);
+    return wanted === facts ? f : { ...f, observed: f.observed.replace(/; \d+ vCPUs?$/, `; profile wants ${ctx.profile.channels} queue${ctx.profile.channels === 1 ? '' : 's'} (${facts.cpus} vCPUs)`) };
   },
 };
 

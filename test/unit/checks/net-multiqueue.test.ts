@@ -122,3 +122,13 @@ test('one queue short of the vCPUs is still a fail when the NIC offers more', ()
   assert.equal(f.observed, 'ens3: 3 of max 4 combined; 4 vCPUs');
   assert.match(f.remedy ?? '', /^ethtool -L ens3 combined 4 /);
 });
+
+test('a profile with a fixed channel count is judged against it, not the vCPUs', async () => {
+  const { fixtureContext } = await import('../../helpers/fixture-host.js');
+  const { NET_FACTS_SCRIPT } = await import('../../../src/checks/net-interfaces.js');
+  const out = fixture('net/vm-debian12-virtio-1q.txt');
+  const base = 'name: p\ndescription: d\nkernel: {min: "5.10", recommended: "5.15"}\n';
+  const one = await netMultiqueue.run(await fixtureContext({ [NET_FACTS_SCRIPT]: out }, `${base}channels: 1\n`));
+  assert.equal(one.status, 'pass');
+  assert.match(one.observed, /profile wants 1 queue \(\d+ vCPUs?\)$/);
+});
