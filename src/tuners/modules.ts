@@ -3,7 +3,9 @@
 // sysctls those modules bring, such as nf_conntrack_max, are set at boot too). A module the kernel does
 // not have is refused before anything is written.
 import { NodeRefusal } from '../errors.js';
-import { modulesCommand, parseModules } from '../checks/kernel-modules.js';
+import { moduleNameOfPath, modulesCommand, parseModules } from '../checks/kernel-modules.js';
+import { parseSections } from '../checks/sections.js';
+import type { Host } from '../host/host.js';
 import type { Profile } from '../profiles/schema.js';
 import { fileMatches, readFiles } from './files.js';
 import type { Change, FileWrite, Original, Tuner, TunerPlan } from './types.js';
@@ -14,6 +16,22 @@ export const MODULES_FILE = '/etc/modules-load.d/prep-node.conf';
 export function modulesFile(profile: Profile): FileWrite {
   const header = '# Written by prep-node from its profile; `prep-node rollback` removes it.\n';
   return { path: MODULES_FILE, content: `${header}# profile: ${profile.name}\n${profile.modules.join('\n')}\n`, mode: 0o644 };
+}
+
+/**
+ * Every module `modprobe -a names` loads, dependencies (and softdeps) first, as `modprobe --show-depends`
+ * lists them; null when the node cannot say (no modprobe, an old kmod).
+ */
+async function loadOrder(host: Host, names: string[]): Promise<string[] | null> {
+  const r = await host.run(`modprobe --show-depends -a ${names.join(' ')}`, { sudo: true });
+  if (r.code !== 0) return null;
+  const order: string[] = [];
+  for (const line of r.stdout.split('\n')) {
+    const m = /^insmod (\S+)/.exec(line.trim());
+    const name = m ? moduleNameOfPath(m[1]!) : null;
+    if (name && !order.includes(name)) order.push(name);
+  }
+  return order;
 }
 
 /** For cloud-init: systemd-modules-load ran before the file existed, so load them now. */
@@ -28,7 +46,8 @@ export const modulesTuner: Tuner = {
     const names = profile.modules;
     const empty: TunerPlan = { tuner: 'modules', changes: [], files: [], originals: [], unchanged: [], notes: [] };
     if (names.length === 0) return empty;
-    const facts = parseModules(await host.exec(modulesCommand(names), { sudo: true }), names);
+    const output = await host.exec(modulesCommand(names), { sudo: true });
+    const facts = parseModules(output, names);
     const missing = [...facts.states].filter(([, st]) => st.state === 'missing' || st.state === 'unknown');
     if (missing.length > 0) {
       const [first, st] = missing[0]!;
@@ -46,7 +65,22 @@ export const modulesTuner: Tuner = {
       }
       const change: Change = { key: name, current: 'not loaded', desired: 'loaded', persist: MODULES_FILE };
       plan.changes.push(change);
-      plan.originals.push({ tuner: 'modules', key: name, value: 'unloaded' });
+    }
+    // Journal every module the load brings in, not only the profile's (ip_vs brings nf_conntrack,
+    // br_netfilter brings bridge, stp, llc), in load order: rollback restores in reverse, so each is
+    // unloaded after the modules that use it, and the node ends with exactly the modules it had.
+    if (plan.changes.length > 0) {
+      const loaded = new Set(
+        (parseSections(output).get('proc-modules') ?? '')
+          .split('\n')
+          .map((l) => l.split(/\s+/)[0]!)
+          .filter(Boolean),
+      );
+      const wanted = plan.changes.map((c) => c.key);
+      const order = (await loadOrder(host, wanted)) ?? wanted;
+      for (const name of [...order, ...wanted.filter((n) => !order.includes(n))]) {
+        if (!loaded.has(name)) plan.originals.push({ tuner: 'modules', key: name, value: 'unloaded' });
+      }
     }
     const file = modulesFile(profile);
     const now = (await readFiles(host, [file.path])).get(file.path);
@@ -58,7 +92,8 @@ export const modulesTuner: Tuner = {
     await host.exec(`modprobe -a ${plan.changes.map((c) => c.key).join(' ')}`, { sudo: true });
   },
   restoreCommand(original: Original): string {
-    // modprobe -r also unloads dependencies nothing else uses; a module in use stays, and says so.
+    // modprobe -r also unloads dependencies nothing else uses (kmod 30 only the direct ones: the rest
+    // are journaled themselves, see plan); a module in use stays, and says so.
     return original.value === 'unloaded'
       ? `if grep -q '^${original.key} ' /proc/modules; then modprobe -r ${original.key} 2>/dev/null || echo "prep-node: ${original.key} is in use and stays loaded" >&2; fi`
       : 'true';

@@ -56,7 +56,7 @@ export function planSize(plans: TunerPlan[]): number {
 }
 
 /** Find what an earlier run left: reverts the node ran (reported), reverts still armed (cancelled: we are connected), an unfinished journal. */
-async function recover(host: Host, journal: Journal | null): Promise<string[]> {
+async function recover(host: Host, journal: Journal | null, finishing: 'finishing' | 'rolling back' = 'finishing'): Promise<string[]> {
   const notes: string[] = [];
   for (const line of await takeRevertedMarker(host)) {
     const [id, at, ...what] = line.split(' ');
@@ -65,7 +65,7 @@ async function recover(host: Host, journal: Journal | null): Promise<string[]> {
   for (const id of await pendingReverts(host)) {
     if ((await cancelRevert(host, id)) === 'cancelled') notes.push(`cancelled the auto-revert left armed by run ${id} (this connection works)`);
   }
-  if (journal?.run.state === 'applying') notes.push(`run ${journal.run.id} (profile ${journal.run.profile}, started ${journal.run.started}) did not finish: finishing it now`);
+  if (journal?.run.state === 'applying') notes.push(`run ${journal.run.id} (profile ${journal.run.profile}, started ${journal.run.started}) did not finish: ${finishing} it now`);
   return notes;
 }
 
@@ -86,6 +86,17 @@ async function writeFiles(host: Host, journal: Journal, tuner: Tuner, plan: Tune
   await writeJournal(host, journal);
   await host.exec('sh -s', { sudo: true, stdin: writeFilesScript(plan.files) });
   if (tuner.reloadCommand) await host.exec(tuner.reloadCommand, { sudo: true });
+}
+
+// A handshake fits in small packets: only full-size segments both ways show that a new MTU works on
+// the whole path (a provider network that black-holes big packets without ICMP passes `ssh true`).
+const CONFIRM_BYTES = 256 * 1024;
+
+/** Move CONFIRM_BYTES to the node and back on a fresh connection; throws when the path cannot carry them. */
+async function confirmPath(host: Host): Promise<void> {
+  const payload = Buffer.alloc(CONFIRM_BYTES, 'prep-node confirms the path MTU ');
+  const back = await host.exec('cat', { stdin: payload, timeoutMs: 10_000 });
+  if (back.length !== CONFIRM_BYTES) throw new Error(`the confirm transfer returned ${back.length} of ${CONFIRM_BYTES} bytes`);
 }
 
 /** Close a host that may hang (its session was cut): give up after a few seconds. */
@@ -113,7 +124,7 @@ async function applyCutting(ctx: TuneContext, tuner: Tuner, plan: TunerPlan, run
   while (!fresh && Date.now() < armed.deadline.getTime() - 2000) {
     try {
       fresh = await options.reconnect();
-      await fresh.exec('true');
+      await confirmPath(fresh);
     } catch {
       if (fresh) await closeQuietly(fresh);
       fresh = undefined;
@@ -165,6 +176,9 @@ export async function applyProfile(host: Host, profile: Profile, options: ApplyO
   for (const tuner of TUNERS) {
     options.progress?.(`${tuner.id}: planning`);
     const plan = await tuner.plan(ctx);
+    // Report what is applied: this plan, not the first one (a sysctl that appeared once its module
+    // loaded, such as nf_conntrack_max, is only in this one).
+    report.plans = report.plans.map((p) => (p.tuner === tuner.id ? plan : p));
     if (plan.changes.length === 0 && plan.files.length === 0) continue;
     recordValues(journal, plan.originals);
     await writeJournal(ctx.host, journal);
@@ -219,7 +233,7 @@ export function rollbackScript(journal: Journal): string {
 /** Put everything prep-node changed back as it was, and remove what it created. */
 export async function rollback(host: Host, dryRun: boolean): Promise<RollbackReport> {
   const journal = await readJournal(host);
-  const recovered = dryRun ? [] : await recover(host, journal);
+  const recovered = dryRun ? [] : await recover(host, journal, 'rolling back');
   const report: RollbackReport = { recovered, journal, mismatched: [], warnings: [] };
   if (!journal || dryRun) return report;
   const r = await host.run('sh -s', { sudo: true, stdin: rollbackScript(journal), timeoutMs: 120_000 });
