@@ -16,6 +16,7 @@ node_modules/.installed: package.json package-lock.json
 
 build: node_modules/.installed
 	npx tsc -p tsconfig.json
+	$(MAKE) -C bpf
 
 typecheck: node_modules/.installed
 	npx tsc -p tsconfig.json --noEmit

@@ -7,6 +7,7 @@ import { ExitCode, PrepNodeError, oneLine } from './errors.js';
 import { parsePort } from './host/target.js';
 import type { CheckOptions } from './commands/check.js';
 import type { ApplyOptions, RollbackOptions } from './commands/apply.js';
+import type { DatapathOptions } from './commands/datapath.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -107,6 +108,29 @@ export function buildProgram(): Command {
     const { rollbackCommand } = await import('./commands/apply.js');
     process.exitCode = await rollbackCommand(targets, options, io());
   });
+  const dpCmd = program.command('datapath').description("prep-node's eBPF datapath: Service load balancing and L3/L4 policy on nodes");
+  const verb = (name: 'install' | 'sync' | 'status' | 'selftest' | 'remove', description: string) =>
+    hostOptions(dpCmd.command(name).description(description).argument('[targets...]', 'nodes (default: local)'))
+      .addHelpText('after', EXIT_CODES)
+      .action(async (targets: string[], options: DatapathOptions) => {
+        const { datapath } = await import('./commands/datapath.js');
+        process.exitCode = await datapath(name, targets, options, io());
+      });
+  verb('install', 'upload the loader, load the BPF programs, pin the maps, attach (all or nothing)')
+    .option('--tc-dev <ifname>', 'attach the tc program to this device too (forwarded and NodePort traffic; repeatable)', collect)
+    .option('--cap <map=n,...>', 'map capacities set at load time, e.g. services=2000000,conntrack=524288')
+    .option('--cgroup <dir>', 'cgroup v2 directory for the socket programs (default: the cgroup v2 root)')
+    .option('--force', 're-install over an existing install (map contents are lost)');
+  verb('sync', 'make the maps hold exactly the desired state (endpoints, services, policies) of a YAML file')
+    .requiredOption('-f, --file <state.yaml>', 'desired state')
+    .option('--full', 'clear the maps and write everything (default: only what changed)')
+    .option('--dry-run', 'print what would be written, write nothing')
+    .option('--json', 'print JSON');
+  verb('status', 'programs attached, map fill levels, drops per reason').option('--json', 'print JSON');
+  verb('selftest', 'prove the datapath on the node with real traffic in namespaces it creates and removes')
+    .addOption(new Option('--connections <n>', 'connections per distribution check').default(200).argParser(int('--connections', 20, 100000)))
+    .option('--json', 'print JSON');
+  verb('remove', 'detach everything and remove the pinned maps');
   const profiles = program.command('profiles').description('the built-in profiles, and profiles resolved');
   profiles
     .command('list')

@@ -1,0 +1,103 @@
+// Desired state → every map entry the control plane owns, encoded, each with a note a person can
+// read (dry runs, diffs). Pure: the same state always gives the same entries, whatever the order of
+// its lists, and ids come from hashes of stable names, so a small change gives a small diff.
+import { IPPROTO, SVC_F_AFFINITY, SVC_F_MAGLEV, type MapName } from './consts.js';
+import * as enc from './encode.js';
+import { allocateIdentities, hashedIds, type Identities } from './identity.js';
+import { formatIpv4, parseCidr, parseIpv4 } from './ip.js';
+import { maglevTable } from './maglev.js';
+import { compilePolicies } from './policy.js';
+import type { DatapathState, Service } from './schema.js';
+
+/** One map entry as the loader's apply takes it. */
+export interface MapEntry {
+  map: MapName;
+  keyHex: string;
+  valueHex: string;
+  /** what the entry means, for people */
+  note: string;
+}
+
+export interface Compiled {
+  entries: MapEntry[];
+  identities: Identities;
+  /** service name → svc_id */
+  serviceIds: Map<string, number>;
+  /** rule name ("policy/ingress/0") → rule id */
+  rules: Map<string, number>;
+}
+
+const DIRECTION = ['ingress', 'egress'];
+const ACTION = ['', 'allow', 'deny'];
+const PROTO: Record<number, string> = { 0: 'any', 1: 'icmp', 6: 'tcp', 17: 'udp' };
+
+function entry(map: MapName, key: Buffer, value: Buffer, note: string): MapEntry {
+  return { map, keyHex: key.toString('hex'), valueHex: value.toString('hex'), note };
+}
+
+/** svc_id of each service: a hash of VIP:port/protocol (stable when other services change), never 0. */
+export function serviceIds(services: readonly Service[]): Map<string, number> {
+  const key = (s: Service) => `${s.vip}:${s.port}/${s.protocol}`;
+  const byKey = hashedIds(services.map(key), 1, 0x7fffffff);
+  return new Map(services.map((s) => [s.name, byKey.get(key(s))!]));
+}
+
+/** A service's backends in slot order (sorted by address so list order does not matter), weight w = w slots. */
+export function backendSlots(svc: Service): { addr: number; port: number; weight: number; firstSlot: number; backendId: number }[] {
+  const sorted = svc.backends.map((b) => ({ addr: parseIpv4(b.ip)!, port: b.port, weight: b.weight })).sort((x, y) => x.addr - y.addr || x.port - y.port);
+  const ids = hashedIds(sorted.map((b) => `${formatIpv4(b.addr)}:${b.port}`), 1, 0x7fffffff);
+  let slot = 0;
+  return sorted.map((b) => {
+    const out = { ...b, firstSlot: slot, backendId: ids.get(`${formatIpv4(b.addr)}:${b.port}`)! };
+    slot += b.weight;
+    return out;
+  });
+}
+
+function serviceEntries(svc: Service, svcId: number): MapEntry[] {
+  const out: MapEntry[] = [];
+  const slots = backendSlots(svc);
+  const name = `${svc.name} ${svc.vip}:${svc.port}/${svc.protocol}`;
+  let count = 0;
+  for (const b of slots) {
+    for (let w = 0; w < b.weight; w++, count++) {
+      out.push(entry('backends', enc.backendKey(svcId, count), enc.backendValue(b.addr, b.port, b.backendId), `${name} slot ${count} → ${formatIpv4(b.addr)}:${b.port}`));
+    }
+  }
+  const maglev = svc.algorithm === 'maglev';
+  if (maglev) {
+    const table = maglevTable(slots.map((b) => ({ addr: b.addr, port: b.port, weight: b.weight, slot: b.firstSlot })));
+    out.push(entry('maglev', enc.u32Key(svcId), enc.maglevValue(table), `${name} Maglev table over ${slots.length} backends`));
+  }
+  const flags = (maglev ? SVC_F_MAGLEV : 0) | (svc.sessionAffinity ? SVC_F_AFFINITY : 0);
+  const timeout = svc.sessionAffinity?.timeoutSeconds ?? 0;
+  out.push(entry('services', enc.svcKey(parseIpv4(svc.vip)!, svc.port, IPPROTO[svc.protocol]), enc.serviceValue(svcId, count, flags, timeout), `${name} id ${svcId}, ${count} slots, ${svc.algorithm}${timeout ? `, affinity ${timeout}s` : ''}`));
+  return out;
+}
+
+/** Every entry of the services, backends, maglev, endpoints, ipcache and policy maps. */
+export function compileState(state: DatapathState): Compiled {
+  const ids = allocateIdentities(state);
+  const svcIds = serviceIds(state.services);
+  const entries: MapEntry[] = state.services.flatMap((s) => serviceEntries(s, svcIds.get(s.name)!));
+  const policy = compilePolicies(state, ids);
+  for (const e of state.endpoints) {
+    const identity = ids.byEndpoint.get(e.name)!;
+    const flags = policy.endpointFlags.get(e.name) ?? 0;
+    const enforce = [flags & 1 ? 'ingress' : '', flags & 2 ? 'egress' : ''].filter(Boolean).join('+') || 'none';
+    entries.push(entry('endpoints', enc.endpointKey(parseIpv4(e.ip)!), enc.endpointValue(identity, flags), `${e.name} ${e.ip} identity ${identity}, default-deny ${enforce}`));
+  }
+  for (const [cidr, identity] of ids.byCidr) {
+    const c = parseCidr(cidr)!;
+    if (c.len === 0) continue; // 0.0.0.0/0 is IDENTITY_WORLD: what an ipcache miss gives
+    entries.push(entry('ipcache', enc.ipcacheKey(c.addr, c.len), enc.ipcacheValue(identity), `${cidr} identity ${identity}`));
+  }
+  const ruleName = new Map([...policy.rules].map(([n, id]) => [id, n]));
+  for (const p of policy.entries) {
+    const ports = p.proto === 0 ? 'any' : `${PROTO[p.proto]}/${p.portBits === 0 ? 'any' : `${p.port}/${p.portBits}`}`;
+    entries.push(
+      entry('policy', enc.policyKey(p.localId, p.remoteId, p.direction, p), enc.policyValue(p.action, p.ruleId), `${p.localId} ${DIRECTION[p.direction]} ${p.remoteId} ${ports}: ${ACTION[p.action]} (${ruleName.get(p.ruleId)})`),
+    );
+  }
+  return { entries, identities: ids, serviceIds: svcIds, rules: policy.rules };
+}

@@ -1,0 +1,93 @@
+// Constants of the datapath as bpf/include/datapath_consts.h and datapath_structs.h define them.
+// Written once here; test/unit/datapath-consts.test.ts parses the C headers and fails on any
+// difference, so the two never drift.
+
+/** Drop-counter array size; every reason number stays below it. */
+export const DROP_REASON_MAX = 64;
+
+/** Default map capacities (entries); the loader's `install --cap` overrides them. */
+export const CAPACITY = {
+  LB_SERVICES_MAX: 1 << 20,
+  LB_BACKENDS_MAX: 1 << 21,
+  LB_MAGLEV_SERVICES_MAX: 1 << 14,
+  LB_AFFINITY_MAX: 1 << 16,
+  LB_SOCK_REVNAT_MAX: 1 << 18,
+  CT_MAX: 1 << 18,
+  FRAG_MAX: 8192,
+  ENDPOINTS_MAX: 1 << 16,
+  IPCACHE_MAX: 1 << 16,
+  POLICY_MAX: 1 << 18,
+  EVENTS_RINGBUF_BYTES: 256 * 1024,
+} as const;
+
+/** Maglev table size M per service (a prime). */
+export const LB_MAGLEV_M = 1021;
+
+export const SVC_F_MAGLEV = 1 << 0;
+export const SVC_F_AFFINITY = 1 << 1;
+
+export const AFFINITY_CLIENT_IP = 0;
+export const AFFINITY_CLIENT_NETNS = 1;
+
+export const CT_F_DNAT = 1 << 0;
+export const CT_F_REVNAT = 1 << 1;
+export const CT_F_REPLY = 1 << 2;
+
+/** Wildcard remote identity in policy keys. */
+export const IDENTITY_ANY = 0;
+export const IDENTITY_HOST = 1;
+/** Any address no endpoint or ipcache prefix claims. */
+export const IDENTITY_WORLD = 2;
+/** First identity userspace may allocate. */
+export const IDENTITY_USER_MIN = 256;
+
+export const EP_F_ENFORCE_INGRESS = 1 << 0;
+export const EP_F_ENFORCE_EGRESS = 1 << 1;
+
+export const POLICY_INGRESS = 0;
+export const POLICY_EGRESS = 1;
+export const POLICY_ALLOW = 1;
+export const POLICY_DENY = 2;
+
+export const POLICY_PREFIX_ANY_PROTO = 72;
+export const POLICY_PREFIX_ANY_PORT = 80;
+export const POLICY_PREFIX_FULL = 96;
+
+export const HOOK_TC = 1;
+export const HOOK_SOCK_CONNECT = 2;
+export const HOOK_SOCK_SENDMSG = 3;
+
+/** The flow hash seed (bpf/include/lb_hash.h). */
+export const LB_HASH_SEED = 0x5eed1b7e;
+
+/** sizeof() of the structs in datapath_structs.h that the control plane encodes or decodes. */
+export const STRUCT_SIZE = {
+  lb_svc_key: 8,
+  lb_service: 16,
+  lb_backend_key: 8,
+  lb_backend: 12,
+  lb_affinity_key: 16,
+  lb_affinity: 16,
+  lb_sock_revnat_key: 16,
+  lb_sock_revnat: 12,
+  ct_key: 16,
+  ct_entry: 24,
+  frag_key: 12,
+  policy_key: 16,
+  policy_entry: 8,
+  drop_event: 56,
+  endpoint_info: 8,
+  ipcache_key: 8,
+  ipcache_entry: 4,
+  lb_maglev_table: 2 * LB_MAGLEV_M,
+} as const;
+
+/** The maps the control plane writes (BPF map names, bpf/lib/maps.h). */
+export const MAPS = ['services', 'backends', 'maglev', 'endpoints', 'ipcache', 'policy'] as const;
+export type MapName = (typeof MAPS)[number];
+
+/** Every map of the datapath, for dump and status. */
+export const ALL_MAPS = [...MAPS, 'affinity', 'sock_revnat', 'conntrack', 'frags', 'drop_counters', 'events_lost', 'events'] as const;
+
+export const IPPROTO = { icmp: 1, tcp: 6, udp: 17 } as const;
+export type Protocol = keyof typeof IPPROTO;

@@ -1,0 +1,28 @@
+// The drop-reason table of bpf/include/drop_reasons.h: number → name and text, for status and
+// events. test/unit/datapath-drop-reasons.test.ts checks this mirror line by line against the header.
+
+export interface DropReason {
+  num: number;
+  name: string;
+  description: string;
+}
+
+export const DROP_REASONS: readonly DropReason[] = [
+  { num: 1, name: 'POLICY_DENY', description: 'denied by a deny rule' },
+  { num: 2, name: 'POLICY_DEFAULT_DENY', description: 'endpoint selected by a policy in this direction and no rule allows it' },
+  { num: 3, name: 'NO_BACKEND', description: 'service has no backends' },
+  { num: 4, name: 'BACKEND_MISSING', description: 'service slot points at a missing backend entry' },
+  { num: 5, name: 'MALFORMED_IP', description: 'IPv4 header invalid: version, header length or total length' },
+  { num: 6, name: 'TRUNCATED_IP', description: 'packet shorter than its IPv4 header or total length' },
+  { num: 7, name: 'TRUNCATED_L4', description: 'packet shorter than its TCP, UDP or ICMP header' },
+  { num: 8, name: 'MALFORMED_L4', description: 'TCP data offset below 5 words' },
+  { num: 9, name: 'FRAG_NO_FIRST', description: 'non-first IPv4 fragment whose first fragment was not seen' },
+  { num: 10, name: 'CT_CREATE_FAILED', description: 'conntrack entry could not be written' },
+  { num: 11, name: 'NAT_FAILED', description: 'rewriting addresses, ports or checksums failed' },
+  { num: 12, name: 'MAGLEV_MISSING', description: 'Maglev service without a lookup table' },
+];
+
+/** The reason with this number or name, if the table has it. */
+export function dropReason(key: number | string): DropReason | undefined {
+  return DROP_REASONS.find((r) => (typeof key === 'number' ? r.num === key : r.name === key));
+}

@@ -1,0 +1,78 @@
+// The datapath control plane as the `datapath` command calls it: desired state in, map entries out,
+// the node-side loader doing the writes. Planning (compile, diff) is pure and done before the first
+// write; the loader validates a whole batch before applying any of it.
+import type { Host } from '../host/host.js';
+import { compileState, type Compiled } from './compile.js';
+import { MAPS } from './consts.js';
+import { DROP_REASONS } from './drop-reasons.js';
+import { loader, type ApplyResult, type EventDoc, type InstallDoc, type InstallOptions, type StatusDoc } from './loader.js';
+import type { DatapathState } from './schema.js';
+import { fullSync, incrementalSync, parseDump, type CurrentEntries, type SyncPlan } from './sync.js';
+
+export { loadState, parseState } from './state.js';
+export type { DatapathState } from './schema.js';
+export type { InstallOptions, StatusDoc, ApplyResult, EventDoc } from './loader.js';
+export type { SyncPlan } from './sync.js';
+export type { MapEntry } from './compile.js';
+export { selftest, type SelftestResult, type SelftestStep, type SelftestOptions } from './selftest.js';
+export { DROP_REASONS, dropReason } from './drop-reasons.js';
+export { compileState } from './compile.js';
+
+/** Upload the loader (if this version is not there) and install: load, pin, attach. */
+export function install(host: Host, options: InstallOptions = {}): Promise<InstallDoc> {
+  return loader.install(host, options);
+}
+
+export interface SyncOptions {
+  /** clear the owned maps and write everything (default: only what differs from the node's maps) */
+  full?: boolean;
+  /** plan only: nothing is written */
+  dryRun?: boolean;
+}
+
+export interface SyncResult {
+  plan: SyncPlan;
+  compiled: Compiled;
+  /** what the loader reports; null on a dry run */
+  applied: ApplyResult | null;
+}
+
+/** What the node's owned maps hold now (one `dump` per map). */
+export async function currentEntries(host: Host): Promise<CurrentEntries> {
+  const out: CurrentEntries = {};
+  for (const map of MAPS) out[map] = parseDump(await loader.dump(host, map), map);
+  return out;
+}
+
+/** Make the node's maps hold exactly the desired state. */
+export async function syncState(host: Host, state: DatapathState, options: SyncOptions = {}): Promise<SyncResult> {
+  const compiled = compileState(state);
+  const plan = options.full ? fullSync(compiled.entries) : incrementalSync(compiled.entries, await currentEntries(host));
+  if (options.dryRun) return { plan, compiled, applied: null };
+  const applied = plan.lines.length === 0 ? { put: 0, deleted: 0, cleared: 0 } : await loader.apply(host, plan.lines);
+  return { plan, compiled, applied };
+}
+
+export interface DropCount {
+  num: number;
+  name: string;
+  description: string;
+  count: number;
+}
+
+/** The loader's status, with each drop counter named and described from the drop-reason table. */
+export async function status(host: Host): Promise<StatusDoc & { dropReasons: DropCount[] }> {
+  const st = await loader.status(host);
+  const dropReasons = DROP_REASONS.map((r) => ({ ...r, count: st.drops[r.name] ?? st.drops[`DROP_${r.name}`] ?? 0 }));
+  return { ...st, dropReasons };
+}
+
+/** Drop events recorded so far (at most `max`, waiting at most `timeoutMs`). */
+export function events(host: Host, options: { timeoutMs?: number; max?: number } = {}): Promise<{ events: EventDoc[]; lost: number }> {
+  return loader.events(host, options);
+}
+
+/** Detach everything and unpin the maps. */
+export function remove(host: Host): Promise<InstallDoc> {
+  return loader.remove(host);
+}

@@ -1,0 +1,183 @@
+// The TypeScript side of the node-side loader (bpf/build/prep-node-dp, a static C binary with the
+// BPF objects embedded). The binary is uploaded once per version to a path named by its sha256, so
+// several prep-node versions never overwrite each other's loader and an unchanged one is not sent
+// again. Every command prints one JSON document; a failure prints {"error","code"} and exits non-zero,
+// which becomes one PrepNodeError line here.
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { ExitCode, PrepNodeError, UsageError } from '../errors.js';
+import { shQuote, type Host, type RunResult } from '../host/host.js';
+
+/** The loader built by `make -C bpf` (dist/src/datapath → repo root/bpf/build). */
+export const LOCAL_LOADER = resolve(dirname(fileURLToPath(import.meta.url)), '../../../bpf/build/prep-node-dp');
+/** Where loaders live on the node, one file per version. */
+export const REMOTE_BIN_DIR = '/var/lib/prep-node/bin';
+
+const uploaded = new WeakMap<Host, Promise<string>>();
+
+/** The node's path of this loader version, uploading it when the node does not have it (checked by sha256). */
+export function ensureLoader(host: Host, localPath: string = LOCAL_LOADER): Promise<string> {
+  let p = uploaded.get(host);
+  if (!p) {
+    p = upload(host, localPath);
+    uploaded.set(host, p);
+    p.catch(() => uploaded.delete(host));
+  }
+  return p;
+}
+
+async function upload(host: Host, localPath: string): Promise<string> {
+  let data: Buffer;
+  try {
+    data = await readFile(localPath);
+  } catch (err) {
+    throw new UsageError(`the datapath loader ${localPath} is missing: build it with \`make -C bpf\``, { cause: err });
+  }
+  const sha = createHash('sha256').update(data).digest('hex');
+  const remote = `${REMOTE_BIN_DIR}/prep-node-dp-${sha.slice(0, 12)}`;
+  const has = async () => (await host.run(`sha256sum ${shQuote(remote)} 2>/dev/null`, { sudo: true })).stdout.startsWith(sha);
+  if (await has()) return remote;
+  await host.exec(`mkdir -p -m 0755 ${REMOTE_BIN_DIR}`, { sudo: true });
+  await host.writeFile(remote, data, { sudo: true, mode: 0o755 });
+  if (!(await has())) throw new PrepNodeError(`${host.name}: the uploaded loader ${remote} does not match its sha256 ${sha.slice(0, 12)}`, ExitCode.internal);
+  return remote;
+}
+
+const ErrorDoc = z.object({ error: z.string(), code: z.union([z.string(), z.number()]).optional() });
+
+// The loader's exit codes (bpf/loader/dp.h, enum dp_exit): 1 internal and 2 usage/bad input are
+// prep-node's own bugs; 3-8 (not installed, verifier, attach, kernel too old, node setup, a map write
+// failing after validation) are the node refusing, with the loader's message saying why.
+const LOADER_REFUSALS = new Set([3, 4, 5, 6, 7, 8]);
+
+/** A loader failure as one line: host, command, the loader's message and code. */
+export function loaderError(host: string, command: string, r: RunResult): PrepNodeError {
+  const text = r.stdout.trim() || r.stderr.trim();
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text.split('\n').pop() ?? '');
+  } catch {
+    doc = undefined;
+  }
+  const parsed = ErrorDoc.safeParse(doc);
+  if (parsed.success) {
+    const code = parsed.data.code === undefined ? '' : ` [${parsed.data.code}]`;
+    const exit = r.code !== null && LOADER_REFUSALS.has(r.code) ? ExitCode.refused : ExitCode.internal;
+    return new PrepNodeError(`${host}: prep-node-dp ${command}: ${parsed.data.error.split('\n')[0]}${code}`, exit);
+  }
+  const why = r.timedOut ? 'timed out' : (text.split('\n').pop() ?? '') || `exit ${r.code}`;
+  return new PrepNodeError(`${host}: prep-node-dp ${command} failed: ${why}`, ExitCode.internal);
+}
+
+/** Run one loader command as root; its stdout when it succeeded, else the loader's error. */
+export async function runLoader(host: Host, args: string[], options: { stdin?: string; timeoutMs?: number } = {}): Promise<string> {
+  const bin = await ensureLoader(host);
+  const command = args.map(shQuote).join(' ');
+  const r = await host.run(`${shQuote(bin)} ${command}`, { sudo: true, ...options });
+  if (r.code !== 0) throw loaderError(host.name, args[0] ?? '', r);
+  return r.stdout;
+}
+
+/** Parse a loader's JSON output with a schema; a mismatch is an internal error naming the command. */
+export function parseOutput<T>(host: string, command: string, stdout: string, schema: z.ZodType<T>): T {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(stdout);
+  } catch {
+    throw new PrepNodeError(`${host}: prep-node-dp ${command} printed no JSON: ${stdout.trim().split('\n')[0]?.slice(0, 120) ?? ''}`, ExitCode.internal);
+  }
+  const r = schema.safeParse(doc);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    throw new PrepNodeError(`${host}: prep-node-dp ${command} printed unexpected JSON: ${issue.path.join('.') || '(top level)'}: ${issue.message}`, ExitCode.internal);
+  }
+  return r.data;
+}
+
+// Output documents. Loose objects: a newer loader may add fields; what we read must be there.
+export const ApplyResult = z.looseObject({ put: z.number(), deleted: z.number(), cleared: z.number() });
+export type ApplyResult = z.output<typeof ApplyResult>;
+
+export const StatusDoc = z.looseObject({
+  installed: z.boolean(),
+  kernel: z.string().optional(),
+  programs: z.array(z.looseObject({ name: z.string(), type: z.string().optional(), attach: z.string().optional(), id: z.number().optional() })).default([]),
+  maps: z.array(z.looseObject({ name: z.string(), type: z.string().optional(), max_entries: z.number().optional(), entries: z.number().optional(), memlock_bytes: z.number().optional() })).default([]),
+  drops: z.record(z.string(), z.number()).default({}),
+  set_retval: z.union([z.boolean(), z.number()]).optional(),
+});
+export type StatusDoc = z.output<typeof StatusDoc>;
+
+export const InstallDoc = z.looseObject({ installed: z.boolean().optional(), already_installed: z.boolean().optional(), matches_request: z.boolean().optional() });
+export type InstallDoc = z.output<typeof InstallDoc>;
+
+/** One drop event as the loader prints it (bpf/loader/events.c); fields past these are passed through. */
+export const EventDoc = z.looseObject({ reason: z.number(), reason_name: z.string().nullable().optional(), hook: z.string().nullable().optional() });
+export type EventDoc = z.output<typeof EventDoc>;
+const EventsTail = z.looseObject({ lost: z.number() });
+
+export interface InstallOptions {
+  /** map name → max_entries (`--cap services=N,...`) */
+  caps?: Record<string, number>;
+  /** devices to attach the tc program to (ingress) */
+  tcDevs?: string[];
+  /** cgroup v2 directory for the socket programs (default: the loader's, the cgroup root) */
+  cgroup?: string;
+  /** re-install over an existing install (its map contents are lost) */
+  force?: boolean;
+}
+
+/** `install` arguments from options. */
+export function installArgs(o: InstallOptions): string[] {
+  const args = ['install'];
+  const caps = Object.entries(o.caps ?? {});
+  if (caps.length > 0) args.push('--cap', caps.map(([k, v]) => `${k}=${v}`).join(','));
+  for (const dev of o.tcDevs ?? []) args.push('--tc-dev', dev);
+  if (o.cgroup) args.push('--cgroup', o.cgroup);
+  if (o.force) args.push('--force');
+  return args;
+}
+
+/** The loader's commands over a Host. */
+export const loader = {
+  async install(host: Host, o: InstallOptions = {}): Promise<InstallDoc> {
+    return parseOutput(host.name, 'install', await runLoader(host, installArgs(o), { timeoutMs: 120_000 }), InstallDoc);
+  },
+  async apply(host: Host, lines: readonly string[]): Promise<ApplyResult> {
+    const stdin = lines.length > 0 ? `${lines.join('\n')}\n` : '';
+    return parseOutput(host.name, 'apply', await runLoader(host, ['apply'], { stdin, timeoutMs: 600_000 }), ApplyResult);
+  },
+  async dump(host: Host, map: string): Promise<string> {
+    return runLoader(host, ['dump', map], { timeoutMs: 300_000 });
+  },
+  async status(host: Host): Promise<StatusDoc> {
+    return parseOutput(host.name, 'status', await runLoader(host, ['status']), StatusDoc);
+  },
+  /** Drop events (one JSON line each) and the count the ring buffer lost (the last line). */
+  async events(host: Host, o: { timeoutMs?: number; max?: number } = {}): Promise<{ events: EventDoc[]; lost: number }> {
+    const args = ['events'];
+    if (o.timeoutMs !== undefined) args.push('--timeout-ms', String(o.timeoutMs));
+    if (o.max !== undefined) args.push('--max', String(o.max));
+    const out = await runLoader(host, args, { timeoutMs: (o.timeoutMs ?? 0) + 30_000 });
+    return parseEvents(host.name, out);
+  },
+  async remove(host: Host): Promise<InstallDoc> {
+    return parseOutput(host.name, 'remove', await runLoader(host, ['remove'], { timeoutMs: 120_000 }), InstallDoc);
+  },
+};
+
+/** `events` output: event lines, then {"lost": N}. */
+export function parseEvents(host: string, out: string): { events: EventDoc[]; lost: number } {
+  const events: EventDoc[] = [];
+  let lost = 0;
+  for (const line of out.split('\n')) {
+    if (line.trim() === '') continue;
+    const doc = parseOutput(host, 'events', line, z.union([EventDoc, EventsTail]));
+    if ('reason' in doc && typeof doc.reason === 'number') events.push(doc as EventDoc);
+    else lost = (doc as z.output<typeof EventsTail>).lost;
+  }
+  return { events, lost };
+}

@@ -1,0 +1,178 @@
+// The desired state of the datapath as one zod schema (which also gives the TypeScript type): local
+// endpoints with labels, services with backends, L3/L4 policies. Unknown keys are rejected; fields
+// that policy languages have but this datapath cannot enforce (L7, FQDN, namespaces, named ports,
+// IPv6, SCTP) are refused by name with the reason, so nothing is silently ignored.
+import { z } from 'zod';
+import { LB_MAGLEV_M } from './consts.js';
+import { cidrContains, formatCidr, parseCidr, parseIpv4 } from './ip.js';
+
+const IPV6 = 'IPv6 is not supported yet: the datapath keys are IPv4 only (datapath_structs.h)';
+
+const ipv4 = z.string().superRefine((s, ctx) => {
+  if (parseIpv4(s) !== null) return;
+  ctx.addIssue({ code: 'custom', message: s.includes(':') ? IPV6 : `expected an IPv4 address such as 10.0.0.1, got "${s}"` });
+});
+
+const cidr = z.string().superRefine((s, ctx) => {
+  const c = parseCidr(s);
+  if (s.includes(':')) ctx.addIssue({ code: 'custom', message: IPV6 });
+  else if (!c) ctx.addIssue({ code: 'custom', message: `expected an IPv4 prefix such as 10.0.0.0/8, got "${s}"` });
+  else if (c.hostBits) ctx.addIssue({ code: 'custom', message: `"${s}" has bits set past the prefix length: write ${formatCidr(c)}` });
+});
+
+/** A field the datapath cannot enforce: present at all = refused, with why. */
+function refused(why: string) {
+  return z.never({ error: `the datapath cannot enforce this: ${why}` }).optional();
+}
+
+const PORT = 'expected a port number 1-65535';
+const port = z.number({ error: PORT }).int(PORT).min(1, PORT).max(65535, PORT);
+const name = z.string().regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/, 'expected lowercase letters, digits, dots and dashes (a DNS label)');
+const labelKey = z.string().regex(/^([a-z0-9]([a-z0-9.-]*[a-z0-9])?\/)?[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$/, 'expected a label key such as app or example.com/tier');
+const labels = z.record(labelKey, z.string({ error: 'expected a string label value (quote numbers and booleans)' }));
+
+const endpoint = z.strictObject({
+  name,
+  ip: ipv4,
+  labels: labels.default({}),
+});
+
+const backend = z.strictObject({
+  ip: ipv4,
+  port,
+  /** Share of the traffic relative to the service's other backends (slots in the table). */
+  weight: z.number().int().min(1).max(1000).default(1),
+});
+
+const service = z.strictObject({
+  name,
+  vip: ipv4,
+  port,
+  protocol: z.enum(['tcp', 'udp'], { error: 'expected tcp or udp (the load balancer handles TCP and UDP only)' }),
+  backends: z.array(backend).max(65535).default([]),
+  algorithm: z.enum(['random', 'maglev']).default('random'),
+  sessionAffinity: z.strictObject({ timeoutSeconds: z.number().int().min(1).max(86400).default(10800) }).optional(),
+  externalTrafficPolicy: refused('traffic policies need node-aware backends; list only the backends to use'),
+});
+
+const protocol = z.enum(['tcp', 'udp', 'icmp'], { error: 'expected tcp, udp or icmp (the datapath parses only these: SCTP and others cannot be matched)' });
+
+const policyPort = z
+  .strictObject({
+    /** TCP/UDP destination port; ICMP: the message type (0-255). Absent: any port of the protocol. */
+    port: z.union([z.number().int(), z.string()]).optional(),
+    endPort: z.number().int().optional(),
+    protocol: protocol.default('tcp'),
+  })
+  .superRefine((p, ctx) => {
+    if (typeof p.port === 'string') {
+      ctx.addIssue({ code: 'custom', path: ['port'], message: `the datapath cannot enforce this: named port "${p.port}" needs the endpoint's container ports; use the number` });
+      return;
+    }
+    const [lo, hi] = p.protocol === 'icmp' ? [0, 255] : [1, 65535];
+    const what = p.protocol === 'icmp' ? 'an ICMP type' : 'a port';
+    for (const key of ['port', 'endPort'] as const) {
+      const v = key === 'port' ? p.port : p.endPort;
+      if (v !== undefined && (v < lo || v > hi)) ctx.addIssue({ code: 'custom', path: [key], message: `expected ${what} ${lo}-${hi}, got ${v}` });
+    }
+    if (p.endPort !== undefined && p.port === undefined) ctx.addIssue({ code: 'custom', path: ['endPort'], message: 'endPort needs port (the start of the range)' });
+    if (p.endPort !== undefined && p.port !== undefined && p.endPort < p.port) ctx.addIssue({ code: 'custom', path: ['endPort'], message: `endPort ${p.endPort} is below port ${p.port}` });
+  });
+
+const peer = z
+  .strictObject({
+    /** Local endpoints whose labels include all of these (matchLabels; {} = every endpoint). */
+    selector: labels.optional(),
+    cidr: cidr.optional(),
+    /** Prefixes inside cidr that the rule does not cover. */
+    except: z.array(cidr).optional(),
+    namespaceSelector: refused('namespaces are not identities here: put the namespace in the endpoints\' labels and select it'),
+    matchExpressions: refused('selectors match labels by equality only: use selector with key: value pairs'),
+    fqdn: refused('DNS names need a DNS proxy; the datapath matches addresses: use cidr'),
+    toFQDNs: refused('DNS names need a DNS proxy; the datapath matches addresses: use cidr'),
+    entities: refused('entities are not modelled: use cidr 0.0.0.0/0 for the world'),
+  })
+  .superRefine((p, ctx) => {
+    if ((p.selector === undefined) === (p.cidr === undefined)) ctx.addIssue({ code: 'custom', message: 'expected exactly one of selector or cidr' });
+    if (p.except && p.cidr === undefined) ctx.addIssue({ code: 'custom', path: ['except'], message: 'except needs cidr' });
+  });
+
+const ruleFields = {
+  action: z.enum(['allow', 'deny']).default('allow'),
+  /** Absent: any protocol and port. */
+  ports: z.array(policyPort).min(1).optional(),
+  http: refused('L7 (HTTP) rules need a proxy; the datapath enforces L3/L4 only'),
+  rules: refused('L7 rules need a proxy; the datapath enforces L3/L4 only'),
+  icmps: refused('write ICMP as ports: [{protocol: icmp, port: <type>}]'),
+};
+/** Absent from/to: any peer. */
+const ingressRule = z.strictObject({ ...ruleFields, from: z.array(peer).min(1).optional() });
+const egressRule = z.strictObject({ ...ruleFields, to: z.array(peer).min(1).optional() });
+
+const policy = z.strictObject({
+  name,
+  /** Local endpoints the policy applies to (matchLabels; {} = every endpoint). */
+  selector: labels,
+  /** Present (even empty): selected endpoints become default-deny for ingress; rules allow or deny. */
+  ingress: z.array(ingressRule).optional(),
+  egress: z.array(egressRule).optional(),
+  ingressDeny: refused('write deny rules as ingress rules with action: deny'),
+  egressDeny: refused('write deny rules as egress rules with action: deny'),
+});
+
+export const DatapathStateSchema = z
+  .strictObject({
+    endpoints: z.array(endpoint).default([]),
+    services: z.array(service).default([]),
+    policies: z.array(policy).default([]),
+  })
+  .superRefine((s, ctx) => {
+    unique(ctx, s.endpoints, 'endpoints', (e) => e.name, 'name', 'endpoint name');
+    unique(ctx, s.endpoints, 'endpoints', (e) => e.ip, 'ip', 'endpoint address');
+    unique(ctx, s.services, 'services', (v) => v.name, 'name', 'service name');
+    unique(ctx, s.services, 'services', (v) => `${v.vip}:${v.port}/${v.protocol}`, 'port', 'VIP:port/protocol');
+    unique(ctx, s.policies, 'policies', (p) => p.name, 'name', 'policy name');
+    s.services.forEach((svc, i) => {
+      unique(ctx, svc.backends, `services.${i}.backends`, (b) => `${b.ip}:${b.port}`, 'port', 'backend address:port', ['services', i, 'backends']);
+      const slots = svc.backends.reduce((n, b) => n + b.weight, 0);
+      if (slots > 65535) ctx.addIssue({ code: 'custom', path: ['services', i, 'backends'], message: `the weights add up to ${slots} slots; the datapath takes at most 65535 per service (maglev slots are 16-bit)` });
+      if (svc.algorithm === 'maglev' && svc.backends.length > LB_MAGLEV_M) ctx.addIssue({ code: 'custom', path: ['services', i, 'backends'], message: `${svc.backends.length} backends do not fit a Maglev table of ${LB_MAGLEV_M} entries: use algorithm: random or build the datapath with a bigger LB_MAGLEV_M` });
+    });
+    s.policies.forEach((p, i) => {
+      for (const dir of ['ingress', 'egress'] as const) {
+        p[dir]?.forEach((r, j) => {
+          const peers = ('from' in r ? r.from : 'to' in r ? r.to : undefined) ?? [];
+          peers.forEach((peer, k) => checkExcept(ctx, peer, ['policies', i, dir, j, dir === 'ingress' ? 'from' : 'to', k]));
+        });
+      }
+    });
+  });
+
+function checkExcept(ctx: z.RefinementCtx, peer: Peer, path: (string | number)[]): void {
+  const outer = peer.cidr !== undefined ? parseCidr(peer.cidr) : null;
+  if (!outer) return;
+  peer.except?.forEach((e, n) => {
+    const inner = parseCidr(e);
+    if (!inner) return;
+    if (inner.len === outer.len || !cidrContains(outer, inner)) ctx.addIssue({ code: 'custom', path: [...path, 'except', n], message: `${e} is not inside ${peer.cidr} (except narrows the cidr it belongs to)` });
+  });
+}
+
+function unique<T>(ctx: z.RefinementCtx, items: T[], where: string, keyOf: (t: T) => string, field: string, what: string, base: (string | number)[] = [where]): void {
+  const seen = new Map<string, number>();
+  items.forEach((item, i) => {
+    const key = keyOf(item);
+    const first = seen.get(key);
+    if (first === undefined) seen.set(key, i);
+    else ctx.addIssue({ code: 'custom', path: [...base, i, field], message: `duplicate ${what} ${key} (also at ${where}.${first})` });
+  });
+}
+
+export type DatapathState = z.output<typeof DatapathStateSchema>;
+export type Endpoint = DatapathState['endpoints'][number];
+export type Service = DatapathState['services'][number];
+export type Policy = DatapathState['policies'][number];
+export type Peer = z.output<typeof peer>;
+export type PolicyPort = z.output<typeof policyPort>;
+export type IngressRule = z.output<typeof ingressRule>;
+export type EgressRule = z.output<typeof egressRule>;

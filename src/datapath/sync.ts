@@ -1,0 +1,80 @@
+// Desired entries → the lines the loader's `apply` reads (`put <map> <key> <value>`, `del <map>
+// <key>`, `clear <map>`), in an order that never leaves the datapath pointing at something missing:
+//   puts: backends, maglev, services (slots and tables exist before a service count or flag uses
+//         them), then policy, ipcache, endpoints (allows exist before an endpoint turns default-deny);
+//   dels: services, maglev, backends (a service shrinks before its slots go), then endpoints,
+//         ipcache, policy (enforcement goes before the entries it relied on).
+// A full sync clears the owned maps first; an incremental one compares with `dump` output and
+// touches only entries that are new, changed or gone.
+import { MAPS, type MapName } from './consts.js';
+import type { MapEntry } from './compile.js';
+
+const PUT_ORDER: readonly MapName[] = ['backends', 'maglev', 'services', 'policy', 'ipcache', 'endpoints'];
+const DEL_ORDER: readonly MapName[] = ['services', 'maglev', 'backends', 'endpoints', 'ipcache', 'policy'];
+
+/** What a map holds now: key hex → value hex. */
+export type MapContents = Map<string, string>;
+/** What the owned maps hold now. */
+export type CurrentEntries = Partial<Record<MapName, MapContents>>;
+
+export interface SyncPlan {
+  lines: string[];
+  puts: number;
+  dels: number;
+  clears: number;
+  /** the entries put (for a dry run's listing) and the keys deleted */
+  put: MapEntry[];
+  deleted: { map: MapName; keyHex: string }[];
+}
+
+/** Parse `prep-node-dp dump <map>` output: one `<keyhex> <valuehex>` per line. */
+export function parseDump(text: string, map: string): MapContents {
+  const out: MapContents = new Map();
+  text.split('\n').forEach((line, i) => {
+    const t = line.trim();
+    if (t === '') return;
+    const m = /^([0-9a-f]+) ([0-9a-f]+)$/i.exec(t);
+    if (!m) throw new Error(`dump ${map} line ${i + 1}: expected "<keyhex> <valuehex>", got "${t.slice(0, 80)}"`);
+    out.set(m[1]!.toLowerCase(), m[2]!.toLowerCase());
+  });
+  return out;
+}
+
+function byMap(entries: readonly MapEntry[]): Map<MapName, MapEntry[]> {
+  const out = new Map<MapName, MapEntry[]>(MAPS.map((m) => [m, []]));
+  for (const e of entries) out.get(e.map)!.push(e);
+  return out;
+}
+
+const putLine = (e: MapEntry) => `put ${e.map} ${e.keyHex} ${e.valueHex}`;
+
+/** Clear every owned map, then put everything. */
+export function fullSync(desired: readonly MapEntry[]): SyncPlan {
+  const grouped = byMap(desired);
+  const put = PUT_ORDER.flatMap((m) => grouped.get(m)!);
+  const lines = [...DEL_ORDER.map((m) => `clear ${m}`), ...put.map(putLine)];
+  return { lines, puts: put.length, dels: 0, clears: DEL_ORDER.length, put, deleted: [] };
+}
+
+/** Only what differs from `current`: puts for new or changed entries, dels for entries no longer desired. */
+export function incrementalSync(desired: readonly MapEntry[], current: CurrentEntries): SyncPlan {
+  const grouped = byMap(desired);
+  const put: MapEntry[] = [];
+  for (const m of PUT_ORDER) {
+    const now = current[m] ?? new Map<string, string>();
+    for (const e of grouped.get(m)!) if (now.get(e.keyHex) !== e.valueHex) put.push(e);
+  }
+  const deleted: { map: MapName; keyHex: string }[] = [];
+  for (const m of DEL_ORDER) {
+    const want = new Set(grouped.get(m)!.map((e) => e.keyHex));
+    for (const key of [...(current[m]?.keys() ?? [])].sort()) if (!want.has(key)) deleted.push({ map: m, keyHex: key });
+  }
+  const lines = [...put.map(putLine), ...deleted.map((d) => `del ${d.map} ${d.keyHex}`)];
+  return { lines, puts: put.length, dels: deleted.length, clears: 0, put, deleted };
+}
+
+/** Lines that delete exactly these entries (the selftest removing its own, leaving others alone). */
+export function deleteEntries(entries: readonly MapEntry[]): string[] {
+  const grouped = byMap(entries);
+  return DEL_ORDER.flatMap((m) => grouped.get(m)!.map((e) => `del ${m} ${e.keyHex}`));
+}

@@ -1,0 +1,55 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { loadState, parseState } from '../../src/datapath/state.js';
+import { UsageError } from '../../src/errors.js';
+
+const FIXTURE = fileURLToPath(new URL('../../../test/fixtures/datapath/state.yaml', import.meta.url));
+
+test('a good state file loads with defaults filled in', async () => {
+  const s = await loadState(FIXTURE);
+  assert.equal(s.endpoints.length, 3);
+  assert.deepEqual(s.services[0]!.backends[0], { ip: '10.1.0.5', port: 8080, weight: 1 });
+  assert.equal(s.services[1]!.algorithm, 'random');
+  assert.deepEqual(s.services[1]!.sessionAffinity, { timeoutSeconds: 60 });
+  assert.equal(s.policies[0]!.ingress![0]!.action, 'allow');
+  assert.equal(s.policies[0]!.ingress![0]!.ports![0]!.protocol, 'tcp');
+  assert.equal(s.policies[1]!.ingress, undefined);
+});
+
+test('an empty file is an empty state', () => {
+  assert.deepEqual(parseState('', 'empty.yaml'), { endpoints: [], services: [], policies: [] });
+});
+
+test('a missing file is a usage error naming it', async () => {
+  await assert.rejects(loadState('/nonexistent/state.yaml'), (e: unknown) => e instanceof UsageError && e.message === 'datapath state file /nonexistent/state.yaml cannot be read');
+});
+
+const pol = (rule: string, dir = 'egress') => `policies:\n  - name: p\n    selector: {}\n    ${dir}:\n      - ${rule}\n`;
+const bad: [string, string, string][] = [
+  ['bad address', 'endpoints:\n  - name: a\n    ip: 10.0.0.300\n', 'state.yaml:3:9: endpoints.0.ip: expected an IPv4 address such as 10.0.0.1, got "10.0.0.300"'],
+  ['IPv6', 'endpoints:\n  - name: a\n    ip: "fd00::1"\n', 'state.yaml:3:9: endpoints.0.ip: IPv6 is not supported yet: the datapath keys are IPv4 only (datapath_structs.h)'],
+  ['port 0', 'services:\n  - name: s\n    vip: 10.96.0.1\n    port: 0\n    protocol: tcp\n', 'state.yaml:4:11: services.0.port: expected a port number 1-65535'],
+  ['port too big', 'services:\n  - {name: s, vip: 10.96.0.1, port: 80, protocol: tcp, backends: [{ip: 10.1.0.1, port: 70000}]}\n', 'state.yaml:2:88: services.0.backends.0.port: expected a port number 1-65535'],
+  ['SCTP service', 'services:\n  - name: s\n    vip: 10.96.0.1\n    port: 80\n    protocol: sctp\n', 'state.yaml:5:15: services.0.protocol: expected tcp or udp (the load balancer handles TCP and UDP only)'],
+  ['duplicate VIP:port/proto', 'services:\n  - {name: a, vip: 10.96.0.1, port: 80, protocol: tcp}\n  - {name: b, vip: 10.96.0.1, port: 80, protocol: tcp}\n', 'state.yaml:3:37: services.1.port: duplicate VIP:port/protocol 10.96.0.1:80/tcp (also at services.0)'],
+  ['duplicate endpoint address', 'endpoints:\n  - {name: a, ip: 10.0.0.1}\n  - {name: b, ip: 10.0.0.1}\n', 'state.yaml:3:19: endpoints.1.ip: duplicate endpoint address 10.0.0.1 (also at endpoints.0)'],
+  ['L7 rule', pol('{from: [{selector: {app: x}}], http: [{path: /}]}', 'ingress'), 'state.yaml:5:46: policies.0.ingress.0.http: the datapath cannot enforce this: L7 (HTTP) rules need a proxy; the datapath enforces L3/L4 only'],
+  ['named port', pol('ports: [{port: http}]'), 'state.yaml:5:24: policies.0.egress.0.ports.0.port: the datapath cannot enforce this: named port "http" needs the endpoint\'s container ports; use the number'],
+  ['FQDN peer', pol('to: [{fqdn: example.com}]'), 'state.yaml:5:21: policies.0.egress.0.to.0.fqdn: the datapath cannot enforce this: DNS names need a DNS proxy; the datapath matches addresses: use cidr'],
+  ['namespace selector', pol('to: [{namespaceSelector: {a: b}}]'), 'state.yaml:5:34: policies.0.egress.0.to.0.namespaceSelector: the datapath cannot enforce this: namespaces are not identities here: put the namespace in the endpoints\' labels and select it'],
+  ['host bits', pol('to: [{cidr: 10.0.0.1/8}]'), 'state.yaml:5:21: policies.0.egress.0.to.0.cidr: "10.0.0.1/8" has bits set past the prefix length: write 10.0.0.0/8'],
+  ['except outside', pol('to: [{cidr: 10.0.0.0/8, except: [192.168.0.0/16]}]'), 'state.yaml:5:42: policies.0.egress.0.to.0.except.0: 192.168.0.0/16 is not inside 10.0.0.0/8 (except narrows the cidr it belongs to)'],
+  ['selector and cidr', pol('to: [{cidr: 10.0.0.0/8, selector: {a: b}}]'), 'state.yaml:5:14: policies.0.egress.0.to.0: expected exactly one of selector or cidr'],
+  ['endPort below port', pol('ports: [{port: 2000, endPort: 1000}]', 'ingress'), 'state.yaml:5:39: policies.0.ingress.0.ports.0.endPort: endPort 1000 is below port 2000'],
+  ['ICMP type', pol('ports: [{protocol: icmp, port: 300}]'), 'state.yaml:5:40: policies.0.egress.0.ports.0.port: expected an ICMP type 0-255, got 300'],
+  ['SCTP policy', pol('ports: [{protocol: sctp, port: 5}]'), 'state.yaml:5:28: policies.0.egress.0.ports.0.protocol: expected tcp, udp or icmp (the datapath parses only these: SCTP and others cannot be matched)'],
+  ['unknown key', 'services: []\nendpoint: []\n', 'state.yaml:2:1: endpoint: unknown key'],
+  ['numeric label', 'endpoints:\n  - name: a\n    ip: 10.0.0.1\n    labels: {version: 2}\n', 'state.yaml:4:23: endpoints.0.labels.version: expected a string label value (quote numbers and booleans)'],
+  ['bad YAML', 'endpoints:\n  - name: a\n   ip: x\n', 'state.yaml:3:1: invalid YAML: Sequence item without - indicator'],
+];
+for (const [what, text, message] of bad) {
+  test(`a bad state is refused with file:line:col, key path and why (${what})`, () => {
+    assert.throws(() => parseState(text, 'state.yaml'), (e: unknown) => e instanceof UsageError && e.message === message);
+  });
+}
