@@ -92,10 +92,11 @@ export const modulesTuner: Tuner = {
     await host.exec(`modprobe -a ${plan.changes.map((c) => c.key).join(' ')}`, { sudo: true });
   },
   restoreCommand(original: Original): string {
-    // modprobe -r also unloads dependencies nothing else uses (kmod 30 only the direct ones: the rest
-    // are journaled themselves, see plan); a module in use stays, and says so.
+    // rmmod, not modprobe -r: every module the load brought in is journaled itself (see plan) and is
+    // restored in reverse load order, while modprobe -r would also unload an unused dependency that
+    // was loaded before prep-node came. A module in use stays, and says so.
     return original.value === 'unloaded'
-      ? `if grep -q '^${original.key} ' /proc/modules; then modprobe -r ${original.key} 2>/dev/null || echo "prep-node: ${original.key} is in use and stays loaded" >&2; fi`
+      ? `if grep -q '^${original.key} ' /proc/modules; then rmmod ${original.key} 2>/dev/null || echo "prep-node: ${original.key} is in use and stays loaded" >&2; fi`
       : 'true';
   },
 };

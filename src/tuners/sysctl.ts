@@ -12,6 +12,13 @@ import type { Profile } from '../profiles/schema.js';
 import { fileMatches, readFiles } from './files.js';
 import type { Change, FileWrite, Original, Tuner, TunerPlan } from './types.js';
 
+/** Sysctl prefixes that exist only while a module is loaded (kernel: br_netfilter, nf_conntrack, ip_vs register them). */
+const MODULE_SYSCTLS: [string, string][] = [
+  ['net.bridge.bridge-nf-', 'br_netfilter'],
+  ['net.netfilter.nf_conntrack_', 'nf_conntrack'],
+  ['net.ipv4.vs.', 'ip_vs'],
+];
+
 const HEADER = '# Written by prep-node from its profile; `prep-node rollback` removes it. Edits are overwritten by the next apply.\n';
 
 /**
@@ -50,7 +57,10 @@ export const sysctlTuner: Tuner = {
   async plan({ host, profile }): Promise<TunerPlan> {
     const keys = Object.keys(profile.sysctl).sort();
     const current = keys.length > 0 ? parseSysctls(await host.exec(sysctlCommand(keys), { sudo: true }), keys) : new Map<string, SysctlValue>();
-    const unknown = keys.filter((k) => current.get(k)?.state === 'absent' && !profile.optionalSysctl.includes(k));
+    // A key a profile module brings (net.bridge.* with br_netfilter) is absent until the module loads;
+    // the modules tuner runs first, and this plan runs again after it.
+    const fromModule = (k: string) => MODULE_SYSCTLS.find(([prefix, mod]) => k.startsWith(prefix) && profile.modules.includes(mod))?.[1];
+    const unknown = keys.filter((k) => current.get(k)?.state === 'absent' && !profile.optionalSysctl.includes(k) && !fromModule(k));
     if (unknown.length > 0) {
       throw new NodeRefusal(
         host.name,
@@ -67,7 +77,8 @@ export const sysctlTuner: Tuner = {
       const want = normalizeSysctl(profile.sysctl[key]!);
       const cur = current.get(key)!;
       if (cur.state === 'absent') {
-        notes.push(`${key}: absent on this kernel (optional): left out until it exists`);
+        const mod = fromModule(key);
+        notes.push(mod ? `${key}: appears when ${mod} loads (set then)` : `${key}: absent on this kernel (optional): left out until it exists`);
         continue;
       }
       if (cur.state === 'unreadable') throw new NodeRefusal(host.name, `cannot read /proc/sys/${procSysPath(key)} even as root`);

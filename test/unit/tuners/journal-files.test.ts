@@ -41,7 +41,7 @@ test('the rollback script restores files, then values in reverse tuner order, th
   recordFiles(j, new Map([['/etc/sysctl.d/90-prep-node.conf', { kind: 'absent' }]]));
   j.dirs.push('/etc/modules-load.d');
   const s = rollbackScript(j);
-  const order = ['rm -f /etc/sysctl.d/90-prep-node.conf', '/proc/sys/net/core/somaxconn', 'modprobe -r ip_vs', 'rmdir /etc/modules-load.d', 'rm -f /var/lib/prep-node/journal.json', 'rmdir /var/lib/prep-node'];
+  const order = ['rm -f /etc/sysctl.d/90-prep-node.conf', '/proc/sys/net/core/somaxconn', 'rmmod ip_vs', 'rmdir /etc/modules-load.d', 'rm -f /var/lib/prep-node/journal.json', 'rmdir /var/lib/prep-node'];
   const at = order.map((o) => s.indexOf(o));
   assert.ok(at.every((i) => i >= 0), `all present in:\n${s}`);
   assert.deepEqual([...at].sort((a, b) => a - b), at, 'in order');

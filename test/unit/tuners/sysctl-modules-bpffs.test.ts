@@ -92,7 +92,7 @@ test('modules plan: a loadable module is loaded and persisted; a built-in one ne
   assert.deepEqual(plan.unchanged, ['br_netfilter built in']);
   assert.equal(plan.files[0]?.content, modulesFile(c.profile).content);
   assert.match(modulesFile(c.profile).content ?? '', /\nip_vs\nbr_netfilter\n$/);
-  assert.match(modulesTuner.restoreCommand(plan.originals[0]!), /modprobe -r ip_vs/);
+  assert.match(modulesTuner.restoreCommand(plan.originals[0]!), /rmmod ip_vs/);
 });
 
 test('modules plan: a module the kernel lacks is refused in one line naming it and the fix', async () => {
@@ -113,4 +113,20 @@ test('bpffs plan: mounted under systemd >= 238 needs nothing', async () => {
   const out = '@@ mounts\nbpf /sys/fs/bpf bpf rw,nosuid,nodev,noexec,relatime,mode=700 0 0\n@@ pid1\nsystemd\n@@ systemd-booted\nyes\n@@ systemd-version\nsystemd 252 (252.30-1~deb12u2)\n@@ fstab\n@@ mount-units\n';
   const plan = await bpffsTuner.plan(ctx({ [BPFFS_SCRIPT]: out }, ''));
   assert.equal(plan.changes.length + plan.files.length, 0);
+});
+
+test('sysctl plan: a key a profile module brings is not refused before the module loads', async () => {
+  const c = ctx({ [sysctlCommand(['net.bridge.bridge-nf-call-iptables'])]: sysctlAnswer({ 'net.bridge.bridge-nf-call-iptables': null }), [readFilesCommand(['/etc/sysctl.d/90-prep-node.conf'])]: filesAnswer({ '/etc/sysctl.d/90-prep-node.conf': undefined }) }, 'modules: [br_netfilter]\nsysctl:\n  net.bridge.bridge-nf-call-iptables: 1\n');
+  const plan = await sysctlTuner.plan(c);
+  assert.deepEqual(plan.notes, ['net.bridge.bridge-nf-call-iptables: appears when br_netfilter loads (set then)']);
+  const without = ctx({ [sysctlCommand(['net.bridge.bridge-nf-call-iptables'])]: sysctlAnswer({ 'net.bridge.bridge-nf-call-iptables': null }) }, 'sysctl:\n  net.bridge.bridge-nf-call-iptables: 1\n');
+  await assert.rejects(sysctlTuner.plan(without), NodeRefusal, 'without the module in the profile it is an unknown key');
+});
+
+test('modules plan: every module the load brings in is journaled in load order, so rollback unloads users first', async () => {
+  const out = '@@ release\n6.1.0-x\n@@ proc-modules\nllc 16384 0 - Live 0x0\n@@ modules-dir\n@@ modules.dep\nkernel/net/bridge/br_netfilter.ko\n@@ modules.builtin\n@@ sys-module\n@@ feature-files\n';
+  const deps = 'insmod /lib/modules/6.1.0-x/kernel/net/llc/llc.ko \ninsmod /lib/modules/6.1.0-x/kernel/net/802/stp.ko \ninsmod /lib/modules/6.1.0-x/kernel/net/bridge/bridge.ko \ninsmod /lib/modules/6.1.0-x/kernel/net/bridge/br_netfilter.ko \n';
+  const c = ctx({ [modulesCommand(['br_netfilter'])]: out, 'modprobe --show-depends -a br_netfilter': deps, [readFilesCommand(['/etc/modules-load.d/prep-node.conf'])]: filesAnswer({ '/etc/modules-load.d/prep-node.conf': undefined }) }, 'modules: [br_netfilter]\n');
+  const plan = await modulesTuner.plan(c);
+  assert.deepEqual(plan.originals.map((o) => o.key), ['stp', 'bridge', 'br_netfilter'], 'llc was loaded before: not ours to unload');
 });
