@@ -7,7 +7,7 @@ import { ExitCode, PrepNodeError, oneLine } from './errors.js';
 import { parsePort } from './host/target.js';
 import type { CheckOptions } from './commands/check.js';
 import type { ApplyOptions, RollbackOptions } from './commands/apply.js';
-import type { DatapathOptions } from './commands/datapath.js';
+import type { DatapathOptions, ObserveOptions } from './commands/datapath.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -109,7 +109,7 @@ export function buildProgram(): Command {
     process.exitCode = await rollbackCommand(targets, options, io());
   });
   const dpCmd = program.command('datapath').description("prep-node's eBPF datapath: Service load balancing and L3/L4 policy on nodes");
-  const verb = (name: 'install' | 'sync' | 'status' | 'selftest' | 'remove', description: string) =>
+  const verb = (name: 'install' | 'sync' | 'status' | 'selftest' | 'metrics' | 'remove', description: string) =>
     hostOptions(dpCmd.command(name).description(description).argument('[targets...]', 'nodes (default: local)'))
       .addHelpText('after', EXIT_CODES)
       .action(async (targets: string[], options: DatapathOptions) => {
@@ -120,9 +120,13 @@ export function buildProgram(): Command {
     .option('--tc-dev <ifname>', 'attach the tc program to this device too (forwarded and NodePort traffic; repeatable)', collect)
     .option('--cap <map=n,...>', 'map capacities set at load time, e.g. services=2000000,conntrack=524288')
     .option('--cgroup <dir>', 'cgroup v2 directory for the socket programs (default: the cgroup v2 root)')
-    .option('--force', 're-install over an existing install (map contents are lost)');
-  verb('sync', 'make the maps hold exactly the desired state (endpoints, services, policies) of a YAML file')
-    .requiredOption('-f, --file <state.yaml>', 'desired state')
+    .option('--force', 're-install over an existing install (map contents are lost)')
+    .option('--metrics-textfile <dir>', "keep <dir>/prep_node_datapath.prom up to date for node_exporter's textfile collector")
+    .addOption(new Option('--metrics-interval <seconds>', 'how often the metrics file is rewritten').default(15).argParser(int('--metrics-interval', 1, 3600)));
+  verb('sync', 'make the maps hold exactly the desired state: a prep-node state file, or Kubernetes manifests (a file or a directory)')
+    .requiredOption('-f, --file <file|dir>', 'desired state: a state YAML, or manifests as kubectl apply -f takes them (Namespace, Pod, Service, EndpointSlice, Endpoints, NetworkPolicy, CiliumNetworkPolicy)')
+    .option('--allow-partial', 'enforce what the datapath can and list what is left out (default: refuse the whole input)')
+    .option('--node-address <ip>', "this node's address, for NodePort services (repeatable)", collect)
     .option('--full', 'clear the maps and write everything (default: only what changed)')
     .option('--dry-run', 'print what would be written, write nothing')
     .option('--json', 'print JSON');
@@ -130,7 +134,22 @@ export function buildProgram(): Command {
   verb('selftest', 'prove the datapath on the node with real traffic in namespaces it creates and removes')
     .addOption(new Option('--connections <n>', 'connections per distribution check').default(200).argParser(int('--connections', 20, 100000)))
     .option('--json', 'print JSON');
-  verb('remove', 'detach everything and remove the pinned maps');
+  verb('metrics', 'print the datapath counters in the Prometheus text format (drops by reason, map fill, lost events)');
+  verb('remove', 'detach everything, remove the pinned maps, the names index and the metrics textfile writer');
+  hostOptions(
+    dpCmd
+      .command('observe')
+      .description('drop events from the node with pods, labels, services and policies named (drops only: the datapath sends no events for forwarded packets)')
+      .argument('[targets...]', 'nodes (default: local)')
+      .option('--verdict <verdict>', 'dropped (forwarded is refused: the datapath emits drop events only)', 'dropped')
+      .option('--follow', 'keep watching (polls the node every second) until Ctrl-C')
+      .option('--max <n>', 'stop after this many events', int('--max', 1, 100_000_000))
+      .option('--json', 'one JSON object per line (events, then {"lost": n})')
+      .addHelpText('after', EXIT_CODES),
+  ).action(async (targets: string[], options: ObserveOptions) => {
+    const { observe } = await import('./commands/datapath.js');
+    process.exitCode = await observe(targets, options, io());
+  });
   const profiles = program.command('profiles').description('the built-in profiles, and profiles resolved');
   profiles
     .command('list')
@@ -163,6 +182,9 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = err.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
     } else if (err instanceof PrepNodeError) {
       process.stderr.write(`prep-node: ${oneLine(err)}\n`);
+      // an error listing several findings (manifests refused by `datapath sync`) carries them as details
+      const details = (err as { details?: unknown }).details;
+      if (Array.isArray(details)) for (const d of details) process.stderr.write(`  ${String(d)}\n`);
       process.exitCode = err.exitCode;
     } else {
       process.stderr.write(`prep-node: internal error: ${oneLine(err)}\n`);

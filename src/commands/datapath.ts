@@ -1,8 +1,16 @@
-// `prep-node datapath install|sync|status|selftest|remove`: the eBPF datapath on nodes. The state
-// file is loaded and validated before any node is touched; each node gets the loader uploaded once.
-import { ExitCode, PrepNodeError, oneLine } from '../errors.js';
+// `prep-node datapath install|sync|status|selftest|observe|metrics|remove`: the eBPF datapath on
+// nodes. The desired state (a prep-node state file, or Kubernetes manifests: a file or a directory)
+// is loaded, translated and validated before any node is touched; each node gets the loader uploaded
+// once.
+import { ExitCode, PrepNodeError, UsageError, oneLine } from '../errors.js';
 import type { Host } from '../host/host.js';
 import * as dp from '../datapath/index.js';
+import { ALL_MAPS } from '../datapath/consts.js';
+import { loadDesired, formatLeftOut, type Desired } from '../datapath/k8s/index.js';
+import { ensureLoader, loader } from '../datapath/loader.js';
+import { installTextfile, removeTextfile, renderMetrics } from '../datapath/metrics.js';
+import { NO_FORWARDED_EVENTS, buildNames, decorate, formatFlow, readNames, removeNames, writeNames, type NamesIndex } from '../datapath/observe.js';
+import { parseIpv4 } from '../datapath/ip.js';
 import type { Io } from './check.js';
 import { resolveHosts, runOnHosts, type HostOptions } from './hosts.js';
 
@@ -16,9 +24,13 @@ export interface DatapathOptions extends HostOptions {
   cgroup?: string;
   force?: boolean;
   connections?: number;
+  allowPartial?: boolean;
+  nodeAddress?: string[];
+  metricsTextfile?: string;
+  metricsInterval?: number;
 }
 
-type Verb = 'install' | 'sync' | 'status' | 'selftest' | 'remove';
+type Verb = 'install' | 'sync' | 'status' | 'selftest' | 'metrics' | 'remove';
 
 /** `services=2000000,conntrack=524288` → {services: 2000000, ...}. */
 export function parseCaps(text: string | undefined): Record<string, number> | undefined {
@@ -27,6 +39,7 @@ export function parseCaps(text: string | undefined): Record<string, number> | un
   for (const part of text.split(',')) {
     const m = /^([a-z_]+)=(\d+)$/.exec(part.trim());
     if (!m) throw new PrepNodeError(`--cap: expected map=entries[,map=entries], got "${part}" (e.g. --cap services=2000000)`, ExitCode.usage);
+    if (!(ALL_MAPS as readonly string[]).includes(m[1]!)) throw new PrepNodeError(`--cap: no map named "${m[1]}" (maps: ${ALL_MAPS.join(', ')})`, ExitCode.usage);
     caps[m[1]!] = Number(m[2]);
   }
   return caps;
@@ -35,18 +48,35 @@ export function parseCaps(text: string | undefined): Record<string, number> | un
 const pct = (n: number | undefined, max: number | undefined) => (n === undefined || !max ? '' : ` (${((100 * n) / max).toFixed(n > 0 && (100 * n) / max < 0.1 ? 3 : 1)}%)`);
 
 /** One host's work for a verb: returns the lines to print and whether it passed. */
-async function work(verb: Verb, host: Host, options: DatapathOptions, state: dp.DatapathState | undefined): Promise<{ lines: string[]; ok: boolean; json: unknown }> {
+async function work(verb: Verb, host: Host, options: DatapathOptions, desired: Desired | undefined): Promise<{ lines: string[]; ok: boolean; json: unknown }> {
   switch (verb) {
     case 'install': {
       const caps = parseCaps(options.cap);
       const doc = await dp.install(host, { ...(caps && { caps }), ...(options.tcDev && { tcDevs: options.tcDev }), ...(options.cgroup && { cgroup: options.cgroup }), ...(options.force && { force: true }) });
-      return { lines: [doc.already_installed ? 'already installed (use --force to re-install; map contents are lost)' : 'installed: programs attached, maps pinned under /sys/fs/bpf/prep-node/'], ok: true, json: doc };
+      const lines = [doc.already_installed ? 'already installed (use --force to re-install; map contents are lost)' : 'installed: programs attached, maps pinned under /sys/fs/bpf/prep-node/'];
+      if (!options.metricsTextfile) return { lines, ok: true, json: doc };
+      const tf = await installTextfile(host, { bin: await ensureLoader(host), dir: options.metricsTextfile, intervalSeconds: options.metricsInterval ?? 15 });
+      lines.push(`metrics: ${tf.file} rewritten every ${tf.intervalSeconds} s (${tf.runner === 'systemd' ? 'systemd service prep-node-dp-metrics' : 'background process, no systemd on the node: it ends at reboot, as the datapath does'})`);
+      return { lines, ok: true, json: { ...doc, metrics_textfile: tf } };
     }
     case 'sync': {
-      const r = await dp.syncState(host, state!, { ...(options.full && { full: true }), ...(options.dryRun && { dryRun: true }) });
+      const d = desired!;
+      const r = await dp.syncState(host, d.state, { ...(options.full && { full: true }), ...(options.dryRun && { dryRun: true }) });
       const lines = [`${options.dryRun ? 'would write' : 'synced'}: ${r.plan.puts} put, ${r.plan.dels} deleted, ${r.plan.clears} cleared${r.plan.lines.length === 0 ? ' (already as desired)' : ''}`];
-      if (options.dryRun) lines.push(...r.plan.put.map((e) => `  put ${e.map}: ${e.note}`), ...r.plan.deleted.map((d) => `  del ${d.map} ${d.keyHex}`));
-      return { lines, ok: true, json: { plan: { puts: r.plan.puts, dels: r.plan.dels, clears: r.plan.clears }, applied: r.applied } };
+      if (d.format === 'manifests') {
+        const kinds = Object.entries(d.counts).map(([k, n]) => `${n} ${k}`).join(', ');
+        lines.push(`  from ${kinds || 'no objects'}: ${d.state.endpoints.length} endpoints, ${d.state.services.length} service ports, ${d.state.policies.length} policies`);
+      }
+      if (d.notes.length > 0) lines.push(`  not used (${d.notes.length}): ${d.notes.slice(0, 3).join('; ')}${d.notes.length > 3 ? '; ... (--json lists all)' : ''}`);
+      if (d.leftOut.length > 0) lines.push(`  left out (--allow-partial), ${d.leftOut.length}:`, ...d.leftOut.map((f) => `    ${formatLeftOut(f)}`));
+      if (options.dryRun) lines.push(...r.plan.put.map((e) => `  put ${e.map}: ${e.note}`), ...r.plan.deleted.map((dd) => `  del ${dd.map} ${dd.keyHex}`));
+      else await writeNames(host, buildNames(d.state, r.compiled, d.origins, options.file ?? ''));
+      return { lines, ok: true, json: { plan: { puts: r.plan.puts, dels: r.plan.dels, clears: r.plan.clears }, applied: r.applied, left_out: d.leftOut, notes: d.notes } };
+    }
+    case 'metrics': {
+      const st = await loader.status(host);
+      const counters = st.installed ? await loader.dump(host, 'drop_counters') : '';
+      return { lines: [renderMetrics(st, counters)], ok: true, json: null };
     }
     case 'status': {
       const st = await dp.status(host);
@@ -67,16 +97,28 @@ async function work(verb: Verb, host: Host, options: DatapathOptions, state: dp.
     }
     case 'remove': {
       const doc = await dp.remove(host);
-      return { lines: [doc.removed === false ? 'not installed: nothing to remove' : 'removed: programs detached, pins and maps gone'], ok: true, json: doc };
+      const textfile = await removeTextfile(host);
+      await removeNames(host);
+      const lines = [doc.removed === false ? 'not installed: nothing to remove' : 'removed: programs detached, pins and maps gone'];
+      if (textfile) lines.push('  metrics textfile writer stopped and its file removed');
+      return { lines, ok: true, json: { ...doc, ...(textfile && { metrics_textfile_removed: true }) } };
     }
   }
 }
 
 export async function datapath(verb: Verb, targets: string[], options: DatapathOptions, io: Io): Promise<ExitCode> {
-  const state = verb === 'sync' ? await dp.loadState(options.file!) : undefined;
+  for (const a of options.nodeAddress ?? []) if (parseIpv4(a) === null) throw new UsageError(`--node-address: expected an IPv4 address, got "${a}"`);
+  const desired = verb === 'sync' ? await loadDesired(options.file!, { ...(options.allowPartial && { allowPartial: true }), ...(options.nodeAddress && { nodeAddresses: options.nodeAddress }) }) : undefined;
   if (verb === 'install') parseCaps(options.cap);
   const specs = await resolveHosts(targets, options);
-  const outcomes = await runOnHosts(specs, options, { work: (host) => work(verb, host, options, state), summarize: (r) => r.lines[0] ?? '' }, !options.json && io.stdout.isTTY === true);
+  if (verb === 'metrics' && specs.length !== 1) throw new UsageError('datapath metrics prints one node\'s exposition: give one target');
+  const outcomes = await runOnHosts(specs, options, { work: (host) => work(verb, host, options, desired), summarize: (r) => r.lines[0] ?? '' }, !options.json && verb !== 'metrics' && io.stdout.isTTY === true);
+  if (verb === 'metrics') {
+    const o = outcomes[0]!;
+    if ('error' in o) throw o.error;
+    io.stdout.write(o.value.lines[0]!);
+    return ExitCode.ok;
+  }
   if (outcomes.length === 1 && 'error' in outcomes[0]!) throw outcomes[0].error;
   let code: ExitCode = ExitCode.ok;
   const docs: unknown[] = [];
@@ -94,4 +136,76 @@ export async function datapath(verb: Verb, targets: string[], options: DatapathO
   }
   if (options.json) io.stdout.write(JSON.stringify(docs.length === 1 ? docs[0] : docs, null, 2) + '\n');
   return code;
+}
+
+export interface ObserveOptions extends HostOptions {
+  verdict?: string;
+  follow?: boolean;
+  json?: boolean;
+  max?: number;
+}
+
+/** How long one poll of the node's ring buffer lasts in --follow (Host.run returns output at exit). */
+export const FOLLOW_POLL_MS = 1000;
+
+/**
+ * `datapath observe`: drop events with names. Without --follow: what the ring buffer holds now.
+ * With --follow: the loader's `events --timeout-ms 1000` in a loop (Host.run returns output when the
+ * command ends, so events arrive in batches at most a second late), until SIGINT or --max.
+ */
+export async function observe(targets: string[], options: ObserveOptions, io: Io): Promise<ExitCode> {
+  const verdict = options.verdict ?? 'dropped';
+  if (verdict === 'forwarded') throw new UsageError(NO_FORWARDED_EVENTS);
+  if (verdict !== 'dropped') throw new UsageError(`--verdict: expected dropped or forwarded, got "${verdict}"`);
+  const specs = await resolveHosts(targets, options);
+  const many = specs.length > 1;
+  let stop = false;
+  const onSigint = () => (stop = true);
+  if (options.follow) process.once('SIGINT', onSigint);
+  try {
+    const outcomes = await runOnHosts(
+      specs,
+      options,
+      {
+        work: async (host) => {
+          const names: NamesIndex | null = await readNames(host);
+          const prefix = many ? `${host.name}: ` : '';
+          let seen = 0;
+          let lastLost: number | undefined;
+          const print = (batch: { events: dp.EventDoc[]; lost: number }) => {
+            for (const ev of batch.events) {
+              const flow = decorate(ev, names);
+              io.stdout.write(options.json ? JSON.stringify({ ...(many && { target: host.name }), ...flow }) + '\n' : `${prefix}${formatFlow(flow)}\n`);
+            }
+            seen += batch.events.length;
+            if (lastLost === undefined || batch.lost !== lastLost) {
+              if (options.json) io.stdout.write(JSON.stringify({ ...(many && { target: host.name }), lost: batch.lost }) + '\n');
+              else if (batch.lost > 0 || !options.follow)
+                io.stdout.write(`${prefix}${batch.lost} events lost since install${batch.lost > 0 ? ' (the ring buffer was full: read more often, or install with a bigger --cap events=BYTES)' : ''}${lastLost !== undefined && batch.lost > lastLost ? `, ${batch.lost - lastLost} of them just now` : ''}\n`);
+              lastLost = batch.lost;
+            }
+          };
+          if (!names && !options.json) io.stdout.write(`${prefix}(no names on the node: run datapath sync to see pods, services and policies)\n`);
+          do {
+            const left = options.max !== undefined ? options.max - seen : undefined;
+            const batch = await dp.events(host, { ...(options.follow && { timeoutMs: FOLLOW_POLL_MS }), ...(left !== undefined && { max: left }) });
+            print(batch);
+          } while (options.follow && !stop && (options.max === undefined || seen < options.max));
+          return seen;
+        },
+        summarize: (n) => `${n} events`,
+      },
+      false,
+    );
+    let code: ExitCode = ExitCode.ok;
+    for (const o of outcomes) {
+      if (!('error' in o)) continue;
+      if (outcomes.length === 1) throw o.error;
+      code = o.error.exitCode;
+      io.stdout.write(`${o.spec.target.spec}: ${oneLine(o.error)}\n`);
+    }
+    return code;
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
 }

@@ -1,0 +1,102 @@
+// observe: a loader drop event (the JSON line bpf/loader/events.c prints) with names put on it from the
+// index sync leaves on the node: pods, labels, the Service, the policy and rule, default-deny owners.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { compileState } from '../../src/datapath/compile.js';
+import { loadDesired } from '../../src/datapath/k8s/index.js';
+import { buildNames, decorate, formatFlow, NamesIndex, NO_FORWARDED_EVENTS } from '../../src/datapath/observe.js';
+import { parseEvents, type EventDoc } from '../../src/datapath/loader.js';
+
+const SHOP = fileURLToPath(new URL('../../../test/fixtures/k8s/shop', import.meta.url));
+
+async function shop() {
+  const d = await loadDesired(SHOP);
+  const c = compileState(d.state);
+  return { d, c, names: buildNames(d.state, c, d.origins, SHOP, new Date('2025-01-01T00:00:00Z')) };
+}
+
+/** An event line as events.c prints it. */
+function event(o: Record<string, unknown>): EventDoc {
+  const line = JSON.stringify({
+    ts_ns: 1,
+    time: '2025-01-01T00:00:01.000Z',
+    reason: 1,
+    reason_name: 'POLICY_DENY',
+    hook: 'tc',
+    ifindex: 7,
+    ifname: 'eth0',
+    saddr: '198.18.2.30',
+    daddr: '198.18.2.20',
+    sport: 40000,
+    dport: 8080,
+    proto: 'tcp',
+    direction: 'ingress',
+    local_identity: 0,
+    remote_identity: 0,
+    svc_id: 0,
+    len: 74,
+    rule_id: 0,
+    ...o,
+  });
+  return parseEvents('n', `${line}\n{"lost": 3}\n`).events[0]!;
+}
+
+test('the names index round-trips through its schema and names every endpoint, service and rule', async () => {
+  const { names, c } = await shop();
+  assert.equal(NamesIndex.parse(JSON.parse(JSON.stringify(names))).version, 1);
+  assert.deepEqual(Object.keys(names.endpoints).sort(), ['198.18.2.10', '198.18.2.20', '198.18.2.30']);
+  assert.equal(names.endpoints['198.18.2.20']!.name, 'shop/backend-5c6f8');
+  assert.equal(names.endpoints['198.18.2.20']!.labels['prep-node.io/labelset'], undefined, 'the marker is not shown');
+  assert.equal(Object.keys(names.services).length, 1);
+  assert.deepEqual(Object.values(names.rules).sort((a, b) => a.policy.localeCompare(b.policy)), [
+    { policy: 'CiliumNetworkPolicy shop/backend-deny-other', rule: 'ingressDeny[0]' },
+    { policy: 'NetworkPolicy shop/backend-from-frontend', rule: 'ingress[0]' },
+  ]);
+  assert.equal(c.rules.size, 2);
+});
+
+test('a POLICY_DENY event: both ends with pod and labels, the rule that denied it', async () => {
+  const { names, c } = await shop();
+  const ruleId = c.rules.get('cnp.shop.backend-deny-other.s0.1/ingress/0')!;
+  const backendId = names.endpoints['198.18.2.20']!.identity;
+  const otherId = names.endpoints['198.18.2.30']!.identity;
+  const f = decorate(event({ rule_id: ruleId, local_identity: backendId, remote_identity: otherId }), names);
+  assert.equal(f.verdict, 'dropped');
+  assert.deepEqual(f.reason, { code: 1, name: 'POLICY_DENY', description: 'denied by a deny rule' });
+  assert.equal(f.source.endpoint, 'shop/other-6b7c1');
+  assert.equal(f.source.labels?.app, 'other');
+  assert.equal(f.destination.endpoint, 'shop/backend-5c6f8');
+  assert.deepEqual(f.policy, { policy: 'CiliumNetworkPolicy shop/backend-deny-other', rule: 'ingressDeny[0]' });
+  assert.equal(
+    formatFlow(f),
+    '2025-01-01T00:00:01.000Z DROPPED POLICY_DENY(1) tcp 198.18.2.30:40000 shop/other-6b7c1 [app=other] -> 198.18.2.20:8080 shop/backend-5c6f8 [app=backend,tier=api], ingress, by CiliumNetworkPolicy shop/backend-deny-other ingressDeny[0], at tc eth0',
+  );
+});
+
+test('a POLICY_DEFAULT_DENY event names the policies that made the endpoint default-deny', async () => {
+  const { names } = await shop();
+  const f = decorate(event({ reason: 2, reason_name: 'POLICY_DEFAULT_DENY', saddr: '198.18.2.10', dport: 9090 }), names);
+  assert.deepEqual(f.policy, { default_deny: ['CiliumNetworkPolicy shop/backend-deny-other', 'NetworkPolicy shop/backend-from-frontend', 'NetworkPolicy shop/default-deny-all'] });
+  assert.match(formatFlow(f), /ingress, default deny of CiliumNetworkPolicy shop\/backend-deny-other, NetworkPolicy/);
+});
+
+test('a service drop names the Service (by svc_id, or by the VIP it was sent to); peers outside are world or their CIDR', async () => {
+  const { names, c } = await shop();
+  const svcId = [...c.serviceIds.values()][0]!;
+  const noBackend = decorate(event({ reason: 3, reason_name: 'NO_BACKEND', hook: 'connect4', daddr: '198.18.3.10', dport: 80, svc_id: svcId, direction: null, ifindex: 0, ifname: undefined }), names);
+  assert.equal(noBackend.service, 'shop/backend:http (ClusterIP 198.18.3.10:80/tcp)');
+  assert.equal(noBackend.direction, null);
+  const byVip = decorate(event({ reason: 3, daddr: '198.18.3.10', dport: 80 }), names);
+  assert.equal(byVip.service, 'shop/backend:http (ClusterIP 198.18.3.10:80/tcp)');
+  const world = decorate(event({ saddr: '8.8.8.8', remote_identity: 2 }), names);
+  assert.equal(world.source.peer, 'world');
+  const raw = decorate(event({}), null);
+  assert.equal(raw.source.endpoint, undefined, 'without an index: addresses only');
+  assert.match(formatFlow(raw), /198\.18\.2\.30:40000 -> 198\.18\.2\.20:8080/);
+});
+
+test('--verdict forwarded is refused honestly: the datapath emits drop events only', () => {
+  assert.match(NO_FORWARDED_EVENTS, /drop events only/);
+  assert.deepEqual(parseEvents('n', '{"lost": 3}\n'), { events: [], lost: 3 });
+});
