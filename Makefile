@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DELETE_ON_ERROR:
 NODE_TEST := node --test --test-reporter=spec --test-concurrency=1
 
-.PHONY: all deps build lint typecheck test test-unit test-kernel test-vagrant demo clean
+.PHONY: all deps build lint typecheck test test-unit test-kernel test-vagrant demo clean cloud-init
 
 all: build
 
@@ -44,6 +44,10 @@ test-vagrant: deps build
 # Boot the test VM, check it over SSH as a user would, tear it down (also on failure or Ctrl-C).
 demo: deps build
 	test/vagrant/demo.sh
+
+# Regenerate cloud-init/<profile>.yaml from the built-in profiles (a unit test fails when one is stale).
+cloud-init: build
+	node dist/src/cloudinit/gen.js
 
 clean:
 	rm -rf dist node_modules

@@ -8,6 +8,7 @@ import { parsePort } from './host/target.js';
 import type { CheckOptions } from './commands/check.js';
 import type { ApplyOptions, RollbackOptions } from './commands/apply.js';
 import type { DatapathOptions, ObserveOptions } from './commands/datapath.js';
+import type { CloudInitOptions } from './commands/cloud-init.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -108,6 +109,15 @@ export function buildProgram(): Command {
     const { rollbackCommand } = await import('./commands/apply.js');
     process.exitCode = await rollbackCommand(targets, options, io());
   });
+  program
+    .command('cloud-init')
+    .description('print a #cloud-config document that tunes a new node on its first boot as apply would')
+    .option('--profile <name|file>', 'built-in profile name or a profile file (default: k8s-worker)')
+    .option('-o, --output <file>', 'write the document to FILE (atomically) instead of stdout')
+    .action(async (options: CloudInitOptions) => {
+      const { cloudInit } = await import('./commands/cloud-init.js');
+      process.exitCode = await cloudInit(options, io());
+    });
   const dpCmd = program.command('datapath').description("prep-node's eBPF datapath: Service load balancing and L3/L4 policy on nodes");
   const verb = (name: 'install' | 'sync' | 'status' | 'selftest' | 'metrics' | 'remove', description: string) =>
     hostOptions(dpCmd.command(name).description(description).argument('[targets...]', 'nodes (default: local)'))

@@ -2,12 +2,16 @@
 # Plain-QEMU backend for the prep-node VM tests.
 #
 # Usage:
-#   test/vagrant/qemu.sh up STATE_DIR [--owner-pid PID]
+#   test/vagrant/qemu.sh up STATE_DIR [--owner-pid PID] [--image VARIANT] [--seed ISO]
 #       Build/reuse the image (image.sh), boot an overlay of it, wait until
 #       root SSH works, write STATE_DIR/known_hosts and STATE_DIR/target.json.
 #       The last stdout line is the absolute path of target.json.
 #       --owner-pid PID: a detached watcher runs "qemu.sh down STATE_DIR" when
 #       PID exits.
+#       --image VARIANT: boot the image of image-VARIANT.sh instead (e.g.
+#       cloudinit: the same guest with cloud-init installed).
+#       --seed ISO: attach ISO read-only as a second virtio disk (a cloud-init
+#       NoCloud seed: volume label cidata, user-data and meta-data).
 #   test/vagrant/qemu.sh down STATE_DIR
 #       Idempotent teardown: stop the watcher, kill qemu (TERM, then KILL),
 #       remove the overlay and target.json. Keeps console.log and qemu.log.
@@ -163,6 +167,9 @@ launch() {
     -serial "file:$STATE/console.log"
     -daemonize -pidfile "$STATE/qemu.pid"
   )
+  if [ -n "$SEED" ]; then
+    args+=(-drive "file=$SEED,if=virtio,format=raw,readonly=on")
+  fi
   if [ "$BOOT_MODE" = kernel ]; then
     args+=(-kernel "$IMG/vmlinuz" -initrd "$IMG/initrd.img" -append "$(cat "$IMG/cmdline")")
   fi
@@ -229,6 +236,7 @@ console_tail() {
 
 UP_OK=0
 IMAGE_PID=""
+SEED=""
 up_cleanup() {
   local rc=$?
   set +e
@@ -244,7 +252,7 @@ up_cleanup() {
 }
 
 do_up() {
-  local owner="" t0 accel probe_file deadline out kernel fp
+  local owner="" t0 accel probe_file deadline out kernel fp image_script="$SELF_DIR/image.sh"
   STATE="$(pn_abspath "$1")"
   shift
   while [ $# -gt 0 ]; do
@@ -257,6 +265,19 @@ do_up() {
       --owner-pid=*)
         owner="${1#*=}"
         shift
+        ;;
+      --image)
+        [ $# -ge 2 ] || usage
+        [[ "$2" =~ ^[a-z0-9-]+$ ]] || pn_die "--image $2: expected a variant name such as cloudinit"
+        image_script="$SELF_DIR/image-$2.sh"
+        [ -f "$image_script" ] || pn_die "--image $2: no $image_script"
+        shift 2
+        ;;
+      --seed)
+        [ $# -ge 2 ] || usage
+        [ -f "$2" ] || pn_die "--seed $2: no such file"
+        SEED="$(pn_abspath "$2")"
+        shift 2
         ;;
       *) usage ;;
     esac
@@ -284,7 +305,7 @@ do_up() {
 
   # image.sh in the background, so that a signal to us is handled at once
   # (up_cleanup stops it; it cleans up after itself).
-  "$SELF_DIR/image.sh" >"$STATE/image.out" &
+  "$image_script" >"$STATE/image.out" &
   IMAGE_PID=$!
   wait "$IMAGE_PID" || pn_die "image build failed"
   IMAGE_PID=""
