@@ -149,7 +149,7 @@ async function applyCutting(ctx: TuneContext, tuner: Tuner, plan: TunerPlan, run
   const marker = await takeRevertedMarker(after);
   await closeQuietly(after);
   throw new PrepNodeError(
-    `${ctx.host.name}: ${what} cut the SSH session: no fresh connection within ${options.confirmTimeout} s, so the node reverted it${marker.length ? '' : ' (no marker found)'}; nothing after ${tuner.id} was applied. Fix the profile or raise --confirm-timeout`,
+    `${ctx.host.name}: ${what} cut the SSH session: no fresh connection could move ${CONFIRM_BYTES / 1024} KiB both ways within ${options.confirmTimeout} s, so the node reverted it${marker.length ? '' : ' (no marker found)'}; nothing after ${tuner.id} was applied. Fix the profile or raise --confirm-timeout`,
     ExitCode.reverted,
   );
 }

@@ -95,6 +95,8 @@ export const sysctlTuner: Tuner = {
       changes.push({ key, current: have || '(empty)', desired: eff, persist: SYSCTL_FILE });
       originals.push({ tuner: 'sysctl', key, value: cur.value });
     }
+    // A profile without sysctls owns no sysctl.d file.
+    if (keys.length === 0) return { tuner: 'sysctl', changes, originals, unchanged, notes, files: [] };
     const file = sysctlFile(profile, above, merged);
     const files = (await readFiles(host, [file.path])).get(file.path);
     return { tuner: 'sysctl', changes, originals, unchanged, notes, files: files && fileMatches(files, file) ? [] : [file] };
