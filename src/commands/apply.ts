@@ -127,7 +127,7 @@ export function renderRollback(target: string, r: RollbackReport, dryRun: boolea
   const j = r.journal;
   out.push(`${target}: ${dryRun ? 'would roll back' : 'rolled back'} profile ${j.run.profile} (run ${j.run.id}, ${j.run.state})`);
   for (const note of r.recovered) out.push(`  ! ${note}`);
-  for (const v of j.values) out.push(`  ${v.tuner}  ${v.key}  → ${v.value.replace(/\s+/g, ' ')}`);
+  for (const v of j.values) out.push(`  ${v.tuner}  ${v.key}  → ${v.value.trim() === '' ? '(empty)' : v.value.trim().replace(/\s+/g, ' ')}`);
   for (const f of j.files) out.push(`  file  ${f.path}  → ${f.original.kind === 'absent' ? 'removed' : f.original.kind === 'symlink' ? `link → ${f.original.target}` : 'original content, mode and owner'}`);
   for (const w of r.warnings) out.push(`  warning: ${w.replace(/^prep-node: /, '')}`);
   if (!dryRun) out.push(r.mismatched.length === 0 ? `  verified: every file is byte for byte as before` : `  FAILED: not as before: ${r.mismatched.join(', ')}`);

@@ -37,11 +37,24 @@ show() {
   local rc=0
   "${prep_node[@]}" "$@" || rc=$?
   echo "(exit $rc)"
-  # 0, 1 (findings) and 3 (the refused host key, on purpose) are the demo; 2 or 70 is a bug.
-  [[ $rc != 2 && $rc != 70 ]]
+  # 0, 1 (findings) and 3 (the refused host key, on purpose) are the demo; 2, 5, 6 or 70 is a bug.
+  [[ $rc != 2 && $rc != 5 && $rc != 6 && $rc != 70 ]]
 }
 echo "== ssh_config =="
 cat "$state/ssh_config"
 show check -F "$state/ssh_config" demo-vm
 show check -F "$state/ssh_config" --accept-new-host-key demo-vm
 show check -F "$state/ssh_config" prep@demo-vm local
+echo
+echo "== tune it: plan, apply (journaled), apply again (nothing to do), check, roll back =="
+show apply -F "$state/ssh_config" --dry-run prep@demo-vm
+show apply -F "$state/ssh_config" prep@demo-vm
+show apply -F "$state/ssh_config" prep@demo-vm
+show check -F "$state/ssh_config" --steal-seconds 1 prep@demo-vm
+show rollback -F "$state/ssh_config" prep@demo-vm
+echo
+echo "== the eBPF datapath: self-test on the node with real traffic, in namespaces it removes =="
+show datapath selftest -F "$state/ssh_config" prep@demo-vm
+echo
+echo "== the same profile for nodes that do not exist yet =="
+show cloud-init --profile k8s-worker
