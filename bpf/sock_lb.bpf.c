@@ -12,6 +12,10 @@
  *     address nothing listens on would give ECONNREFUSED for TCP only after a round trip, and not
  *     at all for UDP; cilium also returns EPERM there.)
  * The rejection is counted and reported like a packet drop (DROP_NO_BACKEND, HOOK_SOCK_*).
+ *
+ * A translation is a new flow: one FORWARDED event (cfg_flow_events) and one connection in the
+ * service's svc_counters. Bytes are not visible here (the packets never pass a program of ours),
+ * so socket-translated traffic counts connections, not packets or bytes.
  */
 #include "lib/common.h"
 #include "lib/maps.h"
@@ -48,7 +52,7 @@ static __always_inline int sock4_reject(struct bpf_sock_addr *ctx, __u8 proto, _
 static __always_inline int sock4_xlate(struct bpf_sock_addr *ctx, __u8 hook)
 {
 	struct lb_sock_revnat_key rkey = {};
-	struct lb_sock_revnat rval = {};
+	struct lb_sock_revnat rval = {}, *known;
 	struct lb_service *svc;
 	struct lb_backend *be;
 	__be32 vip = ctx->user_ip4;
@@ -80,8 +84,26 @@ static __always_inline int sock4_xlate(struct bpf_sock_addr *ctx, __u8 hook)
 	rval.vip = vip;
 	rval.port = vport;
 	rval.svc_id = svc->svc_id;
-	/* best effort: without it getpeername()/recvmsg() would show the backend, the data still flows */
-	bpf_map_update_elem(&sock_revnat, &rkey, &rval, BPF_ANY);
+	/* a new flow: every connect(), and a sendmsg() whose socket has not sent to this backend for
+	 * this service yet (unconnected UDP calls sendmsg per datagram: no event, no count per datagram) */
+	known = hook == HOOK_SOCK_SENDMSG ? bpf_map_lookup_elem(&sock_revnat, &rkey) : NULL;
+	if (!known || known->vip != vip || known->port != vport || known->svc_id != rval.svc_id) {
+		/* best effort: without it getpeername()/recvmsg() would show the backend, the data still flows */
+		bpf_map_update_elem(&sock_revnat, &rkey, &rval, BPF_ANY);
+		svc_count(rval.svc_id, 0, 0, 1);
+		if (cfg_flow_events) {
+			struct drop_event ev = {};
+
+			ev.hook = hook;
+			ev.proto = proto;
+			ev.daddr = be->addr;
+			ev.dport = be->port;
+			ev.svc_id = rval.svc_id;
+			if (hook == HOOK_SOCK_SENDMSG)
+				ev.saddr = ctx->msg_src_ip4;
+			flow_record(&ev);
+		}
+	}
 
 	ctx->user_ip4 = be->addr;
 	ctx->user_port = (__u32)be->port;

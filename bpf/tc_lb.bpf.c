@@ -7,7 +7,9 @@
  *   3. fragments: ports from the first fragment (frags map);
  *   4. conntrack hit: established flow or reply of an allowed one -> NAT as recorded, pass;
  *   5. new flow: service lookup -> backend (DNAT), then policy on the translated tuple, then two
- *      conntrack entries (original and reply direction), then the rewrite.
+ *      conntrack entries (original and reply direction), then the rewrite, then one FORWARDED
+ *      event (cfg_flow_events) for the flow.
+ * Service flows (new and established, both directions) count packets and bytes in svc_counters.
  * Attach on ingress of the node's uplink and of the host side of pod veths (the loader's job).
  */
 #include "lib/common.h"
@@ -76,23 +78,23 @@ static __always_inline __u32 tc_policy(const struct pkt *p, __be32 daddr, __be16
 
 	src_id = policy_identity(p->saddr, src_ep);
 	dst_id = policy_identity(daddr, dst_ep);
+	/* the event names the check that decided: the denying one, or for an allowed flow the last
+	 * that ran (ingress when the destination enforces it) */
 	if (src_ep && (src_ep->flags & EP_F_ENFORCE_EGRESS)) {
+		ev->direction = POLICY_EGRESS;
+		ev->local_identity = src_id;
+		ev->remote_identity = dst_id;
 		reason = policy_verdict(src_id, dst_id, POLICY_EGRESS, p->proto, policy_port, &ev->rule_id);
-		if (reason) {
-			ev->direction = POLICY_EGRESS;
-			ev->local_identity = src_id;
-			ev->remote_identity = dst_id;
+		if (reason)
 			return reason;
-		}
 	}
 	if (dst_ep && (dst_ep->flags & EP_F_ENFORCE_INGRESS)) {
+		ev->direction = POLICY_INGRESS;
+		ev->local_identity = dst_id;
+		ev->remote_identity = src_id;
 		reason = policy_verdict(dst_id, src_id, POLICY_INGRESS, p->proto, policy_port, &ev->rule_id);
-		if (reason) {
-			ev->direction = POLICY_INGRESS;
-			ev->local_identity = dst_id;
-			ev->remote_identity = src_id;
+		if (reason)
 			return reason;
-		}
 	}
 	return 0;
 }
@@ -157,6 +159,8 @@ int tc_lb(struct __sk_buff *skb)
 			ret = nat_rewrite(skb, &p, NAT_SRC, ct->nat_addr, ct->nat_port);
 		if (ret)
 			return tc_drop(skb, &ev, DROP_NAT_FAILED);
+		if (ct->flags & (CT_F_DNAT | CT_F_REVNAT))
+			svc_count(ct->svc_id, 1, skb->len, 0); /* both directions of a service flow */
 		return TC_ACT_OK;
 	}
 
@@ -192,6 +196,14 @@ int tc_lb(struct __sk_buff *skb)
 	}
 	if (nat && nat_rewrite(skb, &p, NAT_DST, daddr, dport))
 		return tc_drop(skb, &ev, DROP_NAT_FAILED);
+	if (nat || tracked) {
+		/* a new flow with state: one event (later packets hit conntrack above) */
+		ev.daddr = daddr;
+		ev.dport = dport;
+		flow_record(&ev);
+	}
+	if (nat)
+		svc_count(ev.svc_id, 1, skb->len, 0);
 	return TC_ACT_OK;
 }
 

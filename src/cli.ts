@@ -131,6 +131,7 @@ export function buildProgram(): Command {
     .option('--cap <map=n,...>', 'map capacities set at load time, e.g. services=2000000,conntrack=524288')
     .option('--cgroup <dir>', 'cgroup v2 directory for the socket programs (default: the cgroup v2 root)')
     .option('--force', 're-install over an existing install (map contents are lost)')
+    .option('--no-flow-events', 'send events for drops only, not one per new forwarded flow (busy nodes)')
     .option('--metrics-textfile <dir>', "keep <dir>/prep_node_datapath.prom up to date for node_exporter's textfile collector")
     .addOption(new Option('--metrics-interval <seconds>', 'how often the metrics file is rewritten').default(15).argParser(int('--metrics-interval', 1, 3600)));
   verb('sync', 'make the maps hold exactly the desired state: a prep-node state file, or Kubernetes manifests (a file or a directory)')
@@ -144,14 +145,14 @@ export function buildProgram(): Command {
   verb('selftest', 'prove the datapath on the node with real traffic in namespaces it creates and removes')
     .addOption(new Option('--connections <n>', 'connections per distribution check').default(200).argParser(int('--connections', 20, 100000)))
     .option('--json', 'print JSON');
-  verb('metrics', 'print the datapath counters in the Prometheus text format (drops by reason, map fill, lost events)');
+  verb('metrics', 'print the datapath counters in the Prometheus text format (drops by reason, forwarded by service, map fill, lost events)');
   verb('remove', 'detach everything, remove the pinned maps, the names index and the metrics textfile writer');
   hostOptions(
     dpCmd
       .command('observe')
-      .description('drop events from the node with pods, labels, services and policies named (drops only: the datapath sends no events for forwarded packets)')
+      .description('flow events from the node (drops, and new forwarded flows) with pods, labels, services and policies named')
       .argument('[targets...]', 'nodes (default: local)')
-      .option('--verdict <verdict>', 'dropped (forwarded is refused: the datapath emits drop events only)', 'dropped')
+      .option('--verdict <verdict>', 'dropped, forwarded (one event per new flow) or all', 'dropped')
       .option('--follow', 'keep watching (polls the node every second) until Ctrl-C')
       .option('--max <n>', 'stop after this many events', int('--max', 1, 100_000_000))
       .option('--json', 'one JSON object per line (events, then {"lost": n})')

@@ -68,6 +68,11 @@ enum drop_reason {
 #ifndef POLICY_MAX
 #define POLICY_MAX (1 << 18)
 #endif
+/* per-service forwarded counters (per-CPU hash keyed by svc_id; ids are hashes, not dense); the
+ * loader sizes it like services unless --cap svc_counters=N says otherwise. */
+#ifndef LB_SVC_COUNTERS_MAX
+#define LB_SVC_COUNTERS_MAX (1 << 20)
+#endif
 /* drop-event ring buffer in bytes (a power of two and a multiple of the page size). */
 #ifndef EVENTS_RINGBUF_BYTES
 #define EVENTS_RINGBUF_BYTES (256 * 1024)
@@ -133,5 +138,9 @@ enum drop_reason {
 #define HOOK_TC 1
 #define HOOK_SOCK_CONNECT 2
 #define HOOK_SOCK_SENDMSG 3
+
+/* what happened to the flow (struct drop_event.verdict) */
+#define EVENT_VERDICT_DROPPED 0
+#define EVENT_VERDICT_FORWARDED 1
 
 #endif /* PREP_NODE_DATAPATH_CONSTS_H */

@@ -170,7 +170,13 @@ struct drop_counter {
 	__u64 bytes;   /* bytes of dropped packets (0 for socket rejects) */
 };
 
-/* events record (ring buffer): one per drop. */
+/*
+ * events record (ring buffer): one per drop, and (cfg_flow_events) one per new forwarded flow: at tc
+ * when conntrack entries are created for a NATed or policy-tracked flow, at connect4 / sendmsg4 when
+ * a service is translated (sendmsg4: once per new socket-backend pair). Forwarded events have
+ * verdict EVENT_VERDICT_FORWARDED and reason 0; the byte that holds verdict was padding (always 0)
+ * before, so a reader that knows only drops sees verdict 0 = dropped, as it always did.
+ */
 struct drop_event {
 	__u64 ts_ns;           /* bpf_ktime_get_ns() */
 	__u32 reason;          /* enum drop_reason */
@@ -181,13 +187,20 @@ struct drop_event {
 	__be16 dport;
 	__u8 proto;
 	__u8 hook;             /* HOOK_* */
-	__u8 direction;        /* POLICY_INGRESS/EGRESS for policy drops, else 0 */
-	__u8 pad;
+	__u8 direction;        /* POLICY_INGRESS/EGRESS of the policy check named (local/remote identity) */
+	__u8 verdict;          /* EVENT_VERDICT_DROPPED (0: every event before flow events) / _FORWARDED */
 	__u32 local_identity;  /* policy drops: the endpoint's identity */
 	__u32 remote_identity; /* policy drops: the peer's identity */
-	__u32 svc_id;          /* service drops: the service */
+	__u32 svc_id;          /* the service (drops of a service, forwarded flows to one), else 0 */
 	__u32 len;             /* packet length (tc) */
-	__u32 rule_id;         /* policy deny: the rule's id (policy_entry.rule_id); else 0 */
+	__u32 rule_id;         /* policy: the rule's id (policy_entry.rule_id) that denied or allowed; else 0 */
+};
+
+/* svc_counters value (PERCPU_HASH keyed by __u32 svc_id): forwarded traffic of a service. */
+struct svc_counter {
+	__u64 packets;     /* tc: packets DNATed to a backend or reverse-NATed back (both directions) */
+	__u64 bytes;       /* tc: their bytes (skb->len) */
+	__u64 connections; /* sockets: connect() calls translated, and new socket-backend pairs of sendmsg() */
 };
 
 _Static_assert(sizeof(struct lb_svc_key) == 8, "lb_svc_key layout");
@@ -204,5 +217,6 @@ _Static_assert(sizeof(struct frag_key) == 12, "frag_key layout");
 _Static_assert(sizeof(struct policy_key) == 16, "policy_key layout");
 _Static_assert(sizeof(struct policy_entry) == 8, "policy_entry layout");
 _Static_assert(sizeof(struct drop_event) == 56, "drop_event layout");
+_Static_assert(sizeof(struct svc_counter) == 24, "svc_counter layout");
 
 #endif /* PREP_NODE_DATAPATH_STRUCTS_H */

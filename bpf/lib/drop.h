@@ -1,18 +1,38 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Every drop goes through drop_record(): count it per reason and send an event on the ring buffer. */
+/*
+ * Every drop goes through drop_record(): count it per reason and send an event on the ring buffer.
+ * Forwarded flows go through flow_record() (one event per new flow, when cfg_flow_events) and
+ * svc_count() (per-service packets, bytes and connections).
+ */
 #ifndef PREP_NODE_DROP_H
 #define PREP_NODE_DROP_H
 
 #include "common.h"
 #include "maps.h"
 
+/* knob: send an event per new forwarded flow (1, default) or drops only (0); set by the loader
+ * (install --no-flow-events) before load. With 0 the event code is dead and removed by the verifier. */
+const volatile __u8 cfg_flow_events = 1;
+
+/* Timestamp and queue *ev; a full ring buffer counts in events_lost. */
+static __always_inline void event_send(struct drop_event *ev)
+{
+	__u32 zero = 0;
+	__u64 *lost;
+
+	ev->ts_ns = bpf_ktime_get_ns();
+	if (bpf_ringbuf_output(&events, ev, sizeof(*ev), 0)) {
+		lost = bpf_map_lookup_elem(&events_lost, &zero);
+		if (lost)
+			(*lost)++;
+	}
+}
+
 /* Count ev->reason (packets, and len bytes) and emit *ev; ev carries everything but the time. */
 static __always_inline void drop_record(struct drop_event *ev)
 {
 	__u32 reason = ev->reason;
-	__u32 zero = 0;
 	struct drop_counter *c;
-	__u64 *lost;
 
 	if (reason >= DROP_REASON_MAX)
 		reason = 0; /* cannot happen with drop_reasons.h; keeps the verifier's bounds simple */
@@ -21,11 +41,46 @@ static __always_inline void drop_record(struct drop_event *ev)
 		c->packets++; /* per-CPU slot: no atomics needed */
 		c->bytes += ev->len;
 	}
-	ev->ts_ns = bpf_ktime_get_ns();
-	if (bpf_ringbuf_output(&events, ev, sizeof(*ev), 0)) {
-		lost = bpf_map_lookup_elem(&events_lost, &zero);
-		if (lost)
-			(*lost)++;
+	ev->verdict = EVENT_VERDICT_DROPPED;
+	event_send(ev);
+}
+
+/* A new forwarded flow: emit *ev as FORWARDED (reason 0) if flow events are on. */
+static __always_inline void flow_record(struct drop_event *ev)
+{
+	if (!cfg_flow_events)
+		return;
+	ev->reason = DROP_NONE;
+	ev->verdict = EVENT_VERDICT_FORWARDED;
+	event_send(ev);
+}
+
+/* Add to the service's per-CPU counters; the first use of a service creates its entry (a full map
+ * loses the counts of services beyond its capacity, nothing else). */
+static __always_inline void svc_count(__u32 svc_id, __u64 packets, __u64 bytes, __u64 connections)
+{
+	struct svc_counter *c, init = {};
+
+	if (!svc_id)
+		return;
+	c = bpf_map_lookup_elem(&svc_counters, &svc_id);
+	if (c) {
+		c->packets += packets; /* per-CPU value: no atomics needed */
+		c->bytes += bytes;
+		c->connections += connections;
+		return;
+	}
+	init.packets = packets;
+	init.bytes = bytes;
+	init.connections = connections;
+	/* the value lands in this CPU's slot, the others start at 0 */
+	if (bpf_map_update_elem(&svc_counters, &svc_id, &init, BPF_NOEXIST) == 0)
+		return;
+	c = bpf_map_lookup_elem(&svc_counters, &svc_id); /* another CPU made it meanwhile */
+	if (c) {
+		c->packets += packets;
+		c->bytes += bytes;
+		c->connections += connections;
 	}
 }
 

@@ -107,6 +107,16 @@ struct {
 	__type(value, struct drop_counter);
 } drop_counters SEC(".maps");
 
+/* svc_counters: service id -> forwarded packets, bytes (tc) and connections (sockets), per CPU.
+ * Not preallocated: an entry is made by the first packet/connection of a service. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, LB_SVC_COUNTERS_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, struct svc_counter);
+} svc_counters SEC(".maps");
+
 /* events_lost: drop events that did not fit in the ring buffer, per CPU (index 0) */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -115,7 +125,7 @@ struct {
 	__type(value, __u64);
 } events_lost SEC(".maps");
 
-/* events: ring buffer of struct drop_event */
+/* events: ring buffer of struct drop_event (drops, and forwarded flows with cfg_flow_events) */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, EVENTS_RINGBUF_BYTES);

@@ -24,7 +24,8 @@ static __always_inline __u32 policy_identity(__be32 addr, const struct endpoint_
 	return ent ? ent->identity : IDENTITY_WORLD;
 }
 
-/* Verdict for one direction of one endpoint: 0 (allowed) or a DROP_POLICY_* reason. */
+/* Verdict for one direction of one endpoint: 0 (allowed) or a DROP_POLICY_* reason; *rule_id is
+ * the rule that decided (deny or allow), 0 for default deny. */
 static __always_inline __u32 policy_verdict(__u32 local_id, __u32 remote_id, __u8 direction,
 					    __u8 proto, __be16 port, __u32 *rule_id)
 {
@@ -51,8 +52,16 @@ static __always_inline __u32 policy_verdict(__u32 local_id, __u32 remote_id, __u
 		*rule_id = by_any->rule_id;
 		return DROP_POLICY_DENY;
 	}
-	if (by_peer || by_any)
+	/* allowed: name the rule (the peer's own entry before the any-peer one), for flow events */
+	if (by_peer) {
+		*rule_id = by_peer->rule_id;
 		return 0;
+	}
+	if (by_any) {
+		*rule_id = by_any->rule_id;
+		return 0;
+	}
+	*rule_id = 0; /* an earlier check's allow must not be named in this drop */
 	return DROP_POLICY_DEFAULT_DENY; /* the endpoint is selected in this direction: default deny */
 }
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
- * events: drop events from the ring buffer, one JSON object per line, then {"lost": n} (events the
+ * events: drop events (and forwarded-flow events: "verdict":"forwarded", reason 0) from the ring
+ * buffer, one JSON object per line, then {"lost": n} (events the
  * datapath could not queue since install: the ring buffer was full). Reading consumes: the ring
  * buffer has one consumer position, so two readers split the events between them.
  *   (no option)        what is queued now, then exit
@@ -90,8 +91,9 @@ static int on_event(void *ctx, void *data, size_t size)
 	jw_open(&w, NULL);
 	jw_u64(&w, "ts_ns", e->ts_ns);
 	time_member(&w, e->ts_ns);
+	jw_str(&w, "verdict", e->verdict == EVENT_VERDICT_FORWARDED ? "forwarded" : "dropped");
 	jw_u64(&w, "reason", e->reason);
-	jw_str(&w, "reason_name", reason);
+	jw_str(&w, "reason_name", e->verdict == EVENT_VERDICT_FORWARDED ? "NONE" : reason);
 	jw_str(&w, "hook", hook_name(e->hook));
 	jw_u64(&w, "ifindex", e->ifindex);
 	if (e->ifindex && if_indextoname(e->ifindex, ifname))
@@ -101,7 +103,9 @@ static int on_event(void *ctx, void *data, size_t size)
 	jw_u64(&w, "sport", ntohs(e->sport));
 	jw_u64(&w, "dport", ntohs(e->dport));
 	proto_member(&w, e->proto);
-	if (e->reason == DROP_POLICY_DENY || e->reason == DROP_POLICY_DEFAULT_DENY)
+	/* policy drops, and forwarded flows a policy check let through (it names the local endpoint) */
+	if (e->reason == DROP_POLICY_DENY || e->reason == DROP_POLICY_DEFAULT_DENY ||
+	    (e->verdict == EVENT_VERDICT_FORWARDED && e->local_identity))
 		jw_str(&w, "direction", e->direction == POLICY_EGRESS ? "egress" : "ingress");
 	else
 		jw_null(&w, "direction");

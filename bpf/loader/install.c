@@ -36,6 +36,7 @@ struct install_opts {
 	int ntc;
 	const char *cgroup; /* NULL: detect the cgroup v2 root */
 	bool force;
+	bool no_flow_events; /* --no-flow-events: cfg_flow_events = 0 (drop events only) */
 };
 
 /* the pieces being built; torn down on failure */
@@ -80,6 +81,7 @@ static int parse_args(struct install_opts *o, int argc, char **argv)
 		{ "tc-dev", required_argument, NULL, 't' },
 		{ "cgroup", required_argument, NULL, 'g' },
 		{ "force", no_argument, NULL, 'f' },
+		{ "no-flow-events", no_argument, NULL, 'n' },
 		{}
 	};
 	int c, i;
@@ -106,6 +108,9 @@ static int parse_args(struct install_opts *o, int argc, char **argv)
 			break;
 		case 'f':
 			o->force = true;
+			break;
+		case 'n':
+			o->no_flow_events = true;
 			break;
 		default:
 			return usage_err("unknown option (see prep-node-dp --help)", NULL);
@@ -231,6 +236,16 @@ static int set_caps(struct bpf_object *obj, const struct install_opts *o)
 		if (bpf_map__set_max_entries(m, (__u32)o->cap[i].n))
 			return usage_err("--cap: cannot set", o->cap[i].map);
 	}
+	/* one counter entry per service: svc_counters follows services unless capped itself */
+	for (i = 0; i < o->ncap && strcmp(o->cap[i].map, "svc_counters"); i++)
+		;
+	if (i == o->ncap) {
+		struct bpf_map *svc = bpf_object__find_map_by_name(obj, "services");
+
+		m = bpf_object__find_map_by_name(obj, "svc_counters");
+		if (svc && m && bpf_map__set_max_entries(m, bpf_map__max_entries(svc)))
+			return usage_err("--cap: cannot set", "svc_counters");
+	}
 	return 0;
 }
 
@@ -336,6 +351,8 @@ static int build(struct install *in, const struct install_opts *o, const __u32 *
 	if (set_caps(in->tc->obj, o))
 		return -1;
 	in->sock->rodata->cfg_has_set_retval = (__u8)in->st.set_retval;
+	in->tc->rodata->cfg_flow_events = !o->no_flow_events;
+	in->sock->rodata->cfg_flow_events = !o->no_flow_events;
 
 	dp_libbpf_log_reset();
 	if ((err = tc_lb_bpf__load(in->tc)))

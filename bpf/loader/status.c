@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * status: what is attached (read back from the kernel, not from memory), the maps with their fill
- * and memory, the per-reason drop counters. Entries are counted by walking the keys: O(entries)
+ * and memory, the per-reason drop counters, forwarded totals (svc_counters summed). Entries are counted by walking the keys: O(entries)
  * syscalls, fine for a status command (1M entries take well under a second).
  */
 #define _GNU_SOURCE
@@ -181,6 +181,41 @@ static void drops(struct jw *w)
 		close(fd);
 }
 
+/* forwarded: svc_counters summed over services and CPUs (per service: `dump svc_counters`) */
+static void forwarded(struct jw *w)
+{
+	int ncpu = libbpf_num_possible_cpus(), fd = dp_map_open("svc_counters"), i;
+	unsigned long long n = 0, pk = 0, by = 0, co = 0;
+	struct svc_counter *per = NULL;
+	__u32 key, *prev = NULL;
+
+	if (fd >= 0 && ncpu > 0)
+		per = calloc((size_t)ncpu, sizeof(*per));
+	while (per && bpf_map_get_next_key(fd, prev, &key) == 0) {
+		static __u32 last;
+
+		if (bpf_map_lookup_elem(fd, &key, per) == 0) {
+			n++;
+			for (i = 0; i < ncpu; i++) {
+				pk += per[i].packets;
+				by += per[i].bytes;
+				co += per[i].connections;
+			}
+		}
+		last = key;
+		prev = &last;
+	}
+	free(per);
+	if (fd >= 0)
+		close(fd);
+	jw_open(w, "forwarded");
+	jw_u64(w, "services", n);
+	jw_u64(w, "packets", pk);
+	jw_u64(w, "bytes", by);
+	jw_u64(w, "connections", co);
+	jw_close_obj(w);
+}
+
 static unsigned long long events_lost(void)
 {
 	int ncpu = libbpf_num_possible_cpus(), fd = dp_map_open("events_lost"), i;
@@ -229,6 +264,7 @@ int dp_status_members(struct jw *w)
 	programs(w, &st);
 	maps(w);
 	drops(w);
+	forwarded(w);
 	jw_u64(w, "events_lost", events_lost());
 	jw_bool(w, "set_retval", st.set_retval);
 	jw_str(w, "cgroup", st.cgroup);

@@ -244,6 +244,106 @@ static void case_udp(void)
 	close(bfd);
 }
 
+/* ---------------------------------------------------------------- forwarded flows */
+
+static struct sock_lb_bpf *cur_skel; /* the round's programs (the child inherits the pointer and fds) */
+static struct drop_event last_fwd;
+static int fwd_seen, drop_seen;
+
+static int on_event(void *ctx, void *data, size_t len)
+{
+	const struct drop_event *e = data;
+
+	(void)ctx;
+	if (len < sizeof(*e))
+		return 0;
+	if (e->verdict == EVENT_VERDICT_FORWARDED) {
+		last_fwd = *e;
+		fwd_seen++;
+	} else {
+		drop_seen++;
+	}
+	return 0;
+}
+
+static struct svc_counter svc_counted(uint32_t svc_id)
+{
+	int ncpu = libbpf_num_possible_cpus(), i;
+	struct svc_counter sum = {}, *per = calloc((size_t)ncpu, sizeof(*per));
+
+	if (per && bpf_map_lookup_elem(bpf_map__fd(cur_skel->maps.svc_counters), &svc_id, per) == 0)
+		for (i = 0; i < ncpu; i++) {
+			sum.packets += per[i].packets;
+			sum.bytes += per[i].bytes;
+			sum.connections += per[i].connections;
+		}
+	free(per);
+	return sum;
+}
+
+static void check_fwd(const char *what, __u8 hook, uint32_t svc, const char *be, uint16_t port)
+{
+	if (fwd_seen != 1 || drop_seen)
+		tap_fail("%s: %d forwarded and %d drop events, expected exactly 1 forwarded", what, fwd_seen,
+			 drop_seen);
+	else if (last_fwd.reason != 0 || last_fwd.hook != hook || last_fwd.svc_id != svc ||
+		 last_fwd.daddr != ip4(be) || last_fwd.dport != htons(port) || !last_fwd.ts_ns)
+		tap_fail("%s: event reason %u hook %u svc %u; expected 0, %u, %u to %s:%u", what,
+			 last_fwd.reason, last_fwd.hook, last_fwd.svc_id, hook, svc, be, port);
+}
+
+static void case_flow(void)
+{
+	struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(cur_skel->maps.events), on_event, NULL, NULL);
+	struct sockaddr_in vip = sa(VIP, 53);
+	struct svc_counter tcp0 = svc_counted(1), udp0 = svc_counted(2), c;
+	int lfd = listen_on(BE_A, 8080, SOCK_STREAM), bfd = listen_on(BE_A, 5353, SOCK_DGRAM), fd, i;
+
+	if (!rb) {
+		tap_fail("ring buffer: %s", strerror(errno));
+		goto out;
+	}
+	ring_buffer__consume(rb);
+	fwd_seen = drop_seen = 0;
+	fd = tcp_connect(VIP, 80);
+	if (fd < 0)
+		tap_fail("connect to VIP:80: %s", strerror(-fd));
+	else if (write(fd, "hello", 5) != 5)
+		tap_fail("write: %s", strerror(errno));
+	ring_buffer__consume(rb);
+	check_fwd("TCP connect", HOOK_SOCK_CONNECT, 1, BE_A, 8080);
+	c = svc_counted(1);
+	if (c.connections != tcp0.connections + 1 || c.packets != tcp0.packets || c.bytes != tcp0.bytes)
+		tap_fail("service 1: connections %llu -> %llu (packets %llu, bytes %llu); expected +1, no packets/bytes",
+			 (unsigned long long)tcp0.connections, (unsigned long long)c.connections,
+			 (unsigned long long)c.packets, (unsigned long long)c.bytes);
+	if (fd >= 0)
+		close(fd);
+	tap_result("flow: a connect() to VIP:80 sends one FORWARDED event (connect4, service 1, the backend) "
+		   "and counts one connection, no packets or bytes");
+
+	fwd_seen = drop_seen = 0;
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	for (i = 0; i < 3; i++)
+		if (sendto(fd, "q", 1, 0, (struct sockaddr *)&vip, sizeof(vip)) != 1)
+			tap_fail("sendto VIP:53: %s", strerror(errno));
+	close(fd);
+	ring_buffer__consume(rb);
+	check_fwd("unconnected UDP", HOOK_SOCK_SENDMSG, 2, BE_A, 5353);
+	c = svc_counted(2);
+	if (c.connections != udp0.connections + 1)
+		tap_fail("service 2: connections %llu -> %llu, expected +1", (unsigned long long)udp0.connections,
+			 (unsigned long long)c.connections);
+	tap_result("flow: three sendto(VIP:53) on one unconnected UDP socket send one FORWARDED event "
+		   "(sendmsg4) and count one connection (a new socket-backend pair)");
+out:
+	ring_buffer__free(rb);
+	if (lfd >= 0)
+		close(lfd);
+	if (bfd >= 0)
+		close(bfd);
+}
+
 static uint64_t drops(int fd)
 {
 	struct drop_counter c = {};
@@ -359,6 +459,7 @@ static int child_main(int counters_fd, int want_errno, bool full)
 		case_udp();
 		case_passthrough();
 		case_selection();
+		case_flow();
 	}
 	case_no_backend(counters_fd, want_errno);
 	return 0;
@@ -411,6 +512,7 @@ static void run_round(bool has_set_retval, bool full)
 		goto out;
 
 	setup_maps(skel);
+	cur_skel = skel;
 	cg = open(cg_path, O_RDONLY | O_DIRECTORY);
 	links[0] = bpf_program__attach_cgroup(skel->progs.sock4_connect, cg);
 	links[1] = bpf_program__attach_cgroup(skel->progs.sock4_sendmsg, cg);

@@ -44,18 +44,22 @@ struct tcase {
 	uint32_t reason;            /* expected drop reason, 0 = none */
 	int frag;                   /* FRAG_FIRST / FRAG_LATER / 0 */
 	int flags;                  /* CASE_* */
-	uint32_t rule_id;           /* policy deny: the rule id the event must name */
+	uint32_t rule_id;           /* policy deny (or CASE_FWD allow): the rule id the event must name */
+	int fwd;                    /* CASE_FWD: forwarded events expected (0 or 1) */
+	uint32_t svc;               /* CASE_FWD: service whose counter must go up by one packet, 0 none */
 };
 
 /* apply mutate to the expected output as well (same edit on both sides) */
 #define CASE_MUTATE_OUT 1
 /* the kernel's test_run may refuse this input (EINVAL): then the case is a TAP skip, not a pass */
 #define CASE_MAY_EINVAL 2
+/* check forwarded events (fwd) and the service counter (svc); other cases ignore forwarded events */
+#define CASE_FWD 4
 
 static struct tc_lb_bpf *skel;
 static struct ring_buffer *rb;
-static struct drop_event last_event;
-static int events_seen;
+static struct drop_event last_event, last_fwd;
+static int events_seen, fwd_seen;
 
 static __be32 ip4(const char *s)
 {
@@ -67,9 +71,17 @@ static __be32 ip4(const char *s)
 
 static int on_event(void *ctx, void *data, size_t len)
 {
+	const struct drop_event *e = data;
+
 	(void)ctx;
-	if (len >= sizeof(last_event))
-		memcpy(&last_event, data, sizeof(last_event));
+	if (len < sizeof(last_event))
+		return 0;
+	if (e->verdict == EVENT_VERDICT_FORWARDED) {
+		memcpy(&last_fwd, data, sizeof(last_fwd));
+		fwd_seen++;
+		return 0;
+	}
+	memcpy(&last_event, data, sizeof(last_event));
 	events_seen++;
 	return 0;
 }
@@ -98,6 +110,22 @@ static uint64_t drops(uint32_t reason)
 
 	dp_drop_count(maps_fd(skel->maps.drop_counters), reason, &c);
 	return c.packets;
+}
+
+/* svc_counters[svc_id] summed over CPUs (zeros when the service has no entry yet) */
+static struct svc_counter svc_counted(uint32_t svc_id)
+{
+	int ncpu = libbpf_num_possible_cpus(), i;
+	struct svc_counter sum = {}, *per = calloc((size_t)ncpu, sizeof(*per));
+
+	if (per && bpf_map_lookup_elem(maps_fd(skel->maps.svc_counters), &svc_id, per) == 0)
+		for (i = 0; i < ncpu; i++) {
+			sum.packets += per[i].packets;
+			sum.bytes += per[i].bytes;
+			sum.connections += per[i].connections;
+		}
+	free(per);
+	return sum;
 }
 
 /* run one frame through tc_lb; returns the verdict, output in out/out_len */
@@ -133,6 +161,7 @@ static void run_case(const struct tcase *c)
 	uint8_t in[PKT_MAX], want[PKT_MAX], got[PKT_MAX];
 	size_t in_len, want_len, got_len = 0;
 	uint64_t before = c->reason ? drops(c->reason) : 0;
+	struct svc_counter svc_before = svc_counted(c->svc), svc_after;
 	int verdict;
 
 	in_len = frame_of(&c->in, c->frag, in);
@@ -148,6 +177,7 @@ static void run_case(const struct tcase *c)
 
 	ring_buffer__consume(rb); /* nothing stale */
 	events_seen = 0;
+	fwd_seen = 0;
 	verdict = run(in, in_len, got, &got_len);
 	ring_buffer__consume(rb);
 	if (verdict < 0 && errno == EINVAL && (c->flags & CASE_MAY_EINVAL)) {
@@ -179,6 +209,26 @@ static void run_case(const struct tcase *c)
 				 last_event.hook, in_len);
 	} else if (events_seen) {
 		tap_fail("%d unexpected drop events (reason %u)", events_seen, last_event.reason);
+	}
+	if (c->flags & CASE_FWD) {
+		if (fwd_seen != c->fwd)
+			tap_fail("%d forwarded events, expected %d", fwd_seen, c->fwd);
+		if (c->fwd && fwd_seen == 1 &&
+		    (last_fwd.reason != 0 || last_fwd.hook != HOOK_TC || last_fwd.svc_id != c->svc ||
+		     last_fwd.len != in_len || last_fwd.rule_id != c->rule_id))
+			tap_fail("forwarded event: reason %u hook %u svc %u len %u rule %u; expected 0, HOOK_TC, "
+				 "%u, %zu, %u", last_fwd.reason, last_fwd.hook, last_fwd.svc_id, last_fwd.len,
+				 last_fwd.rule_id, c->svc, in_len, c->rule_id);
+		if (c->fwd && c->out && fwd_seen == 1 &&
+		    (last_fwd.daddr != ip4(c->out->dst) || last_fwd.dport != htons(c->out->dport)))
+			tap_fail("forwarded event does not name the backend %s:%u", c->out->dst, c->out->dport);
+		svc_after = svc_counted(c->svc);
+		if (c->svc && (svc_after.packets != svc_before.packets + 1 ||
+			       svc_after.bytes != svc_before.bytes + in_len))
+			tap_fail("service %u counter went %llu/%llu -> %llu/%llu packets/bytes, expected +1/+%zu",
+				 c->svc, (unsigned long long)svc_before.packets,
+				 (unsigned long long)svc_before.bytes, (unsigned long long)svc_after.packets,
+				 (unsigned long long)svc_after.bytes, in_len);
 	}
 	tap_result(c->desc);
 }
@@ -498,6 +548,99 @@ static const struct tcase policy_lb_cases[] = {
 	  OUT(TCP(VIP, 88, P3, 50100, .tcp_flags = 0x12)), 0, 0 },
 };
 
+/* ---------------------------------------------------------------- forwarded flows */
+
+/* with setup_lb(): one event per new flow, packets and bytes of both directions per service */
+static const struct tcase flow_cases[] = {
+	{ "flow: a DNATed SYN CLIENT2 -> VIP:80 sends exactly one FORWARDED event naming the service and "
+	  "backend, and counts one packet and its bytes for the service",
+	  TCP(CLIENT2, 41000, VIP, 80, .tcp_flags = 0x02), NULL, PASS,
+	  OUT(TCP(CLIENT2, 41000, BE1, 8080, .tcp_flags = 0x02)), 0, 0, CASE_FWD, 0, 1, SVC_TCP },
+	{ "flow: the second packet of the same flow sends no event but is counted",
+	  TCP(CLIENT2, 41000, VIP, 80, .tcp_flags = 0x10, .payload_len = 300), NULL, PASS,
+	  OUT(TCP(CLIENT2, 41000, BE1, 8080, .tcp_flags = 0x10, .payload_len = 300)), 0, 0, CASE_FWD, 0, 0,
+	  SVC_TCP },
+	{ "flow: the reply (reverse NAT) sends no event and counts for the service too",
+	  TCP(BE1, 8080, CLIENT2, 41000, .tcp_flags = 0x12), NULL, PASS,
+	  OUT(TCP(VIP, 80, CLIENT2, 41000, .tcp_flags = 0x12)), 0, 0, CASE_FWD, 0, 0, SVC_TCP },
+	{ "flow: a packet to no service and no endpoint keeps no state: no event, no counter",
+	  TCP(CLIENT2, 41001, "203.0.113.10", 443), NULL, PASS, NULL, 0, 0, CASE_FWD, 0, 0, 0 },
+};
+
+/* with setup_policy() + setup_policy_lb(): a policy-tracked flow names the rule that allowed it */
+static const struct tcase flow_policy_cases[] = {
+	{ "flow: P3 -> P1 TCP 80 allowed by rule 1 sends one FORWARDED event naming rule 1 (no service)",
+	  TCP(P3, 51000, P1, 80), NULL, PASS, NULL, 0, 0, CASE_FWD, 1, 1, 0 },
+	{ "flow: P3 -> VIP:88 -> P1:80 sends one FORWARDED event with service 2 and rule 1",
+	  TCP(P3, 51001, VIP, 88), NULL, PASS, OUT(TCP(P3, 51001, P1, 80)), 0, 0, CASE_FWD, 1, 1, 2 },
+	{ "flow: a default-deny drop after an allowing egress check names no rule (P2 -> P1 ICMP echo)",
+	  ICMP(P2, P1, 8, 0), NULL, DROP, NULL, DROP_POLICY_DEFAULT_DENY, 0, CASE_FWD, 0, 0, 0 },
+};
+
+/* the drop event of the last case must not carry the egress allow's rule id */
+static void flow_deny_rule_case(void)
+{
+	struct pkt_spec in = ICMP(P2, P1, 8, 0);
+	uint8_t f[PKT_MAX], o[PKT_MAX];
+	size_t fl = pkt_build(&in, f), ol;
+
+	ring_buffer__consume(rb);
+	events_seen = 0;
+	if (run(f, fl, o, &ol) != DROP)
+		tap_fail("not dropped");
+	ring_buffer__consume(rb);
+	if (events_seen != 1 || last_event.rule_id != 0 || last_event.direction != POLICY_INGRESS)
+		tap_fail("%d drop events, rule %u direction %u; expected 1, rule 0, ingress", events_seen,
+			 last_event.rule_id, last_event.direction);
+	tap_result("flow: default deny at P1's ingress after P2's egress allowed (rule 8): the drop names "
+		   "no rule and the ingress direction");
+}
+
+/* --no-flow-events: the same DNAT sends no event, the service is still counted */
+static void flow_knob_case(void)
+{
+	struct tc_lb_bpf *quiet = tc_lb_bpf__open(), *saved = skel;
+	struct ring_buffer *qrb = NULL;
+	struct pkt_spec in = TCP(CLIENT, 42000, VIP, 80);
+	uint8_t f[PKT_MAX], o[PKT_MAX];
+	size_t fl = pkt_build(&in, f), ol;
+	struct svc_counter got;
+
+	if (!quiet) {
+		tap_fail("open: %s", strerror(errno));
+		goto out;
+	}
+	quiet->rodata->cfg_flow_events = 0;
+	bpf_map__set_max_entries(quiet->maps.services, 16);
+	bpf_map__set_max_entries(quiet->maps.backends, 16);
+	bpf_map__set_max_entries(quiet->maps.maglev, 1);
+	if (tc_lb_bpf__load(quiet)) {
+		tap_fail("load with cfg_flow_events = 0: %s", strerror(errno));
+		goto out;
+	}
+	dp_service_set(bpf_map__fd(quiet->maps.services), ip4(VIP), htons(80), IPPROTO_TCP, SVC_TCP, 1, 0, 0);
+	dp_backend_set(bpf_map__fd(quiet->maps.backends), SVC_TCP, 0, ip4(BE1), htons(8080), 101);
+	qrb = ring_buffer__new(bpf_map__fd(quiet->maps.events), on_event, NULL, NULL);
+	skel = quiet;
+	fwd_seen = 0;
+	if (run(f, fl, o, &ol) != PASS)
+		tap_fail("not passed");
+	if (qrb)
+		ring_buffer__consume(qrb);
+	got = svc_counted(SVC_TCP);
+	if (fwd_seen != 0)
+		tap_fail("%d forwarded events with cfg_flow_events = 0", fwd_seen);
+	if (got.packets != 1 || got.bytes != fl)
+		tap_fail("service counted %llu packets %llu bytes, expected 1 and %zu",
+			 (unsigned long long)got.packets, (unsigned long long)got.bytes, fl);
+out:
+	skel = saved;
+	ring_buffer__free(qrb);
+	tc_lb_bpf__destroy(quiet);
+	tap_result("flow: cfg_flow_events = 0 (install --no-flow-events) sends no forwarded event, the "
+		   "service is still counted");
+}
+
 /* ---------------------------------------------------------------- malformed and truncated */
 
 static void set_version_6(uint8_t *f, size_t *len)
@@ -702,6 +845,8 @@ int main(void)
 
 	setup_lb();
 	run_table(lb_cases, N(lb_cases));
+	run_table(flow_cases, N(flow_cases));
+	flow_knob_case();
 	lb_selection_cases();
 
 	reset_maps();
@@ -709,6 +854,8 @@ int main(void)
 	run_table(policy_cases, N(policy_cases));
 	setup_policy_lb();
 	run_table(policy_lb_cases, N(policy_lb_cases));
+	run_table(flow_policy_cases, N(flow_policy_cases));
+	flow_deny_rule_case();
 
 	reset_maps();
 	setup_lb();

@@ -9,7 +9,7 @@ import { ALL_MAPS } from '../datapath/consts.js';
 import { loadDesired, formatLeftOut, type Desired } from '../datapath/k8s/index.js';
 import { ensureLoader, loader } from '../datapath/loader.js';
 import { installTextfile, removeTextfile, renderMetrics } from '../datapath/metrics.js';
-import { NO_FORWARDED_EVENTS, buildNames, decorate, formatFlow, readNames, removeNames, writeNames, type NamesIndex } from '../datapath/observe.js';
+import { VERDICTS, buildNames, decorate, formatFlow, readNames, removeNames, verdictMatches, writeNames, type NamesIndex, type VerdictFilter } from '../datapath/observe.js';
 import { parseIpv4 } from '../datapath/ip.js';
 import type { Io } from './check.js';
 import { resolveHosts, runOnHosts, type HostOptions } from './hosts.js';
@@ -23,6 +23,8 @@ export interface DatapathOptions extends HostOptions {
   cap?: string;
   cgroup?: string;
   force?: boolean;
+  /** commander's --no-flow-events: false when given */
+  flowEvents?: boolean;
   connections?: number;
   allowPartial?: boolean;
   nodeAddress?: string[];
@@ -52,7 +54,7 @@ async function work(verb: Verb, host: Host, options: DatapathOptions, desired: D
   switch (verb) {
     case 'install': {
       const caps = parseCaps(options.cap);
-      const doc = await dp.install(host, { ...(caps && { caps }), ...(options.tcDev && { tcDevs: options.tcDev }), ...(options.cgroup && { cgroup: options.cgroup }), ...(options.force && { force: true }) });
+      const doc = await dp.install(host, { ...(caps && { caps }), ...(options.tcDev && { tcDevs: options.tcDev }), ...(options.cgroup && { cgroup: options.cgroup }), ...(options.force && { force: true }), ...(options.flowEvents === false && { flowEvents: false }) });
       const lines = [doc.already_installed ? 'already installed (use --force to re-install; map contents are lost)' : 'installed: programs attached, maps pinned under /sys/fs/bpf/prep-node/'];
       if (!options.metricsTextfile) return { lines, ok: true, json: doc };
       const tf = await installTextfile(host, { bin: await ensureLoader(host), dir: options.metricsTextfile, intervalSeconds: options.metricsInterval ?? 15 });
@@ -76,7 +78,10 @@ async function work(verb: Verb, host: Host, options: DatapathOptions, desired: D
     case 'metrics': {
       const st = await loader.status(host);
       const counters = st.installed ? await loader.dump(host, 'drop_counters') : '';
-      return { lines: [renderMetrics(st, counters)], ok: true, json: null };
+      // an install from an older loader has no svc_counters map: no forwarded samples then
+      const svc = st.installed && st.maps.some((m) => m.name === 'svc_counters') ? await loader.dump(host, 'svc_counters') : '';
+      const names = st.installed ? await readNames(host) : null;
+      return { lines: [renderMetrics(st, counters, svc, names)], ok: true, json: null };
     }
     case 'status': {
       const st = await dp.status(host);
@@ -149,14 +154,14 @@ export interface ObserveOptions extends HostOptions {
 export const FOLLOW_POLL_MS = 1000;
 
 /**
- * `datapath observe`: drop events with names. Without --follow: what the ring buffer holds now.
+ * `datapath observe`: flow events (drops, forwarded flows: --verdict) with names. Reading consumes the
+ * node's ring buffer: events of the other verdict read in the same pass are not shown. Without --follow: what the ring buffer holds now.
  * With --follow: the loader's `events --timeout-ms 1000` in a loop (Host.run returns output when the
  * command ends, so events arrive in batches at most a second late), until SIGINT or --max.
  */
 export async function observe(targets: string[], options: ObserveOptions, io: Io): Promise<ExitCode> {
-  const verdict = options.verdict ?? 'dropped';
-  if (verdict === 'forwarded') throw new UsageError(NO_FORWARDED_EVENTS);
-  if (verdict !== 'dropped') throw new UsageError(`--verdict: expected dropped or forwarded, got "${verdict}"`);
+  const verdict = (options.verdict ?? 'dropped') as VerdictFilter;
+  if (!(VERDICTS as readonly string[]).includes(verdict)) throw new UsageError(`--verdict: expected ${VERDICTS.join(', ')}, got "${verdict}"`);
   const specs = await resolveHosts(targets, options);
   const many = specs.length > 1;
   let stop = false;
@@ -175,9 +180,10 @@ export async function observe(targets: string[], options: ObserveOptions, io: Io
           const print = (batch: { events: dp.EventDoc[]; lost: number }) => {
             for (const ev of batch.events) {
               const flow = decorate(ev, names);
+              if (!verdictMatches(flow, verdict) || (options.max !== undefined && seen >= options.max)) continue;
               io.stdout.write(options.json ? JSON.stringify({ ...(many && { target: host.name }), ...flow }) + '\n' : `${prefix}${formatFlow(flow)}\n`);
+              seen++;
             }
-            seen += batch.events.length;
             if (lastLost === undefined || batch.lost !== lastLost) {
               if (options.json) io.stdout.write(JSON.stringify({ ...(many && { target: host.name }), lost: batch.lost }) + '\n');
               else if (batch.lost > 0 || !options.follow)
@@ -187,7 +193,8 @@ export async function observe(targets: string[], options: ObserveOptions, io: Io
           };
           if (!names && !options.json) io.stdout.write(`${prefix}(no names on the node: run datapath sync to see pods, services and policies)\n`);
           do {
-            const left = options.max !== undefined ? options.max - seen : undefined;
+            // the loader's --max counts every event; with a verdict filter only matching ones count here
+            const left = options.max !== undefined && verdict === 'all' ? options.max - seen : undefined;
             const batch = await dp.events(host, { ...(options.follow && { timeoutMs: FOLLOW_POLL_MS }), ...(left !== undefined && { max: left }) });
             print(batch);
           } while (options.follow && !stop && (options.max === undefined || seen < options.max));

@@ -17,6 +17,7 @@ export const CAPACITY = {
   ENDPOINTS_MAX: 1 << 16,
   IPCACHE_MAX: 1 << 16,
   POLICY_MAX: 1 << 18,
+  LB_SVC_COUNTERS_MAX: 1 << 20,
   EVENTS_RINGBUF_BYTES: 256 * 1024,
 } as const;
 
@@ -57,6 +58,10 @@ export const HOOK_TC = 1;
 export const HOOK_SOCK_CONNECT = 2;
 export const HOOK_SOCK_SENDMSG = 3;
 
+/** struct drop_event.verdict: the event is a drop (0, as every event of older datapaths) or a new forwarded flow. */
+export const EVENT_VERDICT_DROPPED = 0;
+export const EVENT_VERDICT_FORWARDED = 1;
+
 /** The flow hash seed (bpf/include/lb_hash.h). */
 export const LB_HASH_SEED = 0x5eed1b7e;
 
@@ -76,6 +81,7 @@ export const STRUCT_SIZE = {
   policy_key: 16,
   policy_entry: 8,
   drop_event: 56,
+  svc_counter: 24,
   endpoint_info: 8,
   ipcache_key: 8,
   ipcache_entry: 4,
@@ -87,7 +93,7 @@ export const MAPS = ['services', 'backends', 'maglev', 'endpoints', 'ipcache', '
 export type MapName = (typeof MAPS)[number];
 
 /** Every map of the datapath, for dump and status. */
-export const ALL_MAPS = [...MAPS, 'affinity', 'sock_revnat', 'conntrack', 'frags', 'drop_counters', 'events_lost', 'events'] as const;
+export const ALL_MAPS = [...MAPS, 'affinity', 'sock_revnat', 'conntrack', 'frags', 'drop_counters', 'svc_counters', 'events_lost', 'events'] as const;
 
 export const IPPROTO = { icmp: 1, tcp: 6, udp: 17 } as const;
 export type Protocol = keyof typeof IPPROTO;

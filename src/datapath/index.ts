@@ -67,7 +67,7 @@ export async function status(host: Host): Promise<StatusDoc & { dropReasons: Dro
   return { ...st, dropReasons };
 }
 
-/** Drop events recorded so far (at most `max`, waiting at most `timeoutMs`). */
+/** Events (drops, forwarded flows) recorded so far (at most `max`, waiting at most `timeoutMs`). */
 export function events(host: Host, options: { timeoutMs?: number; max?: number } = {}): Promise<{ events: EventDoc[]; lost: number }> {
   return loader.events(host, options);
 }

@@ -114,8 +114,9 @@ export type StatusDoc = z.output<typeof StatusDoc>;
 export const InstallDoc = z.looseObject({ installed: z.boolean().optional(), already_installed: z.boolean().optional(), matches_request: z.boolean().optional() });
 export type InstallDoc = z.output<typeof InstallDoc>;
 
-/** One drop event as the loader prints it (bpf/loader/events.c); fields past these are passed through. */
-export const EventDoc = z.looseObject({ reason: z.number(), reason_name: z.string().nullable().optional(), hook: z.string().nullable().optional() });
+/** One event as the loader prints it (bpf/loader/events.c); fields past these are passed through.
+ * verdict: "dropped" or "forwarded"; absent from older loaders, whose events are all drops. */
+export const EventDoc = z.looseObject({ reason: z.number(), reason_name: z.string().nullable().optional(), hook: z.string().nullable().optional(), verdict: z.enum(['dropped', 'forwarded']).optional() });
 export type EventDoc = z.output<typeof EventDoc>;
 const EventsTail = z.looseObject({ lost: z.number() });
 
@@ -128,6 +129,8 @@ export interface InstallOptions {
   cgroup?: string;
   /** re-install over an existing install (its map contents are lost) */
   force?: boolean;
+  /** false: no event per new forwarded flow (`--no-flow-events`; drops are still sent) */
+  flowEvents?: boolean;
 }
 
 /** `install` arguments from options. */
@@ -138,6 +141,7 @@ export function installArgs(o: InstallOptions): string[] {
   for (const dev of o.tcDevs ?? []) args.push('--tc-dev', dev);
   if (o.cgroup) args.push('--cgroup', o.cgroup);
   if (o.force) args.push('--force');
+  if (o.flowEvents === false) args.push('--no-flow-events');
   return args;
 }
 

@@ -4,11 +4,14 @@
 // text: the TypeScript renderer here, and an awk program generated from the same metric table (the
 // node has no Node.js). test/unit/datapath-metrics.test.ts runs both on one input and compares.
 //
-// What there is: drops by reason (packets and bytes), lost events, map fill levels, attachment.
-// What there is not: forwarded packets and bytes per service. The BPF programs count drops only
-// (drop_counters); a per-service counter map would be needed in tc_lb/sock_lb first.
+// What there is: drops by reason (packets and bytes), forwarded traffic by service (svc_counters:
+// packets and bytes the tc program NATed, both directions; connections the socket programs
+// translated, whose bytes no program of ours sees), lost events, map fill levels, attachment.
+// Services are named from the index sync leaves on the node (observe.ts, NAMES_PATH); a service
+// the index does not know has service="" and its svc_id.
 import { DROP_REASONS } from './drop-reasons.js';
 import type { StatusDoc } from './loader.js';
+import { NAMES_PATH, type NamesIndex } from './observe.js';
 import { shQuote, type Host } from '../host/host.js';
 
 export const METRICS_FILE = 'prep_node_datapath.prom';
@@ -24,7 +27,10 @@ export const FAMILIES = {
   up: { name: 'prep_node_datapath_up', type: 'gauge', help: 'Whether the prep-node datapath is installed (programs loaded, maps pinned).' },
   drops: { name: 'prep_node_datapath_drops_total', type: 'counter', help: 'Packets dropped (or socket calls rejected) by the datapath, by reason (bpf/include/drop_reasons.h).' },
   dropBytes: { name: 'prep_node_datapath_drop_bytes_total', type: 'counter', help: 'Bytes of the packets dropped by the datapath, by reason (0 for rejected socket calls).' },
-  lost: { name: 'prep_node_datapath_events_lost_total', type: 'counter', help: 'Drop events the datapath could not queue because the ring buffer was full.' },
+  fwdPackets: { name: 'prep_node_datapath_forwarded_packets_total', type: 'counter', help: 'Packets the tc program forwarded to or from a service backend (NATed, both directions), by service.' },
+  fwdBytes: { name: 'prep_node_datapath_forwarded_bytes_total', type: 'counter', help: 'Bytes of the packets the tc program forwarded to or from a service backend, by service.' },
+  connections: { name: 'prep_node_datapath_service_connections_total', type: 'counter', help: 'Connections translated to a service backend at the socket (connect(), new socket-backend pairs of sendmsg()); their bytes are not counted.' },
+  lost: { name: 'prep_node_datapath_events_lost_total', type: 'counter', help: 'Events (drops, forwarded flows) the datapath could not queue because the ring buffer was full.' },
   entries: { name: 'prep_node_datapath_map_entries', type: 'gauge', help: 'Entries in each datapath map (arrays: their size).' },
   capacity: { name: 'prep_node_datapath_map_capacity', type: 'gauge', help: 'max_entries of each datapath map (ring buffer: bytes).' },
   attached: { name: 'prep_node_datapath_program_attached', type: 'gauge', help: 'Whether each datapath program is attached where the install put it.' },
@@ -52,10 +58,32 @@ export function parseDropCounters(dump: string): Map<number, { packets: bigint; 
   return out;
 }
 
+export interface SvcCounter {
+  svcId: number;
+  packets: bigint;
+  bytes: bigint;
+  connections: bigint;
+}
+
+/** `dump svc_counters`: svc_id (u32 key) → packets, bytes, connections (three u64 words summed over CPUs), in dump order. */
+export function parseSvcCounters(dump: string): SvcCounter[] {
+  const out: SvcCounter[] = [];
+  for (const line of dump.split('\n')) {
+    const m = /^([0-9a-f]{8}) ([0-9a-f]{48})$/i.exec(line.trim());
+    if (!m) continue;
+    const v = Buffer.from(m[2]!, 'hex');
+    out.push({ svcId: Buffer.from(m[1]!, 'hex').readUInt32LE(0), packets: v.readBigUInt64LE(0), bytes: v.readBigUInt64LE(8), connections: v.readBigUInt64LE(16) });
+  }
+  return out;
+}
+
 type Program = { name: string; attach?: string | undefined; attached?: unknown };
 
-/** The exposition text from the loader's status document and its drop_counters dump. */
-export function renderMetrics(status: StatusDoc, dropCountersDump: string): string {
+/**
+ * The exposition text from the loader's status document, its drop_counters and svc_counters dumps,
+ * and the node's names index (for service names; null: none).
+ */
+export function renderMetrics(status: StatusDoc, dropCountersDump: string, svcCountersDump = '', names: NamesIndex | null = null): string {
   const lines: string[] = [...header(FAMILIES.up), `${FAMILIES.up.name} ${status.installed ? 1 : 0}`];
   if (!status.installed) return lines.join('\n') + '\n';
   const counters = parseDropCounters(dropCountersDump);
@@ -65,6 +93,15 @@ export function renderMetrics(status: StatusDoc, dropCountersDump: string): stri
   ] as const) {
     lines.push(...header(fam));
     for (const r of DROP_REASONS) lines.push(`${fam.name}{reason="${r.name}",code="${r.num}"} ${counters.get(r.num)?.[pick] ?? 0n}`);
+  }
+  const svcs = parseSvcCounters(svcCountersDump);
+  for (const [fam, pick] of [
+    [FAMILIES.fwdPackets, 'packets'],
+    [FAMILIES.fwdBytes, 'bytes'],
+    [FAMILIES.connections, 'connections'],
+  ] as const) {
+    lines.push(...header(fam));
+    for (const c of svcs) lines.push(`${fam.name}{service="${escapeLabel(names?.services[String(c.svcId)]?.name ?? '')}",svc_id="${c.svcId}"} ${c[pick]}`);
   }
   const lost = (status as { events_lost?: unknown }).events_lost;
   lines.push(...header(FAMILIES.lost), `${FAMILIES.lost.name} ${typeof lost === 'number' ? lost : 0}`);
@@ -86,7 +123,10 @@ export const TEXTFILE_PIDFILE = '/run/prep-node-dp-metrics.pid';
 
 /**
  * awk: status JSON (one line, as the loader's JSON writer prints it: no spaces) on the first input
- * line, then `dump drop_counters` lines → the same text renderMetrics gives.
+ * line, then optionally the names index (one JSON line, as writeNames writes it), then
+ * `dump drop_counters` and `dump svc_counters` lines (told apart by value length) → the same text
+ * renderMetrics gives. Service names are taken from the index's JSON string as it is: JSON and the
+ * exposition format escape backslash, double quote and newline the same way.
  */
 export function metricsAwk(): string {
   const h = (f: Family) => `print "# HELP ${f.name} ${f.help}"; print "# TYPE ${f.name} ${f.type}"`;
@@ -111,8 +151,16 @@ function objects(s, out,   n, depth, i, c, instr, start) {
     if (c == "\\"") instr = 1; else if (c == "{") { if (!depth) start = i; depth++ } else if (c == "}") { depth--; if (!depth) out[++n] = substr(s, start, i - start + 1) } }
   return n
 }
+function svcname(id,   rest, p) {
+  p = index(names, "\\"services\\":{"); if (!p) return ""
+  rest = substr(names, p + 12)
+  if (match(rest, "\\"" id "\\":\\\\{\\"name\\":\\"([^\\"\\\\\\\\]|\\\\\\\\.)*\\"")) return substr(rest, RSTART + length(id) + 12, RLENGTH - length(id) - 13)
+  return ""
+}
 NR == 1 { status = $0; next }
+/^\\{/ { names = $0; next }
 NF == 2 && length($1) == 8 && length($2) == 32 { k = hexle($1); pk[k] = hexle(substr($2, 1, 16)); by[k] = hexle(substr($2, 17, 16)) }
+NF == 2 && length($1) == 8 && length($2) == 48 { ns++; sid[ns] = hexle($1); sp[ns] = hexle(substr($2, 1, 16)); sb[ns] = hexle(substr($2, 17, 16)); sc[ns] = hexle(substr($2, 33, 16)) }
 END {
   ${reasons}
   ${h(FAMILIES.up)}
@@ -123,6 +171,13 @@ END {
   for (i = 1; i in ord; i++) printf "${FAMILIES.drops.name}{reason=\\"%s\\",code=\\"%d\\"} %.0f\\n", rn[ord[i]], ord[i], pk[ord[i]] + 0
   ${h(FAMILIES.dropBytes)}
   for (i = 1; i in ord; i++) printf "${FAMILIES.dropBytes.name}{reason=\\"%s\\",code=\\"%d\\"} %.0f\\n", rn[ord[i]], ord[i], by[ord[i]] + 0
+  for (i = 1; i <= ns; i++) sn[i] = svcname(sprintf("%.0f", sid[i]))
+  ${h(FAMILIES.fwdPackets)}
+  for (i = 1; i <= ns; i++) printf "${FAMILIES.fwdPackets.name}{service=\\"%s\\",svc_id=\\"%.0f\\"} %.0f\\n", sn[i], sid[i], sp[i]
+  ${h(FAMILIES.fwdBytes)}
+  for (i = 1; i <= ns; i++) printf "${FAMILIES.fwdBytes.name}{service=\\"%s\\",svc_id=\\"%.0f\\"} %.0f\\n", sn[i], sid[i], sb[i]
+  ${h(FAMILIES.connections)}
+  for (i = 1; i <= ns; i++) printf "${FAMILIES.connections.name}{service=\\"%s\\",svc_id=\\"%.0f\\"} %.0f\\n", sn[i], sid[i], sc[i]
   ${h(FAMILIES.lost)}
   v = field(status, "events_lost"); print "${FAMILIES.lost.name} " (v == "" ? 0 : v)
   nm = objects(section(status, "maps"), maps)
@@ -153,7 +208,7 @@ OUT="$DIR/${METRICS_FILE}"
 
 write_once() {
   tmp="$OUT.$$.tmp"
-  { "$DP" status 2>/dev/null | head -n 1 || echo '{}'; "$DP" dump drop_counters 2>/dev/null; } | awk ${shQuote(metricsAwk())} >"$tmp" && mv -f "$tmp" "$OUT"
+  { "$DP" status 2>/dev/null | head -n 1 || echo '{}'; head -n 1 ${NAMES_PATH} 2>/dev/null; "$DP" dump drop_counters 2>/dev/null; "$DP" dump svc_counters 2>/dev/null; } | awk ${shQuote(metricsAwk())} >"$tmp" && mv -f "$tmp" "$OUT"
 }
 
 case "\${1:-once}" in

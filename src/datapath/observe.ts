@@ -1,8 +1,11 @@
-// `datapath observe`: the node's drop events, with names. The BPF event carries addresses, ports,
+// `datapath observe`: the node's flow events, with names. The BPF event carries addresses, ports,
 // identities, the service id and the rule id; what they mean (which pod, which labels, which Service,
 // which policy and rule) is known where the desired state was made. `sync` therefore leaves a small
 // index of names on the node next to the loader (NAMES_PATH), and observe reads it back; `remove`
-// deletes it. Only drops are events: the BPF programs send nothing for forwarded packets.
+// deletes it. Events are drops (one per dropped packet or rejected socket call) and forwarded flows
+// (one per new flow, not per packet: at tc when conntrack entries are made for a NATed or
+// policy-tracked flow, at connect4/sendmsg4 when a service is translated; off with
+// `install --no-flow-events`). An event without "verdict" (an older loader) is a drop.
 import { z } from 'zod';
 import type { Host } from '../host/host.js';
 import type { Compiled } from './compile.js';
@@ -16,9 +19,9 @@ import { LABELSET_LABEL } from './k8s/translate.js';
 
 export const NAMES_PATH = '/var/lib/prep-node/datapath/names.json';
 
-/** Why `--verdict forwarded` cannot be answered. */
-export const NO_FORWARDED_EVENTS =
-  '--verdict forwarded: the datapath emits drop events only (drop_record() in bpf/lib/drop.h is the only writer of the events ring buffer); forwarded packets are neither counted per flow nor sent as events';
+/** What `observe --verdict` selects. */
+export const VERDICTS = ['dropped', 'forwarded', 'all'] as const;
+export type VerdictFilter = (typeof VERDICTS)[number];
 
 const Labels = z.record(z.string(), z.string());
 export const NamesIndex = z.object({
@@ -94,17 +97,18 @@ export interface FlowEnd {
 
 export interface Flow {
   time: string;
-  verdict: 'dropped';
-  reason: { code: number; name: string; description: string };
+  verdict: 'dropped' | 'forwarded';
+  /** why it was dropped (drops only) */
+  reason?: { code: number; name: string; description: string };
   hook: string;
   ifname?: string;
   proto: string;
   direction: 'ingress' | 'egress' | null;
   source: FlowEnd;
   destination: FlowEnd;
-  /** the service the packet was sent to */
+  /** the service the packet was sent to (forwarded: destination is the backend it was sent to) */
   service?: string;
-  /** the policy and rule that denied it, or for default-deny the policies that made it so */
+  /** the policy and rule that denied (or, forwarded, allowed) it, or for default-deny the policies that made it so */
   policy?: { policy: string; rule: string } | { default_deny: string[] };
   len: number;
 }
@@ -128,7 +132,8 @@ function end(ip: string, port: number, identity: number | undefined, names: Name
 /** A loader event with names put on it. */
 export function decorate(raw: EventDoc, names: NamesIndex | null): Flow {
   const e = raw as Ev;
-  const reason = DROP_REASONS.find((r) => r.num === e.reason);
+  const forwarded = e.verdict === 'forwarded';
+  const reason = forwarded ? undefined : DROP_REASONS.find((r) => r.num === e.reason);
   const direction = e.direction === 'ingress' || e.direction === 'egress' ? e.direction : null;
   const local = num(e.local_identity) || undefined;
   const remote = num(e.remote_identity) || undefined;
@@ -136,8 +141,8 @@ export function decorate(raw: EventDoc, names: NamesIndex | null): Flow {
   const dstId = direction === 'ingress' ? local : direction === 'egress' ? remote : undefined;
   const flow: Flow = {
     time: text(e.time),
-    verdict: 'dropped',
-    reason: { code: e.reason, name: reason?.name ?? text(e.reason_name) ?? 'UNKNOWN', description: reason?.description ?? '' },
+    verdict: forwarded ? 'forwarded' : 'dropped',
+    ...(!forwarded && { reason: { code: e.reason, name: reason?.name ?? (text(e.reason_name) || 'UNKNOWN'), description: reason?.description ?? '' } }),
     hook: text(e.hook),
     proto: typeof e.proto === 'number' ? String(e.proto) : text(e.proto),
     direction,
@@ -170,12 +175,18 @@ function endText(e: FlowEnd): string {
   return `${e.ip}:${e.port}${who ? ` ${who}` : ''}${labels ? ` [${labels}]` : ''}`;
 }
 
+/** Whether a flow passes `--verdict`. */
+export function verdictMatches(f: Flow, filter: VerdictFilter): boolean {
+  return filter === 'all' || f.verdict === filter;
+}
+
 /** One line for people. */
 export function formatFlow(f: Flow): string {
-  const parts = [`${f.time} DROPPED ${f.reason.name}(${f.reason.code}) ${f.proto} ${endText(f.source)} -> ${endText(f.destination)}`];
+  const what = f.verdict === 'forwarded' ? 'FORWARDED' : `DROPPED ${f.reason?.name ?? 'UNKNOWN'}(${f.reason?.code ?? '?'})`;
+  const parts = [`${f.time} ${what} ${f.proto} ${endText(f.source)} -> ${endText(f.destination)}`];
   if (f.service) parts.push(`service ${f.service}`);
   if (f.direction) parts.push(f.direction);
-  if (f.policy && 'rule' in f.policy) parts.push(`by ${f.policy.policy}${f.policy.rule ? ` ${f.policy.rule}` : ''}`);
+  if (f.policy && 'rule' in f.policy) parts.push(`${f.verdict === 'forwarded' ? 'allowed by' : 'by'} ${f.policy.policy}${f.policy.rule ? ` ${f.policy.rule}` : ''}`);
   else if (f.policy) parts.push(f.policy.default_deny.length > 0 ? `default deny of ${f.policy.default_deny.join(', ')}` : 'default deny');
   parts.push(`at ${f.hook}${f.ifname ? ` ${f.ifname}` : ''}`);
   return parts.join(', ');

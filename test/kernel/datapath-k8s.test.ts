@@ -1,9 +1,10 @@
 // Kubernetes manifests through the CLI on this machine's kernel: `datapath sync -f test/fixtures/k8s/shop/`
 // (Namespace, Pods, a Service with its EndpointSlice, a default-deny NetworkPolicy, the backend open to
 // the frontend on 8080, a CiliumNetworkPolicy deny for "other"), then real TCP connections between
-// network namespaces show allow and deny as the manifests say, `observe --verdict dropped --json`
-// shows each denied attempt with its reason, labels and policy, and `metrics` and the textfile
-// node_exporter would read parse as Prometheus text. In a private mount namespace with its own bpffs
+// network namespaces show allow and deny as the manifests say, `observe --verdict forwarded --json`
+// shows each allowed flow once with its labels, Service and allowing rule, `observe --verdict dropped
+// --json` each denied attempt with its reason, labels and policy, and `metrics` (forwarded by
+// Service, drops by reason) and the textfile node_exporter would read parse as Prometheus text. In a private mount namespace with its own bpffs
 // and a tmpfs on /var/lib/prep-node (the loader, the names index and the metrics writer live there),
 // network namespaces and a cgroup v2 child this test creates and removes.
 //
@@ -109,12 +110,17 @@ run partial cli datapath sync -f ${BLOG} --allow-partial --dry-run
 run sync cli datapath sync -f ${SHOP}
 run fe-be-8080 ip netns exec pnk8s-fe ${DP} probe --connect 198.18.2.20:8080 --timeout-ms 3000
 run fe-vip in_cgroup ip netns exec pnk8s-fe ${DP} probe --connect 198.18.3.10:80 --timeout-ms 3000
+# the frontend outside the cgroup: the ClusterIP is DNATed by tc_lb on sw-fe (a route and the backend's
+# MAC for the VIP stand in for a node's routing), the reply reverse-NATed on sw-be
+BEMAC=$(ip netns exec pnk8s-be cat /sys/class/net/eth0/address)
+ip -n pnk8s-fe route add 198.18.3.10/32 dev eth0 && ip -n pnk8s-fe neigh add 198.18.3.10 lladdr "$BEMAC" dev eth0 || exit 13
+run fe-vip-tc ip netns exec pnk8s-fe ${DP} probe --connect 198.18.3.10:80 --timeout-ms 3000
+run forwarded clisw datapath observe --verdict forwarded --json
 run fe-be-9090 ip netns exec pnk8s-fe ${DP} probe --connect 198.18.2.20:9090 --timeout-ms 1500
 run ot-be-8080 ip netns exec pnk8s-ot ${DP} probe --connect 198.18.2.20:8080 --timeout-ms 1500
 run ot-vip in_cgroup ip netns exec pnk8s-ot ${DP} probe --connect 198.18.3.10:80 --timeout-ms 1500
 run observe clisw datapath observe --verdict dropped --json
 run observe-text clisw datapath observe
-run forwarded cli datapath observe --verdict forwarded
 # --follow: started before the traffic, it must report a drop that happens while it watches
 ( nsenter --net=/run/netns/pnk8s-sw ${process.execPath} ${CLI} datapath observe --follow --max 1 --json >${dir}/follow.out 2>&1; echo "exit $?" >>${dir}/follow.out ) & FOLLOW=$!
 sleep 1.5
@@ -163,6 +169,38 @@ run after-remove sh -c 'ls ${tf}; test -e ${PIDFILE} && echo pidfile-left || ech
     assert.equal(vip.ok, true, JSON.stringify(vip));
     assert.match(vip.reply ?? '', /^be8080 /);
     assert.equal(vip.peer, '198.18.3.10:80', 'the application sees the ClusterIP');
+    const viaTc = probe(get('fe-vip-tc'));
+    assert.equal(viaTc.ok, true, JSON.stringify(viaTc));
+    assert.match(viaTc.reply ?? '', /^be8080 198\.18\.2\.10:/);
+    assert.equal(viaTc.peer, '198.18.3.10:80', 'reverse NAT: the reply comes from the ClusterIP');
+
+    // observe --verdict forwarded: one event per allowed flow (not per packet), with labels, the
+    // Service and the rule that allowed it; only forwarded ones
+    type Fwd = { verdict: string; hook: string; reason?: unknown; service?: string; direction: string | null; source: { ip: string; port: number; endpoint?: string; labels?: Record<string, string> }; destination: { ip: string; port: number; endpoint?: string; labels?: Record<string, string> }; policy?: { policy?: string; rule?: string } };
+    ok0('forwarded');
+    const fwdLines = get('forwarded').out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const fwd = fwdLines.filter((l) => 'verdict' in l) as unknown as Fwd[];
+    assert.ok(fwd.length > 0 && fwd.every((f) => f.verdict === 'forwarded' && f.reason === undefined), get('forwarded').out);
+    const SVC = 'shop/backend:http (ClusterIP 198.18.3.10:80/tcp)';
+    const RULE = { policy: 'NetworkPolicy shop/backend-from-frontend', rule: 'ingress[0]' };
+    // the tc-translated connection: frontend -> ClusterIP -> backend pod, both ends labelled
+    const tcSvc = fwd.filter((f) => f.hook === 'tc' && f.service === SVC);
+    assert.equal(tcSvc.length, 1, `one event for the one tc-translated connection:\n${get('forwarded').out}`);
+    assert.equal(tcSvc[0]!.source.endpoint, 'shop/frontend-7d4b9');
+    assert.equal(tcSvc[0]!.source.labels?.app, 'frontend');
+    assert.deepEqual([tcSvc[0]!.destination.ip, tcSvc[0]!.destination.port, tcSvc[0]!.destination.endpoint, tcSvc[0]!.destination.labels?.app], ['198.18.2.20', 8080, 'shop/backend-5c6f8', 'backend']);
+    assert.equal(tcSvc[0]!.direction, 'ingress');
+    assert.deepEqual(tcSvc[0]!.policy, RULE);
+    // the direct connection: no service, the same rule
+    const direct8080 = fwd.filter((f) => f.hook === 'tc' && !f.service && f.source.ip === '198.18.2.10' && f.destination.port === 8080);
+    assert.ok(direct8080.length >= 1, get('forwarded').out);
+    assert.deepEqual(direct8080[0]!.policy, RULE);
+    // the socket-translated connection (frontend in the cgroup): connect4 names the Service and the backend
+    const sock = fwd.filter((f) => f.hook === 'connect4' && f.service === SVC);
+    assert.equal(sock.length, 1, get('forwarded').out);
+    assert.equal(sock[0]!.destination.endpoint, 'shop/backend-5c6f8');
+    assert.deepEqual(fwdLines.at(-1), { lost: 0 });
+
     // denied: 9090 is not allowed (default deny); "other" is denied by the cilium deny rule, also via the Service
     for (const id of ['fe-be-9090', 'ot-be-8080', 'ot-vip']) assert.equal(probe(get(id)).ok, false, `${id} must be dropped: ${get(id).out}`);
 
@@ -196,8 +234,6 @@ run after-remove sh -c 'ls ${tf}; test -e ${PIDFILE} && echo pidfile-left || ech
     assert.deepEqual(dd.policy?.default_deny, ['CiliumNetworkPolicy shop/backend-deny-other', 'NetworkPolicy shop/backend-from-frontend', 'NetworkPolicy shop/default-deny-all']);
     assert.equal(get('observe-text').exit, 'exit 0');
     assert.match(get('observe-text').out, /^0 events lost since install$/m, 'the queue was drained by the first observe; lost is still shown');
-    assert.equal(get('forwarded').exit, 'exit 2');
-    assert.match(get('forwarded').out, /the datapath emits drop events only/);
 
     // --follow saw the drop that happened after it started
     const follow = get('follow').out.trim().split('\n');
@@ -218,6 +254,14 @@ run after-remove sh -c 'ls ${tf}; test -e ${PIDFILE} && echo pidfile-left || ech
     assert.equal(m.get('prep_node_datapath_drops_total')?.type, 'counter');
     assert.equal(sample('prep_node_datapath_program_attached', { program: 'tc_lb', attach: 'tc/ingress sw-be' }), 1);
     assert.equal(m.get('prep_node_datapath_program_attached')?.samples.length, 7, '4 cgroup programs, tc_lb on 3 ports');
+    // forwarded by service: tc counted the translated connection's packets (both ways) and bytes,
+    // the socket programs the connections they translated (the frontend's and other's: other's is
+    // translated at connect(), then dropped by policy at tc)
+    const fwdPk = sample('prep_node_datapath_forwarded_packets_total', { service: SVC }) ?? 0;
+    assert.ok(fwdPk >= 6, `a TCP exchange both ways through tc_lb: ${fwdPk}\n${get('metrics').out}`);
+    assert.ok((sample('prep_node_datapath_forwarded_bytes_total', { service: SVC }) ?? 0) >= 40 * fwdPk);
+    assert.equal(m.get('prep_node_datapath_forwarded_packets_total')?.type, 'counter');
+    assert.equal(sample('prep_node_datapath_service_connections_total', { service: SVC }), 2);
     // the textfile, rewritten by the writer on the node since the drops: the same numbers
     ok0('textfile');
     const t = parsePrometheusText(get('textfile').out);
@@ -227,6 +271,7 @@ run after-remove sh -c 'ls ${tf}; test -e ${PIDFILE} && echo pidfile-left || ech
       sample('prep_node_datapath_drops_total', { reason: 'POLICY_DENY' }),
     );
     assert.equal(t.get('prep_node_datapath_map_entries')?.samples.find((x) => x.labels.map === 'policy')?.value, sample('prep_node_datapath_map_entries', { map: 'policy' }));
+    assert.equal(t.get('prep_node_datapath_forwarded_packets_total')?.samples.find((x) => x.labels.service === SVC)?.value, fwdPk, 'the writer names services from the index too');
 
     ok0('remove');
     assert.match(get('remove').out, /metrics textfile writer stopped and its file removed/);

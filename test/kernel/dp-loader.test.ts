@@ -314,8 +314,10 @@ describe('prep-node-dp: the node-side loader', { skip: notRoot }, () => {
       ]);
       assert.ok(st.programs.every((p) => p.attached && p.id > 0), JSON.stringify(st.programs));
       const maps = Object.fromEntries(st.maps.map((m) => [m.name, m]));
-      assert.deepEqual(Object.keys(maps).sort(), ['affinity', 'backends', 'conntrack', 'drop_counters', 'endpoints', 'events', 'events_lost', 'frags', 'ipcache', 'maglev', 'policy', 'services', 'sock_revnat']);
+      assert.deepEqual(Object.keys(maps).sort(), ['affinity', 'backends', 'conntrack', 'drop_counters', 'endpoints', 'events', 'events_lost', 'frags', 'ipcache', 'maglev', 'policy', 'services', 'sock_revnat', 'svc_counters']);
       assert.equal(maps.services?.max_entries, 65536);
+      assert.equal(maps.svc_counters?.max_entries, 65536, 'svc_counters follows the services capacity');
+      assert.equal(maps.svc_counters?.type, 'percpu_hash');
       assert.equal(maps.conntrack?.max_entries, 16384);
       assert.equal(maps.services?.entries, 0);
       assert.equal(maps.events?.type, 'ringbuf');
@@ -404,15 +406,36 @@ describe('prep-node-dp: the node-side loader', { skip: notRoot }, () => {
       assert.equal(res?.ok, false);
       assert.equal(res?.errno, setRetval ? 'ECONNREFUSED' : 'EPERM');
 
-      const ev = await dp(['events', '--timeout-ms', '500', '--max', '1']);
+      // the ring buffer also holds one forwarded event per flow of the tests above
+      const ev = await dp(['events', '--timeout-ms', '500']);
       assert.equal(ev.code, 0, ev.stdout);
-      const lines = ev.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-      assert.equal(lines.length, 2, ev.stdout);
+      const all = ev.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+      const lines = all.filter((l) => l.verdict === 'dropped');
+      assert.equal(lines.length, 1, ev.stdout);
       assert.deepEqual(
         { reason: lines[0]?.reason, name: lines[0]?.reason_name, hook: lines[0]?.hook, daddr: lines[0]?.daddr, dport: lines[0]?.dport, proto: lines[0]?.proto, svc: lines[0]?.svc_id },
         { reason: 3, name: 'NO_BACKEND', hook: 'connect4', daddr: VIP, dport: 81, proto: 'tcp', svc: 3 },
       );
-      assert.equal(typeof lines[1]?.lost, 'number');
+      assert.equal(typeof all.at(-1)?.lost, 'number');
+      const fwd = all.filter((l) => l.verdict === 'forwarded');
+      assert.ok(fwd.every((l) => l.reason === 0), ev.stdout);
+      const kinds = (hook: string, svc: number) => fwd.filter((l) => l.hook === hook && l.svc_id === svc);
+      assert.equal(kinds('connect4', 1).length, 3, `three connects to VIP:80 from the cgroup: ${ev.stdout}`);
+      assert.deepEqual(kinds('connect4', 1).map((l) => [l.daddr, l.dport]), Array(3).fill([POD, 8080]), 'the event names the backend');
+      assert.equal(kinds('sendmsg4', 2).length, 1, `one unconnected UDP socket to VIP:53: ${ev.stdout}`);
+      assert.equal(kinds('tc', 1).length, 1, `one tc-translated TCP connection from outside the cgroup: ${ev.stdout}`);
+      // per service: tc counts packets and bytes (both directions), sockets count connections
+      const counters = new Map((await dp(['dump', 'svc_counters'])).stdout.split('\n').filter(Boolean).map((l) => {
+        const [k, v] = l.split(' ');
+        const b = Buffer.from(v!, 'hex');
+        return [Buffer.from(k!, 'hex').readUInt32LE(0), { packets: Number(b.readBigUInt64LE(0)), bytes: Number(b.readBigUInt64LE(8)), connections: Number(b.readBigUInt64LE(16)) }];
+      }));
+      assert.equal(counters.get(1)?.connections, 3);
+      assert.ok((counters.get(1)?.packets ?? 0) >= 4, `a TCP exchange through tc is several packets each way: ${JSON.stringify([...counters])}`);
+      assert.ok((counters.get(1)?.bytes ?? 0) >= 40 * (counters.get(1)?.packets ?? 0));
+      assert.deepEqual(counters.get(2), { packets: 0, bytes: 0, connections: 1 });
+      const fw = json(await dp(['status'])).forwarded as Record<string, number>;
+      assert.deepEqual(fw, { services: 2, packets: counters.get(1)!.packets, bytes: counters.get(1)!.bytes, connections: 4 });
       const drops = json(await dp(['status'])).drops as Record<string, number>;
       assert.equal(drops.NO_BACKEND, 1);
     });

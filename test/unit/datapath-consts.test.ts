@@ -50,11 +50,13 @@ test('every constant of datapath_consts.h the control plane uses has the same va
     HOOK_TC: C.HOOK_TC,
     HOOK_SOCK_CONNECT: C.HOOK_SOCK_CONNECT,
     HOOK_SOCK_SENDMSG: C.HOOK_SOCK_SENDMSG,
+    EVENT_VERDICT_DROPPED: C.EVENT_VERDICT_DROPPED,
+    EVENT_VERDICT_FORWARDED: C.EVENT_VERDICT_FORWARDED,
     ...C.CAPACITY,
   };
   for (const [name, value] of Object.entries(mirrored)) assert.equal(value, consts.get(name), `${name}: consts.ts ${value}, header ${consts.get(name)}`);
   // and nothing the header defines in these families is missing from the mirror
-  const families = /^(SVC_F_|AFFINITY_CLIENT_|CT_F_|IDENTITY_|EP_F_|POLICY_|HOOK_|LB_|CT_MAX|FRAG_MAX|ENDPOINTS_MAX|IPCACHE_MAX|EVENTS_)/;
+  const families = /^(SVC_F_|AFFINITY_CLIENT_|CT_F_|IDENTITY_|EP_F_|POLICY_|HOOK_|LB_|CT_MAX|FRAG_MAX|ENDPOINTS_MAX|IPCACHE_MAX|EVENTS_|EVENT_VERDICT_)/;
   const missing = [...consts.keys()].filter((k) => families.test(k) && !(k in mirrored) && !k.endsWith('_H'));
   assert.deepEqual(missing, []);
 });

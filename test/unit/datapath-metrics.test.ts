@@ -9,7 +9,10 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { StatusDoc } from '../../src/datapath/loader.js';
 import { DROP_REASONS } from '../../src/datapath/drop-reasons.js';
-import { escapeLabel, metricsAwk, parseDropCounters, renderMetrics, textfileScript } from '../../src/datapath/metrics.js';
+import { escapeLabel, metricsAwk, parseDropCounters, parseSvcCounters, renderMetrics, textfileScript } from '../../src/datapath/metrics.js';
+import { compileState } from '../../src/datapath/compile.js';
+import { loadDesired } from '../../src/datapath/k8s/index.js';
+import { buildNames } from '../../src/datapath/observe.js';
 import { parsePrometheusText } from '../helpers/prometheus-text.js';
 
 const FIX = (p: string) => readFileSync(fileURLToPath(new URL(`../../../test/fixtures/k8s/${p}`, import.meta.url)), 'utf8');
@@ -71,6 +74,55 @@ test('the textfile writer (awk on the node) prints exactly what renderMetrics pr
   assert.match(renderMetrics(oddStatus, big), /attach="tc\/ingress a\\"b\\\\c"/);
   assert.match(renderMetrics(oddStatus, big), /drops_total\{reason="POLICY_DENY",code="1"\} 4503599627370495$/m);
   assert.equal(escapeLabel('a"b\\c\nd'), 'a\\"b\\\\c\\nd');
+});
+
+/** The shop's names index, and a svc_counters dump (fixture: service 0x0badf00d, 77) with the shop service's id. */
+async function shopCounters() {
+  const d = await loadDesired(fileURLToPath(new URL('../../../test/fixtures/k8s/shop', import.meta.url)));
+  const c = compileState(d.state);
+  const names = buildNames(d.state, c, d.origins, 'shop', new Date('2025-01-01T00:00:00Z'));
+  const id = [...c.serviceIds.values()][0]!;
+  const le = Buffer.alloc(4);
+  le.writeUInt32LE(id);
+  return { names, id, dump: FIX('svc-counters.dump').replace('0df0ad0b', le.toString('hex')) };
+}
+
+test('svc_counters dump: svc_id → packets, bytes, connections (three little-endian u64 words), in dump order', () => {
+  const c = parseSvcCounters(FIX('svc-counters.dump') + DUMP);
+  assert.deepEqual(c, [
+    { svcId: 0x0badf00d, packets: 12n, bytes: 1530n, connections: 3n },
+    { svcId: 77, packets: 0n, bytes: 0n, connections: 5n },
+  ]);
+});
+
+test('forwarded packets, bytes and connections by service, named from the index; unknown ids have service=""', async () => {
+  const { names, id, dump } = await shopCounters();
+  const m = parsePrometheusText(renderMetrics(status, DUMP, dump, names));
+  const pk = m.get('prep_node_datapath_forwarded_packets_total')!;
+  assert.equal(pk.type, 'counter');
+  assert.deepEqual(pk.samples.map((s) => [s.labels.service, s.labels.svc_id, s.value]), [
+    ['shop/backend:http (ClusterIP 198.18.3.10:80/tcp)', String(id), 12],
+    ['', '77', 0],
+  ]);
+  assert.equal(m.get('prep_node_datapath_forwarded_bytes_total')!.samples[0]!.value, 1530);
+  assert.deepEqual(m.get('prep_node_datapath_service_connections_total')!.samples.map((s) => s.value), [3, 5]);
+  // no counters yet (or an older install): the families are there, empty
+  const empty = parsePrometheusText(renderMetrics(status, DUMP));
+  assert.equal(empty.get('prep_node_datapath_forwarded_packets_total')?.samples.length ?? 0, 0);
+});
+
+test('the textfile writer names services from the index line exactly as renderMetrics does', async () => {
+  const { names, dump } = await shopCounters();
+  const line = JSON.stringify(names);
+  assert.equal(awk(`${STATUS_LINE}\n${line}\n${DUMP}${dump}`), renderMetrics(status, DUMP, dump, names));
+  assert.equal(awk(`${STATUS_LINE}\n${DUMP}${dump}`), renderMetrics(status, DUMP, dump, null));
+  // a name with a quote and a backslash: JSON's escaping is the exposition format's
+  const odd = structuredClone(names);
+  for (const k of Object.keys(odd.services)) odd.services[k]!.name = 'ns/a"b\\c';
+  const text = renderMetrics(status, DUMP, dump, odd);
+  assert.equal(awk(`${STATUS_LINE}\n${JSON.stringify(odd)}\n${DUMP}${dump}`), text);
+  assert.match(text, /forwarded_packets_total\{service="ns\/a\\"b\\\\c",svc_id="\d+"\} 12$/m);
+  parsePrometheusText(text);
 });
 
 test('the writer script is valid sh and writes through a temporary file', () => {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { compileState } from '../../src/datapath/compile.js';
 import { loadDesired } from '../../src/datapath/k8s/index.js';
-import { buildNames, decorate, formatFlow, NamesIndex, NO_FORWARDED_EVENTS } from '../../src/datapath/observe.js';
+import { buildNames, decorate, formatFlow, NamesIndex, verdictMatches } from '../../src/datapath/observe.js';
 import { parseEvents, type EventDoc } from '../../src/datapath/loader.js';
 
 const SHOP = fileURLToPath(new URL('../../../test/fixtures/k8s/shop', import.meta.url));
@@ -96,7 +96,35 @@ test('a service drop names the Service (by svc_id, or by the VIP it was sent to)
   assert.match(formatFlow(raw), /198\.18\.2\.30:40000 -> 198\.18\.2\.20:8080/);
 });
 
-test('--verdict forwarded is refused honestly: the datapath emits drop events only', () => {
-  assert.match(NO_FORWARDED_EVENTS, /drop events only/);
+test('a FORWARDED tc event: the service, the backend pod with labels, the policy rule that allowed it', async () => {
+  const { names, c } = await shop();
+  const ruleId = c.rules.get([...c.rules.keys()].find((k) => k.includes('backend-from-frontend'))!)!;
+  const svcId = [...c.serviceIds.values()][0]!;
+  const backendId = names.endpoints['198.18.2.20']!.identity;
+  const frontendId = names.endpoints['198.18.2.10']!.identity;
+  const f = decorate(event({ verdict: 'forwarded', reason: 0, reason_name: 'NONE', saddr: '198.18.2.10', svc_id: svcId, rule_id: ruleId, local_identity: backendId, remote_identity: frontendId }), names);
+  assert.equal(f.verdict, 'forwarded');
+  assert.equal(f.reason, undefined, 'forwarded flows have no drop reason');
+  assert.equal(f.service, 'shop/backend:http (ClusterIP 198.18.3.10:80/tcp)');
+  assert.equal(f.source.endpoint, 'shop/frontend-7d4b9');
+  assert.equal(f.source.labels?.app, 'frontend');
+  assert.equal(f.destination.endpoint, 'shop/backend-5c6f8');
+  assert.deepEqual(f.policy, { policy: 'NetworkPolicy shop/backend-from-frontend', rule: 'ingress[0]' });
+  assert.match(formatFlow(f), /^2025-01-01T00:00:01\.000Z FORWARDED tcp 198\.18\.2\.10:40000 shop\/frontend-7d4b9 \[app=frontend,tier=web\] -> 198\.18\.2\.20:8080 shop\/backend-5c6f8 \[app=backend,tier=api\], service shop\/backend:http \(ClusterIP 198\.18\.3\.10:80\/tcp\), ingress, allowed by NetworkPolicy shop\/backend-from-frontend ingress\[0\], at tc eth0$/);
+  // a socket translation: no source address yet, no policy, the hook
+  const sock = decorate(event({ verdict: 'forwarded', reason: 0, hook: 'connect4', saddr: '0.0.0.0', sport: 0, svc_id: svcId, direction: null, ifindex: 0, ifname: undefined }), names);
+  assert.equal(sock.policy, undefined);
+  assert.match(formatFlow(sock), /FORWARDED tcp 0\.0\.0\.0:0 -> 198\.18\.2\.20:8080 shop\/backend-5c6f8 .*service shop\/backend:http .*at connect4$/);
+});
+
+test('--verdict selects dropped, forwarded or all; an event without verdict (older loader) is a drop', () => {
+  const dropped = decorate(event({}), null);
+  const old = decorate(parseEvents('n', JSON.stringify({ reason: 1, hook: 'tc', saddr: '1.2.3.4', daddr: '5.6.7.8' }) + '\n').events[0]!, null);
+  const fwd = decorate(event({ verdict: 'forwarded', reason: 0 }), null);
+  assert.equal(old.verdict, 'dropped');
+  assert.deepEqual([dropped, old, fwd].map((f) => verdictMatches(f, 'dropped')), [true, true, false]);
+  assert.deepEqual([dropped, old, fwd].map((f) => verdictMatches(f, 'forwarded')), [false, false, true]);
+  assert.deepEqual([dropped, old, fwd].map((f) => verdictMatches(f, 'all')), [true, true, true]);
+  assert.throws(() => parseEvents('n', JSON.stringify({ reason: 0, verdict: 'bogus' }) + '\n'));
   assert.deepEqual(parseEvents('n', '{"lost": 3}\n'), { events: [], lost: 3 });
 });
