@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DELETE_ON_ERROR:
 NODE_TEST := node --test --test-reporter=spec --test-concurrency=1
 
-.PHONY: all deps build lint typecheck test test-unit test-kernel test-vagrant demo clean cloud-init
+.PHONY: all deps build lint typecheck test test-unit test-kernel test-vagrant demo bench clean cloud-init
 
 all: build
 
@@ -48,6 +48,12 @@ demo: deps build
 # Regenerate cloud-init/<profile>.yaml from the built-in profiles (a unit test fails when one is stale).
 cloud-init: build
 	node dist/src/cloudinit/gen.js
+
+# The datapath against kube-proxy-style iptables and nftables on this machine (root; about 5 minutes
+# on 2 cores): the table on stdout, the report with plots in docs/bench/ (the README shows it).
+bench: deps build
+	$(MAKE) -C bpf -j1 all
+	node dist/src/cli.js bench --report docs/bench
 
 clean:
 	rm -rf dist node_modules

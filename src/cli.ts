@@ -9,6 +9,7 @@ import type { CheckOptions } from './commands/check.js';
 import type { ApplyOptions, RollbackOptions } from './commands/apply.js';
 import type { DatapathOptions, ObserveOptions } from './commands/datapath.js';
 import type { CloudInitOptions } from './commands/cloud-init.js';
+import type { BenchOptions } from './commands/bench.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -161,6 +162,24 @@ export function buildProgram(): Command {
     const { observe } = await import('./commands/datapath.js');
     process.exitCode = await observe(targets, options, io());
   });
+  program
+    .command('bench')
+    .description('measure the datapath against kube-proxy-style iptables and nftables on this machine (root; in network namespaces it creates and removes)')
+    .option('--sizes <list>', 'numbers of services, comma-separated (default 1,1000,10000,100000; 10k = 10000)', list)
+    .addOption(new Option('--runs <n>', 'runs per figure: the median is reported with min and max').default(3).argParser(int('--runs', 1, 50)))
+    .addOption(new Option('--duration <ms>', 'connections are made for this long per run').default(1000).argParser(int('--duration', 100, 60000)))
+    .addOption(new Option('--warmup <n>', 'connections before each run that are not counted').default(200).argParser(int('--warmup', 0, 1000000)))
+    .addOption(new Option('--endpoints <n>', 'endpoints per service').default(2).argParser(int('--endpoints', 1, 100)))
+    .option('--modes <list>', 'modes to run besides the direct baseline: prepnode-sock, prepnode-tc, iptables-nft, iptables-legacy, nftables (default all)', list)
+    .addOption(new Option('--program-timeout <seconds>', 'a mode that takes longer to program a size is stopped there (larger sizes are skipped)').default(60).argParser(int('--program-timeout', 1, 3600)))
+    .option('--json', 'print one JSON document (schema prep-node/bench/v1) instead of the table')
+    .option('--report <dir>', 'also write DIR/README.md with SVG plots and DIR/bench.json')
+    .option('--cleanup', 'only remove the namespaces, mounts and cgroups that interrupted runs left behind')
+    .option('--quiet', 'no progress lines on stderr')
+    .action(async (options: BenchOptions) => {
+      const { bench } = await import('./commands/bench.js');
+      process.exitCode = await bench(options, io());
+    });
   const profiles = program.command('profiles').description('the built-in profiles, and profiles resolved');
   profiles
     .command('list')

@@ -112,21 +112,36 @@ int dp_map_clear(int fd)
 {
 	struct bpf_map_info info = {};
 	__u32 len = sizeof(info);
-	void *next;
-	int err = 0;
+	void *key, *next, *tmp;
+	int err = 0, more;
 
 	if (bpf_obj_get_info_by_fd(fd, &info, &len))
 		return -errno;
+	key = calloc(1, info.key_size);
 	next = calloc(1, info.key_size);
-	if (!next)
+	if (!key || !next) {
+		free(key);
+		free(next);
 		return -ENOMEM;
-	/* always restart from the first key: deleting the current key breaks get_next_key's walk */
-	while (bpf_map_get_next_key(fd, NULL, next) == 0) {
-		if (bpf_map_delete_elem(fd, next)) {
-			err = -errno;
-			break;
-		}
 	}
+	/*
+	 * Find the next key before deleting the current one, so the walk goes on from where it is:
+	 * restarting from the first key after every delete made clearing n entries O(n^2) (30k entries
+	 * took a minute). A pass that raced with the datapath adding entries is repeated.
+	 */
+	while (!err && bpf_map_get_next_key(fd, NULL, key) == 0) {
+		do {
+			more = bpf_map_get_next_key(fd, key, next) == 0;
+			if (bpf_map_delete_elem(fd, key) && errno != ENOENT) {
+				err = -errno;
+				break;
+			}
+			tmp = key;
+			key = next;
+			next = tmp;
+		} while (more);
+	}
+	free(key);
 	free(next);
 	return err;
 }
