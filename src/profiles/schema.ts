@@ -3,6 +3,7 @@
 // issue) will apply the same values.
 import { z } from 'zod';
 import { coerceVersion } from '../checks/kernel-release.js';
+import { AT_LEAST } from '../checks/sysctl-drift.js';
 
 const kernelVersion = z
   .string()
@@ -24,7 +25,17 @@ export const ProfileSchema = z.strictObject({
     recommended: kernelVersion,
   }),
   /** Desired sysctls; sysctl.drift compares each. Values as `sysctl -n` prints them (tabs or spaces between fields). */
-  sysctl: z.record(sysctlKey, z.union([z.number().int(), z.string()])).default({}),
+  sysctl: z
+    .record(sysctlKey, z.union([z.number().int(), z.string()]))
+    .superRefine((values, ctx) => {
+      // Capacity limits are numbers (or number triplets, tcp_rmem): "lots" is a typo, caught here.
+      for (const [key, value] of Object.entries(values)) {
+        if (AT_LEAST.has(key) && typeof value === 'string' && !/^\s*\d+(\s+\d+)*\s*$/.test(value)) {
+          ctx.addIssue({ code: 'custom', path: [key], message: `expected an integer, got ${JSON.stringify(value)}` });
+        }
+      }
+    })
+    .default({}),
   /** Sysctls that may be absent on some kernels (no error when missing). */
   optionalSysctl: z.array(sysctlKey).default([]),
   /** Kernel modules that must be available and loaded (or built in). */

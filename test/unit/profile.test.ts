@@ -23,6 +23,10 @@ const bad: [string, string, RegExp][] = [
   ['unknown key', 'name: x\ndescription: d\nkernel: {min: "5.10", recommended: "5.15", maxx: 1}\n', /^mine\.yaml:3:9: kernel: .*maxx/],
   ['missing key', 'name: x\ndescription: d\n', /^mine\.yaml:1:1: kernel: .*expected object/],
   ['bad YAML', 'name: x\n  description: : d\n', /^mine\.yaml:\d+:\d+: invalid YAML/],
+  ['MTU below 68', 'name: x\ndescription: d\nkernel: {min: "5.10", recommended: "5.15"}\nmtu: {primary: 67}\n', /^mine\.yaml:4:16: mtu\.primary: .*>=68/],
+  ['MTU above 65535', 'name: x\ndescription: d\nkernel: {min: "5.10", recommended: "5.15"}\nmtu: {private: 65536}\n', /^mine\.yaml:4:16: mtu\.private: .*<=65535/],
+  ['a sysctl value of the wrong type', 'name: x\ndescription: d\nkernel: {min: "5.10", recommended: "5.15"}\nsysctl:\n  net.core.somaxconn: lots\n', /^mine\.yaml:5:23: sysctl\."net\.core\.somaxconn": expected an integer, got "lots"$/],
+  ['channels', 'name: x\ndescription: d\nkernel: {min: "5.10", recommended: "5.15"}\nchannels: all\n', /^mine\.yaml:4:11: channels: /],
 ];
 for (const [what, text, message] of bad) {
   test(`an invalid profile is rejected with file:line:col and key path (${what})`, () => {
