@@ -2,7 +2,8 @@
 // schema, and a bad file rejected before anything touches a node with file:line:col, the key path
 // and what was expected (the same form as the profile loader's messages).
 import { readFile } from 'node:fs/promises';
-import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
+import { isMap, isScalar, type LineCounter, type Document } from 'yaml';
+import { parseYamlSource } from '../yaml-source.js';
 import { UsageError } from '../errors.js';
 import { DatapathStateSchema, type DatapathState } from './schema.js';
 
@@ -21,13 +22,7 @@ export async function loadState(path: string): Promise<DatapathState> {
 
 /** Parse and validate desired-state YAML; `file` names it in messages. An empty document is an empty state. */
 export function parseState(text: string, file: string): DatapathState {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
-  const syntax = doc.errors[0];
-  if (syntax) {
-    const pos = lines.linePos(syntax.pos[0]);
-    throw new UsageError(`${file}:${pos.line}:${pos.col}: invalid YAML: ${syntax.message.split('\n')[0]}`);
-  }
+  const { doc, lines } = parseYamlSource(text, file);
   const result = DatapathStateSchema.safeParse(doc.toJS() ?? {});
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;

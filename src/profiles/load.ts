@@ -5,7 +5,8 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LineCounter, parseDocument, type Document } from 'yaml';
+import type { LineCounter, Document } from 'yaml';
+import { parseYamlSource } from '../yaml-source.js';
 import { UsageError } from '../errors.js';
 import { ProfileSchema, type Profile } from './schema.js';
 
@@ -73,14 +74,7 @@ async function readChain(spec: string, fromDir: string, sources: Source[]): Prom
 }
 
 function parseSource(text: string, file: string): Source {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
-  const syntax = doc.errors[0];
-  if (syntax) {
-    const pos = lines.linePos(syntax.pos[0]);
-    throw new UsageError(`${file}:${pos.line}:${pos.col}: invalid YAML: ${syntax.message.split('\n')[0]}`);
-  }
-  return { file, doc, lines };
+  return parseYamlSource(text, file);
 }
 
 /** Maps merge key by key (the child wins); anything else in the child replaces the parent's. */
