@@ -39,8 +39,6 @@ export interface ApplyReport {
   recovered: string[];
   plans: TunerPlan[];
   applied: boolean;
-  /** Session-cutting changes the node reverted because prep-node could not reconnect. */
-  reverted: string[];
   /** What still differs after applying (empty when verified). */
   unverified: string[];
   runId: string;
@@ -162,7 +160,7 @@ export async function applyProfile(host: Host, profile: Profile, options: ApplyO
   const recovered = options.dryRun ? [] : await recover(host, journal0);
   options.progress?.('planning');
   const plans = await planAll(ctx);
-  const report = { recovered, plans, applied: false, reverted: [] as string[], unverified: [] as string[], runId, host };
+  const report = { recovered, plans, applied: false, unverified: [] as string[], runId, host };
   if (options.dryRun) return report;
   if (planSize(plans) === 0) {
     if (journal0?.run.state === 'applying') await writeJournal(host, { ...journal0, run: { ...journal0.run, state: 'applied', finished: new Date().toISOString() } });
