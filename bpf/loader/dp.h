@@ -121,6 +121,8 @@ int dp_state_write(int fd, const struct dp_state *st);
 int dp_netns_id(__u64 *ino, __u64 *dev);
 /* open a pinned map of the install by name (maps/<name>); fd or -errno */
 int dp_map_open(const char *name);
+/* events lost for want of ring buffer room, summed over CPUs; 0 when not installed */
+unsigned long long dp_events_lost(void);
 /* mkdir -p for one level under bpffs */
 int dp_mkdir(const char *path);
 /* Detach and unpin everything recorded/pinned under dir (an install or a half-done one), then

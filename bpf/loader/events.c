@@ -120,24 +120,6 @@ static int on_event(void *ctx, void *data, size_t size)
 	return max_events && seen >= max_events ? STOP_MAX : 0;
 }
 
-static unsigned long long lost_total(void)
-{
-	int ncpu = libbpf_num_possible_cpus(), fd = dp_map_open("events_lost"), i;
-	unsigned long long sum = 0;
-	__u32 zero = 0;
-	__u64 *per;
-
-	if (fd < 0 || ncpu <= 0)
-		return 0;
-	per = calloc((size_t)ncpu, sizeof(*per));
-	if (per && bpf_map_lookup_elem(fd, &zero, per) == 0)
-		for (i = 0; i < ncpu; i++)
-			sum += per[i];
-	free(per);
-	close(fd);
-	return sum;
-}
-
 static long long now_ms(void)
 {
 	struct timespec t;
@@ -203,7 +185,7 @@ int cmd_events(int argc, char **argv)
 	if (err < 0 && err != STOP_MAX)
 		return dp_fail(DP_EXIT_INTERNAL, "internal", "reading events: %s", strerror(-err));
 	jw_open(&w, NULL);
-	jw_u64(&w, "lost", lost_total());
+	jw_u64(&w, "lost", dp_events_lost());
 	jw_close_obj(&w);
 	jw_print(&w);
 	return 0;

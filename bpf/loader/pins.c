@@ -315,3 +315,22 @@ void dp_teardown_stale(void)
 	if (d)
 		closedir(d);
 }
+
+/* Events the ring buffer had no room for, summed over CPUs (0 when not installed). */
+unsigned long long dp_events_lost(void)
+{
+	int ncpu = libbpf_num_possible_cpus(), fd = dp_map_open("events_lost"), i;
+	unsigned long long sum = 0;
+	__u32 zero = 0;
+	__u64 *per;
+
+	if (fd < 0 || ncpu <= 0)
+		return 0;
+	per = calloc((size_t)ncpu, sizeof(*per));
+	if (per && bpf_map_lookup_elem(fd, &zero, per) == 0)
+		for (i = 0; i < ncpu; i++)
+			sum += per[i];
+	free(per);
+	close(fd);
+	return sum;
+}

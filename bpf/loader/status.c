@@ -216,24 +216,6 @@ static void forwarded(struct jw *w)
 	jw_close_obj(w);
 }
 
-static unsigned long long events_lost(void)
-{
-	int ncpu = libbpf_num_possible_cpus(), fd = dp_map_open("events_lost"), i;
-	unsigned long long sum = 0;
-	__u32 zero = 0;
-	__u64 *per;
-
-	if (fd < 0 || ncpu <= 0)
-		return 0;
-	per = calloc((size_t)ncpu, sizeof(*per));
-	if (per && bpf_map_lookup_elem(fd, &zero, per) == 0)
-		for (i = 0; i < ncpu; i++)
-			sum += per[i];
-	free(per);
-	close(fd);
-	return sum;
-}
-
 int dp_status_members(struct jw *w)
 {
 	static struct dp_state st;
@@ -265,7 +247,7 @@ int dp_status_members(struct jw *w)
 	maps(w);
 	drops(w);
 	forwarded(w);
-	jw_u64(w, "events_lost", events_lost());
+	jw_u64(w, "events_lost", dp_events_lost());
 	jw_bool(w, "set_retval", st.set_retval);
 	jw_str(w, "cgroup", st.cgroup);
 	jw_array(w, "tc_devs");
