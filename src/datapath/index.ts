@@ -37,10 +37,15 @@ export interface SyncResult {
   applied: ApplyResult | null;
 }
 
-/** What the node's owned maps hold now (one `dump` per map). */
+/** What the node's owned maps hold now (every map's dump in one round-trip). */
 export async function currentEntries(host: Host): Promise<CurrentEntries> {
+  const dumps = await loader.dumpAll(host, MAPS);
   const out: CurrentEntries = {};
-  for (const map of MAPS) out[map] = parseDump(await loader.dump(host, map), map);
+  for (const map of MAPS) {
+    const text = dumps.get(map);
+    if (text === undefined) throw new Error(`${host.name}: prep-node-dp dump printed nothing for ${map}`);
+    out[map] = parseDump(text, map);
+  }
   return out;
 }
 

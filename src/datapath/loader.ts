@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { parseSections, sectionHeader } from '../checks/sections.js';
 import { ExitCode, PrepNodeError, UsageError } from '../errors.js';
 import { shQuote, type Host, type RunResult } from '../host/host.js';
 
@@ -156,6 +157,14 @@ export const loader = {
   },
   async dump(host: Host, map: string): Promise<string> {
     return runLoader(host, ['dump', map], { timeoutMs: 300_000 });
+  },
+  /** Several maps' dumps in one round-trip: map name → its `<keyhex> <valuehex>` lines. */
+  async dumpAll(host: Host, maps: readonly string[]): Promise<Map<string, string>> {
+    const bin = shQuote(await ensureLoader(host));
+    const script = maps.map((m) => `${sectionHeader(m)} && ${bin} dump ${shQuote(m)}`).join(' && ');
+    const r = await host.run(script, { sudo: true, timeoutMs: 300_000 });
+    if (r.code !== 0) throw loaderError(host.name, 'dump', r);
+    return parseSections(r.stdout);
   },
   async status(host: Host): Promise<StatusDoc> {
     return parseOutput(host.name, 'status', await runLoader(host, ['status']), StatusDoc);
