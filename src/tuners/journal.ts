@@ -72,9 +72,16 @@ export async function readJournal(host: Host): Promise<Journal | null> {
   return parseJournal(r.stdout, host.name);
 }
 
+/** Hosts on which STATE_DIR is known to exist. */
+const stateDirReady = new WeakSet<Host>();
+
 /** Write the journal atomically (root only: it holds copies of system files). */
 export async function writeJournal(host: Host, journal: Journal): Promise<void> {
-  await host.exec(`mkdir -p ${STATE_DIR} && chmod 700 ${STATE_DIR}`, { sudo: true });
+  // Once per connection: apply writes the journal before each tuner, and each command is a round-trip.
+  if (!stateDirReady.has(host)) {
+    await host.exec(`mkdir -p ${STATE_DIR} && chmod 700 ${STATE_DIR}`, { sudo: true });
+    stateDirReady.add(host);
+  }
   await host.writeFile(JOURNAL_FILE, JSON.stringify(journal, null, 2) + '\n', { sudo: true, mode: 0o600 });
 }
 
