@@ -1,0 +1,28 @@
+// The one way map entries reach the kernel: dump, put, delete and batch behind one interface. The
+// CLI's implementation drives the node-side loader over a Host (one process and one round-trip per
+// batch); the agent's opens the pinned maps in-process through libbpf. Keys and values are the
+// encoded structs of datapath_structs.h as lowercase hex, exactly as compile.ts produces them.
+import type { MapName } from './consts.js';
+import type { CurrentEntries } from './sync.js';
+
+/** One change to one owned map. `clear` empties the map (full syncs only). */
+export type MapOp =
+  | { op: 'put'; map: MapName; keyHex: string; valueHex: string }
+  | { op: 'del'; map: MapName; keyHex: string }
+  | { op: 'clear'; map: MapName };
+
+/** What a batch did. */
+export interface BatchResult {
+  put: number;
+  deleted: number;
+  cleared: number;
+}
+
+export interface MapWriter {
+  /** What the named maps hold now (key hex → value hex per map). */
+  dump(maps: readonly MapName[]): Promise<CurrentEntries>;
+  /** Apply the ops in order; the whole batch is validated (map names, key and value sizes) before the first write. */
+  batch(ops: readonly MapOp[]): Promise<BatchResult>;
+  /** Release what the writer holds (map fds, a connection); the maps stay pinned. */
+  close(): Promise<void>;
+}
