@@ -26,8 +26,9 @@ Exit codes:
   3  a host could not be reached: DNS, refused, timeout, authentication, host key unknown or changed
   4  a host was reached but root was refused (sudo wants a password, or the user may not sudo)
   5  apply: the node cannot take the profile (unknown sysctl, missing module, MTU above the link's
-     maximum, a tool missing); nothing was changed
+     maximum, a tool missing, a node file prep-node will not touch); nothing was changed
   6  apply: an MTU or channel change cut the SSH session and the node reverted it
+  7  rollback: the restore failed on the node; the journal is kept, run rollback again
   70 internal error (a bug: please report it)
 `;
 

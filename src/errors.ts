@@ -12,6 +12,8 @@ export const ExitCode = {
   refused: 5,
   /** A change cut the SSH session and the node reverted it (or was left to revert it). */
   reverted: 6,
+  /** rollback: the restore script failed on the node; the journal is kept so a rollback can be run again. */
+  rollbackFailed: 7,
   internal: 70,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
@@ -36,7 +38,11 @@ export class UsageError extends PrepNodeError {
   }
 }
 
-/** The node cannot take what the profile asks (found while planning, before any write): exit 5. */
+/**
+ * The node cannot take what the profile asks, or holds something prep-node will not work on (a netplan
+ * file that does not parse, another filesystem at the bpffs path, a journal that is not ours, a
+ * directory where a file goes): found before any write, exit 5.
+ */
 export class NodeRefusal extends PrepNodeError {
   constructor(
     readonly host: string,
@@ -44,6 +50,17 @@ export class NodeRefusal extends PrepNodeError {
   ) {
     super(`${host}: ${detail}`, ExitCode.refused);
     this.name = 'NodeRefusal';
+  }
+}
+
+/** Rollback's restore script failed on the node: exit 7. The journal stays, so rollback can be run again. */
+export class RollbackError extends PrepNodeError {
+  constructor(
+    readonly host: string,
+    detail: string,
+  ) {
+    super(`${host}: ${detail}`, ExitCode.rollbackFailed);
+    this.name = 'RollbackError';
   }
 }
 

@@ -47,7 +47,7 @@ async function profilesFor(specs: { profile?: string }[], fallback: string | und
 
 function exitFor(failures: PrepNodeError[], unverified: boolean): ExitCode {
   const codes = failures.map((f) => f.exitCode);
-  for (const c of [ExitCode.unreachable, ExitCode.privilege, ExitCode.refused, ExitCode.reverted, ExitCode.internal]) if (codes.includes(c)) return c;
+  for (const c of [ExitCode.unreachable, ExitCode.privilege, ExitCode.refused, ExitCode.reverted, ExitCode.rollbackFailed, ExitCode.internal]) if (codes.includes(c)) return c;
   return unverified ? ExitCode.findings : ExitCode.ok;
 }
 

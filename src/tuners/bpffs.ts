@@ -4,6 +4,7 @@
 import { BPFFS, BPFFS_SCRIPT, SYSTEMD_BPFFS_SINCE } from '../checks/bpf-fs.js';
 import { mountAt, parseMounts } from '../checks/mounts.js';
 import { parseSections } from '../checks/sections.js';
+import { NodeRefusal } from '../errors.js';
 import type { Profile } from '../profiles/schema.js';
 import { readFiles } from './files.js';
 import type { FileWrite, Original, Tuner, TunerPlan } from './types.js';
@@ -35,7 +36,7 @@ export const bpffsTuner: Tuner = {
     const systemd = (s.get('systemd-booted') ?? '').trim() === 'yes' && Number(/^systemd (\d+)/.exec(s.get('systemd-version') ?? '')?.[1] ?? 0) >= SYSTEMD_BPFFS_SINCE;
     const persisted = systemd || (s.get('fstab') ?? '').trim() !== '' || (s.get('mount-units') ?? '').trim() !== '';
     const persist = systemd ? 'systemd mounts it at boot' : FSTAB;
-    if (mounted && mounted.type !== 'bpf') throw new Error(`${BPFFS} is a ${mounted.type} mount, not bpf: unmount it first`);
+    if (mounted && mounted.type !== 'bpf') throw new NodeRefusal(host.name, `${BPFFS} is a ${mounted.type} mount, not bpf: unmount it first`);
     if (mounted) plan.unchanged.push(`${BPFFS} mounted`);
     else {
       plan.changes.push({ key: BPFFS, current: 'not mounted', desired: 'bpffs mounted (mode=700)', persist });

@@ -84,29 +84,33 @@ export function writeFilesScript(files: FileWrite[]): string {
   return lines.join('\n') + '\n';
 }
 
-/** A sh script putting each file back as it was: its bytes, mode and owner, a link, or no file at all. */
+/** One sh command (a && chain) putting a file back as it was: its bytes, mode and owner, a link, or no file at all. */
+export function restoreFileCommand(path: string, original: FileState): string | undefined {
+  const p = shQuote(path);
+  switch (original.kind) {
+    case 'absent':
+      return `rm -f ${p}`;
+    case 'symlink':
+      return `ln -sfn ${shQuote(original.target)} ${p}.prep-node-tmp && mv -fT ${p}.prep-node-tmp ${p}`;
+    case 'file':
+      return [
+        `t=$(mktemp ${p}.prep-node-XXXXXX)`,
+        `printf '%s' ${shQuote(original.content.toString('base64'))} | base64 -d > "$t"`,
+        `chmod ${original.mode.toString(8)} "$t"`,
+        `chown ${original.uid}:${original.gid} "$t"`,
+        `mv -f "$t" ${p}`,
+      ].join(' && ');
+    case 'other':
+      return undefined;
+  }
+}
+
+/** A sh script putting each file back as it was (stops at the first failure). */
 export function restoreFilesScript(originals: { path: string; original: FileState }[]): string {
   const lines: string[] = ['set -e'];
   for (const { path, original } of originals) {
-    const p = shQuote(path);
-    switch (original.kind) {
-      case 'absent':
-        lines.push(`rm -f ${p}`);
-        break;
-      case 'symlink':
-        lines.push(`ln -sfn ${shQuote(original.target)} ${p}.prep-node-tmp && mv -fT ${p}.prep-node-tmp ${p}`);
-        break;
-      case 'file':
-        lines.push(
-          `t=$(mktemp ${p}.prep-node-XXXXXX)`,
-          `printf '%s' ${shQuote(original.content.toString('base64'))} | base64 -d > "$t"`,
-          `chmod ${original.mode.toString(8)} "$t"; chown ${original.uid}:${original.gid} "$t"`,
-          `mv -f "$t" ${p}`,
-        );
-        break;
-      case 'other':
-        break;
-    }
+    const cmd = restoreFileCommand(path, original);
+    if (cmd !== undefined) lines.push(cmd);
   }
   return lines.join('\n') + '\n';
 }

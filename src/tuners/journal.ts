@@ -4,6 +4,7 @@
 // died half-way leaves state "applying", which the next apply or rollback finds and finishes.
 // The auto-revert script (revert.ts) cannot parse JSON, so it leaves its own marker file instead.
 import { z } from 'zod';
+import { NodeRefusal } from '../errors.js';
 import { shQuote, type Host } from '../host/host.js';
 import type { FileState } from './files.js';
 import type { Original } from './types.js';
@@ -57,10 +58,13 @@ export function parseJournal(text: string, host: string): Journal {
   try {
     data = JSON.parse(text);
   } catch (err) {
-    throw new Error(`${host}: ${JOURNAL_FILE} is not valid JSON (${(err as Error).message}); inspect it before removing it`);
+    throw new NodeRefusal(host, `${JOURNAL_FILE} is not valid JSON (${(err as Error).message}); inspect it before removing it`);
   }
   const r = JournalSchema.safeParse(data);
-  if (!r.success) throw new Error(`${host}: ${JOURNAL_FILE} is not a prep-node journal: ${r.error.issues[0]?.message ?? 'invalid'}`);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new NodeRefusal(host, `${JOURNAL_FILE} is not a prep-node journal (${issue ? `${issue.path.join('.') || '(top level)'}: ${issue.message}` : 'invalid'}); prep-node will not act on it: inspect it, and move it away if it is not prep-node's`);
+  }
   return r.data;
 }
 
@@ -97,11 +101,11 @@ export function recordValues(journal: Journal, originals: Original[]): boolean {
 }
 
 /** Record files' originals not yet journaled. A directory or device is refused (prep-node writes only files). */
-export function recordFiles(journal: Journal, states: Map<string, FileState>): boolean {
+export function recordFiles(journal: Journal, states: Map<string, FileState>, host: string): boolean {
   let added = false;
   for (const [path, state] of states) {
     if (journal.files.some((f) => f.path === path)) continue;
-    if (state.kind === 'other') throw new Error(`${path} exists and is not a regular file or a symlink; prep-node will not replace it`);
+    if (state.kind === 'other') throw notAFile(host, path);
     const original: FileOriginal =
       state.kind === 'file'
         ? { kind: 'file', base64: state.content.toString('base64'), mode: state.mode, uid: state.uid, gid: state.gid }
@@ -112,6 +116,11 @@ export function recordFiles(journal: Journal, states: Map<string, FileState>): b
     added = true;
   }
   return added;
+}
+
+/** The refusal for a path prep-node would write that holds a directory, a device or a socket. */
+export function notAFile(host: string, path: string): NodeRefusal {
+  return new NodeRefusal(host, `${path} exists and is not a regular file or a symlink; prep-node will not replace it: move it away or leave this item out of the profile`);
 }
 
 /** Record directories about to be created (outermost first), if not journaled yet. */

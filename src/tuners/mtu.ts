@@ -122,9 +122,9 @@ function refuse(ctx: TuneContext, detail: string): never {
 
 /** netplan: our own file amends the interface's existing definition (same ID), mode 0600 as netplan wants. */
 function netplanPersistence(ctx: TuneContext, config: NetConfig, targets: Target[]): { persist: Persistence; ids: Map<string, string> } {
-  const all = netplanEthernets(config.files);
-  const others = netplanEthernets(config.files, [NETPLAN_FILE]);
-  const ours = config.files.has(NETPLAN_FILE) ? netplanEthernets(new Map([[NETPLAN_FILE, config.files.get(NETPLAN_FILE)!]])) : new Map();
+  const all = netplanEthernets(ctx.host.name, config.files);
+  const others = netplanEthernets(ctx.host.name, config.files, [NETPLAN_FILE]);
+  const ours = config.files.has(NETPLAN_FILE) ? netplanEthernets(ctx.host.name, new Map([[NETPLAN_FILE, config.files.get(NETPLAN_FILE)!]])) : new Map();
   const ids = new Map<string, string>();
   const configured = new Map<string, number>();
   const owned = new Set<string>();

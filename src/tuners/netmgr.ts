@@ -3,6 +3,7 @@
 // ifupdown configuration files themselves. The MTU tuner turns this into the manager's own persistent
 // form; the parsers here are pure and tested on fixtures.
 import { parse as parseYaml } from 'yaml';
+import { NodeRefusal } from '../errors.js';
 import { shQuote } from '../host/host.js';
 import { parseSections } from '../checks/sections.js';
 
@@ -118,7 +119,7 @@ function merge(a: unknown, b: unknown): unknown {
 }
 
 /** The merged `network.ethernets` of these netplan files (an unparsable file is an error naming it). */
-export function netplanEthernets(files: Map<string, Buffer>, skip: string[] = []): Map<string, Yaml> {
+export function netplanEthernets(host: string, files: Map<string, Buffer>, skip: string[] = []): Map<string, Yaml> {
   let merged: Yaml = {};
   for (const path of netplanOrder([...files.keys()])) {
     if (skip.includes(path)) continue;
@@ -126,7 +127,7 @@ export function netplanEthernets(files: Map<string, Buffer>, skip: string[] = []
     try {
       doc = parseYaml(files.get(path)!.toString('utf8'));
     } catch (err) {
-      throw new Error(`${path} is not valid YAML (${(err as Error).message.split('\n')[0]}): netplan cannot read it either; fix it first`);
+      throw new NodeRefusal(host, `${path} is not valid YAML (${(err as Error).message.split('\n')[0]}): netplan cannot read it either; fix it first`);
     }
     const eth = isMap(doc) && isMap(doc.network) ? doc.network.ethernets : undefined;
     if (isMap(eth)) merged = merge(merged, eth) as Yaml;

@@ -3,15 +3,17 @@
 // re-plan (a module just loaded brings its sysctls), journal the originals, and apply — for changes
 // that can cut the SSH session, with an auto-revert armed and cancelled only from a fresh connection.
 import { randomBytes } from 'node:crypto';
-import { HostError, PrepNodeError, ExitCode, oneLine } from '../errors.js';
+import { HostError, PrepNodeError, ExitCode, RollbackError, oneLine } from '../errors.js';
 import type { Host } from '../host/host.js';
 import type { Profile } from '../profiles/schema.js';
-import { missingParentsCommand, readFiles, restoreFilesScript, writeFilesScript } from './files.js';
+import { shQuote } from '../host/host.js';
+import { missingParentsCommand, readFiles, restoreFileCommand, writeFilesScript } from './files.js';
 import {
   JOURNAL_FILE,
   STATE_DIR,
   fileState,
   newJournal,
+  notAFile,
   readJournal,
   recordDirs,
   recordFiles,
@@ -74,13 +76,20 @@ export async function planAll(ctx: TuneContext, tuners: Tuner[] = TUNERS): Promi
   return plans;
 }
 
+/** Refuse, before the first write, a planned file whose path holds a directory, a device or a socket. */
+async function refuseNonFiles(host: Host, plans: TunerPlan[]): Promise<void> {
+  const paths = plans.flatMap((p) => p.files.map((f) => f.path));
+  if (paths.length === 0) return;
+  for (const [path, state] of await readFiles(host, paths)) if (state.kind === 'other') throw notAFile(host.name, path);
+}
+
 /** Journal then write a plan's files, and run the tuner's reload. */
 async function writeFiles(host: Host, journal: Journal, tuner: Tuner, plan: TunerPlan): Promise<void> {
   if (plan.files.length === 0) return;
   const paths = plan.files.map((f) => f.path);
   const dirs = (await host.exec(missingParentsCommand(paths), { sudo: true })).split('\n').filter(Boolean).sort((a, b) => a.length - b.length);
   recordDirs(journal, dirs);
-  recordFiles(journal, await readFiles(host, paths));
+  recordFiles(journal, await readFiles(host, paths), host.name);
   await writeJournal(host, journal);
   await host.exec('sh -s', { sudo: true, stdin: writeFilesScript(plan.files) });
   if (tuner.reloadCommand) await host.exec(tuner.reloadCommand, { sudo: true });
@@ -160,6 +169,7 @@ export async function applyProfile(host: Host, profile: Profile, options: ApplyO
   const recovered = options.dryRun ? [] : await recover(host, journal0);
   options.progress?.('planning');
   const plans = await planAll(ctx);
+  await refuseNonFiles(host, plans);
   const report = { recovered, plans, applied: false, unverified: [] as string[], runId, host };
   if (options.dryRun) return report;
   if (planSize(plans) === 0) {
@@ -214,15 +224,25 @@ export interface RollbackReport {
   warnings: string[];
 }
 
-/** The sh script rollback runs: files back, then running values (tuners in reverse), reloads, then prep-node's own files. */
+/**
+ * The sh script rollback runs: files back, then running values (tuners in reverse), reloads, then
+ * prep-node's own files. A file that cannot be put back fails the script (exit 1) before the journal
+ * is removed, so the next rollback still knows every original; a running value that cannot be
+ * restored (a module in use) is a warning.
+ */
 export function rollbackScript(journal: Journal): string {
-  const parts: string[] = [restoreFilesScript(journal.files.map((f) => ({ path: f.path, original: fileState(f.original) }))).replace(/^set -e\n/, '')];
+  const parts: string[] = ['fail=0\n'];
+  for (const f of journal.files) {
+    const cmd = restoreFileCommand(f.path, fileState(f.original));
+    if (cmd !== undefined) parts.push(`{ ${cmd}; } || { echo ${shQuote(`prep-node: could not restore ${f.path}`)} >&2; fail=1; }\n`);
+  }
   for (const tuner of [...TUNERS].reverse()) {
     for (const v of journal.values.filter((x) => x.tuner === tuner.id).reverse()) parts.push(`{ ${tuner.restoreCommand(v)}; } || echo "prep-node: could not restore ${tuner.id} ${v.key}" >&2\n`);
   }
   // Reloads are safe on any node (each guards itself): run them all rather than guess which files were whose.
   for (const tuner of TUNERS) if (tuner.reloadCommand) parts.push(`{ ${tuner.reloadCommand}; } || true\n`);
   for (const d of [...journal.dirs].sort((a, b) => b.length - a.length)) parts.push(`rmdir ${d} 2>/dev/null || true\n`);
+  parts.push(`if [ "$fail" != 0 ]; then echo 'prep-node: some files could not be restored; the journal is kept' >&2; exit 1; fi\n`);
   parts.push(`rm -f ${JOURNAL_FILE} ${STATE_DIR}/reverted\n`);
   if (journal.createdStateDir) parts.push(`rmdir ${STATE_DIR} 2>/dev/null || true\n`);
   return parts.join('');
@@ -235,7 +255,13 @@ export async function rollback(host: Host, dryRun: boolean): Promise<RollbackRep
   const report: RollbackReport = { recovered, journal, mismatched: [], warnings: [] };
   if (!journal || dryRun) return report;
   const r = await host.run('sh -s', { sudo: true, stdin: rollbackScript(journal), timeoutMs: 120_000 });
-  if (r.code !== 0) throw new Error(`${host.name}: rollback failed (exit ${r.code ?? 'timeout'}): ${r.stderr.trim().split('\n').pop() ?? ''}`);
+  if (r.code !== 0) {
+    const why = r.stderr.split('\n').filter((l) => l.startsWith('prep-node: could not restore /')).map((l) => l.slice('prep-node: could not restore '.length));
+    throw new RollbackError(
+      host.name,
+      `rollback failed (${r.code === null ? 'timed out' : `exit ${r.code}`}): ${why.length ? `could not restore ${why.join(', ')}` : r.stderr.trim().split('\n').pop() || 'no message'}; the journal ${JOURNAL_FILE} is kept: fix the cause and run prep-node rollback again`,
+    );
+  }
   report.warnings = r.stderr.split('\n').filter((l) => l.startsWith('prep-node: '));
   const now = await readFiles(host, journal.files.map((f) => f.path));
   for (const f of journal.files) {

@@ -14,6 +14,9 @@ test('--help documents the exit codes', () => {
   const r = run('check', '--help');
   assert.equal(r.status, 0);
   for (const line of [/0\s+every check passed/, /1\s+findings/, /2\s+bad usage/, /3\s+a host could not be reached/, /4\s+.*sudo/]) assert.match(r.stdout, line);
+  const rb = run('rollback', '--help');
+  assert.equal(rb.status, 0);
+  assert.match(rb.stdout, /7\s+rollback: the restore failed on the node; the journal is kept/);
 });
 
 test('bad usage exits 2 with a one-line message', () => {

@@ -177,7 +177,7 @@ test('netplan (Ubuntu 22.04): a 0600 file of its own amends the definition ID th
     },
   ]);
   // Merged as netplan merges it: the private definition keeps its match and address and gains the MTU.
-  const merged = netplanEthernets(new Map([...rootFiles('ubuntu22-netplan'), [NETPLAN_FILE, Buffer.from(q.files[0]!.content)]]));
+  const merged = netplanEthernets('fixture', new Map([...rootFiles('ubuntu22-netplan'), [NETPLAN_FILE, Buffer.from(q.files[0]!.content)]]));
   assert.deepEqual(merged.get('private0'), { addresses: ['10.0.0.2/16'], match: { macaddress: '86:00:00:4e:1c:02' }, mtu: 9000 });
 });
 

@@ -23,10 +23,10 @@ test('the journal keeps the first original: a second apply never overwrites it',
   assert.ok(recordValues(j, [{ tuner: 'sysctl', key: 'net.core.somaxconn', value: '4096' }]));
   assert.ok(!recordValues(j, [{ tuner: 'sysctl', key: 'net.core.somaxconn', value: '32768' }]));
   assert.equal(j.values[0]?.value, '4096');
-  recordFiles(j, new Map([['/etc/fstab', { kind: 'file', content: Buffer.from('a\n'), mode: 0o644, uid: 0, gid: 0 }]]));
-  recordFiles(j, new Map([['/etc/fstab', { kind: 'file', content: Buffer.from('changed\n'), mode: 0o644, uid: 0, gid: 0 }]]));
+  recordFiles(j, new Map([['/etc/fstab', { kind: 'file', content: Buffer.from('a\n'), mode: 0o644, uid: 0, gid: 0 }]]), 'h');
+  recordFiles(j, new Map([['/etc/fstab', { kind: 'file', content: Buffer.from('changed\n'), mode: 0o644, uid: 0, gid: 0 }]]), 'h');
   assert.equal(Buffer.from((j.files[0]!.original as { base64: string }).base64, 'base64').toString(), 'a\n');
-  assert.throws(() => recordFiles(j, new Map([['/etc', { kind: 'other' }]])), /not a regular file/);
+  assert.throws(() => recordFiles(j, new Map([['/etc', { kind: 'other' }]]), 'h'), /not a regular file/);
   assert.deepEqual(parseJournal(JSON.stringify(j), 'h'), j);
   assert.throws(() => parseJournal('{', 'h'), /journal\.json is not valid JSON/);
   assert.throws(() => parseJournal('{"schema":"x"}', 'h'), /is not a prep-node journal/);
@@ -38,7 +38,7 @@ test('the rollback script restores files, then values in reverse tuner order, th
     { tuner: 'modules', key: 'ip_vs', value: 'unloaded' },
     { tuner: 'sysctl', key: 'net.core.somaxconn', value: '4096' },
   ]);
-  recordFiles(j, new Map([['/etc/sysctl.d/90-prep-node.conf', { kind: 'absent' }]]));
+  recordFiles(j, new Map([['/etc/sysctl.d/90-prep-node.conf', { kind: 'absent' }]]), 'h');
   j.dirs.push('/etc/modules-load.d');
   const s = rollbackScript(j);
   const order = ['rm -f /etc/sysctl.d/90-prep-node.conf', '/proc/sys/net/core/somaxconn', 'rmmod ip_vs', 'rmdir /etc/modules-load.d', 'rm -f /var/lib/prep-node/journal.json', 'rmdir /var/lib/prep-node'];
@@ -54,7 +54,7 @@ test('write and restore scripts carry content as base64 on stdin-sized scripts, 
   assert.match(w, /'\/etc\/it'\\''s\.conf'/);
   assert.match(w, /ln -sfn \/x \/etc\/l\.prep-node-tmp && mv -fT/);
   const r = restoreFilesScript([{ path: '/etc/f', original: { kind: 'file', content: Buffer.from('b'), mode: 0o640, uid: 0, gid: 42 } }]);
-  assert.match(r, /chmod 640 "\$t"; chown 0:42 "\$t"/);
+  assert.match(r, /chmod 640 "\$t" && chown 0:42 "\$t"/);
 });
 
 test('the revert script takes the lock first (a cancel that won stops it), restores, and leaves a marker', () => {
