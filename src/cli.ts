@@ -216,6 +216,8 @@ export async function main(argv: string[]): Promise<void> {
       // an error listing several findings (manifests refused by `datapath sync`) carries them as details
       const details = (err as { details?: unknown }).details;
       if (Array.isArray(details)) for (const d of details) process.stderr.write(`  ${String(d)}\n`);
+      // a bug met on one host is wrapped (InternalError): its cause has the stack
+      if (process.env.PREP_NODE_DEBUG && err.exitCode === ExitCode.internal) process.stderr.write(`${((err.cause as Error | undefined) ?? err).stack}\n`);
       process.exitCode = err.exitCode;
     } else {
       process.stderr.write(`prep-node: internal error: ${oneLine(err)}\n`);

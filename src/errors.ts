@@ -92,6 +92,21 @@ export class HostError extends PrepNodeError {
   }
 }
 
+/**
+ * A bug met while working on one host (anything thrown that is not a PrepNodeError): exit 70 for the
+ * run, reported as that host's outcome so the other hosts finish. `cause` keeps the original (its
+ * stack is printed with PREP_NODE_DEBUG=1).
+ */
+export class InternalError extends PrepNodeError {
+  constructor(
+    readonly host: string,
+    cause: unknown,
+  ) {
+    super(`${host}: internal error (a bug: please report it): ${oneLine(cause)}`, ExitCode.internal, { cause });
+    this.name = 'InternalError';
+  }
+}
+
 /** One line for any thrown value: our own message, or the first line of a foreign one. */
 export function oneLine(err: unknown): string {
   if (err instanceof Error) return err.message.split('\n')[0] ?? err.name;

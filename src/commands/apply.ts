@@ -1,20 +1,19 @@
 // `prep-node apply` and `prep-node rollback`: tune nodes from a profile, and undo it exactly.
-import { ExitCode, HostError, PrepNodeError, oneLine } from '../errors.js';
+import { ExitCode } from '../errors.js';
 import { openHost } from '../host/connect.js';
 import { DEFAULT_PROFILE, loadProfile } from '../profiles/load.js';
 import type { Profile } from '../profiles/schema.js';
 import { JOURNAL_FILE } from '../tuners/journal.js';
 import { applyProfile, planSize, rollback, type ApplyReport, type RollbackReport } from '../tuners/runner.js';
 import type { Io } from './check.js';
-import { connectOptions, resolveHosts, runOnHosts, type HostOptions } from './hosts.js';
+import type { HostSpec } from '../inventory.js';
+import { connectOptions, failureLine, fleetExitCode, resolveHosts, runOnHosts, throwIfOnlyHostFailed, type HostOptions, type HostOutcome } from './hosts.js';
 
 export interface ApplyOptions extends HostOptions {
   profile?: string;
   dryRun?: boolean;
   confirmTimeout: number;
 }
-
-type Outcome<R> = { ok: R } | { failed: PrepNodeError };
 
 /** Render one host's plan (and what became of it). */
 export function renderPlan(target: string, profile: string, r: Pick<ApplyReport, 'plans' | 'recovered' | 'applied' | 'unverified'>, dryRun: boolean): string {
@@ -45,75 +44,44 @@ async function profilesFor(specs: { profile?: string }[], fallback: string | und
   return profiles;
 }
 
-function exitFor(failures: PrepNodeError[], unverified: boolean): ExitCode {
-  const codes = failures.map((f) => f.exitCode);
-  for (const c of [ExitCode.unreachable, ExitCode.privilege, ExitCode.refused, ExitCode.reverted, ExitCode.rollbackFailed, ExitCode.internal]) if (codes.includes(c)) return c;
-  return unverified ? ExitCode.findings : ExitCode.ok;
+/** Print each host's result (or its failure line) and give the run's exit code. */
+function settle<R>(outcomes: HostOutcome<R>[], io: Io, render: (spec: HostSpec, value: R) => string, bad: (value: R) => boolean): ExitCode {
+  throwIfOnlyHostFailed(outcomes);
+  let findings = false;
+  for (const o of outcomes) {
+    if ('error' in o) io.stdout.write(`${failureLine(o.spec, o.error)}\n`);
+    else {
+      findings ||= bad(o.value);
+      io.stdout.write(render(o.spec, o.value));
+    }
+  }
+  return fleetExitCode(outcomes, findings ? ExitCode.findings : ExitCode.ok);
 }
 
-/** Run per-host work, turning each host's expected failure into a value (one host's refusal does not stop the others). */
-async function fleet<R>(targets: string[], options: HostOptions, work: Parameters<typeof runOnHosts<Outcome<R>>>[2]['work'], interactive: boolean, summarize: (r: R) => string) {
+export async function apply(targets: string[], options: ApplyOptions, io: Io): Promise<ExitCode> {
   const specs = await resolveHosts(targets, options);
-  const outcomes = await runOnHosts<Outcome<R>>(
+  const profiles = await profilesFor(specs, options.profile);
+  const profileOf = (p?: string) => profiles.get(p ?? options.profile ?? DEFAULT_PROFILE)!;
+  const conn = connectOptions(options);
+  const outcomes = await runOnHosts<ApplyReport>(
     specs,
     options,
     {
       work: async (host, spec, progress) => {
-        try {
-          return await work(host, spec, progress);
-        } catch (err) {
-          if (err instanceof PrepNodeError && !(err instanceof HostError)) return { failed: err };
-          throw err;
-        }
+        const report = await applyProfile(host, profileOf(spec.profile), {
+          dryRun: options.dryRun === true,
+          confirmTimeout: options.confirmTimeout,
+          reconnect: () => openHost(spec.target, conn),
+          progress,
+        });
+        if (report.host !== host) await report.host.close();
+        return report;
       },
-      summarize: (o) => ('ok' in o ? summarize(o.ok) : oneLine(o.failed)),
+      summarize: (r) => `${planSize(r.plans)} changes${options.dryRun ? ' planned' : ''}`,
     },
-    interactive,
+    io.stdout.isTTY === true,
   );
-  return { specs, outcomes };
-}
-
-export async function apply(targets: string[], options: ApplyOptions, io: Io): Promise<ExitCode> {
-  const specs0 = await resolveHosts(targets, options);
-  const profiles = await profilesFor(specs0, options.profile);
-  const profileOf = (p?: string) => profiles.get(p ?? options.profile ?? DEFAULT_PROFILE)!;
-  const conn = connectOptions(options);
-  const interactive = io.stdout.isTTY === true;
-  const { outcomes } = await fleet<ApplyReport>(
-    targets,
-    options,
-    async (host, spec, progress) => {
-      const report = await applyProfile(host, profileOf(spec.profile), {
-        dryRun: options.dryRun === true,
-        confirmTimeout: options.confirmTimeout,
-        reconnect: () => openHost(spec.target, conn),
-        progress,
-      });
-      if (report.host !== host) await report.host.close();
-      return { ok: report };
-    },
-    interactive,
-    (r) => `${planSize(r.plans)} changes${options.dryRun ? ' planned' : ''}`,
-  );
-  const failures: PrepNodeError[] = [];
-  let unverified = false;
-  if (outcomes.length === 1 && 'error' in outcomes[0]!) throw outcomes[0].error;
-  const single = outcomes.length === 1 && 'value' in outcomes[0]! && 'failed' in outcomes[0].value ? outcomes[0].value.failed : undefined;
-  if (single) throw single;
-  for (const o of outcomes) {
-    const name = o.spec.target.spec;
-    if ('error' in o) {
-      failures.push(o.error);
-      io.stdout.write(`${name}: ${oneLine(o.error)}\n`);
-    } else if ('failed' in o.value) {
-      failures.push(o.value.failed);
-      io.stdout.write(`${oneLine(o.value.failed)}\n`);
-    } else {
-      unverified ||= o.value.ok.unverified.length > 0;
-      io.stdout.write(renderPlan(name, profileOf(o.spec.profile).name, o.value.ok, options.dryRun === true));
-    }
-  }
-  return exitFor(failures, unverified);
+  return settle(outcomes, io, (spec, r) => renderPlan(spec.target.spec, profileOf(spec.profile).name, r, options.dryRun === true), (r) => r.unverified.length > 0);
 }
 
 export interface RollbackOptions extends HostOptions {
@@ -135,27 +103,11 @@ export function renderRollback(target: string, r: RollbackReport, dryRun: boolea
 }
 
 export async function rollbackCommand(targets: string[], options: RollbackOptions, io: Io): Promise<ExitCode> {
-  const { outcomes } = await fleet<RollbackReport>(
-    targets,
+  const outcomes = await runOnHosts<RollbackReport>(
+    await resolveHosts(targets, options),
     options,
-    async (host) => ({ ok: await rollback(host, options.dryRun === true) }),
+    { work: (host) => rollback(host, options.dryRun === true), summarize: (r) => (r.journal ? 'rolled back' : 'nothing to roll back') },
     io.stdout.isTTY === true,
-    (r) => (r.journal ? 'rolled back' : 'nothing to roll back'),
   );
-  if (outcomes.length === 1 && 'error' in outcomes[0]!) throw outcomes[0].error;
-  const failures: PrepNodeError[] = [];
-  let bad = false;
-  for (const o of outcomes) {
-    if ('error' in o) {
-      failures.push(o.error);
-      io.stdout.write(`${o.spec.target.spec}: ${oneLine(o.error)}\n`);
-    } else if ('failed' in o.value) {
-      failures.push(o.value.failed);
-      io.stdout.write(`${oneLine(o.value.failed)}\n`);
-    } else {
-      bad ||= o.value.ok.mismatched.length > 0;
-      io.stdout.write(renderRollback(o.spec.target.spec, o.value.ok, options.dryRun === true));
-    }
-  }
-  return exitFor(failures, bad);
+  return settle(outcomes, io, (spec, r) => renderRollback(spec.target.spec, r, options.dryRun === true), (r) => r.mismatched.length > 0);
 }

@@ -6,9 +6,9 @@ import { checkDocument } from '../report/json.js';
 import { renderHost, renderMatrix } from '../report/table.js';
 import { DEFAULT_PROFILE, loadProfile } from '../profiles/load.js';
 import type { Profile } from '../profiles/schema.js';
-import { resolveHosts, runOnHosts, type HostOptions } from './hosts.js';
+import { resolveHosts, runOnHosts, throwIfOnlyHostFailed, type HostOptions } from './hosts.js';
 import type { ExitCode } from '../errors.js';
-import { PrepNodeError } from '../errors.js';
+import { HostError } from '../errors.js';
 
 export interface CheckOptions extends HostOptions {
   profile?: string;
@@ -61,7 +61,7 @@ export async function check(targets: string[], options: CheckOptions, io: Io): P
     target: o.spec.target.spec,
     profile: profiles.get(o.spec.profile ?? options.profile ?? DEFAULT_PROFILE)!.name,
     checks: 'value' in o ? o.value : [],
-    ...('error' in o && { error: { kind: o.error.kind, message: o.error.message } }),
+    ...('error' in o && { error: { kind: o.error instanceof HostError ? o.error.kind : 'internal', message: o.error.message } }),
   }));
 
   if (options.json) {
@@ -70,8 +70,7 @@ export async function check(targets: string[], options: CheckOptions, io: Io): P
     return exitCodeFor(reports);
   }
   // A single host that could not be reached is one line, like ssh's own errors.
-  const only = outcomes.length === 1 ? outcomes[0]! : undefined;
-  if (only && 'error' in only) throw only.error as PrepNodeError;
+  throwIfOnlyHostFailed(outcomes);
   const style = { color: io.stdout.isTTY === true && !process.env.NO_COLOR };
   for (const r of reports) io.stdout.write(renderHost(r, style) + '\n');
   if (reports.length > 1) io.stdout.write(renderMatrix(reports, style));

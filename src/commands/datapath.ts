@@ -2,7 +2,7 @@
 // nodes. The desired state (a prep-node state file, or Kubernetes manifests: a file or a directory)
 // is loaded, translated and validated before any node is touched; each node gets the loader uploaded
 // once.
-import { ExitCode, PrepNodeError, UsageError, oneLine } from '../errors.js';
+import { ExitCode, PrepNodeError, UsageError } from '../errors.js';
 import type { Host } from '../host/host.js';
 import * as dp from '../datapath/index.js';
 import { ALL_MAPS } from '../datapath/consts.js';
@@ -12,7 +12,7 @@ import { installTextfile, removeTextfile, renderMetrics } from '../datapath/metr
 import { VERDICTS, buildNames, decorate, formatFlow, readNames, removeNames, verdictMatches, writeNames, type NamesIndex, type VerdictFilter } from '../datapath/observe.js';
 import { parseIpv4 } from '../datapath/ip.js';
 import type { Io } from './check.js';
-import { resolveHosts, runOnHosts, type HostOptions } from './hosts.js';
+import { failureKind, failureLine, fleetExitCode, resolveHosts, runOnHosts, throwIfOnlyHostFailed, type HostOptions } from './hosts.js';
 
 export interface DatapathOptions extends HostOptions {
   file?: string;
@@ -124,23 +124,22 @@ export async function datapath(verb: Verb, targets: string[], options: DatapathO
     io.stdout.write(o.value.lines[0]!);
     return ExitCode.ok;
   }
-  if (outcomes.length === 1 && 'error' in outcomes[0]!) throw outcomes[0].error;
+  throwIfOnlyHostFailed(outcomes);
   let code: ExitCode = ExitCode.ok;
   const docs: unknown[] = [];
   for (const o of outcomes) {
     const name = o.spec.target.spec;
     if ('error' in o) {
-      code = o.error.exitCode;
-      docs.push({ target: name, error: { kind: o.error.kind, message: o.error.message } });
-      if (!options.json) io.stdout.write(`${name}: ${oneLine(o.error)}\n`);
+      docs.push({ target: name, error: { kind: failureKind(o.error), message: o.error.message } });
+      if (!options.json) io.stdout.write(`${failureLine(o.spec, o.error)}\n`);
       continue;
     }
-    if (!o.value.ok && code === ExitCode.ok) code = ExitCode.findings;
+    if (!o.value.ok) code = ExitCode.findings;
     docs.push({ target: name, ...(o.value.json as object) });
     if (!options.json) io.stdout.write(`${name}: ${o.value.lines.join('\n')}\n`);
   }
   if (options.json) io.stdout.write(JSON.stringify(docs.length === 1 ? docs[0] : docs, null, 2) + '\n');
-  return code;
+  return fleetExitCode(outcomes, code);
 }
 
 export interface ObserveOptions extends HostOptions {
@@ -204,14 +203,9 @@ export async function observe(targets: string[], options: ObserveOptions, io: Io
       },
       false,
     );
-    let code: ExitCode = ExitCode.ok;
-    for (const o of outcomes) {
-      if (!('error' in o)) continue;
-      if (outcomes.length === 1) throw o.error;
-      code = o.error.exitCode;
-      io.stdout.write(`${o.spec.target.spec}: ${oneLine(o.error)}\n`);
-    }
-    return code;
+    throwIfOnlyHostFailed(outcomes);
+    for (const o of outcomes) if ('error' in o) io.stdout.write(`${failureLine(o.spec, o.error)}\n`);
+    return fleetExitCode(outcomes, ExitCode.ok);
   } finally {
     process.off('SIGINT', onSigint);
   }

@@ -1,7 +1,7 @@
 // Shared by every command that works on nodes: which hosts, how to reach them, and running a
 // piece of work on each (in parallel, with a listr2 progress view on a terminal).
 import { Listr } from 'listr2';
-import { HostError, UsageError, oneLine } from '../errors.js';
+import { ExitCode, HostError, InternalError, PrepNodeError, UsageError, oneLine } from '../errors.js';
 import { pool } from '../fleet.js';
 import { openHost, type ConnectOptions } from '../host/connect.js';
 import type { Host } from '../host/host.js';
@@ -44,8 +44,40 @@ export function connectOptions(options: HostOptions): ConnectOptions {
   };
 }
 
-/** The outcome of work on one host: its value, or why the host could not be used. */
-export type HostOutcome<R> = { spec: HostSpec; value: R } | { spec: HostSpec; error: HostError };
+/**
+ * The outcome of work on one host: its value, or why it failed. Every failure is a PrepNodeError: a
+ * HostError (not reached or not root), a refusal, or an InternalError wrapping a bug; one host's
+ * failure never stops the others.
+ */
+export type HostOutcome<R> = { spec: HostSpec; value: R } | { spec: HostSpec; error: PrepNodeError };
+
+/** A failure's stable kind for --json: the HostError's kind, else what its exit code means. */
+export function failureKind(err: PrepNodeError): string {
+  if (err instanceof HostError) return err.kind;
+  const names: Partial<Record<ExitCode, string>> = { [ExitCode.usage]: 'usage', [ExitCode.refused]: 'refused', [ExitCode.reverted]: 'reverted', [ExitCode.rollbackFailed]: 'rollback-failed', [ExitCode.internal]: 'internal' };
+  return names[err.exitCode] ?? 'failed';
+}
+
+/** The line a failed host prints in a fleet run: its message, prefixed with the target unless it starts with it. */
+export function failureLine(spec: HostSpec, err: PrepNodeError): string {
+  const line = oneLine(err);
+  return line.startsWith(`${spec.target.spec}: `) ? line : `${spec.target.spec}: ${line}`;
+}
+
+/** The order in which failures decide a fleet run's exit code: the first present wins. */
+const FAILURE_ORDER: ExitCode[] = [ExitCode.unreachable, ExitCode.privilege, ExitCode.refused, ExitCode.reverted, ExitCode.rollbackFailed, ExitCode.internal];
+
+/** A fleet run's exit code: the first of 3, 4, 5, 6, 7, 70 among the failed hosts, else `otherwise` (from the hosts that finished). */
+export function fleetExitCode(outcomes: HostOutcome<unknown>[], otherwise: ExitCode): ExitCode {
+  const codes = new Set(outcomes.flatMap((o) => ('error' in o ? [o.error.exitCode] : [])));
+  return FAILURE_ORDER.find((c) => codes.has(c)) ?? ([...codes][0] ?? otherwise);
+}
+
+/** With a single host, its failure is the command's own one-line error (as ssh's errors are). */
+export function throwIfOnlyHostFailed(outcomes: HostOutcome<unknown>[]): void {
+  const only = outcomes.length === 1 ? outcomes[0]! : undefined;
+  if (only && 'error' in only) throw only.error;
+}
 
 export interface FleetRun<R> {
   /** The work on a connected host; `progress` updates the progress line. */
@@ -64,8 +96,7 @@ export async function runOnHosts<R>(specs: HostSpec[], options: HostOptions, run
       host = await openHost(spec.target, conn);
       return { spec, value: await run.work(host, spec, progress) };
     } catch (err) {
-      if (err instanceof HostError) return { spec, error: err };
-      throw err;
+      return { spec, error: err instanceof PrepNodeError ? err : new InternalError(spec.target.spec, err) };
     } finally {
       await host?.close();
     }

@@ -7,7 +7,7 @@ export interface HostReport {
   target: string;
   profile: string;
   /** Set when the host could not be reached or used; then `checks` is empty. */
-  error?: { kind: HostErrorKind | 'usage'; message: string };
+  error?: { kind: HostErrorKind | 'usage' | 'internal'; message: string };
   checks: CheckResult[];
 }
 
@@ -21,11 +21,13 @@ export function countStatuses(checks: CheckResult[]): Counts {
 
 /**
  * 3 when a host could not be reached (connection, authentication, host key), else 4 when sudo was
- * refused, else 1 when a check not ignored failed or could not tell, else 0 (warnings pass, as in kubeadm).
+ * refused, else 70 when a host met a bug, else 1 when a check not ignored failed or could not tell,
+ * else 0 (warnings pass, as in kubeadm).
  */
 export function exitCodeFor(reports: HostReport[]): ExitCode {
-  if (reports.some((r) => r.error && !r.error.kind.startsWith('sudo'))) return ExitCode.unreachable;
-  if (reports.some((r) => r.error)) return ExitCode.privilege;
+  if (reports.some((r) => r.error && !r.error.kind.startsWith('sudo') && r.error.kind !== 'internal')) return ExitCode.unreachable;
+  if (reports.some((r) => r.error?.kind.startsWith('sudo'))) return ExitCode.privilege;
+  if (reports.some((r) => r.error)) return ExitCode.internal;
   const bad = reports.some((r) => r.checks.some((c) => !c.ignored && (c.status === 'fail' || c.status === 'error')));
   return bad ? ExitCode.findings : ExitCode.ok;
 }
