@@ -8,7 +8,7 @@ import { readModules, type ModuleFacts, type ModuleState } from './kernel-module
 // pkg/proxy/ipvs/README.md "Prerequisite": the same five modules); without them it falls back or fails.
 const SOURCE = 'kube-proxy IPVS mode needs these modules (kubernetes.io "Virtual IPs and Service Proxies: IPVS proxy mode"; kubernetes/pkg/proxy/ipvs/README.md)';
 
-/** Where prep-node persists modules; the tuners will write the same file. */
+/** Where prep-node persists modules: the modules tuner writes this file, and this check's remedy the same. */
 export const MODULES_LOAD_FILE = '/etc/modules-load.d/prep-node.conf';
 
 export const ipvsModules: Check = {
@@ -53,7 +53,7 @@ export function judgeModules(facts: ModuleFacts, wanted: string[]): Finding {
   if (missing.length > 0) {
     remedies.push(
       `boot a kernel that ships ${missing.map(([n]) => n).join(', ')} (as modules or built in): ` +
-        `a distribution kernel (Debian linux-image-amd64, Ubuntu linux-generic; on Ubuntu cloud kernels apt-get install linux-modules-extra-$(uname -r)), ` +
+        `a distribution kernel (Debian linux-image-amd64, Ubuntu linux-generic${facts.canLoad ? '; on Ubuntu cloud kernels apt-get install linux-modules-extra-$(uname -r)' : ''}), ` +
         'or build with CONFIG_IP_VS=m, CONFIG_IP_VS_RR=m, CONFIG_IP_VS_WRR=m, CONFIG_IP_VS_SH=m, CONFIG_NF_CONNTRACK=m, CONFIG_BRIDGE_NETFILTER=m',
     );
   }
@@ -64,7 +64,7 @@ export function judgeModules(facts: ModuleFacts, wanted: string[]): Finding {
       observed,
       expected,
       remedy: remedies.join('; then '),
-      detail: [...why, loadable.length > 0 ? `${loadable.join(', ')} can be loaded but ${loadable.length > 1 ? 'are' : 'is'} not` : '', SOURCE].filter(Boolean).join('; '),
+      detail: [...why, loadable.length > 0 ? `${loadable.join(', ')} can be loaded but ${loadable.length > 1 ? 'are' : 'is'} not (\`prep-node apply\` with this profile loads and persists them, journaled for \`prep-node rollback\`)` : '', SOURCE].filter(Boolean).join('; '),
     };
   }
   if (unknown.length > 0) {

@@ -41,19 +41,19 @@ export function effectiveDesired(key: string, current: string, desired: string |
   return wantF.map((w, i) => (BigInt(have[i]!) > BigInt(w) ? have[i]! : w)).join(' ');
 }
 
-/** The file prep-node persists the profile's sysctls in; the sysctl tuner will write the same. */
+/** The file prep-node persists the profile's sysctls in: the sysctl tuner writes it, and this check's remedy the same. */
 export const SYSCTL_FILE = '/etc/sysctl.d/90-prep-node.conf';
 
 export const sysctlDrift: Check = {
   id: 'sysctl.drift',
   title: 'Sysctls as in the profile',
   async run(ctx): Promise<Finding> {
-    return judgeSysctls(await readSysctls(ctx), ctx.profile.sysctl, ctx.profile.optionalSysctl);
+    return judgeSysctls(await readSysctls(ctx), ctx.profile.sysctl, ctx.profile.optionalSysctl, ctx.profile.name);
   },
 };
 
 /** The verdict on current against desired sysctls; pure. */
-export function judgeSysctls(current: Map<string, SysctlValue>, desired: Record<string, string | number>, optional: string[]): Finding {
+export function judgeSysctls(current: Map<string, SysctlValue>, desired: Record<string, string | number>, optional: string[], profile = 'PROFILE'): Finding {
   const keys = Object.keys(desired);
   const expected = `${keys.length} sysctl${keys.length === 1 ? '' : 's'} as in the profile (capacity limits: at least)`;
   if (keys.length === 0) return { status: 'pass', observed: 'profile sets no sysctls', expected };
@@ -108,7 +108,7 @@ export function judgeSysctls(current: Map<string, SysctlValue>, desired: Record<
       observed,
       expected,
       remedy: `sysctl -w ${assign} && printf '%s\\n' ${file} > ${SYSCTL_FILE}`,
-      detail: `the printf persists the profile's sysctls across reboots (\`prep-node apply\` will write ${SYSCTL_FILE} itself once the tuners land). ${source}`,
+      detail: `\`prep-node apply TARGET --profile ${profile}\` sets them and writes ${SYSCTL_FILE} (originals journaled: \`prep-node rollback\` undoes it); by hand, the printf persists them across reboots. ${source}`,
     };
   }
   if (unknown.length > 0 || unreadable.length > 0) {

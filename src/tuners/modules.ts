@@ -52,10 +52,11 @@ export const modulesTuner: Tuner = {
     if (missing.length > 0) {
       const [first, st] = missing[0]!;
       const why = 'why' in st ? st.why.replace(/^this kernel has no \S+ module ?/, '').replace(/^\((.*)\)$/, '$1') : '';
-      throw new NodeRefusal(
-        host.name,
-        `kernel ${facts.release || '(unknown)'} lacks module${missing.length > 1 ? 's' : ''} ${missing.map(([n]) => n).join(', ')}${why ? ` (${first}: ${why})` : ''}: install the kernel's extra modules (e.g. linux-modules-extra-${facts.release || '$(uname -r)'}) or drop them from the profile's modules`,
-      );
+      // A kernel built without module support can load nothing: extra module packages cannot help it.
+      const fix = facts.canLoad
+        ? `install the kernel's extra modules (e.g. linux-modules-extra-${facts.release || '$(uname -r)'}) or drop them from the profile's modules`
+        : "boot a kernel with module support or with them built in (a distribution kernel: Debian linux-image-amd64, Ubuntu linux-generic), or drop them from the profile's modules";
+      throw new NodeRefusal(host.name, `kernel ${facts.release || '(unknown)'} lacks module${missing.length > 1 ? 's' : ''} ${missing.map(([n]) => n).join(', ')}${why ? ` (${first}: ${why})` : ''}: ${fix}`);
     }
     const plan = { ...empty };
     for (const [name, st] of facts.states) {

@@ -43,6 +43,7 @@ test('recorded local 6.18 kernel without module support: IPVS absent -> fail nam
   assert.match(f.detail ?? '', /this kernel has no ip_vs module \(built without module support/);
   assert.match(f.remedy ?? '', /CONFIG_IP_VS=m/);
   assert.doesNotMatch(f.remedy ?? '', /modprobe/, 'nothing to modprobe on a kernel that cannot load modules');
+  assert.doesNotMatch(f.remedy ?? '', /linux-modules-extra/, 'extra module packages cannot help a kernel without module support');
   // Built-in evidence: nf_conntrack has /sys/module (it has parameters); br_netfilter only its sysctl.
   assert.deepEqual(facts.states.get('br_netfilter'), { state: 'builtin', evidence: '/proc/sys/net/bridge/bridge-nf-call-iptables' });
   assert.deepEqual(facts.states.get('nf_conntrack'), { state: 'builtin', evidence: '/sys/module/nf_conntrack' });

@@ -32,7 +32,8 @@ test('recorded Debian 12 VM, fresh: five differ like tuned verify, file-max abov
   assert.match(f.remedy ?? '', /'fs\.file-max = 9223372036854775807'/, 'the persisted file never lowers a limit');
   assert.doesNotMatch(f.remedy ?? '', /nf_conntrack_max/, 'an absent key is not persisted');
   assert.match(f.remedy ?? '', /> \/etc\/sysctl\.d\/90-prep-node\.conf$/);
-  assert.match(f.detail ?? '', /prep-node apply/);
+  assert.match(f.detail ?? '', /`prep-node apply TARGET --profile [\w-]+` sets them and writes \/etc\/sysctl\.d\/90-prep-node\.conf/);
+  assert.doesNotMatch(f.detail ?? '', /once the tuners land/);
 });
 
 test('recorded local 6.18: file-max 2466170 is above the floor; conntrack present and compared', () => {

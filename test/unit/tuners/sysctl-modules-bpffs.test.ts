@@ -101,6 +101,17 @@ test('modules plan: a module the kernel lacks is refused in one line naming it a
   await assert.rejects(modulesTuner.plan(c), (err: unknown) => err instanceof NodeRefusal && /lacks modules ip_vs, br_netfilter .*linux-modules-extra-6\.1\.0-x/.test(err.message) && !err.message.includes('\n'));
 });
 
+test('modules plan: a kernel built without module support is refused without advising extra module packages', async () => {
+  const out = '@@ release\n6.18.0-custom\n@@ modules.builtin\nkernel/net/bridge/br_netfilter.ko\n@@ sys-module\n@@ feature-files\n';
+  const c = ctx({ [modulesCommand(MODS)]: out }, 'modules: [ip_vs, br_netfilter]\n');
+  await assert.rejects(modulesTuner.plan(c), (err: unknown) => {
+    assert.ok(err instanceof NodeRefusal);
+    assert.match(err.message, /lacks module ip_vs \(ip_vs: built without module support, and ip_vs is not built in\): boot a kernel with module support or with them built in/);
+    assert.doesNotMatch(err.message, /linux-modules-extra/);
+    return true;
+  });
+});
+
 test('bpffs plan: unmounted without systemd → mount now and an fstab line appended to the existing file', async () => {
   const out = '@@ mounts\n@@ pid1\ninit\n@@ systemd-booted\nno\n@@ systemd-version\n@@ fstab\n@@ mount-units\n';
   const c = ctx({ [BPFFS_SCRIPT]: out, [readFilesCommand(['/etc/fstab'])]: filesAnswer({ '/etc/fstab': '/dev/vda1 / ext4 defaults 0 1' }) }, '');
