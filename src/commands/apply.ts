@@ -4,7 +4,7 @@ import { openHost } from '../host/connect.js';
 import { DEFAULT_PROFILE, loadProfile } from '../profiles/load.js';
 import type { Profile } from '../profiles/schema.js';
 import { JOURNAL_FILE } from '../tuners/journal.js';
-import { applyProfile, planSize, rollback, type ApplyReport, type RollbackReport } from '../tuners/runner.js';
+import { applyProfile, planSize, rollback, type ApplyReport, type Refusal, type RollbackReport } from '../tuners/runner.js';
 import type { Io } from './check.js';
 import type { HostSpec } from '../inventory.js';
 import { connectOptions, failureLine, fleetExitCode, resolveHosts, runOnHosts, throwIfOnlyHostFailed, type HostOptions, type HostOutcome } from './hosts.js';
@@ -16,10 +16,13 @@ export interface ApplyOptions extends HostOptions {
 }
 
 /** Render one host's plan (and what became of it). */
-export function renderPlan(target: string, profile: string, r: Pick<ApplyReport, 'plans' | 'recovered' | 'applied' | 'unverified'>, dryRun: boolean): string {
+export function renderPlan(target: string, profile: string, r: Pick<ApplyReport, 'plans' | 'recovered' | 'applied' | 'unverified'> & { refused?: Refusal[] }, dryRun: boolean): string {
   const out: string[] = [];
   const n = planSize(r.plans);
-  out.push(`${target}: profile ${profile}: ${n === 0 ? 'nothing to change' : `${n} change${n === 1 ? '' : 's'}${dryRun ? ' planned (dry run: nothing changed)' : ''}`}`);
+  const refused = r.refused ?? [];
+  const what = n === 0 && refused.length === 0 ? 'nothing to change' : `${n} change${n === 1 ? '' : 's'}${dryRun ? ' planned (dry run: nothing changed)' : ''}`;
+  const stop = refused.length > 0 ? `; ${refused.length} refused (apply would stop before the first write)` : '';
+  out.push(`${target}: profile ${profile}: ${what}${stop}`);
   for (const note of r.recovered) out.push(`  ! ${note}`);
   const rows: string[][] = [];
   for (const p of r.plans) {
@@ -31,6 +34,7 @@ export function renderPlan(target: string, profile: string, r: Pick<ApplyReport,
   const unchanged = r.plans.reduce((k, p) => k + p.unchanged.length, 0);
   if (unchanged > 0) out.push(`  ${unchanged} item${unchanged === 1 ? '' : 's'} already as wanted`);
   for (const p of r.plans) for (const note of p.notes) out.push(`  note: ${p.tuner}: ${note}`);
+  for (const x of refused) out.push(`  REFUSED: ${x.tuner}: ${x.reason}`);
   if (!dryRun && r.applied) {
     if (r.unverified.length > 0) for (const u of r.unverified) out.push(`  FAILED to verify: ${u}`);
     else if (n > 0) out.push(`  applied and verified; originals journaled in ${JOURNAL_FILE} (undo: prep-node rollback ${target})`);
@@ -44,18 +48,23 @@ async function profilesFor(specs: { profile?: string }[], fallback: string | und
   return profiles;
 }
 
-/** Print each host's result (or its failure line) and give the run's exit code. */
-function settle<R>(outcomes: HostOutcome<R>[], io: Io, render: (spec: HostSpec, value: R) => string, bad: (value: R) => boolean): ExitCode {
+/** One finished host's exit code: a dry run that found refusals exits 5 as the real run would; unverified changes are findings. */
+export function applyExitCode(r: Pick<ApplyReport, 'refused' | 'unverified'>): ExitCode {
+  return r.refused.length > 0 ? ExitCode.refused : r.unverified.length > 0 ? ExitCode.findings : ExitCode.ok;
+}
+
+/** Print each host's result (or its failure line) and give the run's exit code (`codeOf` judges a finished host). */
+function settle<R>(outcomes: HostOutcome<R>[], io: Io, render: (spec: HostSpec, value: R) => string, codeOf: (value: R) => ExitCode): ExitCode {
   throwIfOnlyHostFailed(outcomes);
-  let findings = false;
+  const codes = new Set<ExitCode>();
   for (const o of outcomes) {
     if ('error' in o) io.stdout.write(`${failureLine(o.spec, o.error)}\n`);
     else {
-      findings ||= bad(o.value);
+      codes.add(codeOf(o.value));
       io.stdout.write(render(o.spec, o.value));
     }
   }
-  return fleetExitCode(outcomes, findings ? ExitCode.findings : ExitCode.ok);
+  return fleetExitCode(outcomes, codes.has(ExitCode.refused) ? ExitCode.refused : codes.has(ExitCode.findings) ? ExitCode.findings : ExitCode.ok);
 }
 
 export async function apply(targets: string[], options: ApplyOptions, io: Io): Promise<ExitCode> {
@@ -81,7 +90,7 @@ export async function apply(targets: string[], options: ApplyOptions, io: Io): P
     },
     io.stdout.isTTY === true,
   );
-  return settle(outcomes, io, (spec, r) => renderPlan(spec.target.spec, profileOf(spec.profile).name, r, options.dryRun === true), (r) => r.unverified.length > 0);
+  return settle(outcomes, io, (spec, r) => renderPlan(spec.target.spec, profileOf(spec.profile).name, r, options.dryRun === true), applyExitCode);
 }
 
 export interface RollbackOptions extends HostOptions {
@@ -109,5 +118,5 @@ export async function rollbackCommand(targets: string[], options: RollbackOption
     { work: (host) => rollback(host, options.dryRun === true), summarize: (r) => (r.journal ? 'rolled back' : 'nothing to roll back') },
     io.stdout.isTTY === true,
   );
-  return settle(outcomes, io, (spec, r) => renderRollback(spec.target.spec, r, options.dryRun === true), (r) => r.mismatched.length > 0);
+  return settle(outcomes, io, (spec, r) => renderRollback(spec.target.spec, r, options.dryRun === true), (r) => (r.mismatched.length > 0 ? ExitCode.findings : ExitCode.ok));
 }

@@ -3,7 +3,7 @@
 // re-plan (a module just loaded brings its sysctls), journal the originals, and apply — for changes
 // that can cut the SSH session, with an auto-revert armed and cancelled only from a fresh connection.
 import { randomBytes } from 'node:crypto';
-import { HostError, PrepNodeError, ExitCode, RollbackError, oneLine } from '../errors.js';
+import { HostError, NodeRefusal, PrepNodeError, ExitCode, RollbackError, oneLine } from '../errors.js';
 import type { Host } from '../host/host.js';
 import type { Profile } from '../profiles/schema.js';
 import { shQuote } from '../host/host.js';
@@ -24,7 +24,7 @@ import {
 } from './journal.js';
 import { armRevert, cancelRevert, pendingReverts } from './revert.js';
 import { TUNERS } from './index.js';
-import type { TuneContext, Tuner, TunerPlan } from './types.js';
+import type { TuneContext, Tuner, TunerId, TunerPlan } from './types.js';
 
 export interface ApplyOptions {
   dryRun: boolean;
@@ -43,6 +43,8 @@ export interface ApplyReport {
   applied: boolean;
   /** What still differs after applying (empty when verified). */
   unverified: string[];
+  /** Dry run only: tuners that refused, with why (a real run stops at the first refusal, before any write). */
+  refused: Refusal[];
   runId: string;
 }
 
@@ -69,18 +71,40 @@ async function recover(host: Host, journal: Journal | null, finishing: 'finishin
   return notes;
 }
 
-/** Plan every tuner; read-only. */
+/** A tuner that cannot plan on this node, and why (the refusal's line without the host). */
+export interface Refusal {
+  tuner: TunerId;
+  reason: string;
+}
+
+/** Plan every tuner; read-only. A refusal throws. */
 export async function planAll(ctx: TuneContext, tuners: Tuner[] = TUNERS): Promise<TunerPlan[]> {
   const plans: TunerPlan[] = [];
   for (const t of tuners) plans.push(await t.plan(ctx));
   return plans;
 }
 
-/** Refuse, before the first write, a planned file whose path holds a directory, a device or a socket. */
-async function refuseNonFiles(host: Host, plans: TunerPlan[]): Promise<void> {
+/** Plan every tuner, going on past refusals (for a dry run, which shows everything at once). */
+export async function planEach(ctx: TuneContext, tuners: Tuner[] = TUNERS): Promise<{ plans: TunerPlan[]; refused: Refusal[] }> {
+  const plans: TunerPlan[] = [];
+  const refused: Refusal[] = [];
+  for (const t of tuners) {
+    try {
+      plans.push(await t.plan(ctx));
+    } catch (err) {
+      if (!(err instanceof NodeRefusal)) throw err;
+      refused.push({ tuner: t.id, reason: err.message.startsWith(`${ctx.host.name}: `) ? err.message.slice(ctx.host.name.length + 2) : err.message });
+    }
+  }
+  return { plans, refused };
+}
+
+/** Planned files whose path holds a directory, a device or a socket: refused before the first write. */
+async function nonFiles(host: Host, plans: TunerPlan[]): Promise<Refusal[]> {
   const paths = plans.flatMap((p) => p.files.map((f) => f.path));
-  if (paths.length === 0) return;
-  for (const [path, state] of await readFiles(host, paths)) if (state.kind === 'other') throw notAFile(host.name, path);
+  if (paths.length === 0) return [];
+  const states = await readFiles(host, paths);
+  return plans.flatMap((p) => p.files.filter((f) => states.get(f.path)?.kind === 'other').map((f) => ({ tuner: p.tuner, reason: notAFile(host.name, f.path).message.slice(host.name.length + 2) })));
 }
 
 /** Journal then write a plan's files, and run the tuner's reload. */
@@ -168,10 +192,15 @@ export async function applyProfile(host: Host, profile: Profile, options: ApplyO
   const journal0 = await readJournal(host);
   const recovered = options.dryRun ? [] : await recover(host, journal0);
   options.progress?.('planning');
+  if (options.dryRun) {
+    const { plans, refused } = await planEach(ctx);
+    refused.push(...(await nonFiles(host, plans)));
+    return { recovered, plans, applied: false, unverified: [], refused, runId, host };
+  }
   const plans = await planAll(ctx);
-  await refuseNonFiles(host, plans);
-  const report = { recovered, plans, applied: false, unverified: [] as string[], runId, host };
-  if (options.dryRun) return report;
+  const notFiles = await nonFiles(host, plans);
+  if (notFiles.length > 0) throw new NodeRefusal(host.name, notFiles[0]!.reason);
+  const report = { recovered, plans, applied: false, unverified: [] as string[], refused: [], runId, host };
   if (planSize(plans) === 0) {
     if (journal0?.run.state === 'applying') await writeJournal(host, { ...journal0, run: { ...journal0.run, state: 'applied', finished: new Date().toISOString() } });
     return report;

@@ -51,6 +51,22 @@ export function sysctlBootCommands(profile: Profile): string[] {
   return [...drop, `sysctl -e -p ${SYSCTL_FILE}`];
 }
 
+const INTEGER = /^-?\d+$/;
+
+/**
+ * Why the kernel would refuse to write `want` where it holds `have`, or undefined. The type is read
+ * from the running value: a key that holds integers (rp_filter, somaxconn, the tcp_rmem triplet) takes
+ * only integers, as many as it holds (proc_dointvec and friends return EINVAL otherwise). A key that
+ * holds text (tcp_congestion_control) is not judged here.
+ */
+export function kernelRejects(have: string, want: string): string | undefined {
+  const h = have.trim().split(/\s+/);
+  if (have.trim() === '' || !h.every((f) => INTEGER.test(f))) return undefined;
+  const w = want.trim().split(/\s+/);
+  if (want.trim() !== '' && w.every((f) => INTEGER.test(f)) && w.length === h.length) return undefined;
+  return h.length === 1 ? `${JSON.stringify(want)} is not an integer (it holds ${have.trim()})` : `${JSON.stringify(want)} is not ${h.length} integers (it holds ${h.join(' ')})`;
+}
+
 export const sysctlTuner: Tuner = {
   id: 'sysctl',
   title: 'sysctls',
@@ -67,6 +83,12 @@ export const sysctlTuner: Tuner = {
         `unknown sysctl${unknown.length > 1 ? 's' : ''} on this kernel: ${unknown.join(', ')} (fix the name in the profile, or list it under optionalSysctl if a module or kernel version provides it)`,
       );
     }
+    const rejected = keys.flatMap((k) => {
+      const cur = current.get(k);
+      const why = cur?.state === 'value' ? kernelRejects(cur.value, normalizeSysctl(profile.sysctl[k]!)) : undefined;
+      return why ? [`${k}: ${why}`] : [];
+    });
+    if (rejected.length > 0) throw new NodeRefusal(host.name, `the kernel would reject ${rejected.join('; ')}: fix the value${rejected.length > 1 ? 's' : ''} in the profile`);
     const changes: Change[] = [];
     const originals: Original[] = [];
     const unchanged: string[] = [];
