@@ -1,8 +1,8 @@
 // bpf.fs: bpffs is mounted at /sys/fs/bpf, and will be again after a reboot. Pinned maps and
 // programs live there: without it the datapath's state dies with the process that loaded it.
 import type { Check, Finding } from './types.js';
-import { mountAt, parseMounts } from './mounts.js';
-import { parseSections, sectionHeader as h } from './sections.js';
+import { mountAt, parseMounts } from '../probes/mounts.js';
+import { parseSections, sectionHeader as h } from '../probes/sections.js';
 
 export const BPFFS = '/sys/fs/bpf';
 

@@ -1,8 +1,8 @@
 // cgroup.v2: the unified cgroup hierarchy is mounted at /sys/fs/cgroup with the controllers the
 // kubelet needs. The datapath's sock_addr programs attach to cgroup v2 too.
 import type { Check, Finding } from './types.js';
-import { mountAt, parseMounts } from './mounts.js';
-import { parseSections, sectionHeader as h } from './sections.js';
+import { mountAt, parseMounts } from '../probes/mounts.js';
+import { parseSections, sectionHeader as h } from '../probes/sections.js';
 
 export const CGROUP_SCRIPT = [
   `${h('mounts')}; grep -E "^[^ ]+ /sys/fs/cgroup(/[^ ]*)? " /proc/mounts`,

@@ -4,8 +4,8 @@
 // absent while conntrack works, as on our own machine), and a skip would hide a table that is full.
 // When nf_conntrack itself is not loaded this check says so and fails with the modprobe remedy.
 import type { Check, Finding } from './types.js';
-import { readSysctls, type SysctlValue } from './proc-sys.js';
-import { readModules, type ModuleState } from './kernel-modules.js';
+import { readSysctls, type SysctlValue } from '../probes/sysctl.js';
+import { readModules, type ModuleState } from '../probes/modules.js';
 import { MODULES_LOAD_FILE } from './ipvs-modules.js';
 
 // kube-proxy sizes the table as max(--conntrack-max-per-core 32768 × CPUs, --conntrack-min 131072)

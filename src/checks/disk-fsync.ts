@@ -4,7 +4,7 @@
 // estimate, said so): a stock node has neither Node.js nor, always, Python.
 import type { Check, CheckContext, Finding } from './types.js';
 import { shQuote } from '../host/host.js';
-import { parseSections } from './sections.js';
+import { parseSections } from '../probes/sections.js';
 
 // etcd docs, "Hardware recommendations" (disks): etcd is very sensitive to disk write latency; the
 // WAL's fdatasync p99 should stay below 10 ms. FAQ "What does the etcd warning 'failed to send out

@@ -1,7 +1,7 @@
 // ipvs.modules: the kernel modules the profile lists (kube-proxy's IPVS set, nf_conntrack,
 // br_netfilter) are loaded or built in. The remedy also persists them in modules-load.d.
 import type { Check, Finding } from './types.js';
-import { readModules, type ModuleFacts, type ModuleState } from './kernel-modules.js';
+import { readModules, type ModuleFacts, type ModuleState } from '../probes/modules.js';
 
 // kube-proxy's IPVS mode needs ip_vs, ip_vs_rr, ip_vs_wrr, ip_vs_sh and nf_conntrack
 // (kubernetes.io/docs/reference/networking/virtual-ips/ "IPVS proxy mode", and kube-proxy's

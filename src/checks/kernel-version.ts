@@ -1,7 +1,7 @@
 // kernel.version: the running kernel against the profile's minimum and recommended versions.
 import semver from 'semver';
 import type { Check, Finding } from './types.js';
-import { coerceVersion, parseKernelRelease } from './kernel-release.js';
+import { coerceVersion, parseKernelRelease } from '../probes/kernel-release.js';
 
 // Cilium accepts RHEL 8.6+ kernels (4.18) as equivalent to 5.4 thanks to Red Hat's BPF backports
 // (docs.cilium.io "System Requirements": ">= 5.4 or >= 4.18 on RHEL 8.6").

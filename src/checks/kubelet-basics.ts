@@ -2,8 +2,8 @@
 // (Swap), IPv4 forwarding is on (FileContent--proc-sys-net-ipv4-ip_forward), and bridged traffic
 // goes through iptables (FileContent--proc-sys-net-bridge-bridge-nf-call-iptables).
 import type { Check, Finding, Status } from './types.js';
-import { readSysctls, type SysctlValue } from './proc-sys.js';
-import { isPresent, readModules, type ModuleState } from './kernel-modules.js';
+import { readSysctls, type SysctlValue } from '../probes/sysctl.js';
+import { isPresent, readModules, type ModuleState } from '../probes/modules.js';
 
 // kubeadm cmd/kubeadm/app/preflight/checks.go: SwapCheck reads /proc/swaps; the kubelet refuses to
 // start with swap on unless configured for it (KubeletConfiguration failSwapOn, default true).

@@ -4,7 +4,7 @@
 // loses packets wherever ICMP "fragmentation needed" is filtered (RFC 2923 §2.1, PMTU black holes).
 import type { Check, Finding, Status } from './types.js';
 import type { Profile } from '../profiles/schema.js';
-import { netFacts, worstStatus, type NetFacts, type NetInterface } from './net-interfaces.js';
+import { netFacts, worstStatus, type NetFacts, type NetInterface } from '../probes/net.js';
 
 // Encapsulation over IPv4: outer IPv4 20 + UDP 8 + VXLAN header 8 (RFC 7348 §5) + inner Ethernet 14 =
 // 50. Geneve's base header is also 8 bytes (RFC 8926 §3.4), so 50 without options. Cilium and

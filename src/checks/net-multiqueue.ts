@@ -5,7 +5,7 @@
 // <driver queues='N'/>); the guest's virtio_net then uses min(queues, online CPUs) by default
 // (drivers/net/virtio_net.c, "virtio_net: enable multiqueue by default").
 import type { Check, Finding, Status } from './types.js';
-import { netFacts, worstStatus, type NetFacts, type NetInterface } from './net-interfaces.js';
+import { netFacts, worstStatus, type NetFacts, type NetInterface } from '../probes/net.js';
 
 /** One section of `ethtool -l`; null for `n/a` (ethtool's netlink output for an attribute the driver left 0). */
 export interface ChannelCounts {

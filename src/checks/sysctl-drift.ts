@@ -2,7 +2,7 @@
 // verify does ("'x' = 'a', expected 'b'"), with the line that sets them and the sysctl.d file that
 // persists them.
 import type { Check, Finding } from './types.js';
-import { normalizeSysctl, readSysctls, type SysctlValue } from './proc-sys.js';
+import { normalizeSysctl, readSysctls, type SysctlValue } from '../probes/sysctl.js';
 import { shQuote } from '../host/host.js';
 
 // Capacity limits: a node already above the profile's value is fine, and lowering it could only hurt

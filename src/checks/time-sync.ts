@@ -1,7 +1,7 @@
 // time.sync: a time daemon (chrony, systemd-timesyncd, ntpd) keeps the clock synchronised.
 // One command finds the daemon that runs and asks it; nothing here needs root.
 import type { Check, Finding } from './types.js';
-import { parseSections } from './sections.js';
+import { parseSections } from '../probes/sections.js';
 
 // TLS certificates (kubeadm's, etcd's peer and client certs) are valid from notBefore to notAfter on
 // the wall clock, so a skewed node rejects good certificates; etcd warns when a peer's clock differs by

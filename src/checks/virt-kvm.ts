@@ -2,7 +2,7 @@
 // sharing a host's kernel, not another hypervisor, not QEMU emulating a CPU without KVM.
 import type { Check, CheckContext, Finding } from './types.js';
 import { memo } from './types.js';
-import { parseSections, sectionHeader as h } from './sections.js';
+import { parseSections, sectionHeader as h } from '../probes/sections.js';
 
 // Everything in one round-trip. Run as root: /proc/1/environ is readable by root only, and it is
 // where container managers put `container=` when nothing else shows it.

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { parseSections, sectionHeader } from '../checks/sections.js';
+import { parseSections, sectionHeader } from '../probes/sections.js';
 import { ExitCode, PrepNodeError, UsageError } from '../errors.js';
 import { shQuote, type Host, type RunResult } from '../host/host.js';
 

@@ -2,7 +2,7 @@
 // so a typo never goes unnoticed. The checks read what they expect from here; the tuners (profiles
 // issue) will apply the same values.
 import { z } from 'zod';
-import { coerceVersion } from '../checks/kernel-release.js';
+import { coerceVersion } from '../probes/kernel-release.js';
 import { AT_LEAST } from '../checks/sysctl-drift.js';
 
 const kernelVersion = z

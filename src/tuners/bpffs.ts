@@ -2,8 +2,8 @@
 // mounts it itself (see checks/bpf-fs.ts); elsewhere an /etc/fstab line does, which both systemd's
 // fstab generator and a SysV/busybox init's `mount -a` read.
 import { BPFFS, BPFFS_SCRIPT, SYSTEMD_BPFFS_SINCE } from '../checks/bpf-fs.js';
-import { mountAt, parseMounts } from '../checks/mounts.js';
-import { parseSections } from '../checks/sections.js';
+import { mountAt, parseMounts } from '../probes/mounts.js';
+import { parseSections } from '../probes/sections.js';
 import { NodeRefusal } from '../errors.js';
 import type { Profile } from '../profiles/schema.js';
 import { readFiles } from './files.js';

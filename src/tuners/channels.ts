@@ -6,7 +6,7 @@
 // maximum itself, so the same two files serve nodes created by cloud-init, whose NICs are unknown.
 import { NodeRefusal } from '../errors.js';
 import { shQuote } from '../host/host.js';
-import { netFacts } from '../checks/net-interfaces.js';
+import { netFacts } from '../probes/net.js';
 import { parseChannels } from '../checks/net-multiqueue.js';
 import type { Profile } from '../profiles/schema.js';
 import { fileMatches, readFiles } from './files.js';

@@ -2,7 +2,7 @@
 // symlinks as links. Tuners read current contents through here to plan; the runner snapshots originals
 // into the journal and restores them byte for byte on rollback.
 import { shQuote, type Host } from '../host/host.js';
-import { parseSections } from '../checks/sections.js';
+import { parseSections } from '../probes/sections.js';
 import type { FileWrite } from './types.js';
 
 export type FileState =

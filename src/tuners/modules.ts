@@ -3,8 +3,8 @@
 // sysctls those modules bring, such as nf_conntrack_max, are set at boot too). A module the kernel does
 // not have is refused before anything is written.
 import { NodeRefusal } from '../errors.js';
-import { moduleNameOfPath, modulesCommand, parseModules } from '../checks/kernel-modules.js';
-import { parseSections } from '../checks/sections.js';
+import { moduleNameOfPath, modulesCommand, parseModules } from '../probes/modules.js';
+import { parseSections } from '../probes/sections.js';
 import type { Host } from '../host/host.js';
 import type { Profile } from '../profiles/schema.js';
 import { fileMatches, readFiles } from './files.js';

@@ -6,7 +6,7 @@
 // is refused before anything is written.
 import { NodeRefusal } from '../errors.js';
 import { shQuote } from '../host/host.js';
-import { netFacts, type NetFacts, type NetInterface } from '../checks/net-interfaces.js';
+import { netFacts, type NetFacts, type NetInterface } from '../probes/net.js';
 import type { Profile } from '../profiles/schema.js';
 import { fileMatches, readFiles } from './files.js';
 import {

@@ -5,7 +5,7 @@
 import { parse as parseYaml } from 'yaml';
 import { NodeRefusal } from '../errors.js';
 import { shQuote } from '../host/host.js';
-import { parseSections } from '../checks/sections.js';
+import { parseSections } from '../probes/sections.js';
 
 /** What the node says about one interface. */
 export interface LinkInfo {

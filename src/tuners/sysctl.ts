@@ -6,7 +6,7 @@
 // such a key is left out of our file so a reboot cannot lower it either.
 import { NodeRefusal } from '../errors.js';
 import { shQuote } from '../host/host.js';
-import { normalizeSysctl, parseSysctls, procSysPath, sysctlCommand, type SysctlValue } from '../checks/proc-sys.js';
+import { normalizeSysctl, parseSysctls, procSysPath, sysctlCommand, type SysctlValue } from '../probes/sysctl.js';
 import { AT_LEAST, SYSCTL_FILE, effectiveDesired } from '../checks/sysctl-drift.js';
 import type { Profile } from '../profiles/schema.js';
 import { fileMatches, readFiles } from './files.js';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseKernelRelease } from '../../src/checks/kernel-release.js';
+import { parseKernelRelease } from '../../src/probes/kernel-release.js';
 
 // uname -r strings recorded from each distro's stock kernels.
 const cases: [string, string, { major: number; minor: number | null } | undefined][] = [

@@ -5,7 +5,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NET_FACTS_SCRIPT, parseNetFacts } from '../../src/checks/net-interfaces.js';
+import { NET_FACTS_SCRIPT, parseNetFacts } from '../../src/probes/net.js';
 import { judgeMultiqueue } from '../../src/checks/net-multiqueue.js';
 import { NodeRefusal } from '../../src/errors.js';
 import { CHANNELS_RULE, CHANNELS_SCRIPT, channelsBootCommands, channelsFiles, channelsTuner } from '../../src/tuners/channels.js';

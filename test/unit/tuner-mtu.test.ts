@@ -5,7 +5,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NET_FACTS_SCRIPT, parseNetFacts } from '../../src/checks/net-interfaces.js';
+import { NET_FACTS_SCRIPT, parseNetFacts } from '../../src/probes/net.js';
 import { judgeMtu } from '../../src/checks/net-mtu.js';
 import { NodeRefusal } from '../../src/errors.js';
 import { readFilesCommand } from '../../src/tuners/files.js';

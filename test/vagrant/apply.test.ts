@@ -15,7 +15,7 @@ import { CLI, bootVm, clientConfig, runCli, type Backend, type Ran, type Vm } fr
 import { rebootVm, sshVm, sshVmOk } from '../helpers/vm-reboot.js';
 import type { CheckDocument } from '../../src/report/json.js';
 import { loadProfile } from '../../src/profiles/load.js';
-import { sysctlKeys } from '../../src/checks/proc-sys.js';
+import { sysctlKeys } from '../../src/probes/sysctl.js';
 import { JOURNAL_FILE, STATE_DIR, parseJournal, type Journal } from '../../src/tuners/journal.js';
 
 // The same guest under both backends adds little here and doubles minutes of TCG time in CI's 90-minute

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ipvsModules, judgeModules } from '../../../src/checks/ipvs-modules.js';
-import { moduleNameOfPath, moduleNames, modulesCommand, parseModules } from '../../../src/checks/kernel-modules.js';
+import { moduleNameOfPath, moduleNames, modulesCommand, parseModules } from '../../../src/probes/modules.js';
 import { fixtureContext } from '../../helpers/fixture-host.js';
 import { parseProfile } from '../../../src/profiles/load.js';
 import { RECORDED_PROFILE_YAML, fixture } from '../../helpers/fixtures.js';

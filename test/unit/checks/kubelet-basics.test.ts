@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { judgeKubeletBasics, kubeletBasics, parseSwaps, SWAPS_COMMAND } from '../../../src/checks/kubelet-basics.js';
-import { parseSysctls, sysctlCommand, sysctlKeys } from '../../../src/checks/proc-sys.js';
-import { moduleNames, modulesCommand, parseModules } from '../../../src/checks/kernel-modules.js';
+import { parseSysctls, sysctlCommand, sysctlKeys } from '../../../src/probes/sysctl.js';
+import { moduleNames, modulesCommand, parseModules } from '../../../src/probes/modules.js';
 import { parseProfile } from '../../../src/profiles/load.js';
 import { fixtureContext } from '../../helpers/fixture-host.js';
 import { RECORDED_PROFILE_YAML, fixture } from '../../helpers/fixtures.js';

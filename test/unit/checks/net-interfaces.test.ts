@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NET_FACTS_SCRIPT, countCpuList, defaultRouteV4, defaultRouteV6, netFacts, parseNetFacts, worstStatus } from '../../../src/checks/net-interfaces.js';
+import { NET_FACTS_SCRIPT, countCpuList, defaultRouteV4, defaultRouteV6, netFacts, parseNetFacts, worstStatus } from '../../../src/probes/net.js';
 import { fixtureContext } from '../../helpers/fixture-host.js';
 import { fixture } from '../../helpers/fixtures.js';
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { judgeMtu, netMtu } from '../../../src/checks/net-mtu.js';
-import { NET_FACTS_SCRIPT, parseNetFacts } from '../../../src/checks/net-interfaces.js';
+import { NET_FACTS_SCRIPT, parseNetFacts } from '../../../src/probes/net.js';
 import { fixtureContext } from '../../helpers/fixture-host.js';
 import { fixture } from '../../helpers/fixtures.js';
 

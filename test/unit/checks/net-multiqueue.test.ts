@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { judgeMultiqueue, netMultiqueue, parseChannels } from '../../../src/checks/net-multiqueue.js';
-import { NET_FACTS_SCRIPT, parseNetFacts } from '../../../src/checks/net-interfaces.js';
+import { NET_FACTS_SCRIPT, parseNetFacts } from '../../../src/probes/net.js';
 import { fixtureContext } from '../../helpers/fixture-host.js';
 import { fixture } from '../../helpers/fixtures.js';
 
@@ -125,7 +125,7 @@ test('one queue short of the vCPUs is still a fail when the NIC offers more', ()
 
 test('a profile with a fixed channel count is judged against it, not the vCPUs', async () => {
   const { fixtureContext } = await import('../../helpers/fixture-host.js');
-  const { NET_FACTS_SCRIPT } = await import('../../../src/checks/net-interfaces.js');
+  const { NET_FACTS_SCRIPT } = await import('../../../src/probes/net.js');
   const out = fixture('net/vm-debian12-virtio-1q.txt');
   const base = 'name: p\ndescription: d\nkernel: {min: "5.10", recommended: "5.15"}\n';
   const one = await netMultiqueue.run(await fixtureContext({ [NET_FACTS_SCRIPT]: out }, `${base}channels: 1\n`));

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { judgeSysctls, sysctlDrift } from '../../../src/checks/sysctl-drift.js';
-import { normalizeSysctl, parseSysctls, sysctlCommand, sysctlKeys } from '../../../src/checks/proc-sys.js';
+import { normalizeSysctl, parseSysctls, sysctlCommand, sysctlKeys } from '../../../src/probes/sysctl.js';
 import { parseProfile } from '../../../src/profiles/load.js';
 import { fixtureContext } from '../../helpers/fixture-host.js';
 import { RECORDED_PROFILE_YAML, fixture } from '../../helpers/fixtures.js';

@@ -14,7 +14,7 @@ import { readFilesCommand, restoreFileCommand } from '../../../src/tuners/files.
 import { JOURNAL_FILE, REVERTED_FILE, STATE_DIR, newJournal, parseJournal, readJournal, recordFiles, recordValues } from '../../../src/tuners/journal.js';
 import { netplanEthernets } from '../../../src/tuners/netmgr.js';
 import { applyProfile, rollback, rollbackScript } from '../../../src/tuners/runner.js';
-import { sysctlCommand } from '../../../src/checks/proc-sys.js';
+import { sysctlCommand } from '../../../src/probes/sysctl.js';
 import { FixtureHost } from '../../helpers/fixture-host.js';
 
 const BASE = 'name: t\ndescription: d\nkernel: {min: "5.10", recommended: "5.15"}\nchannels: keep\nmtu: {apply: false}\n';

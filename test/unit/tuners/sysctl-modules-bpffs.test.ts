@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NodeRefusal } from '../../../src/errors.js';
-import { sysctlCommand } from '../../../src/checks/proc-sys.js';
-import { modulesCommand } from '../../../src/checks/kernel-modules.js';
+import { sysctlCommand } from '../../../src/probes/sysctl.js';
+import { modulesCommand } from '../../../src/probes/modules.js';
 import { BPFFS_SCRIPT } from '../../../src/checks/bpf-fs.js';
 import { parseProfile } from '../../../src/profiles/load.js';
 import { readFilesCommand } from '../../../src/tuners/files.js';

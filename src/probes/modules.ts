@@ -2,7 +2,7 @@
 // One round-trip per host reads /proc/modules, the running kernel's modules.dep and modules.builtin
 // (filtered to the names we ask about), /sys/module, and files that only exist when a feature is in
 // the kernel, for built-ins that have no /sys/module entry (a module without parameters has none).
-import { memo, type CheckContext } from './types.js';
+import { memo, type CheckContext } from '../checks/types.js';
 import { parseSections } from './sections.js';
 
 export type ModuleState =

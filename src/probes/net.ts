@@ -1,6 +1,6 @@
 // The network facts net.virtio, net.multiqueue and net.mtu share: gathered by one remote script per
 // host (memo key `net.interfaces`), parsed by pure functions tested on recorded outputs.
-import { memo, type CheckContext, type Status } from './types.js';
+import { memo, type CheckContext, type Status } from '../checks/types.js';
 
 /** One physical interface: a netdev with /sys/class/net/IF/device (not lo, veth, bridges, tunnels). */
 export interface NetInterface {

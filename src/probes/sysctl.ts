@@ -1,6 +1,6 @@
 // Sysctls read from /proc/sys in one round-trip per host, shared by sysctl.drift, kubelet.basics and
 // conntrack.capacity. Reading /proc/sys needs no root and no procps (`sysctl` may be missing).
-import { memo, type CheckContext } from './types.js';
+import { memo, type CheckContext } from '../checks/types.js';
 import { parseSections } from './sections.js';
 
 export type SysctlValue =
