@@ -1,26 +1,8 @@
 // bpf.fs: bpffs is mounted at /sys/fs/bpf, and will be again after a reboot. Pinned maps and
 // programs live there: without it the datapath's state dies with the process that loaded it.
 import type { Check, Finding } from './types.js';
-import { mountAt, parseMounts } from '../probes/mounts.js';
-import { parseSections, sectionHeader as h } from '../probes/sections.js';
-
-export const BPFFS = '/sys/fs/bpf';
-
-// One round-trip: the mount table, whether systemd is PID 1 (sd_booted(3): /run/systemd/system
-// exists) and its version, and the two ways a mount is made persistent by hand.
-export const BPFFS_SCRIPT = [
-  `${h('mounts')}; grep -E "^[^ ]+ [^ ]+ bpf |^[^ ]+ /sys/fs/bpf " /proc/mounts`,
-  `${h('pid1')}; cat /proc/1/comm 2>/dev/null`,
-  `${h('systemd-booted')}; if [ -d /run/systemd/system ]; then echo yes; else echo no; fi`,
-  `${h('systemd-version')}; systemctl --version 2>/dev/null | head -n 1`,
-  `${h('fstab')}; grep -E "^[^#]*[[:space:]]/sys/fs/bpf/?[[:space:]]" /etc/fstab 2>/dev/null`,
-  `${h('mount-units')}; for d in /etc/systemd/system /run/systemd/system /usr/lib/systemd/system /lib/systemd/system; do [ -f $d/sys-fs-bpf.mount ] && echo $d/sys-fs-bpf.mount; done`,
-  'true',
-].join('\n');
-
-// systemd mounts bpffs at /sys/fs/bpf itself since v238 (systemd PR #8205, "bpf/cgroup
-// improvements", Feb 2018: src/core/mount-setup.c mount_table), on every boot, outside containers.
-export const SYSTEMD_BPFFS_SINCE = 238;
+import { BPFFS, BPFFS_SCRIPT, SYSTEMD_BPFFS_SINCE, mountAt, parseMounts } from '../probes/mounts.js';
+import { parseSections } from '../probes/sections.js';
 
 const EXPECTED = `bpf filesystem at ${BPFFS}, mounted again at boot`;
 const FSTAB_LINE = `bpffs ${BPFFS} bpf rw,nosuid,nodev,noexec,relatime,mode=700 0 0`;

@@ -4,8 +4,8 @@
 // absent while conntrack works, as on our own machine), and a skip would hide a table that is full.
 // When nf_conntrack itself is not loaded this check says so and fails with the modprobe remedy.
 import type { Check, Finding } from './types.js';
-import { readSysctls, type SysctlValue } from '../probes/sysctl.js';
-import { readModules, type ModuleState } from '../probes/modules.js';
+import { readSysctls, sysctlKeys, type SysctlValue } from '../probes/sysctl.js';
+import { moduleNames, readModules, type ModuleState } from '../probes/modules.js';
 import { MODULES_LOAD_FILE } from './ipvs-modules.js';
 
 // kube-proxy sizes the table as max(--conntrack-max-per-core 32768 × CPUs, --conntrack-min 131072)
@@ -22,7 +22,7 @@ export const conntrackCapacity: Check = {
   id: 'conntrack.capacity',
   title: 'Conntrack table size and usage',
   async run(ctx): Promise<Finding> {
-    const [sysctls, modules] = await Promise.all([readSysctls(ctx), readModules(ctx)]);
+    const [sysctls, modules] = await Promise.all([readSysctls(ctx, sysctlKeys(ctx.profile)), readModules(ctx, moduleNames(ctx.profile))]);
     return judgeConntrack(
       sysctls.get('net.netfilter.nf_conntrack_max')!,
       sysctls.get('net.netfilter.nf_conntrack_count')!,

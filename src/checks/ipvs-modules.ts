@@ -1,7 +1,7 @@
 // ipvs.modules: the kernel modules the profile lists (kube-proxy's IPVS set, nf_conntrack,
 // br_netfilter) are loaded or built in. The remedy also persists them in modules-load.d.
 import type { Check, Finding } from './types.js';
-import { readModules, type ModuleFacts, type ModuleState } from '../probes/modules.js';
+import { moduleNames, readModules, type ModuleFacts, type ModuleState } from '../probes/modules.js';
 
 // kube-proxy's IPVS mode needs ip_vs, ip_vs_rr, ip_vs_wrr, ip_vs_sh and nf_conntrack
 // (kubernetes.io/docs/reference/networking/virtual-ips/ "IPVS proxy mode", and kube-proxy's
@@ -15,7 +15,7 @@ export const ipvsModules: Check = {
   id: 'ipvs.modules',
   title: 'IPVS and netfilter modules',
   async run(ctx): Promise<Finding> {
-    return judgeModules(await readModules(ctx), ctx.profile.modules);
+    return judgeModules(await readModules(ctx, moduleNames(ctx.profile)), ctx.profile.modules);
   },
 };
 

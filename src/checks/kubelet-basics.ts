@@ -2,8 +2,8 @@
 // (Swap), IPv4 forwarding is on (FileContent--proc-sys-net-ipv4-ip_forward), and bridged traffic
 // goes through iptables (FileContent--proc-sys-net-bridge-bridge-nf-call-iptables).
 import type { Check, Finding, Status } from './types.js';
-import { readSysctls, type SysctlValue } from '../probes/sysctl.js';
-import { isPresent, readModules, type ModuleState } from '../probes/modules.js';
+import { readSysctls, sysctlKeys, type SysctlValue } from '../probes/sysctl.js';
+import { isPresent, moduleNames, readModules, type ModuleState } from '../probes/modules.js';
 
 // kubeadm cmd/kubeadm/app/preflight/checks.go: SwapCheck reads /proc/swaps; the kubelet refuses to
 // start with swap on unless configured for it (KubeletConfiguration failSwapOn, default true).
@@ -18,7 +18,7 @@ export const kubeletBasics: Check = {
   id: 'kubelet.basics',
   title: 'Swap off, forwarding and bridge netfilter on',
   async run(ctx): Promise<Finding> {
-    const [swaps, sysctls, modules] = await Promise.all([ctx.host.exec(SWAPS_COMMAND), readSysctls(ctx), readModules(ctx)]);
+    const [swaps, sysctls, modules] = await Promise.all([ctx.host.exec(SWAPS_COMMAND), readSysctls(ctx, sysctlKeys(ctx.profile)), readModules(ctx, moduleNames(ctx.profile))]);
     return judgeKubeletBasics({
       swaps,
       ipForward: sysctls.get('net.ipv4.ip_forward')!,

@@ -2,9 +2,9 @@
 // mtu.primary, every other one against mtu.private. The pod network's encapsulation is carved out of
 // this MTU, so a smaller interface MTU shrinks every pod's, and a larger one than the path carries
 // loses packets wherever ICMP "fragmentation needed" is filtered (RFC 2923 §2.1, PMTU black holes).
-import type { Check, Finding, Status } from './types.js';
+import { worstStatus, type Check, type Finding, type Status } from './types.js';
 import type { Profile } from '../profiles/schema.js';
-import { netFacts, worstStatus, type NetFacts, type NetInterface } from '../probes/net.js';
+import { netFacts, type NetFacts, type NetInterface } from '../probes/net.js';
 
 // Encapsulation over IPv4: outer IPv4 20 + UDP 8 + VXLAN header 8 (RFC 7348 §5) + inner Ethernet 14 =
 // 50. Geneve's base header is also 8 bytes (RFC 8926 §3.4), so 50 without options. Cilium and

@@ -4,22 +4,8 @@
 // when the host offers them (linux-kvm.org/page/Multiqueue: queues = vCPUs; libvirt
 // <driver queues='N'/>); the guest's virtio_net then uses min(queues, online CPUs) by default
 // (drivers/net/virtio_net.c, "virtio_net: enable multiqueue by default").
-import type { Check, Finding, Status } from './types.js';
-import { netFacts, worstStatus, type NetFacts, type NetInterface } from '../probes/net.js';
-
-/** One section of `ethtool -l`; null for `n/a` (ethtool's netlink output for an attribute the driver left 0). */
-export interface ChannelCounts {
-  rx: number | null;
-  tx: number | null;
-  other: number | null;
-  combined: number | null;
-}
-
-export type Channels =
-  | { kind: 'ok'; max: ChannelCounts; current: ChannelCounts }
-  /** The driver has no get_channels (e1000, rtl8139): it has exactly the queues sysfs shows. */
-  | { kind: 'unsupported' }
-  | { kind: 'unreadable'; reason: string };
+import { worstStatus, type Check, type Finding, type Status } from './types.js';
+import { netFacts, parseChannels, type ChannelCounts, type NetFacts, type NetInterface } from '../probes/net.js';
 
 const EXPECTED = 'one queue per vCPU (combined channels = vCPUs, or the most the NIC offers)';
 
@@ -35,27 +21,6 @@ export const netMultiqueue: Check = {
     return wanted === facts ? f : { ...f, observed: f.observed.replace(/; \d+ vCPUs?$/, `; profile wants ${ctx.profile.channels} queue${ctx.profile.channels === 1 ? '' : 's'} (${facts.cpus} vCPUs)`) };
   },
 };
-
-/** Parse `ethtool -l IF` output (ioctl-era ethtool prints 0, netlink-era prints n/a, for unused kinds). */
-export function parseChannels(text: string): Channels {
-  if (/Operation not supported/i.test(text)) return { kind: 'unsupported' };
-  const max: ChannelCounts = { rx: null, tx: null, other: null, combined: null };
-  const current: ChannelCounts = { rx: null, tx: null, other: null, combined: null };
-  let section: ChannelCounts | null = null;
-  let seen = 0;
-  for (const line of text.split('\n')) {
-    if (/^Pre-set maximums:/i.test(line)) section = max;
-    else if (/^Current hardware settings:/i.test(line)) section = current;
-    const m = /^(RX|TX|Other|Combined):\s+(\d+|n\/a)\s*$/i.exec(line);
-    if (m && section) {
-      const key = m[1]!.toLowerCase() as keyof ChannelCounts;
-      section[key] = m[2] === 'n/a' ? null : Number(m[2]);
-      seen++;
-    }
-  }
-  if (seen === 0) return { kind: 'unreadable', reason: text.trim().split('\n').pop()?.trim() || 'empty output' };
-  return { kind: 'ok', max, current };
-}
 
 /** Queue count of a channel section: combined channels, or RX channels for drivers that count them apart (older ENA). */
 function queues(c: ChannelCounts): number {

@@ -2,8 +2,8 @@
 // fast one; emulated NICs (e1000, rtl8139, QEMU's vmxnet3) cost a VM exit per register access and
 // have a single queue (linux-kvm.org/page/Virtio; QEMU docs "Network emulation": virtio-net is the
 // paravirtual device "for best performance").
-import type { Check, Finding, Status } from './types.js';
-import { netFacts, worstStatus, type NetFacts } from '../probes/net.js';
+import { worstStatus, type Check, type Finding, type Status } from './types.js';
+import { netFacts, type NetFacts } from '../probes/net.js';
 
 // NICs QEMU emulates in software: the Linux driver names of QEMU's -device e1000, e1000e, rtl8139,
 // ne2k_pci, pcnet, tulip and vmxnet3 models.

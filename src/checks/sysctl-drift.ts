@@ -2,53 +2,14 @@
 // verify does ("'x' = 'a', expected 'b'"), with the line that sets them and the sysctl.d file that
 // persists them.
 import type { Check, Finding } from './types.js';
-import { normalizeSysctl, readSysctls, type SysctlValue } from '../probes/sysctl.js';
+import { SYSCTL_FILE, effectiveDesired, normalizeSysctl, readSysctls, sysctlKeys, type SysctlValue } from '../probes/sysctl.js';
 import { shQuote } from '../host/host.js';
-
-// Capacity limits: a node already above the profile's value is fine, and lowering it could only hurt
-// (systemd >= 240 sets fs.file-max to LONG_MAX; kernel docs admin-guide/sysctl/{fs,vm,net}.rst describe
-// each as a maximum). For these the profile's value is a floor; every other key must match exactly.
-export const AT_LEAST = new Set([
-  'fs.file-max',
-  'fs.nr_open',
-  'fs.inotify.max_user_instances',
-  'fs.inotify.max_user_watches',
-  'kernel.pid_max',
-  'kernel.threads-max',
-  'net.core.somaxconn',
-  'net.core.netdev_max_backlog',
-  'net.ipv4.tcp_max_syn_backlog',
-  'net.netfilter.nf_conntrack_max',
-  'vm.max_map_count',
-  // Socket buffer limits: a kernel that already allows more (6.x raised tcp_rmem's max to 32 MiB) keeps it.
-  'net.core.rmem_max',
-  'net.core.wmem_max',
-  // min default max triplets: compared field by field.
-  'net.ipv4.tcp_rmem',
-  'net.ipv4.tcp_wmem',
-]);
-
-/**
- * The value a node should have: the profile's, except that for capacity limits a field the node
- * already exceeds keeps the node's (field by field for triplets such as tcp_rmem).
- */
-export function effectiveDesired(key: string, current: string, desired: string | number): string {
-  const want = normalizeSysctl(desired);
-  if (!AT_LEAST.has(key)) return want;
-  const have = normalizeSysctl(current).split(' ');
-  const wantF = want.split(' ');
-  if (have.length !== wantF.length || ![...have, ...wantF].every((f) => /^\d+$/.test(f))) return want;
-  return wantF.map((w, i) => (BigInt(have[i]!) > BigInt(w) ? have[i]! : w)).join(' ');
-}
-
-/** The file prep-node persists the profile's sysctls in: the sysctl tuner writes it, and this check's remedy the same. */
-export const SYSCTL_FILE = '/etc/sysctl.d/90-prep-node.conf';
 
 export const sysctlDrift: Check = {
   id: 'sysctl.drift',
   title: 'Sysctls as in the profile',
   async run(ctx): Promise<Finding> {
-    return judgeSysctls(await readSysctls(ctx), ctx.profile.sysctl, ctx.profile.optionalSysctl, ctx.profile.name);
+    return judgeSysctls(await readSysctls(ctx, sysctlKeys(ctx.profile)), ctx.profile.sysctl, ctx.profile.optionalSysctl, ctx.profile.name);
   },
 };
 

@@ -1,7 +1,9 @@
 // What a check is and what it returns. A check reads a Host and returns data; it never prints.
 
-import type { Host } from '../host/host.js';
+import type { ProbeContext } from '../probes/context.js';
 import type { Profile } from '../profiles/schema.js';
+
+export { memo } from '../probes/context.js';
 
 /** pass: as wanted; warn: works, but not as recommended; fail: the node is wrong; error: could not tell; skip: not run. */
 export type Status = 'pass' | 'warn' | 'fail' | 'error' | 'skip';
@@ -12,22 +14,10 @@ export interface CheckOptions {
   stealSeconds: number;
 }
 
-export interface CheckContext {
-  host: Host;
+/** A check's view of the node (host and memo, as probes take them) plus the profile and the command line's knobs. */
+export interface CheckContext extends ProbeContext {
   profile: Profile;
   options: CheckOptions;
-  /** Per-host memo: facts several checks read (vCPUs, interfaces, sysctls) cost one round-trip. */
-  cache: Map<string, Promise<unknown>>;
-}
-
-/** Compute a fact once per host and run; later callers share the first call's promise. */
-export function memo<T>(ctx: CheckContext, key: string, compute: () => Promise<T>): Promise<T> {
-  let p = ctx.cache.get(key) as Promise<T> | undefined;
-  if (!p) {
-    p = compute();
-    ctx.cache.set(key, p);
-  }
-  return p;
 }
 
 /** What a check found. `remedy` is a command or instruction a person can paste, set when not passing. */
@@ -54,4 +44,12 @@ export interface Check {
   /** Checks that must pass (or warn) first; otherwise this one is skipped, naming them. */
   requires?: string[];
   run(ctx: CheckContext): Promise<Finding>;
+}
+
+// How bad a per-interface status is when several are folded into one finding.
+const RANK: Record<Status, number> = { skip: 0, pass: 1, warn: 2, error: 3, fail: 4 };
+
+/** The worst of several statuses (fail > error > warn > pass). */
+export function worstStatus(statuses: Status[]): Status {
+  return statuses.reduce<Status>((a, b) => (RANK[b] > RANK[a] ? b : a), 'pass');
 }

@@ -2,7 +2,7 @@
 // One round-trip per host reads /proc/modules, the running kernel's modules.dep and modules.builtin
 // (filtered to the names we ask about), /sys/module, and files that only exist when a feature is in
 // the kernel, for built-ins that have no /sys/module entry (a module without parameters has none).
-import { memo, type CheckContext } from '../checks/types.js';
+import { memo, type ProbeContext } from './context.js';
 import { parseSections } from './sections.js';
 
 export type ModuleState =
@@ -111,12 +111,9 @@ export function parseModules(output: string, names: string[]): ModuleFacts {
   return { release, canLoad, states: new Map(names.map((n) => [n, states.get(n)!])) };
 }
 
-/** Module facts for the profile, read once per host. */
-export function readModules(ctx: CheckContext): Promise<ModuleFacts> {
-  return memo(ctx, 'kernel-modules', async () => {
-    const names = moduleNames(ctx.profile);
-    return parseModules(await ctx.host.exec(modulesCommand(names)), names);
-  });
+/** Facts about these modules, read once per host and run (checks pass moduleNames(profile)). */
+export function readModules(ctx: ProbeContext, names: string[]): Promise<ModuleFacts> {
+  return memo(ctx, `kernel-modules:${names.join(',')}`, async () => parseModules(await ctx.host.exec(modulesCommand(names)), names));
 }
 
 /** Loaded or built in: the kernel has the feature right now. */

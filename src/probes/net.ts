@@ -1,6 +1,6 @@
 // The network facts net.virtio, net.multiqueue and net.mtu share: gathered by one remote script per
 // host (memo key `net.interfaces`), parsed by pure functions tested on recorded outputs.
-import { memo, type CheckContext, type Status } from '../checks/types.js';
+import { memo, type ProbeContext } from './context.js';
 
 /** One physical interface: a netdev with /sys/class/net/IF/device (not lo, veth, bridges, tunnels). */
 export interface NetInterface {
@@ -60,7 +60,7 @@ export const NET_FACTS_SCRIPT = [
 ].join('\n');
 
 /** The shared facts, fetched once per host and run. */
-export function netFacts(ctx: CheckContext): Promise<NetFacts> {
+export function netFacts(ctx: ProbeContext): Promise<NetFacts> {
   return memo(ctx, 'net.interfaces', async () => {
     const r = await ctx.host.run(NET_FACTS_SCRIPT, { timeoutMs: 30_000 });
     if (r.code !== 0) throw new Error(`listing network interfaces failed (exit ${r.code ?? 'timeout'}): ${r.stderr.trim() || r.stdout.trim()}`);
@@ -184,10 +184,37 @@ function toInt(s: string): number | null {
   return /^\d+$/.test(s.trim()) ? Number(s.trim()) : null;
 }
 
-// How bad a per-interface status is when several are folded into one finding.
-const RANK: Record<Status, number> = { skip: 0, pass: 1, warn: 2, error: 3, fail: 4 };
+/** One section of `ethtool -l`; null for `n/a` (ethtool's netlink output for an attribute the driver left 0). */
+export interface ChannelCounts {
+  rx: number | null;
+  tx: number | null;
+  other: number | null;
+  combined: number | null;
+}
 
-/** The worst of several statuses (fail > error > warn > pass). */
-export function worstStatus(statuses: Status[]): Status {
-  return statuses.reduce<Status>((a, b) => (RANK[b] > RANK[a] ? b : a), 'pass');
+export type Channels =
+  | { kind: 'ok'; max: ChannelCounts; current: ChannelCounts }
+  /** The driver has no get_channels (e1000, rtl8139): it has exactly the queues sysfs shows. */
+  | { kind: 'unsupported' }
+  | { kind: 'unreadable'; reason: string };
+
+/** Parse `ethtool -l IF` output (ioctl-era ethtool prints 0, netlink-era prints n/a, for unused kinds). */
+export function parseChannels(text: string): Channels {
+  if (/Operation not supported/i.test(text)) return { kind: 'unsupported' };
+  const max: ChannelCounts = { rx: null, tx: null, other: null, combined: null };
+  const current: ChannelCounts = { rx: null, tx: null, other: null, combined: null };
+  let section: ChannelCounts | null = null;
+  let seen = 0;
+  for (const line of text.split('\n')) {
+    if (/^Pre-set maximums:/i.test(line)) section = max;
+    else if (/^Current hardware settings:/i.test(line)) section = current;
+    const m = /^(RX|TX|Other|Combined):\s+(\d+|n\/a)\s*$/i.exec(line);
+    if (m && section) {
+      const key = m[1]!.toLowerCase() as keyof ChannelCounts;
+      section[key] = m[2] === 'n/a' ? null : Number(m[2]);
+      seen++;
+    }
+  }
+  if (seen === 0) return { kind: 'unreadable', reason: text.trim().split('\n').pop()?.trim() || 'empty output' };
+  return { kind: 'ok', max, current };
 }

@@ -1,6 +1,8 @@
-// Sysctls read from /proc/sys in one round-trip per host, shared by sysctl.drift, kubelet.basics and
-// conntrack.capacity. Reading /proc/sys needs no root and no procps (`sysctl` may be missing).
-import { memo, type CheckContext } from '../checks/types.js';
+// Sysctls read from /proc/sys in one round-trip per host, shared by sysctl.drift, kubelet.basics,
+// conntrack.capacity and the sysctl tuner. Reading /proc/sys needs no root and no procps (`sysctl`
+// may be missing). Also the one home of the capacity-floor ("at least") rule that the profile schema,
+// sysctl.drift, the sysctl tuner and cloud-init's boot commands apply.
+import { memo, type ProbeContext } from './context.js';
 import { parseSections } from './sections.js';
 
 export type SysctlValue =
@@ -57,10 +59,57 @@ export function normalizeSysctl(value: string | number): string {
   return String(value).trim().split(/\s+/).join(' ');
 }
 
-/** All the sysctls the checks need, read once per host. */
-export function readSysctls(ctx: CheckContext): Promise<Map<string, SysctlValue>> {
-  return memo(ctx, 'proc-sys', async () => {
-    const keys = sysctlKeys(ctx.profile);
-    return parseSysctls(await ctx.host.exec(sysctlCommand(keys)), keys);
-  });
+/** These sysctls, read once per host and run (checks pass sysctlKeys(profile): the same keys every time). */
+export function readSysctls(ctx: ProbeContext, keys: string[]): Promise<Map<string, SysctlValue>> {
+  return memo(ctx, `proc-sys:${keys.join(',')}`, async () => parseSysctls(await ctx.host.exec(sysctlCommand(keys)), keys));
 }
+
+// Capacity limits: a node already above the profile's value is fine, and lowering it could only hurt
+// (systemd >= 240 sets fs.file-max to LONG_MAX; kernel docs admin-guide/sysctl/{fs,vm,net}.rst describe
+// each as a maximum). For these the profile's value is a floor; every other key must match exactly.
+export const AT_LEAST = new Set([
+  'fs.file-max',
+  'fs.nr_open',
+  'fs.inotify.max_user_instances',
+  'fs.inotify.max_user_watches',
+  'kernel.pid_max',
+  'kernel.threads-max',
+  'net.core.somaxconn',
+  'net.core.netdev_max_backlog',
+  'net.ipv4.tcp_max_syn_backlog',
+  'net.netfilter.nf_conntrack_max',
+  'vm.max_map_count',
+  // Socket buffer limits: a kernel that already allows more (6.x raised tcp_rmem's max to 32 MiB) keeps it.
+  'net.core.rmem_max',
+  'net.core.wmem_max',
+  // min default max triplets: compared field by field.
+  'net.ipv4.tcp_rmem',
+  'net.ipv4.tcp_wmem',
+]);
+
+/**
+ * The value a node should have: the profile's, except that for capacity limits a field the node
+ * already exceeds keeps the node's (field by field for triplets such as tcp_rmem).
+ */
+export function effectiveDesired(key: string, current: string, desired: string | number): string {
+  const want = normalizeSysctl(desired);
+  if (!AT_LEAST.has(key)) return want;
+  const have = normalizeSysctl(current).split(' ');
+  const wantF = want.split(' ');
+  if (have.length !== wantF.length || ![...have, ...wantF].every((f) => /^\d+$/.test(f))) return want;
+  return wantF.map((w, i) => (BigInt(have[i]!) > BigInt(w) ? have[i]! : w)).join(' ');
+}
+
+/**
+ * The same rule in sh, for a node prep-node is not connected to (cloud-init at first boot): runs
+ * `then` when the node's single-integer capacity limit is already above `desired`. Undefined for a
+ * key that is no floor or a value that is not one integer (those are written as given).
+ */
+export function ifAboveFloor(key: string, desired: string | number, then: string): string | undefined {
+  const want = normalizeSysctl(desired);
+  if (!AT_LEAST.has(key) || !/^\d+$/.test(want)) return undefined;
+  return `f=/proc/sys/${procSysPath(key)}; if [ -r $f ] && [ "$(cat $f)" -gt ${want} ] 2>/dev/null; then ${then}; fi`;
+}
+
+/** The file prep-node persists the profile's sysctls in: the sysctl tuner writes it, and this check's remedy the same. */
+export const SYSCTL_FILE = '/etc/sysctl.d/90-prep-node.conf';

@@ -1,9 +1,9 @@
 // The profile schema: one zod schema that also gives the TypeScript type. Unknown keys are rejected
-// so a typo never goes unnoticed. The checks read what they expect from here; the tuners (profiles
-// issue) will apply the same values.
+// so a typo never goes unnoticed. The checks read what they expect from here; the tuners apply the
+// same values.
 import { z } from 'zod';
 import { coerceVersion } from '../probes/kernel-release.js';
-import { AT_LEAST } from '../checks/sysctl-drift.js';
+import { AT_LEAST } from '../probes/sysctl.js';
 
 const kernelVersion = z
   .string()

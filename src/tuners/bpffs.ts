@@ -1,8 +1,7 @@
 // The bpffs tuner: the BPF filesystem mounted at /sys/fs/bpf now, and again at boot. systemd >= 238
 // mounts it itself (see checks/bpf-fs.ts); elsewhere an /etc/fstab line does, which both systemd's
 // fstab generator and a SysV/busybox init's `mount -a` read.
-import { BPFFS, BPFFS_SCRIPT, SYSTEMD_BPFFS_SINCE } from '../checks/bpf-fs.js';
-import { mountAt, parseMounts } from '../probes/mounts.js';
+import { BPFFS, BPFFS_SCRIPT, SYSTEMD_BPFFS_SINCE, mountAt, parseMounts } from '../probes/mounts.js';
 import { parseSections } from '../probes/sections.js';
 import { NodeRefusal } from '../errors.js';
 import type { Profile } from '../profiles/schema.js';

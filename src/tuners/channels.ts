@@ -6,8 +6,7 @@
 // maximum itself, so the same two files serve nodes created by cloud-init, whose NICs are unknown.
 import { NodeRefusal } from '../errors.js';
 import { shQuote } from '../host/host.js';
-import { netFacts } from '../probes/net.js';
-import { parseChannels } from '../checks/net-multiqueue.js';
+import { netFacts, parseChannels } from '../probes/net.js';
 import type { Profile } from '../profiles/schema.js';
 import { fileMatches, readFiles } from './files.js';
 import type { FileWrite, Original, Tuner, TunerPlan } from './types.js';
@@ -86,7 +85,7 @@ export const channelsTuner: Tuner = {
     const plan: TunerPlan = { tuner: 'channels', changes: [], files: [], originals: [], unchanged: [], notes: [] };
     const setting = ctx.profile.channels;
     if (setting === 'keep') return plan;
-    const facts = await netFacts({ host: ctx.host, profile: ctx.profile, options: { stealSeconds: 0 }, cache: ctx.cache });
+    const facts = await netFacts(ctx);
     const refuse = (detail: string): never => {
       throw new NodeRefusal(ctx.host.name, detail);
     };

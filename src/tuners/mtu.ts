@@ -245,7 +245,7 @@ export const mtuTuner: Tuner = {
   async plan(ctx): Promise<TunerPlan> {
     const plan: TunerPlan = { tuner: 'mtu', changes: [], files: [], originals: [], unchanged: [], notes: [] };
     if (!ctx.profile.mtu.apply) return plan;
-    const facts = await netFacts({ host: ctx.host, profile: ctx.profile, options: { stealSeconds: 0 }, cache: ctx.cache });
+    const facts = await netFacts(ctx);
     if (facts.interfaces.length === 0) {
       plan.notes.push('no physical interface: no MTU to set');
       return plan;

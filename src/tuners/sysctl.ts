@@ -6,8 +6,7 @@
 // such a key is left out of our file so a reboot cannot lower it either.
 import { NodeRefusal } from '../errors.js';
 import { shQuote } from '../host/host.js';
-import { normalizeSysctl, parseSysctls, procSysPath, sysctlCommand, type SysctlValue } from '../probes/sysctl.js';
-import { AT_LEAST, SYSCTL_FILE, effectiveDesired } from '../checks/sysctl-drift.js';
+import { SYSCTL_FILE, effectiveDesired, ifAboveFloor, normalizeSysctl, parseSysctls, procSysPath, sysctlCommand, type SysctlValue } from '../probes/sysctl.js';
 import type { Profile } from '../profiles/schema.js';
 import { fileMatches, readFiles } from './files.js';
 import type { Change, FileWrite, Original, Tuner, TunerPlan } from './types.js';
@@ -43,11 +42,10 @@ function writeCommand(key: string, value: string): string {
  * limits the same floor rule as apply: a key the new node already exceeds is dropped from the file.
  */
 export function sysctlBootCommands(profile: Profile): string[] {
-  const floors = Object.entries(profile.sysctl).filter(([k, v]) => AT_LEAST.has(k) && /^\d+$/.test(normalizeSysctl(v)));
-  const drop = floors.map(
-    ([k, v]) =>
-      `f=/proc/sys/${procSysPath(k)}; if [ -r $f ] && [ "$(cat $f)" -gt ${normalizeSysctl(v)} ] 2>/dev/null; then sed -i '/^-\\?${k.replace(/\./g, '\\.')} = /d' ${SYSCTL_FILE}; fi`,
-  );
+  const drop = Object.entries(profile.sysctl).flatMap(([k, v]) => {
+    const cmd = ifAboveFloor(k, v, `sed -i '/^-\\?${k.replace(/\./g, '\\.')} = /d' ${SYSCTL_FILE}`);
+    return cmd ? [cmd] : [];
+  });
   return [...drop, `sysctl -e -p ${SYSCTL_FILE}`];
 }
 

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BPFFS_SCRIPT, bpfFs, judgeBpfFs } from '../../../src/checks/bpf-fs.js';
+import { bpfFs, judgeBpfFs } from '../../../src/checks/bpf-fs.js';
+import { BPFFS_SCRIPT } from '../../../src/probes/mounts.js';
 import { fixtureContext } from '../../helpers/fixture-host.js';
 import { fixture } from '../../helpers/fixtures.js';
 

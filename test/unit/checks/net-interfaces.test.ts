@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NET_FACTS_SCRIPT, countCpuList, defaultRouteV4, defaultRouteV6, netFacts, parseNetFacts, worstStatus } from '../../../src/probes/net.js';
+import { NET_FACTS_SCRIPT, countCpuList, defaultRouteV4, defaultRouteV6, netFacts, parseNetFacts } from '../../../src/probes/net.js';
+import { worstStatus } from '../../../src/checks/types.js';
 import { fixtureContext } from '../../helpers/fixture-host.js';
 import { fixture } from '../../helpers/fixtures.js';
 

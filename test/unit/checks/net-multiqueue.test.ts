@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { judgeMultiqueue, netMultiqueue, parseChannels } from '../../../src/checks/net-multiqueue.js';
+import { judgeMultiqueue, netMultiqueue } from '../../../src/checks/net-multiqueue.js';
+import { parseChannels } from '../../../src/probes/net.js';
 import { NET_FACTS_SCRIPT, parseNetFacts } from '../../../src/probes/net.js';
 import { fixtureContext } from '../../helpers/fixture-host.js';
 import { fixture } from '../../helpers/fixtures.js';

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ExitCode, NodeRefusal } from '../../../src/errors.js';
-import { BPFFS_SCRIPT } from '../../../src/checks/bpf-fs.js';
+import { BPFFS_SCRIPT } from '../../../src/probes/mounts.js';
 import { modulesCommand } from '../../../src/probes/modules.js';
 import { sysctlCommand } from '../../../src/probes/sysctl.js';
 import { applyExitCode, renderPlan } from '../../../src/commands/apply.js';

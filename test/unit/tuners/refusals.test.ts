@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ExitCode, NodeRefusal, PrepNodeError, RollbackError } from '../../../src/errors.js';
-import { BPFFS_SCRIPT } from '../../../src/checks/bpf-fs.js';
+import { BPFFS_SCRIPT } from '../../../src/probes/mounts.js';
 import { parseProfile } from '../../../src/profiles/load.js';
 import { bpffsTuner } from '../../../src/tuners/bpffs.js';
 import { readFilesCommand, restoreFileCommand } from '../../../src/tuners/files.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { NodeRefusal } from '../../../src/errors.js';
 import { sysctlCommand } from '../../../src/probes/sysctl.js';
 import { modulesCommand } from '../../../src/probes/modules.js';
-import { BPFFS_SCRIPT } from '../../../src/checks/bpf-fs.js';
+import { BPFFS_SCRIPT } from '../../../src/probes/mounts.js';
 import { parseProfile } from '../../../src/profiles/load.js';
 import { readFilesCommand } from '../../../src/tuners/files.js';
 import { sysctlBootCommands, sysctlFile, sysctlTuner } from '../../../src/tuners/sysctl.js';
