@@ -15,6 +15,8 @@ export interface FleetFacts {
   hostname: string | null;
   machineId: string | null;
   productUuid: string | null;
+  /** Why productUuid is null, when it is. */
+  productUuidMissing?: string | null;
   /** MAC of the default-route interface. */
   primaryMac: string | null;
   /** The MTU nodes talk to each other over: the private interfaces' (lowest) if any, else the default route's. */
@@ -61,7 +63,12 @@ export function clockOffset(out: string, t0: number, t1: number): FleetFacts['cl
   const text = out.trim();
   const mid = (t0 + t1) / 2;
   const rtt = (t1 - t0) / 2;
-  if (/^\d{16,}$/.test(text)) return { offsetMs: Number(BigInt(text) / 1000n) / 1000 - mid, uncertaintyMs: rtt };
+  if (/^\d{16,}$/.test(text)) {
+    // Whole milliseconds subtracted as integers, the fractions apart: a double holds epoch ns only to ~256 ns.
+    const ns = BigInt(text);
+    const whole = Math.floor(mid);
+    return { offsetMs: Number(ns / 1_000_000n - BigInt(whole)) + Number(ns % 1_000_000n) / 1e6 - (mid - whole), uncertaintyMs: rtt };
+  }
   // Seconds only: the true time lies anywhere in [s, s+1).
   const s = /^(\d{9,})N?$/.exec(text);
   if (s) return { offsetMs: Number(s[1]) * 1000 + 500 - mid, uncertaintyMs: rtt + 500 };
@@ -77,6 +84,7 @@ export async function readFleetFacts(ctx: CheckContext, target: string, now: () 
     facts.hostname = n.hostname || null;
     facts.machineId = n.machineId;
     facts.productUuid = n.productUuid;
+    facts.productUuidMissing = n.productUuidMissing;
     facts.kernelFamily = /^(\d+\.\d+)/.exec(n.kernel)?.[1] ?? null;
     facts.cgroupVersion = n.cgroupVersion;
     const net = await netFacts(ctx);
@@ -113,11 +121,13 @@ const list = (hosts: readonly string[]) => hosts.join(', ');
 
 type Verdict = Omit<FleetResult, 'id' | 'title' | 'ignored'>;
 
-function unique(facts: readonly FleetFacts[], what: string, pick: (f: FleetFacts) => string | null, remedy: string, detail: string, unknownWhy: string): Verdict {
+function unique(facts: readonly FleetFacts[], what: string, pick: (f: FleetFacts) => string | null, remedy: string, detail: string, unknownWhy: (f: FleetFacts) => string): Verdict {
   const { by, unknown } = groups(facts, pick);
   const expected = `a different ${what} on every node`;
   const dups = [...by].filter(([, hosts]) => hosts.length > 1);
-  const unread = unknown.length > 0 ? `; unreadable on ${list(unknown)} (${unknownWhy})` : '';
+  const why = new Map<string, string[]>();
+  for (const f of facts) if (unknown.includes(f.target)) why.set(unknownWhy(f), [...(why.get(unknownWhy(f)) ?? []), f.target]);
+  const unread = unknown.length > 0 ? `; unknown on ${[...why].map(([w, hosts]) => `${list(hosts)} (${w})`).join(', ')}` : '';
   if (dups.length > 0) {
     return {
       status: 'fail',
@@ -128,7 +138,7 @@ function unique(facts: readonly FleetFacts[], what: string, pick: (f: FleetFacts
       hosts: dups.flatMap(([, hosts]) => hosts),
     };
   }
-  if (unknown.length > 0) return { status: 'warn', observed: `${by.size} distinct${unread}`, expected, remedy: `check ${list(unknown)} by hand, or run as root`, detail, hosts: unknown };
+  if (unknown.length > 0) return { status: 'warn', observed: `${by.size} distinct${unread}`, expected, remedy: `compare ${list(unknown)} by hand (the provider's panel shows the VM's identifiers)`, detail, hosts: unknown };
   return { status: 'pass', observed: `${by.size} distinct`, expected, detail, hosts: [] };
 }
 
@@ -181,6 +191,10 @@ function judgeClock(facts: readonly FleetFacts[]): Verdict {
       hosts: named,
     };
   }
+  // Too slow a read to tell: the skew could be above the limit.
+  if (worst && worst.skew + worst.a.clock!.uncertaintyMs + worst.b.clock!.uncertaintyMs > MAX_SKEW_MS) {
+    return { status: 'warn', observed: `${observed} (cannot tell: the round trips are too long)`, expected, remedy: 'check again over a faster path, or compare `chronyc tracking` on the nodes', detail, hosts: [worst.a.target, worst.b.target] };
+  }
   if (unknown.length > 0) return { status: 'warn', observed, expected, detail, hosts: unknown };
   return { status: 'pass', observed, expected, detail, hosts: [] };
 }
@@ -189,7 +203,7 @@ function judgeClock(facts: readonly FleetFacts[]): Verdict {
 export function judgeFleet(facts: readonly FleetFacts[], ignore: readonly string[] = []): FleetResult[] {
   const verdicts: Record<(typeof FLEET_CHECKS)[number]['id'], () => Verdict> = {
     'fleet.hostname': () =>
-      unique(facts, 'hostname', (f) => f.hostname, 'hostnamectl set-hostname NAME on all but one of them', 'the kubelet registers the Node under its hostname: two nodes with one name overwrite each other\'s Node object', 'node facts unreadable'),
+      unique(facts, 'hostname', (f) => f.hostname, 'hostnamectl set-hostname NAME on all but one of them', 'the kubelet registers the Node under its hostname: two nodes with one name overwrite each other\'s Node object', (f) => f.error ?? 'empty'),
     'fleet.machine-id': () =>
       unique(
         facts,
@@ -197,7 +211,7 @@ export function judgeFleet(facts: readonly FleetFacts[], ignore: readonly string
         (f) => f.machineId,
         'on all but one: rm -f /etc/machine-id /var/lib/dbus/machine-id && systemd-machine-id-setup && reboot',
         'k0s requires a unique machine-id per node; systemd derives DHCP client ids and journald names from it, and cloned images share it',
-        'empty or uninitialized /etc/machine-id',
+        () => 'empty or uninitialized /etc/machine-id',
       ),
     'fleet.product-uuid': () =>
       unique(
@@ -206,7 +220,7 @@ export function judgeFleet(facts: readonly FleetFacts[], ignore: readonly string
         (f) => f.productUuid,
         "ask the provider for distinct SMBIOS UUIDs (libvirt/QEMU: -uuid or <uuid>); the node's own OS cannot change it",
         'kubeadm install docs: "verify the MAC address and product_uuid are unique for every node"; the kubelet reports it as the Node\'s systemUUID',
-        '/sys/class/dmi/id/product_uuid needs root or passwordless sudo',
+        (f) => f.productUuidMissing ?? f.error ?? 'unreadable',
       ),
     'fleet.mac': () =>
       unique(
@@ -215,7 +229,7 @@ export function judgeFleet(facts: readonly FleetFacts[], ignore: readonly string
         (f) => f.primaryMac,
         'give each VM its own MAC in the hypervisor or provider panel (cloned VM definitions copy it)',
         'kubeadm install docs: "verify the MAC address and product_uuid are unique for every node"; duplicate MACs on one L2 network break ARP and DHCP',
-        'no default-route interface or no MAC read',
+        () => 'no default-route interface',
       ),
     'fleet.clock': () => judgeClock(facts),
     'fleet.mtu': () => {

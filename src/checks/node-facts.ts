@@ -37,7 +37,7 @@ export function nodeFactsScript(diskPath: string): string {
     `echo '@@ apparmor'; cat /sys/module/apparmor/parameters/enabled 2>/dev/null`,
     `echo '@@ selinux'; if [ -e /sys/fs/selinux/enforce ]; then cat /sys/fs/selinux/enforce; fi`,
     `echo '@@ machine-id'; cat /etc/machine-id 2>/dev/null`,
-    `echo '@@ product-uuid'; if [ -r /sys/class/dmi/id/product_uuid ]; then cat /sys/class/dmi/id/product_uuid; elif [ -e /sys/class/dmi/id/product_uuid ]; then sudo -n cat /sys/class/dmi/id/product_uuid 2>/dev/null; fi`,
+    `echo '@@ product-uuid'; if [ -r /sys/class/dmi/id/product_uuid ]; then cat /sys/class/dmi/id/product_uuid; elif [ -e /sys/class/dmi/id/product_uuid ]; then sudo -n cat /sys/class/dmi/id/product_uuid 2>/dev/null; else echo no-dmi; fi`,
     `echo '@@ macs'; for d in /sys/class/net/*; do if [ -e "$d/device" ]; then echo "\${d##*/} $(cat "$d/address" 2>/dev/null)"; fi; done`,
     `echo '@@ kernel'; uname -r`,
     `echo '@@ cgroupfs'; stat -fc %T /sys/fs/cgroup 2>/dev/null`,
@@ -72,6 +72,8 @@ export interface NodeFacts {
   selinuxEnforcing: boolean | null;
   machineId: string | null;
   productUuid: string | null;
+  /** Why productUuid is null: the machine has no DMI table, or reading it needs root. */
+  productUuidMissing: 'no DMI table' | 'needs root or passwordless sudo' | null;
   /** interface → MAC of physical interfaces. */
   macs: Map<string, string>;
   kernel: string;
@@ -177,6 +179,7 @@ export function parseNodeFacts(out: string, diskPath: string): NodeFacts {
     // An empty or "uninitialized" machine-id (systemd's first-boot marker) is no identity.
     machineId: /^[0-9a-f]{32}$/.test(machineId) ? machineId : null,
     productUuid: /^[0-9A-Fa-f-]{32,36}$/.test(uuid) ? uuid.toLowerCase() : null,
+    productUuidMissing: /^[0-9A-Fa-f-]{32,36}$/.test(uuid) ? null : uuid === 'no-dmi' ? 'no DMI table' : 'needs root or passwordless sudo',
     macs,
     kernel: (s.get('kernel') ?? '').trim(),
     cgroupVersion: cg === 'cgroup2fs' ? 2 : cg === 'tmpfs' ? 1 : null,

@@ -10,8 +10,9 @@ test('recorded local 6.18: every section read', () => {
   const f = facts('local-6.18');
   assert.equal(f.cpus, 2);
   assert.equal(f.memTotalKiB, 24683628);
-  assert.deepEqual(f.disk, { path: '/var/lib', sizeKiB: 264212084, availableKiB: 82353180, mountedOn: '/' });
-  assert.deepEqual([...f.listening], [2024]);
+  assert.deepEqual(f.disk, { path: '/var/lib', sizeKiB: 264212084, availableKiB: 82329348, mountedOn: '/' });
+  // Two listeners; the established connections to 36835 (both directions) are not listeners.
+  assert.deepEqual([...f.listening].sort((a, b) => a - b), [2024, 36835]);
   assert.equal(f.binaries.get('ip'), '/usr/sbin/ip');
   assert.equal(f.binaries.get('socat'), null);
   assert.deepEqual(f.sockets, []);
@@ -23,6 +24,7 @@ test('recorded local 6.18: every section read', () => {
   assert.equal(f.selinuxEnforcing, null);
   assert.equal(f.machineId, '3d1219c7c4c5404aaa1f6d2a48adfda4');
   assert.equal(f.productUuid, null);
+  assert.equal(f.productUuidMissing, 'no DMI table');
   assert.deepEqual([...f.macs], [['eth0', '02:fc:00:00:00:01']]);
   assert.equal(f.kernel, '6.18.44-fc-v1147');
   assert.equal(f.cgroupVersion, 1);
@@ -41,6 +43,8 @@ test('RHEL 9 (written): an uninitialized machine-id is no identity; product_uuid
   const f = facts('rhel-9');
   assert.equal(f.machineId, null);
   assert.equal(f.productUuid, '4c4c4544-0042-3510-8052-b4c04f4a3732');
+  assert.equal(f.productUuidMissing, null);
+  assert.equal(facts('ubuntu-24.04').productUuidMissing, 'needs root or passwordless sudo');
   assert.equal(f.selinuxEnforcing, true);
   assert.deepEqual(f.resolveHostname, { ok: false, addresses: [], error: '' });
   assert.equal(f.disk.path, '/var/lib');
