@@ -29,8 +29,10 @@ export function nodeFactsScript(diskPath: string): string {
     `echo '@@ binaries'; for b in ${BINARIES.join(' ')}; do p=$(command -v "$b" 2>/dev/null); for d in /usr/sbin /sbin /usr/bin /bin; do if [ -z "$p" ] && [ -x "$d/$b" ]; then p="$d/$b"; fi; done; echo "$b \${p:--}"; done`,
     `echo '@@ sockets'; for s in ${CRI_SOCKETS.join(' ')}; do if [ -S "$s" ]; then echo "$s"; fi; done`,
     `echo '@@ hostname'; cat /proc/sys/kernel/hostname`,
-    `echo '@@ resolve-hostname'; getent ahosts "$(cat /proc/sys/kernel/hostname)" 2>&1; echo "rc=$?"`,
-    `echo '@@ resolve-localhost'; getent ahosts localhost 2>&1; echo "rc=$?"`,
+    // A resolver that does not answer must not stall the whole read: 5 s each (timeout exits 124).
+    `T=; if command -v timeout >/dev/null 2>&1; then T='timeout 5'; fi`,
+    `echo '@@ resolve-hostname'; $T getent ahosts "$(cat /proc/sys/kernel/hostname)" 2>&1; echo "rc=$?"`,
+    `echo '@@ resolve-localhost'; $T getent ahosts localhost 2>&1; echo "rc=$?"`,
     `echo '@@ nofile'; echo "shell-soft $(ulimit -Sn)"; echo "shell-hard $(ulimit -Hn)"`,
     `if [ -d /run/systemd/system ]; then systemctl show -p DefaultLimitNOFILE -p DefaultLimitNOFILESoft 2>/dev/null; fi`,
     `echo '@@ lsm'; cat /sys/kernel/security/lsm 2>/dev/null; echo`,
@@ -101,7 +103,8 @@ export function parseResolution(raw: string | undefined): Resolution {
   const rcLine = lines.length > 0 && /^rc=\d+$/.test(lines[lines.length - 1]!) ? lines.pop()! : 'rc=1';
   const ok = rcLine === 'rc=0';
   const addresses = [...new Set(lines.map((l) => l.trim().split(/\s+/)[0] ?? '').filter((a) => /^[0-9a-fA-F.:]+$/.test(a) && a.length > 0))];
-  return { ok: ok && addresses.length > 0, addresses, error: ok ? '' : lines.filter(Boolean).pop() ?? '' };
+  const error = rcLine === 'rc=124' ? 'no answer within 5 s' : ok ? '' : lines.filter(Boolean).pop() ?? '';
+  return { ok: ok && addresses.length > 0, addresses, error };
 }
 
 /** Listening TCP ports from /proc/net/tcp and tcp6 (state 0A = TCP_LISTEN; local address HEX:PORT). */

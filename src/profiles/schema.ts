@@ -93,7 +93,15 @@ export const ProfileSchema = z.strictObject({
       minFreeDiskMiB: z.number().int().positive().default(1300),
       /** TCP ports that must be free: numbers or "first-last" ranges. */
       ports: z
-        .array(z.union([z.number().int().min(1).max(65535), z.string().regex(/^\d{1,5}-\d{1,5}$/, 'expected a port or a range such as "30000-32767"')]))
+        .array(
+          z.union([
+            z.number().int().min(1).max(65535),
+            z
+              .string()
+              .regex(/^\d{1,5}-\d{1,5}$/, 'expected a port or a range such as "30000-32767"')
+              .refine((r) => r.split('-').every((p) => Number(p) >= 1 && Number(p) <= 65535), { message: 'expected ports between 1 and 65535' }),
+          ]),
+        )
         .default([10250, '30000-32767']),
       minOpenFiles: z.number().int().positive().default(65536),
       datapathMemory: z

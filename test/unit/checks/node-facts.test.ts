@@ -54,6 +54,7 @@ test('parsers: df error, unreadable getent, malformed /proc/net/tcp lines', () =
   assert.deepEqual(parseDf("df: /var/lib: No such file or directory", '/var/lib'), { path: '/var/lib', error: 'df: /var/lib: No such file or directory' });
   assert.deepEqual(parseResolution(undefined), { ok: false, addresses: [], error: '' });
   assert.deepEqual(parseResolution('getent: not found\nrc=127'), { ok: false, addresses: [], error: 'getent: not found' });
+  assert.deepEqual(parseResolution('rc=124'), { ok: false, addresses: [], error: 'no answer within 5 s' });
   assert.deepEqual([...parseListening('garbage\n 0: 00000000:ZZZZ 00000000:0000 0A\n')], []);
 });
 
