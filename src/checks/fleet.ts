@@ -96,11 +96,16 @@ export async function readFleetFacts(ctx: CheckContext, target: string, now: () 
   } catch (err) {
     errors.push(oneLine(err));
   }
-  const t0 = now();
-  const r = await ctx.host.run(CLOCK_COMMAND, { timeoutMs: 10_000 });
-  const t1 = now();
-  facts.clock = r.code === 0 ? clockOffset(r.stdout, t0, t1) : null;
-  if (!facts.clock) errors.push(`clock unreadable: ${r.stderr.trim() || r.stdout.trim() || `exit ${r.code}`}`);
+  // A connection lost here leaves the node's own results standing: the clock is just unknown.
+  try {
+    const t0 = now();
+    const r = await ctx.host.run(CLOCK_COMMAND, { timeoutMs: 10_000 });
+    const t1 = now();
+    facts.clock = r.code === 0 ? clockOffset(r.stdout, t0, t1) : null;
+    if (!facts.clock) errors.push(`clock unreadable: ${r.stderr.trim() || r.stdout.trim() || `exit ${r.code}`}`);
+  } catch (err) {
+    errors.push(`clock unreadable: ${oneLine(err)}`);
+  }
   if (errors.length > 0) facts.error = errors.join('; ');
   return facts;
 }

@@ -121,3 +121,14 @@ test('readFleetFacts on the recorded local facts: the node facts are not read ag
   await readFleetFacts(ctx, 'local', () => (t += 10));
   assert.deepEqual(ctx.host.commands.filter((c) => c !== CLOCK_COMMAND).length, 2, 'node facts and interfaces read once each');
 });
+
+test('readFleetFacts: unreadable facts and a failing clock read leave a host with unknowns, not an exception', async () => {
+  const ctx = await fixtureContext({ [CLOCK_COMMAND]: { code: 1, stderr: 'date: not found' } });
+  const f = await readFleetFacts(ctx, 'n1');
+  assert.equal(f.hostname, null);
+  assert.equal(f.clock, null);
+  assert.match(f.error ?? '', /^reading node facts failed \(exit 127\).*; clock unreadable: date: not found$/);
+  const r = new Map(judgeFleet([f, node('n2')]).map((x) => [x.id, x]));
+  assert.equal(r.get('fleet.hostname')!.status, 'warn');
+  assert.deepEqual(r.get('fleet.clock')!.hosts, ['n1']);
+});
