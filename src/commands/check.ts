@@ -1,9 +1,10 @@
 // `prep-node check`: run the check catalogue on each host and report.
 import { CHECKS } from '../checks/index.js';
 import { runChecks, validateIgnore } from '../checks/runner.js';
+import { FLEET_CHECKS, judgeFleet, readFleetFacts, type FleetFacts } from '../checks/fleet.js';
 import { countStatuses, exitCodeFor, type HostReport } from '../report/model.js';
 import { checkDocument } from '../report/json.js';
-import { renderHost, renderMatrix } from '../report/table.js';
+import { renderFleet, renderHost, renderMatrix } from '../report/table.js';
 import { DEFAULT_PROFILE, loadProfile } from '../profiles/load.js';
 import type { Profile } from '../profiles/schema.js';
 import { resolveHosts, runOnHosts, throwIfOnlyHostFailed, type HostOptions } from './hosts.js';
@@ -26,7 +27,7 @@ export interface Io {
 export async function check(targets: string[], options: CheckOptions, io: Io): Promise<ExitCode> {
   const started = new Date();
   const specs = await resolveHosts(targets, options);
-  validateIgnore(CHECKS, options.ignore ?? []);
+  validateIgnore([...CHECKS, ...FLEET_CHECKS], options.ignore ?? []);
   // Every profile is loaded and validated before the first connection.
   const profiles = new Map<string, Profile>();
   for (const name of new Set(specs.map((s) => s.profile ?? options.profile ?? DEFAULT_PROFILE))) profiles.set(name, await loadProfile(name));
@@ -36,21 +37,22 @@ export async function check(targets: string[], options: CheckOptions, io: Io): P
     specs,
     options,
     {
-      work: (host, spec, progress) =>
-        runChecks(
-          {
-            host,
-            profile: profiles.get(spec.profile ?? options.profile ?? DEFAULT_PROFILE)!,
-            options: { stealSeconds: options.stealSeconds },
-            cache: new Map(),
-          },
-          CHECKS,
-          {
+      work: async (host, spec, progress) => {
+        const ctx = {
+          host,
+          profile: profiles.get(spec.profile ?? options.profile ?? DEFAULT_PROFILE)!,
+          options: { stealSeconds: options.stealSeconds },
+          cache: new Map(),
+        };
+        const results = await runChecks(ctx, CHECKS, {
           ...(options.ignore && { ignore: options.ignore }),
           onResult: (r) => progress(`${r.id}: ${r.status}`),
-          },
-        ),
-      summarize: (results) => {
+        });
+        // Fleet facts come from the same connection, after the node's own checks (one more round trip: the clock).
+        const fleet = specs.length > 1 ? await readFleetFacts(ctx, spec.target.spec) : undefined;
+        return { results, fleet };
+      },
+      summarize: ({ results }) => {
         const n = countStatuses(results);
         return `${n.pass} pass, ${n.warn} warn, ${n.fail} fail, ${n.error} error`;
       },
@@ -60,19 +62,23 @@ export async function check(targets: string[], options: CheckOptions, io: Io): P
   const reports: HostReport[] = outcomes.map((o) => ({
     target: o.spec.target.spec,
     profile: profiles.get(o.spec.profile ?? options.profile ?? DEFAULT_PROFILE)!.name,
-    checks: 'value' in o ? o.value : [],
+    checks: 'value' in o ? o.value.results : [],
     ...('error' in o && { error: { kind: o.error instanceof HostError ? o.error.kind : 'internal', message: o.error.message } }),
   }));
 
+  const fleetFacts = outcomes.flatMap((o) => ('value' in o && o.value.fleet ? [o.value.fleet] : [])) satisfies FleetFacts[];
+  const fleet = specs.length > 1 ? judgeFleet(fleetFacts, options.ignore ?? []) : undefined;
+
   if (options.json) {
-    const doc = checkDocument(reports, { version: io.version, startedAt: started, durationMs: Date.now() - started.getTime() });
+    const doc = checkDocument(reports, { version: io.version, startedAt: started, durationMs: Date.now() - started.getTime() }, fleet);
     io.stdout.write(JSON.stringify(doc, null, 2) + '\n');
-    return exitCodeFor(reports);
+    return exitCodeFor(reports, fleet);
   }
   // A single host that could not be reached is one line, like ssh's own errors.
   throwIfOnlyHostFailed(outcomes);
   const style = { color: io.stdout.isTTY === true && !process.env.NO_COLOR };
   for (const r of reports) io.stdout.write(renderHost(r, style) + '\n');
   if (reports.length > 1) io.stdout.write(renderMatrix(reports, style));
-  return exitCodeFor(reports);
+  if (fleet) io.stdout.write(renderFleet(fleet, style));
+  return exitCodeFor(reports, fleet);
 }

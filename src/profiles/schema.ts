@@ -77,6 +77,46 @@ export const ProfileSchema = z.strictObject({
       fsyncP99Ms: z.number().positive().default(10),
     })
     .default({ dataDir: '/var/lib/etcd', fsyncP99Ms: 10 }),
+  /**
+   * What kubeadm's and k0s's preflight ask of a node (node.cpu, node.memory, disk.space, net.ports,
+   * node.nofile) and how much of its memory the datapath's maps may take (datapath.memory). The
+   * defaults are a worker's; k8s-control-plane raises them. Sources in profiles/k8s-worker.yaml.
+   */
+  preflight: z
+    .strictObject({
+      minCpus: z.number().int().min(1).default(1),
+      memoryMiB: z
+        .strictObject({ min: z.number().int().positive().default(500), recommended: z.number().int().positive().default(2048) })
+        .default({ min: 500, recommended: 2048 }),
+      /** Free space on the filesystem holding diskPath (kubelet, containerd and etcd keep their data under /var/lib). */
+      diskPath: z.string().regex(/^\/[A-Za-z0-9._/-]*$/, 'expected an absolute path such as /var/lib').default('/var/lib'),
+      minFreeDiskMiB: z.number().int().positive().default(1300),
+      /** TCP ports that must be free: numbers or "first-last" ranges. */
+      ports: z
+        .array(
+          z.union([
+            z.number().int().min(1).max(65535),
+            z
+              .string()
+              .regex(/^\d{1,5}-\d{1,5}$/, 'expected a port or a range such as "30000-32767"')
+              .refine((r) => r.split('-').every((p) => Number(p) >= 1 && Number(p) <= 65535), { message: 'expected ports between 1 and 65535' }),
+          ]),
+        )
+        .default([10250, '30000-32767']),
+      minOpenFiles: z.number().int().positive().default(65536),
+      datapathMemory: z
+        .strictObject({ warnPercent: percent.default(10), failPercent: percent.default(25) })
+        .default({ warnPercent: 10, failPercent: 25 }),
+    })
+    .default({
+      minCpus: 1,
+      memoryMiB: { min: 500, recommended: 2048 },
+      diskPath: '/var/lib',
+      minFreeDiskMiB: 1300,
+      ports: [10250, '30000-32767'],
+      minOpenFiles: 65536,
+      datapathMemory: { warnPercent: 10, failPercent: 25 },
+    }),
 });
 
 export type Profile = z.infer<typeof ProfileSchema>;

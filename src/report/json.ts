@@ -1,6 +1,7 @@
 // The --json document: one per run, nothing else on stdout. Its shape is documented in the README
 // ("JSON output"); `schema` changes only when a field changes meaning or is removed.
 import type { CheckResult } from '../checks/types.js';
+import type { FleetResult } from '../checks/fleet.js';
 import { countStatuses, exitCodeFor, type Counts, type HostReport } from './model.js';
 
 export const CHECK_SCHEMA = 'prep-node/check/v1';
@@ -19,10 +20,12 @@ export interface CheckDocument {
     checks: (Omit<CheckResult, 'remedy' | 'detail'> & { remedy: string | null; detail: string | null })[];
   }[];
   summary: { hosts: number; unreachable: number } & Counts;
+  /** Checks across the hosts (several hosts only; null for one): each names the hosts that disagree. */
+  fleet: { counts: Counts; checks: (Omit<FleetResult, 'remedy' | 'detail'> & { remedy: string | null; detail: string | null })[] } | null;
   exitCode: number;
 }
 
-export function checkDocument(reports: HostReport[], meta: { version: string; startedAt: Date; durationMs: number }): CheckDocument {
+export function checkDocument(reports: HostReport[], meta: { version: string; startedAt: Date; durationMs: number }, fleet?: readonly FleetResult[]): CheckDocument {
   const hosts = reports.map((r) => ({
     target: r.target,
     profile: r.profile,
@@ -39,6 +42,7 @@ export function checkDocument(reports: HostReport[], meta: { version: string; st
     durationMs: meta.durationMs,
     hosts,
     summary: { hosts: reports.length, unreachable: reports.filter((r) => r.error).length, ...total },
-    exitCode: exitCodeFor(reports),
+    fleet: fleet ? { counts: countStatuses(fleet), checks: fleet.map((c) => ({ ...c, remedy: c.remedy ?? null, detail: c.detail ?? null })) } : null,
+    exitCode: exitCodeFor(reports, fleet),
   };
 }

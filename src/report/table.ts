@@ -2,6 +2,7 @@
 // then for several hosts a summary (a check × host grid, or per-check counts for a large fleet).
 import type { CheckResult, Status } from '../checks/types.js';
 import { countStatuses, type HostReport } from './model.js';
+import type { FleetResult } from '../checks/fleet.js';
 
 const COLORS: Record<Status, string> = { pass: '32', warn: '33', fail: '31', error: '35', skip: '90' };
 
@@ -79,5 +80,23 @@ export function renderMatrix(reports: HostReport[], style: Style): string {
   if (unreachable.length > 0) {
     lines.push(paint(style, '31', `unreachable: ${unreachable.map((r) => `${r.target} (${r.error!.kind})`).join(', ')}`));
   }
+  return lines.join('\n') + '\n';
+}
+
+/** The fleet checks (several hosts): a row per check, the hosts that disagree named under it with what was expected, why and the fix. */
+export function renderFleet(fleet: readonly FleetResult[], style: Style): string {
+  const idW = Math.max(8, ...fleet.map((c) => c.id.length));
+  const pad = ' '.repeat(idW + 12);
+  const lines = [paint(style, '1', 'fleet'), `  ${'CHECK'.padEnd(idW)}  STATUS  OBSERVED`];
+  for (const c of fleet) {
+    lines.push(`  ${c.id.padEnd(idW)}  ${status(style, c)}  ${c.observed}`);
+    if (c.status === 'pass') continue;
+    if (c.hosts.length > 0) lines.push(`${pad}hosts: ${c.hosts.join(', ')}`);
+    if (c.status !== 'skip') lines.push(`${pad}expected: ${c.expected}`);
+    if (c.detail) lines.push(`${pad}${paint(style, '90', `why: ${c.detail}`)}`);
+    if (c.remedy) lines.push(`${pad}fix: ${c.remedy}`);
+  }
+  const n = countStatuses(fleet);
+  lines.push(`  ${n.pass} pass, ${n.warn} warn, ${n.fail} fail, ${n.error} error, ${n.skip} skip`);
   return lines.join('\n') + '\n';
 }

@@ -27,6 +27,9 @@ const bad: [string, string, RegExp][] = [
   ['MTU above 65535', 'name: x\ndescription: d\nkernel: {min: "5.10", recommended: "5.15"}\nmtu: {private: 65536}\n', /^mine\.yaml:4:16: mtu\.private: .*<=65535/],
   ['a sysctl value of the wrong type', 'name: x\ndescription: d\nkernel: {min: "5.10", recommended: "5.15"}\nsysctl:\n  net.core.somaxconn: lots\n', /^mine\.yaml:5:23: sysctl\."net\.core\.somaxconn": expected an integer, got "lots"$/],
   ['channels', 'name: x\ndescription: d\nkernel: {min: "5.10", recommended: "5.15"}\nchannels: all\n', /^mine\.yaml:4:11: channels: /],
+  ['a port range past 65535', 'name: x\ndescription: d\nkernel: {min: "5.10", recommended: "5.15"}\npreflight:\n  ports: ["30000-99999"]\n', /^mine\.yaml:5:11: preflight\.ports\.0: .*between 1 and 65535/],
+  ['a port that is a word', 'name: x\ndescription: d\nkernel: {min: "5.10", recommended: "5.15"}\npreflight:\n  ports: [kubelet]\n', /^mine\.yaml:5:11: preflight\.ports\.0: expected a port or a range such as "30000-32767"$/],
+  ['a relative disk path', 'name: x\ndescription: d\nkernel: {min: "5.10", recommended: "5.15"}\npreflight:\n  diskPath: var/lib\n', /^mine\.yaml:5:13: preflight\.diskPath: expected an absolute path/],
 ];
 for (const [what, text, message] of bad) {
   test(`an invalid profile is rejected with file:line:col and key path (${what})`, () => {

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { exitCodeFor, type HostReport } from '../../src/report/model.js';
 import { checkDocument, CHECK_SCHEMA } from '../../src/report/json.js';
-import { renderHost, renderMatrix } from '../../src/report/table.js';
+import { renderFleet, renderHost, renderMatrix } from '../../src/report/table.js';
+import type { FleetResult } from '../../src/checks/fleet.js';
 import type { CheckResult } from '../../src/checks/types.js';
 
 const result = (status: CheckResult['status'], ignored = false): CheckResult => ({
@@ -56,4 +57,43 @@ test('a large fleet: one line per check with counts and the hosts that did not p
   const fleet = Array.from({ length: 20 }, (_, i) => host(`n${i}`, [result(i === 3 ? 'fail' : i === 7 ? 'warn' : 'pass')]));
   const m = renderMatrix(fleet, { color: false });
   assert.equal(m, 'kernel.version  18 pass, 1 warn, 1 fail  (n3 FAIL, n7 WARN)\n');
+});
+
+const fleetResult = (status: FleetResult['status'], ignored = false): FleetResult => ({
+  id: 'fleet.machine-id', title: 'machine-id unique', status, observed: 'abc on a, b', expected: 'a different machine-id on every node', remedy: 'systemd-machine-id-setup', hosts: ['a', 'b'], ignored,
+});
+
+test('fleet: a failing fleet check sets exit 1 unless ignored; unreachable still wins', () => {
+  assert.equal(exitCodeFor([host('a', [result('pass')]), host('b', [result('pass')])], [fleetResult('fail')]), 1);
+  assert.equal(exitCodeFor([host('a', [result('pass')]), host('b', [result('pass')])], [fleetResult('fail', true)]), 0);
+  assert.equal(exitCodeFor([host('a', [result('pass')]), host('b', [result('pass')])], [fleetResult('warn')]), 0);
+  assert.equal(exitCodeFor([host('a', [result('pass')]), host('b', [], { kind: 'refused', message: 'b: refused' })], [fleetResult('fail')]), 3);
+});
+
+test('fleet in JSON: null for one host; counts, hosts and nulls for several', () => {
+  const meta = { version: '1.2.3', startedAt: new Date(0), durationMs: 5 };
+  assert.equal(checkDocument([host('a', [result('pass')])], meta).fleet, null);
+  const doc = checkDocument([host('a', [result('pass')]), host('b', [result('pass')])], meta, [{ ...fleetResult('fail'), remedy: undefined }]);
+  assert.equal(doc.fleet!.counts.fail, 1);
+  assert.deepEqual(doc.fleet!.checks[0]!.hosts, ['a', 'b']);
+  assert.equal(doc.fleet!.checks[0]!.remedy, null);
+  assert.equal(doc.exitCode, 1);
+});
+
+test('fleet text: the hosts that disagree under the row, then expected, why and fix', () => {
+  const text = renderFleet([fleetResult('fail'), { ...fleetResult('pass'), id: 'fleet.kernel', observed: '6.1: a, b', hosts: [] }], { color: false });
+  assert.equal(
+    text,
+    [
+      'fleet',
+      '  CHECK             STATUS  OBSERVED',
+      '  fleet.machine-id  FAIL    abc on a, b',
+      '                            hosts: a, b',
+      '                            expected: a different machine-id on every node',
+      '                            fix: systemd-machine-id-setup',
+      '  fleet.kernel      PASS    6.1: a, b',
+      '  1 pass, 0 warn, 1 fail, 0 error, 0 skip',
+      '',
+    ].join('\n'),
+  );
 });
