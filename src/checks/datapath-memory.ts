@@ -4,7 +4,7 @@
 // ones, the per-CPU arrays, the ring buffer and every hash's bucket array) take theirs at load; the
 // BPF_F_NO_PREALLOC hashes and the LPM tries grow per entry up to max_entries (bpf/lib/maps.h).
 import type { Check, Finding } from './types.js';
-import { nodeFacts } from './node-facts.js';
+import { nodeFacts } from '../probes/node-facts.js';
 import { CAPACITY, STRUCT_SIZE } from '../datapath/consts.js';
 
 export type Capacity = { readonly [K in keyof typeof CAPACITY]: number };
@@ -91,7 +91,7 @@ export const datapathMemory: Check = {
   id: 'datapath.memory',
   title: "Memory for the datapath's maps",
   async run(ctx): Promise<Finding> {
-    const f = await nodeFacts(ctx);
+    const f = await nodeFacts(ctx, ctx.profile.preflight.diskPath);
     // The loader's `install --cap` capacities are CAPACITY unless overridden; the profile has no capacities yet.
     return judgeDatapathMemory(f.memTotalKiB, f.cpus, CAPACITY, ctx.profile.preflight.datapathMemory);
   },

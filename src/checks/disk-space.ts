@@ -4,7 +4,7 @@
 // filesystem has less than 10 % free and garbage-collects images below 15 % (default hard eviction
 // nodefs.available<10%, imagefs.available<15%; kubernetes.io "Node-pressure Eviction").
 import type { Check, Finding } from './types.js';
-import { nodeFacts, type NodeFacts } from './node-facts.js';
+import { nodeFacts, type NodeFacts } from '../probes/node-facts.js';
 
 const SOURCE =
   'k0s sysinfo AssertFreeDiskSpace: 1300 MiB worker + 500 MiB controller; kubelet hard eviction defaults nodefs.available<10%, imagefs.available<15% (kubernetes.io, Node-pressure Eviction)';
@@ -15,7 +15,7 @@ export const diskSpace: Check = {
   id: 'disk.space',
   title: 'Free disk for /var/lib',
   async run(ctx): Promise<Finding> {
-    return judgeDiskSpace((await nodeFacts(ctx)).disk, ctx.profile.preflight.minFreeDiskMiB);
+    return judgeDiskSpace((await nodeFacts(ctx, ctx.profile.preflight.diskPath)).disk, ctx.profile.preflight.minFreeDiskMiB);
   },
 };
 

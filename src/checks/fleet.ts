@@ -6,8 +6,8 @@
 // cgroup version must agree across nodes. Reading is per host (readFleetFacts, on the open
 // connection); judging is pure (judgeFleet) over the facts of every host.
 import type { CheckContext, Status } from './types.js';
-import { nodeFacts } from './node-facts.js';
-import { netFacts } from './net-interfaces.js';
+import { nodeFacts } from '../probes/node-facts.js';
+import { netFacts } from '../probes/net.js';
 import { oneLine } from '../errors.js';
 
 export interface FleetFacts {
@@ -80,7 +80,7 @@ export async function readFleetFacts(ctx: CheckContext, target: string, now: () 
   const facts: FleetFacts = { target, hostname: null, machineId: null, productUuid: null, primaryMac: null, privateMtu: null, primaryMtu: null, kernelFamily: null, cgroupVersion: null, clock: null };
   const errors: string[] = [];
   try {
-    const n = await nodeFacts(ctx);
+    const n = await nodeFacts(ctx, ctx.profile.preflight.diskPath);
     facts.hostname = n.hostname || null;
     facts.machineId = n.machineId;
     facts.productUuid = n.productUuid;

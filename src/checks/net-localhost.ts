@@ -3,7 +3,7 @@
 // failed"), and components and probes that say localhost reach another machine when it resolves
 // elsewhere (RFC 6761 §6.3: localhost names loopback).
 import type { Check, Finding } from './types.js';
-import { nodeFacts, type Resolution } from './node-facts.js';
+import { nodeFacts, type Resolution } from '../probes/node-facts.js';
 
 const SOURCE = "kubeadm checks the kubelet at http://localhost:10248/healthz; RFC 6761 §6.3: 'localhost' is the loopback address";
 
@@ -11,7 +11,7 @@ export const netLocalhost: Check = {
   id: 'net.localhost',
   title: 'localhost resolves to loopback',
   async run(ctx): Promise<Finding> {
-    return judgeLocalhost((await nodeFacts(ctx)).resolveLocalhost);
+    return judgeLocalhost((await nodeFacts(ctx, ctx.profile.preflight.diskPath)).resolveLocalhost);
   },
 };
 

@@ -3,7 +3,7 @@
 // 10250, 2379, 2380 on a control plane, 10250 on a worker; a listener in the NodePort range
 // (30000-32767) collides with a Service's NodePort. Read from /proc/net/tcp{,6}: no root, no ss.
 import type { Check, Finding } from './types.js';
-import { nodeFacts } from './node-facts.js';
+import { nodeFacts } from '../probes/node-facts.js';
 
 const SOURCE = 'kubeadm preflight PortOpenCheck ("Port N is in use"): Port-6443, Port-10259, Port-10257, Port-10250, Port-2379, Port-2380; the NodePort range is --service-node-port-range (default 30000-32767)';
 
@@ -11,7 +11,7 @@ export const netPorts: Check = {
   id: 'net.ports',
   title: 'Kubernetes ports free',
   async run(ctx): Promise<Finding> {
-    return judgePorts((await nodeFacts(ctx)).listening, ctx.profile.preflight.ports);
+    return judgePorts((await nodeFacts(ctx, ctx.profile.preflight.diskPath)).listening, ctx.profile.preflight.ports);
   },
 };
 

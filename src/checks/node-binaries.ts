@@ -3,7 +3,7 @@
 // errors when missing ("%s not found in system path"), conntrack (mandatory before Kubernetes 1.32,
 // kubernetes/kubernetes#126952), ebtables, ethtool, socat, tc and touch are warnings.
 import type { Check, Finding } from './types.js';
-import { MANDATORY_BINARIES, OPTIONAL_BINARIES, nodeFacts } from './node-facts.js';
+import { MANDATORY_BINARIES, OPTIONAL_BINARIES, nodeFacts } from '../probes/node-facts.js';
 
 const SOURCE = 'kubeadm preflight InPathCheck (checks_linux.go addExecChecks): ip, iptables, mount, nsenter mandatory; conntrack (mandatory before 1.32), ebtables, ethtool, socat, tc, touch optional';
 
@@ -15,7 +15,7 @@ export const nodeBinaries: Check = {
   id: 'node.binaries',
   title: "kubeadm's required programs",
   async run(ctx): Promise<Finding> {
-    return judgeBinaries((await nodeFacts(ctx)).binaries);
+    return judgeBinaries((await nodeFacts(ctx, ctx.profile.preflight.diskPath)).binaries);
   },
 };
 

@@ -2,7 +2,7 @@
 // (preflight NumCPU, cmd/kubeadm/app/preflight/checks.go: "the number of available CPUs %d is less
 // than the required %d"); workers have no upstream floor, the profile says.
 import type { Check, Finding } from './types.js';
-import { nodeFacts } from './node-facts.js';
+import { nodeFacts } from '../probes/node-facts.js';
 
 const SOURCE = 'kubeadm preflight NumCPU: "the number of available CPUs N is less than the required 2" on control planes (constants.ControlPlaneNumCPU)';
 
@@ -10,7 +10,7 @@ export const nodeCpu: Check = {
   id: 'node.cpu',
   title: 'CPU count for the role',
   async run(ctx): Promise<Finding> {
-    return judgeCpu((await nodeFacts(ctx)).cpus, ctx.profile.preflight.minCpus);
+    return judgeCpu((await nodeFacts(ctx, ctx.profile.preflight.diskPath)).cpus, ctx.profile.preflight.minCpus);
   },
 };
 

@@ -4,7 +4,7 @@
 // characters), and kubeadm's preflight validates it (HostnameCheck: IsDNS1123Subdomain) and warns when
 // it does not resolve ("hostname \"%s\" could not be reached").
 import type { Check, Finding } from './types.js';
-import { nodeFacts, type Resolution } from './node-facts.js';
+import { nodeFacts, type Resolution } from '../probes/node-facts.js';
 
 const SOURCE = 'kubeadm preflight HostnameCheck: the node name must be a DNS-1123 subdomain and kubeadm warns "hostname could not be reached" when it does not resolve';
 
@@ -12,7 +12,7 @@ export const nodeHostname: Check = {
   id: 'node.hostname',
   title: 'Hostname valid and resolvable',
   async run(ctx): Promise<Finding> {
-    const f = await nodeFacts(ctx);
+    const f = await nodeFacts(ctx, ctx.profile.preflight.diskPath);
     return judgeHostname(f.hostname, f.resolveHostname);
   },
 };

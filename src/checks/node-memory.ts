@@ -4,7 +4,7 @@
 // 1 GiB and a worker under 500 MiB (internal/pkg/sysinfo, AssertTotalMemory); kubeadm's install docs
 // ask 2 GB per machine.
 import type { Check, Finding } from './types.js';
-import { nodeFacts } from './node-facts.js';
+import { nodeFacts } from '../probes/node-facts.js';
 
 const SOURCE =
   'kubeadm preflight Mem: "the system RAM (N MB) is less than the minimum 1700 MB" on control planes; k0s sysinfo AssertTotalMemory: 1 GiB controller, 500 MiB worker; kubeadm install docs: 2 GB or more per machine';
@@ -13,7 +13,7 @@ export const nodeMemory: Check = {
   id: 'node.memory',
   title: 'Memory for the role',
   async run(ctx): Promise<Finding> {
-    return judgeMemory((await nodeFacts(ctx)).memTotalKiB, ctx.profile.preflight.memoryMiB);
+    return judgeMemory((await nodeFacts(ctx, ctx.profile.preflight.diskPath)).memTotalKiB, ctx.profile.preflight.memoryMiB);
   },
 };
 

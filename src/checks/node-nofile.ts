@@ -4,7 +4,7 @@
 // so for Go daemons (containerd, the kubelet, k0s) the hard limit is what counts: systemd's
 // DefaultLimitNOFILE for services without their own LimitNOFILE, else the login shell's.
 import type { Check, Finding } from './types.js';
-import { nodeFacts, type NodeFacts } from './node-facts.js';
+import { nodeFacts, type NodeFacts } from '../probes/node-facts.js';
 
 const SOURCE = 'k0s sysinfo AssertProcessMaxFileDescriptors warns below 65536 ("Max. file descriptors per process"); Go >= 1.19 raises a process\'s soft RLIMIT_NOFILE to its hard limit';
 
@@ -12,7 +12,7 @@ export const nodeNofile: Check = {
   id: 'node.nofile',
   title: 'Open-files limit',
   async run(ctx): Promise<Finding> {
-    return judgeNofile((await nodeFacts(ctx)).nofile, ctx.profile.preflight.minOpenFiles);
+    return judgeNofile((await nodeFacts(ctx, ctx.profile.preflight.diskPath)).nofile, ctx.profile.preflight.minOpenFiles);
   },
 };
 

@@ -3,7 +3,7 @@
 // ("unable to find a container runtime") and several ("found multiple CRI endpoints on the host.
 // Please define which one do you wish to use by setting the 'criSocket' field").
 import type { Check, Finding } from './types.js';
-import { CRI_SOCKETS, nodeFacts } from './node-facts.js';
+import { CRI_SOCKETS, nodeFacts } from '../probes/node-facts.js';
 
 const SOURCE = "kubeadm detects the CRI socket among its known endpoints (util/runtime DetectCRISocket) and fails with none found or 'found multiple CRI endpoints on the host'";
 
@@ -11,7 +11,7 @@ export const runtimeSocket: Check = {
   id: 'runtime.socket',
   title: 'Container runtime socket',
   async run(ctx): Promise<Finding> {
-    return judgeRuntimeSocket((await nodeFacts(ctx)).sockets);
+    return judgeRuntimeSocket((await nodeFacts(ctx, ctx.profile.preflight.diskPath)).sockets);
   },
 };
 

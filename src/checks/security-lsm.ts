@@ -4,7 +4,7 @@
 // container without it ("apparmor_parser: executable file not found"; k0s probes AppArmor too,
 // internal/pkg/sysinfo/probes/linux/apparmor.go).
 import type { Check, Finding } from './types.js';
-import { nodeFacts, type NodeFacts } from './node-facts.js';
+import { nodeFacts, type NodeFacts } from '../probes/node-facts.js';
 
 const SOURCE =
   'kubeadm install docs: "setenforce 0 ... required to allow containers to access the host filesystem"; containerd applies its AppArmor profile with apparmor_parser when AppArmor is enabled';
@@ -13,7 +13,7 @@ export const securityLsm: Check = {
   id: 'security.lsm',
   title: 'AppArmor / SELinux state',
   async run(ctx): Promise<Finding> {
-    return judgeLsm(await nodeFacts(ctx));
+    return judgeLsm(await nodeFacts(ctx, ctx.profile.preflight.diskPath));
   },
 };
 

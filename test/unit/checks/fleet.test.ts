@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { clockOffset, CLOCK_COMMAND, FLEET_CHECKS, judgeFleet, readFleetFacts, type FleetFacts } from '../../../src/checks/fleet.js';
-import { nodeFactsScript } from '../../../src/checks/node-facts.js';
-import { NET_FACTS_SCRIPT } from '../../../src/checks/net-interfaces.js';
+import { nodeFactsScript } from '../../../src/probes/node-facts.js';
+import { NET_FACTS_SCRIPT } from '../../../src/probes/net.js';
 import { fixtureContext } from '../../helpers/fixture-host.js';
 import { fixture } from '../../helpers/fixtures.js';
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { nodeFacts, nodeFactsScript, parseDf, parseListening, parseNodeFacts, parseResolution } from '../../../src/checks/node-facts.js';
+import { nodeFacts, nodeFactsScript, parseDf, parseListening, parseNodeFacts, parseResolution } from '../../../src/probes/node-facts.js';
 import { fixtureContext } from '../../helpers/fixture-host.js';
 import { fixture } from '../../helpers/fixtures.js';
 
@@ -61,14 +61,14 @@ test('parsers: df error, unreadable getent, malformed /proc/net/tcp lines', () =
 test('one round-trip per host however many checks read the facts', async () => {
   const script = nodeFactsScript('/var/lib');
   const ctx = await fixtureContext({ [script]: fixture('hosts/local-6.18/node-facts.out') });
-  await Promise.all([nodeFacts(ctx), nodeFacts(ctx), nodeFacts(ctx)]);
+  await Promise.all([nodeFacts(ctx, '/var/lib'), nodeFacts(ctx, '/var/lib'), nodeFacts(ctx, '/var/lib')]);
   assert.equal(ctx.host.commands.length, 1);
 });
 
 test('a failing script is an error naming the exit status', async () => {
   const script = nodeFactsScript('/var/lib');
   const ctx = await fixtureContext({ [script]: { code: 2, stderr: 'sh: syntax error' } });
-  await assert.rejects(nodeFacts(ctx), /reading node facts failed \(exit 2\): sh: syntax error/);
+  await assert.rejects(nodeFacts(ctx, '/var/lib'), /reading node facts failed \(exit 2\): sh: syntax error/);
 });
 
 test('the disk path is quoted into the script and cannot break out of it', () => {

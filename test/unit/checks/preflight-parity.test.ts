@@ -2,7 +2,7 @@
 // node facts, against the built-in worker and control-plane profiles.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseNodeFacts } from '../../../src/checks/node-facts.js';
+import { parseNodeFacts } from '../../../src/probes/node-facts.js';
 import { judgeCpu } from '../../../src/checks/node-cpu.js';
 import { judgeMemory } from '../../../src/checks/node-memory.js';
 import { judgeDiskSpace } from '../../../src/checks/disk-space.js';
@@ -15,7 +15,7 @@ import { judgeNofile } from '../../../src/checks/node-nofile.js';
 import { judgeLsm } from '../../../src/checks/security-lsm.js';
 import { CHECKS } from '../../../src/checks/index.js';
 import { runChecks } from '../../../src/checks/runner.js';
-import { nodeFactsScript } from '../../../src/checks/node-facts.js';
+import { nodeFactsScript } from '../../../src/probes/node-facts.js';
 import { loadProfile } from '../../../src/profiles/load.js';
 import { fixtureContext } from '../../helpers/fixture-host.js';
 import { fixture } from '../../helpers/fixtures.js';

@@ -3,7 +3,7 @@
 // fleet checks share: one remote script per host (memo key `node.facts`), `@@ name` sections parsed by
 // pure functions tested on recorded outputs. Nothing here needs root except product_uuid (0400 root),
 // read with `sudo -n` when the login user is not root and left out when sudo would ask.
-import { memo, type CheckContext } from './types.js';
+import { memo, type ProbeContext } from './context.js';
 import { parseSections } from './sections.js';
 
 /** kubeadm's InPathCheck list (cmd/kubeadm/app/preflight/checks_linux.go, addExecChecks). */
@@ -83,12 +83,12 @@ export interface NodeFacts {
   cgroupVersion: 1 | 2 | null;
 }
 
-/** Read the node facts once per host and run. */
-export function nodeFacts(ctx: CheckContext): Promise<NodeFacts> {
-  return memo(ctx, 'node.facts', async () => {
-    const r = await ctx.host.run(nodeFactsScript(ctx.profile.preflight.diskPath), { timeoutMs: 30_000 });
+/** Read the node facts once per host and run; `diskPath` is the directory whose free space is read. */
+export function nodeFacts(ctx: ProbeContext, diskPath: string): Promise<NodeFacts> {
+  return memo(ctx, `node.facts:${diskPath}`, async () => {
+    const r = await ctx.host.run(nodeFactsScript(diskPath), { timeoutMs: 30_000 });
     if (r.code !== 0) throw new Error(`reading node facts failed (exit ${r.code ?? 'timeout'}): ${r.stderr.trim() || r.stdout.trim()}`);
-    return parseNodeFacts(r.stdout, ctx.profile.preflight.diskPath);
+    return parseNodeFacts(r.stdout, diskPath);
   });
 }
 
