@@ -5,6 +5,7 @@ import { bpfFs } from './bpf-fs.js';
 import { cgroupV2 } from './cgroup-v2.js';
 import { conntrackCapacity } from './conntrack-capacity.js';
 import { cpuSteal } from './cpu-steal.js';
+import { datapathFeatures } from './datapath-features.js';
 import { diskFsync } from './disk-fsync.js';
 import { ipvsModules } from './ipvs-modules.js';
 import { kernelBtf } from './kernel-btf.js';
@@ -26,6 +27,7 @@ export const CHECKS: readonly Check[] = [
   kernelBtf,
   bpfFs,
   cgroupV2,
+  datapathFeatures,
   netVirtio,
   netMultiqueue,
   netMtu,
