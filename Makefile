@@ -23,7 +23,7 @@ typecheck: node_modules/.installed
 
 lint: node_modules/.installed
 	npx eslint .
-	shellcheck -x test/vagrant/*.sh scripts/*.sh .ci/run
+	shellcheck -x test/vagrant/*.sh test/kernels/*.sh scripts/*.sh .ci/run
 
 # Node 20's runner takes files, not globs: list each tier's compiled tests.
 tests = $$(find $(addprefix dist/test/,$(1)) -name '*.test.js' | sort)

@@ -13,6 +13,7 @@ packages=(
   clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev  # the eBPF datapath: BPF objects, skeletons, static libbpf
   ethtool nftables                              # NIC channels on the test hosts; kube-proxy-style rule sets
   cloud-init genisoimage                        # `cloud-init schema` on emitted docs; NoCloud seed ISOs for the VM
+  busybox-static kmod cpio                      # the kernel matrix: a minimal initramfs per Debian kernel
 )
 
 missing=()

@@ -19,7 +19,7 @@ static const struct {
 } commands[] = {
 	{ "install", cmd_install }, { "apply", cmd_apply },   { "dump", cmd_dump },
 	{ "status", cmd_status },   { "events", cmd_events }, { "remove", cmd_remove },
-	{ "serve", cmd_serve },     { "probe", cmd_probe },
+	{ "serve", cmd_serve },     { "probe", cmd_probe },   { "features", cmd_features },
 };
 
 static const char usage[] =
@@ -32,6 +32,7 @@ static const char usage[] =
 	"  remove\n"
 	"  serve --port P --name NAME [--addr A]\n"
 	"  probe --connect IP:PORT [--count N] [--timeout-ms T] [--udp]\n"
+	"  features                   what this kernel does (BPF program/attach types, helpers, maps, modules)\n"
 	"  version\n"
 	"--bpffs DIR: the bpffs holding prep-node/ (default /sys/fs/bpf)\n"
 	"-v: libbpf's messages on stderr\n"

@@ -7,6 +7,7 @@ import { conntrackCapacity } from './conntrack-capacity.js';
 import { datapathMemory } from './datapath-memory.js';
 import { diskSpace } from './disk-space.js';
 import { cpuSteal } from './cpu-steal.js';
+import { datapathFeatures } from './datapath-features.js';
 import { diskFsync } from './disk-fsync.js';
 import { ipvsModules } from './ipvs-modules.js';
 import { kernelBtf } from './kernel-btf.js';
@@ -37,6 +38,7 @@ export const CHECKS: readonly Check[] = [
   kernelBtf,
   bpfFs,
   cgroupV2,
+  datapathFeatures,
   netVirtio,
   netMultiqueue,
   netMtu,

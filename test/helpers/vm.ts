@@ -38,8 +38,9 @@ export interface Vm {
   down(): Promise<void>;
 }
 
-/** Boot a VM; resolves once SSH answers. Progress goes to stderr. */
-export async function bootVm(backend: Backend): Promise<Vm> {
+/** Boot a VM; resolves once SSH answers. Progress goes to stderr. image: a variant of the qemu
+ *  backend's image (test/vagrant/image-<image>.sh: cloudinit, bullseye, trixie). */
+export async function bootVm(backend: Backend, image?: string): Promise<Vm> {
   const stateDir = mkdtempSync(join(tmpdir(), `prep-node-vm-${backend}-`));
   const script = join(REPO, 'test/vagrant', `${backend}.sh`);
   const down = async () => {
@@ -47,7 +48,7 @@ export async function bootVm(backend: Backend): Promise<Vm> {
     rmSync(stateDir, { recursive: true, force: true });
   };
   try {
-    await runScript(script, ['up', stateDir, '--owner-pid', String(process.pid)]);
+    await runScript(script, ['up', stateDir, '--owner-pid', String(process.pid), ...(image ? ['--image', image] : [])]);
   } catch (err) {
     await down();
     throw err;

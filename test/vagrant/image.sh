@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build (or reuse from cache) a bootable Debian 12 (bookworm) guest disk for
-# the prep-node VM tests.
+# Build (or reuse from cache) a bootable Debian guest disk for the prep-node VM
+# tests: Debian 12 (bookworm) by default; image-bullseye.sh and image-trixie.sh
+# are the recipes for Debian 11 and 13 (PREP_NODE_VM_SUITE).
 #
 # Usage: test/vagrant/image.sh [--rebuild]
 #   Prints the absolute cache directory of the image on the LAST stdout line.
@@ -10,9 +11,10 @@
 # Environment:
 #   PREP_NODE_VM_CACHE   cache root (default /var/cache/prep-node/vm)
 #   PREP_NODE_VM_MIRROR  Debian mirror (default http://deb.debian.org/debian)
+#   PREP_NODE_VM_SUITE   bullseye, bookworm (default) or trixie
 #
 # Cache layout: $PREP_NODE_VM_CACHE/<key>/ where <key> is the first 16 hex of
-# sha256 over this file and lib.sh. The directory is built under a temporary
+# sha256 over this file and lib.sh, then -<suite> unless bookworm. The directory is built under a temporary
 # name and renamed into place at the end; it is complete only if it holds "ok".
 #
 # Artifacts: disk.qcow2 (MBR + 1 ext4 partition, extlinux), vmlinuz,
@@ -26,7 +28,11 @@ SELF_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$SELF_DIR/lib.sh"
 
-SUITE=bookworm
+SUITE="${PREP_NODE_VM_SUITE:-bookworm}"
+case "$SUITE" in
+  bullseye | bookworm | trixie) ;;
+  *) echo "image.sh: PREP_NODE_VM_SUITE=$SUITE: expected bullseye, bookworm or trixie" >&2; exit 2 ;;
+esac
 MIRROR="${PREP_NODE_VM_MIRROR:-http://deb.debian.org/debian}"
 DISK_SIZE=4G
 HOSTNAME_VM=prepnode-vm
@@ -62,6 +68,7 @@ for arg in "$@"; do
 done
 
 KEY="$(pn_sha16 "$SELF_DIR/image.sh" "$SELF_DIR/lib.sh")"
+[ "$SUITE" = bookworm ] || KEY="$KEY-$SUITE"
 CACHE_ROOT="$(pn_abspath "$PN_CACHE_ROOT")"
 DEST="$CACHE_ROOT/$KEY"
 
