@@ -2,7 +2,8 @@
 /*
  * tc (clsact, direct-action) datapath for packets that do not come from a local socket: forwarded
  * and NodePort traffic. Per packet, in this order:
- *   1. parse IPv4 (malformed/truncated -> numbered drops; not IPv4 -> pass untouched);
+ *   0. IPv6: policy for IPv6 endpoints, no NAT (tc_lb6 below);
+ *   1. parse IPv4 (malformed/truncated -> numbered drops; neither IPv4 nor IPv6 -> pass untouched);
  *   2. ICMP fragmentation-needed passes, always (path MTU discovery must keep working);
  *   3. fragments: ports from the first fragment (frags map);
  *   4. conntrack hit: established flow or reply of an allowed one -> NAT as recorded, pass;
@@ -16,6 +17,7 @@
 #include "lib/maps.h"
 #include "lib/drop.h"
 #include "lib/parse.h"
+#include "lib/parse6.h"
 #include "lib/nat.h"
 #include "lib/lb.h"
 #include "lib/policy.h"
@@ -69,7 +71,7 @@ static __always_inline __u32 tc_policy(const struct pkt *p, __be32 daddr, __be16
 {
 	struct endpoint_info *src_ep = bpf_map_lookup_elem(&endpoints, &p->saddr);
 	struct endpoint_info *dst_ep = bpf_map_lookup_elem(&endpoints, &daddr);
-	__u32 src_id, dst_id, reason;
+	__u32 src_id, dst_id;
 
 	/* replies must pass an enforcing endpoint later: track every flow that touches one */
 	*tracked = (src_ep && src_ep->flags) || (dst_ep && dst_ep->flags);
@@ -78,25 +80,83 @@ static __always_inline __u32 tc_policy(const struct pkt *p, __be32 daddr, __be16
 
 	src_id = policy_identity(p->saddr, src_ep);
 	dst_id = policy_identity(daddr, dst_ep);
-	/* the event names the check that decided: the denying one, or for an allowed flow the last
-	 * that ran (ingress when the destination enforces it) */
-	if (src_ep && (src_ep->flags & EP_F_ENFORCE_EGRESS)) {
-		ev->direction = POLICY_EGRESS;
-		ev->local_identity = src_id;
-		ev->remote_identity = dst_id;
-		reason = policy_verdict(src_id, dst_id, POLICY_EGRESS, p->proto, policy_port, &ev->rule_id);
-		if (reason)
-			return reason;
+	return policy_check(src_ep, dst_ep, src_id, dst_id, p->proto, policy_port, ev);
+}
+
+/*
+ * IPv6: policy for IPv6 endpoints (endpoints6, ipcache6, conntrack6). There are no IPv6 services
+ * yet, so nothing is translated: a flow that touches no policy-enforcing IPv6 endpoint passes
+ * untouched, one that does is decided by policy like IPv4 (conntrack first, then both checks).
+ * Fragments of such flows are dropped (DROP_IPV6_FRAGMENT): later fragments carry no ports, and
+ * passing them unchecked would be a bypass.
+ */
+static __always_inline int tc_lb6(struct __sk_buff *skb, struct drop_event *ev)
+{
+	struct pkt6 p = {};
+	struct ct6_key ckey = {};
+	struct endpoint6_key ek = {};
+	struct endpoint_info *src_ep, *dst_ep;
+	struct ct_entry ent = {};
+	struct ct_entry *ct;
+	__u32 src_id, dst_id, reason;
+	int ret;
+
+	ev->hook = HOOK_TC6;
+	ret = parse_ipv6(skb, &p);
+	ev->proto = p.proto;
+	ev->sport = p.sport;
+	ev->dport = p.dport;
+	if (ret)
+		return tc_drop(skb, ev, ret);
+
+	if (p.proto == IPPROTO_ICMPV6 && p.has_l4 &&
+	    (p.icmp_type == ICMPV6_PKT_TOOBIG_T ||
+	     (p.icmp_type >= ICMPV6_NDISC_FIRST_T && p.icmp_type <= ICMPV6_NDISC_LAST_T)))
+		return TC_ACT_OK;
+	if (!cfg_enable_policy)
+		return TC_ACT_OK;
+
+	__builtin_memcpy(ek.addr, p.saddr, sizeof(ek.addr));
+	src_ep = bpf_map_lookup_elem(&endpoints6, &ek);
+	__builtin_memcpy(ek.addr, p.daddr, sizeof(ek.addr));
+	dst_ep = bpf_map_lookup_elem(&endpoints6, &ek);
+	if (!((src_ep && src_ep->flags) || (dst_ep && dst_ep->flags)))
+		return TC_ACT_OK; /* no enforcing endpoint: nothing to decide, nothing to track */
+	if (p.fragment)
+		return tc_drop(skb, ev, DROP_IPV6_FRAGMENT);
+
+	__builtin_memcpy(ckey.saddr, p.saddr, sizeof(ckey.saddr));
+	__builtin_memcpy(ckey.daddr, p.daddr, sizeof(ckey.daddr));
+	ckey.sport = p.sport;
+	ckey.dport = p.dport;
+	ckey.proto = p.proto;
+	ct = bpf_map_lookup_elem(&conntrack6, &ckey);
+	if (ct) {
+		__u64 now = bpf_ktime_get_ns();
+
+		if (now - ct->last_seen_ns > NSEC_PER_SEC)
+			ct->last_seen_ns = now;
+		return TC_ACT_OK;
 	}
-	if (dst_ep && (dst_ep->flags & EP_F_ENFORCE_INGRESS)) {
-		ev->direction = POLICY_INGRESS;
-		ev->local_identity = dst_id;
-		ev->remote_identity = src_id;
-		reason = policy_verdict(dst_id, src_id, POLICY_INGRESS, p->proto, policy_port, &ev->rule_id);
-		if (reason)
-			return reason;
-	}
-	return 0;
+
+	src_id = policy_identity6(p.saddr, src_ep);
+	dst_id = policy_identity6(p.daddr, dst_ep);
+	reason = policy_check(src_ep, dst_ep, src_id, dst_id, p.proto, p.policy_port, ev);
+	if (reason)
+		return tc_drop(skb, ev, reason);
+
+	ent.last_seen_ns = bpf_ktime_get_ns();
+	if (bpf_map_update_elem(&conntrack6, &ckey, &ent, BPF_ANY))
+		return tc_drop(skb, ev, DROP_CT_CREATE_FAILED);
+	__builtin_memcpy(ckey.saddr, p.daddr, sizeof(ckey.saddr));
+	__builtin_memcpy(ckey.daddr, p.saddr, sizeof(ckey.daddr));
+	ckey.sport = p.dport;
+	ckey.dport = p.sport;
+	ent.flags = CT_F_REPLY;
+	if (bpf_map_update_elem(&conntrack6, &ckey, &ent, BPF_ANY))
+		return tc_drop(skb, ev, DROP_CT_CREATE_FAILED);
+	flow_record(ev);
+	return TC_ACT_OK;
 }
 
 SEC("tc")
@@ -118,6 +178,8 @@ int tc_lb(struct __sk_buff *skb)
 	ev.ifindex = skb->ifindex;
 	ev.len = skb->len;
 
+	if (skb->protocol == bpf_htons(ETH_P_IPV6))
+		return tc_lb6(skb, &ev);
 	ret = parse_ipv4(skb, &p);
 	if (ret == PARSE_NOT_IPV4)
 		return TC_ACT_OK;

@@ -52,6 +52,10 @@ enum drop_reason {
 #ifndef CT_MAX
 #define CT_MAX (1 << 18)
 #endif
+/* IPv6 conntrack entries for tc (policy-tracked IPv6 flows, two per flow) (LRU). */
+#ifndef CT6_MAX
+#define CT6_MAX (1 << 16)
+#endif
 /* IPv4 datagrams being fragmented: {src, dst, id, proto} -> ports of the first fragment (LRU). */
 #ifndef FRAG_MAX
 #define FRAG_MAX 8192
@@ -60,9 +64,22 @@ enum drop_reason {
 #ifndef ENDPOINTS_MAX
 #define ENDPOINTS_MAX (1 << 16)
 #endif
+/* local IPv6 endpoint addresses (a dual-stack pod has one here and one in endpoints). */
+#ifndef ENDPOINTS6_MAX
+#define ENDPOINTS6_MAX (1 << 16)
+#endif
 /* remote prefixes (CIDRs, remote pods, nodes) -> identity: an LPM trie. */
 #ifndef IPCACHE_MAX
 #define IPCACHE_MAX (1 << 16)
+#endif
+/* remote IPv6 prefixes -> identity: an LPM trie (CIDR rules in IPv6). */
+#ifndef IPCACHE6_MAX
+#define IPCACHE6_MAX (1 << 16)
+#endif
+/* IPv6 extension headers the tc parser walks before the L4 header; a longer chain is refused
+ * (DROP_IPV6_EXTHDR_LIMIT). Hop-by-hop, routing, destination options, fragment and AH count. */
+#ifndef IPV6_MAX_EXTHDRS
+#define IPV6_MAX_EXTHDRS 6
 #endif
 /* policy entries {local id, remote id, direction, proto, port prefix} -> allow/deny: an LPM trie. */
 #ifndef POLICY_MAX
@@ -106,6 +123,9 @@ enum drop_reason {
 #define IDENTITY_HOST 1
 /* any address no endpoint or ipcache prefix claims */
 #define IDENTITY_WORLD 2
+/* any IPv6 address no endpoint or ipcache6 prefix claims (cilium's world-ipv6): so that a rule
+ * allowing 0.0.0.0/0 does not also open IPv6 */
+#define IDENTITY_WORLD_IPV6 10
 /* first identity userspace may allocate for label sets and CIDRs */
 #define IDENTITY_USER_MIN 256
 
@@ -138,6 +158,8 @@ enum drop_reason {
 #define HOOK_TC 1
 #define HOOK_SOCK_CONNECT 2
 #define HOOK_SOCK_SENDMSG 3
+/* tc, an IPv6 packet: drop_event.saddr/daddr are 0 (the event has room for IPv4 addresses only) */
+#define HOOK_TC6 4
 
 /* what happened to the flow (struct drop_event.verdict) */
 #define EVENT_VERDICT_DROPPED 0

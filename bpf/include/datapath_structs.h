@@ -5,8 +5,9 @@
  * is host order. Every struct is padded explicitly so the layout is the same for clang -target bpf,
  * gcc on x86_64/arm64 and the TypeScript encoder; _Static_asserts at the end pin the sizes.
  *
- * IPv6: the keys below are IPv4 only. IPv6 gets parallel structs (svc6_key with __u32 vip6[4], ...)
- * and parallel maps, as cilium does (lb4_* / lb6_*), so the v4 keys stay small. TODO(v6).
+ * IPv6 has parallel structs and maps, as cilium does (lb4_* / lb6_*), so the v4 keys stay small:
+ * endpoint6_key, ipcache6_key, ct6_key (policy for IPv6 endpoints at tc). IPv6 services (svc6_key,
+ * backend6) are not there yet: see bpf/README.md "IPv6".
  */
 #ifndef PREP_NODE_DATAPATH_STRUCTS_H
 #define PREP_NODE_DATAPATH_STRUCTS_H
@@ -136,6 +137,27 @@ struct ipcache_entry {
 	__u32 identity; /* identity of the prefix: a CIDR identity, a remote endpoint's, IDENTITY_HOST */
 };
 
+/* endpoints6 key: a local endpoint's IPv6 address (value: struct endpoint_info). */
+struct endpoint6_key {
+	__be32 addr[4];
+};
+
+/* ipcache6 key (LPM trie): a remote IPv6 prefix (value: struct ipcache_entry). */
+struct ipcache6_key {
+	__u32 prefixlen; /* 0..128 */
+	__be32 addr[4];
+};
+
+/* conntrack6 key: an IPv6 flow at the tc hook (value: struct ct_entry, nat_* unused). */
+struct ct6_key {
+	__be32 saddr[4];
+	__be32 daddr[4];
+	__be16 sport;  /* TCP/UDP source port; ICMPv6 echo identifier */
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
 /*
  * policy key (LPM trie). prefixlen counts bits after itself: local_id, remote_id and direction are
  * always exact (POLICY_PREFIX_ANY_PROTO = 72), then proto (80), then dport bits (up to 96). A port
@@ -214,6 +236,9 @@ _Static_assert(sizeof(struct lb_sock_revnat) == 12, "lb_sock_revnat layout");
 _Static_assert(sizeof(struct ct_key) == 16, "ct_key layout");
 _Static_assert(sizeof(struct ct_entry) == 24, "ct_entry layout");
 _Static_assert(sizeof(struct frag_key) == 12, "frag_key layout");
+_Static_assert(sizeof(struct endpoint6_key) == 16, "endpoint6_key layout");
+_Static_assert(sizeof(struct ipcache6_key) == 20, "ipcache6_key layout");
+_Static_assert(sizeof(struct ct6_key) == 40, "ct6_key layout");
 _Static_assert(sizeof(struct policy_key) == 16, "policy_key layout");
 _Static_assert(sizeof(struct policy_entry) == 8, "policy_entry layout");
 _Static_assert(sizeof(struct drop_event) == 56, "drop_event layout");

@@ -22,3 +22,7 @@ DROP_REASON(9, FRAG_NO_FIRST, "non-first IPv4 fragment whose first fragment was 
 DROP_REASON(10, CT_CREATE_FAILED, "conntrack entry could not be written")
 DROP_REASON(11, NAT_FAILED, "rewriting addresses, ports or checksums failed")
 DROP_REASON(12, MAGLEV_MISSING, "Maglev service without a lookup table")
+DROP_REASON(13, MALFORMED_IPV6, "IPv6 header invalid: version not 6")
+DROP_REASON(14, TRUNCATED_IPV6, "packet shorter than its IPv6 header, payload length or an extension header")
+DROP_REASON(15, IPV6_EXTHDR_LIMIT, "IPv6 extension header chain longer than the datapath walks (IPV6_MAX_EXTHDRS)")
+DROP_REASON(16, IPV6_FRAGMENT, "IPv6 fragment to or from a policy-selected endpoint (IPv6 fragments are not tracked)")

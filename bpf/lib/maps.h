@@ -90,6 +90,32 @@ struct {
 	__type(value, struct ipcache_entry);
 } ipcache SEC(".maps");
 
+/* endpoints6: local endpoint IPv6 address -> identity and default-deny directions */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, ENDPOINTS6_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct endpoint6_key);
+	__type(value, struct endpoint_info);
+} endpoints6 SEC(".maps");
+
+/* ipcache6: remote IPv6 prefix -> identity; miss = IDENTITY_WORLD */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, IPCACHE6_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct ipcache6_key);
+	__type(value, struct ipcache_entry);
+} ipcache6 SEC(".maps");
+
+/* conntrack6: IPv6 flow tuple -> direction, for policy-tracked IPv6 flows */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, CT6_MAX);
+	__type(key, struct ct6_key);
+	__type(value, struct ct_entry);
+} conntrack6 SEC(".maps");
+
 /* policy: {local id, remote id, direction, proto, port prefix} -> allow/deny */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);

@@ -61,6 +61,26 @@ int dp_ipcache_set(int fd, __be32 addr, __u32 prefixlen, __u32 identity)
 	return update(fd, &key, &val);
 }
 
+int dp_endpoint6_set(int fd, const __be32 addr[4], __u32 identity, __u32 flags)
+{
+	struct endpoint6_key key;
+	struct endpoint_info val = { .identity = identity, .flags = flags };
+
+	memcpy(key.addr, addr, sizeof(key.addr));
+	return update(fd, &key, &val);
+}
+
+int dp_ipcache6_set(int fd, const __be32 addr[4], __u32 prefixlen, __u32 identity)
+{
+	struct ipcache6_key key = { .prefixlen = prefixlen };
+	struct ipcache_entry val = { .identity = identity };
+
+	if (prefixlen > 128)
+		return -EINVAL;
+	memcpy(key.addr, addr, sizeof(key.addr));
+	return update(fd, &key, &val);
+}
+
 int dp_policy_set(int fd, __u32 local_id, __u32 remote_id, __u8 direction, __u8 proto, __u16 port,
 		  unsigned port_bits, __u8 action, __u32 rule_id)
 {

@@ -22,6 +22,10 @@ int dp_maglev_set(int fd, __u32 svc_id, const __u16 *table);
 int dp_endpoint_set(int fd, __be32 addr, __u32 identity, __u32 flags);
 /* ipcache[addr/prefixlen] = identity */
 int dp_ipcache_set(int fd, __be32 addr, __u32 prefixlen, __u32 identity);
+/* endpoints6[addr] = {identity, flags} (addr: 16 bytes, network order) */
+int dp_endpoint6_set(int fd, const __be32 addr[4], __u32 identity, __u32 flags);
+/* ipcache6[addr/prefixlen] = identity (prefixlen 0..128; bits past it should be zero) */
+int dp_ipcache6_set(int fd, const __be32 addr[4], __u32 prefixlen, __u32 identity);
 /* policy: one entry; port_bits = how many leading bits of port count (16 = exact, 0 = any port),
  * proto 0 = any protocol (port ignored) */
 int dp_policy_set(int fd, __u32 local_id, __u32 remote_id, __u8 direction, __u8 proto, __u16 port,

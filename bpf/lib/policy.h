@@ -24,6 +24,20 @@ static __always_inline __u32 policy_identity(__be32 addr, const struct endpoint_
 	return ent ? ent->identity : IDENTITY_WORLD;
 }
 
+/* The same for an IPv6 peer: endpoints6 entry, else longest ipcache6 prefix, else
+ * IDENTITY_WORLD_IPV6 (a rule for 0.0.0.0/0 allows IDENTITY_WORLD, which is not this). */
+static __always_inline __u32 policy_identity6(const __be32 *addr, const struct endpoint_info *ep)
+{
+	struct ipcache6_key key = { .prefixlen = 128 };
+	struct ipcache_entry *ent;
+
+	if (ep)
+		return ep->identity;
+	__builtin_memcpy(key.addr, addr, sizeof(key.addr));
+	ent = bpf_map_lookup_elem(&ipcache6, &key);
+	return ent ? ent->identity : IDENTITY_WORLD_IPV6;
+}
+
 /* Verdict for one direction of one endpoint: 0 (allowed) or a DROP_POLICY_* reason; *rule_id is
  * the rule that decided (deny or allow), 0 for default deny. */
 static __always_inline __u32 policy_verdict(__u32 local_id, __u32 remote_id, __u8 direction,
@@ -63,6 +77,38 @@ static __always_inline __u32 policy_verdict(__u32 local_id, __u32 remote_id, __u
 	}
 	*rule_id = 0; /* an earlier check's allow must not be named in this drop */
 	return DROP_POLICY_DEFAULT_DENY; /* the endpoint is selected in this direction: default deny */
+}
+
+/*
+ * Both checks of a new flow, whatever the address family: the source's egress (if it is a local
+ * endpoint enforcing egress) and the destination's ingress. 0 or a DROP_POLICY_* reason; ev gets
+ * the direction, identities and rule of the check that decided.
+ */
+static __always_inline __u32 policy_check(const struct endpoint_info *src_ep,
+					  const struct endpoint_info *dst_ep, __u32 src_id,
+					  __u32 dst_id, __u8 proto, __be16 port, struct drop_event *ev)
+{
+	__u32 reason;
+
+	/* the event names the check that decided: the denying one, or for an allowed flow the last
+	 * that ran (ingress when the destination enforces it) */
+	if (src_ep && (src_ep->flags & EP_F_ENFORCE_EGRESS)) {
+		ev->direction = POLICY_EGRESS;
+		ev->local_identity = src_id;
+		ev->remote_identity = dst_id;
+		reason = policy_verdict(src_id, dst_id, POLICY_EGRESS, proto, port, &ev->rule_id);
+		if (reason)
+			return reason;
+	}
+	if (dst_ep && (dst_ep->flags & EP_F_ENFORCE_INGRESS)) {
+		ev->direction = POLICY_INGRESS;
+		ev->local_identity = dst_id;
+		ev->remote_identity = src_id;
+		reason = policy_verdict(dst_id, src_id, POLICY_INGRESS, proto, port, &ev->rule_id);
+		if (reason)
+			return reason;
+	}
+	return 0;
 }
 
 #endif /* PREP_NODE_POLICY_H */

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/magic.h>
@@ -37,7 +38,19 @@ struct install_opts {
 	const char *cgroup; /* NULL: detect the cgroup v2 root */
 	bool force;
 	bool no_flow_events; /* --no-flow-events: cfg_flow_events = 0 (drop events only) */
+	unsigned long long ram_mib; /* --ram-mib: size the maps for this much RAM (0: the node's) */
 };
+
+/*
+ * Default capacities follow the node's RAM (cilium's bpf-map-dynamic-size-ratio idea): the
+ * datapath_consts.h defaults are for a node of DP_RAM_REF_MIB or more (131 MiB of map memory,
+ * about 3 % of 4 GiB); below that every map whose size is a capacity (hash, LRU, LPM; not arrays
+ * and not the ring buffer) gets default x RAM / DP_RAM_REF_MIB entries, rounded down to a power of
+ * two and at least DP_RAM_MIN_ENTRIES. A 1 GiB node gets a quarter: about 33 MiB. --cap overrides.
+ */
+#define DP_RAM_REF_MIB 4096ULL
+#define DP_RAM_MIN_ENTRIES 1024U
+static unsigned long long sized_for_mib; /* what the install sized for (reported) */
 
 /* the pieces being built; torn down on failure */
 struct install {
@@ -82,6 +95,7 @@ static int parse_args(struct install_opts *o, int argc, char **argv)
 		{ "cgroup", required_argument, NULL, 'g' },
 		{ "force", no_argument, NULL, 'f' },
 		{ "no-flow-events", no_argument, NULL, 'n' },
+		{ "ram-mib", required_argument, NULL, 'r' },
 		{}
 	};
 	int c, i;
@@ -111,6 +125,10 @@ static int parse_args(struct install_opts *o, int argc, char **argv)
 			break;
 		case 'n':
 			o->no_flow_events = true;
+			break;
+		case 'r':
+			if (dp_parse_u64(optarg, &o->ram_mib) || o->ram_mib < 64 || o->ram_mib > (1ULL << 30))
+				return usage_err("--ram-mib: a number of MiB from 64 to 2^30", optarg);
 			break;
 		default:
 			return usage_err("unknown option (see prep-node-dp --help)", NULL);
@@ -216,6 +234,40 @@ static int load_failed(const char *obj, int err)
 	return -1;
 }
 
+/* capacities by RAM (above), before --cap */
+static int size_by_ram(struct bpf_object *obj, const struct install_opts *o)
+{
+	unsigned long long mib = o->ram_mib;
+	struct bpf_map *m;
+	struct sysinfo si;
+
+	if (!mib) {
+		if (sysinfo(&si))
+			return dp_fail(DP_EXIT_INTERNAL, "internal", "sysinfo: %s", strerror(errno));
+		mib = (unsigned long long)si.totalram * si.mem_unit >> 20;
+	}
+	sized_for_mib = mib;
+	if (mib >= DP_RAM_REF_MIB)
+		return 0;
+	bpf_object__for_each_map(m, obj) {
+		enum bpf_map_type t = bpf_map__type(m);
+		unsigned long long n;
+		__u32 p2 = 1;
+
+		if (bpf_map__is_internal(m) || t == BPF_MAP_TYPE_ARRAY || t == BPF_MAP_TYPE_PERCPU_ARRAY ||
+		    t == BPF_MAP_TYPE_RINGBUF)
+			continue;
+		n = (unsigned long long)bpf_map__max_entries(m) * mib / DP_RAM_REF_MIB;
+		while ((unsigned long long)p2 * 2 <= n)
+			p2 *= 2;
+		if (p2 < DP_RAM_MIN_ENTRIES)
+			p2 = DP_RAM_MIN_ENTRIES;
+		if (p2 < bpf_map__max_entries(m) && bpf_map__set_max_entries(m, p2))
+			return usage_err("cannot size", bpf_map__name(m));
+	}
+	return 0;
+}
+
 /* max_entries from --cap, between open and load (README "What userspace must do") */
 static int set_caps(struct bpf_object *obj, const struct install_opts *o)
 {
@@ -223,6 +275,8 @@ static int set_caps(struct bpf_object *obj, const struct install_opts *o)
 	struct bpf_map *m;
 	int i;
 
+	if (size_by_ram(obj, o))
+		return -1;
 	for (i = 0; i < o->ncap; i++) {
 		m = bpf_object__find_map_by_name(obj, o->cap[i].map);
 		if (!m || bpf_map__is_internal(m))
@@ -430,6 +484,7 @@ static void print_installed(const struct install *in, const struct install_opts 
 			jw_str(&w, NULL, bpf_map__name(m));
 	jw_close_arr(&w);
 	jw_bool(&w, "set_retval", in->st.set_retval);
+	jw_u64(&w, "sized_for_ram_mib", sized_for_mib);
 	jw_str(&w, "cgroup", in->st.cgroup);
 	jw_array(&w, "tc_devs");
 	for (i = 0; i < o->ntc; i++)

@@ -25,6 +25,7 @@ static const struct {
 static const char usage[] =
 	"usage: prep-node-dp [--bpffs DIR] [-v] COMMAND [options]\n"
 	"  install [--cap MAP=N,...] [--tc-dev IF]... [--cgroup PATH] [--force] [--no-flow-events]\n"
+	"          [--ram-mib N]  (default capacities follow RAM below 4 GiB; --cap overrides)\n"
 	"  apply                      lines on stdin: put MAP KEYHEX VALUEHEX | del MAP KEYHEX | clear MAP\n"
 	"  dump MAP [--per-cpu]       KEYHEX VALUEHEX per line\n"
 	"  status\n"

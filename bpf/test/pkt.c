@@ -101,6 +101,84 @@ size_t pkt_build(const struct pkt_spec *s, uint8_t *buf)
 	return PKT_ETH_LEN + ihl + l4_len + s->payload_len;
 }
 
+size_t pkt6_build(const struct pkt6_spec *s, uint8_t *buf)
+{
+	static const uint8_t dmac[6] = { 0x02, 0, 0, 0, 0, 0x02 }, smac[6] = { 0x02, 0, 0, 0, 0, 0x01 };
+	uint8_t *ip = buf + PKT_IP_OFF, *h, *l4;
+	size_t l4_len, i, plen;
+	uint32_t acc;
+	bool later = false;
+
+	memset(buf, 0, PKT_MAX);
+	memcpy(buf, dmac, 6);
+	memcpy(buf + 6, smac, 6);
+	put16(buf + 12, 0x86dd);
+	ip[0] = 0x60;
+	ip[7] = 64;
+	inet_pton(AF_INET6, s->src, ip + 8);
+	inet_pton(AF_INET6, s->dst, ip + 24);
+
+	/* the chain: each header's first byte names the next */
+	h = ip + 6; /* where the "next header" of the previous header lives */
+	l4 = ip + PKT6_IP_LEN;
+	for (i = 0; i < s->n_ext; i++) {
+		*h = s->ext[i];
+		l4[1] = 0; /* header length 0: 8 bytes, (0+1)*8 (AH: (0+2)*4) */
+		if (s->ext[i] == 44) {
+			put16(l4 + 2, (uint16_t)(s->frag_off << 3 | (s->frag_more ? 1 : 0)));
+			put16(l4 + 6, 0x4242); /* identification (low half) */
+			later = s->frag_off > 0;
+		} else if (s->ext[i] != 51) {
+			l4[2] = 1; /* PadN option, 4 bytes of padding: a valid options area */
+			l4[3] = 4;
+		}
+		h = l4;
+		l4 += 8;
+	}
+	*h = s->proto;
+
+	switch (s->proto) {
+	case IPPROTO_TCP: l4_len = 20; break;
+	case IPPROTO_UDP: l4_len = 8; break;
+	default: l4_len = 8; break; /* ICMPv6 */
+	}
+	if (later)
+		l4_len = 0;
+	for (i = 0; i < s->payload_len; i++)
+		l4[l4_len + i] = (uint8_t)(i * 7 + 3);
+	plen = (size_t)(l4 - ip - PKT6_IP_LEN) + l4_len + s->payload_len;
+	put16(ip + 4, (uint16_t)plen);
+	if (later)
+		return PKT_ETH_LEN + PKT6_IP_LEN + plen;
+
+	/* pseudo header: src, dst, upper-layer length, next header */
+	acc = sum16(ip + 8, 32, 0) + (uint32_t)(l4_len + s->payload_len) + s->proto;
+	if (s->proto == IPPROTO_TCP) {
+		put16(l4, s->sport);
+		put16(l4 + 2, s->dport);
+		put16(l4 + 4, 0x1234);
+		l4[12] = 5 << 4;
+		l4[13] = s->tcp_flags ? s->tcp_flags : 0x02;
+		put16(l4 + 14, 65535);
+		put16(l4 + 16, fold(sum16(l4, l4_len + s->payload_len, acc)));
+	} else if (s->proto == IPPROTO_UDP) {
+		uint16_t c;
+
+		put16(l4, s->sport);
+		put16(l4 + 2, s->dport);
+		put16(l4 + 4, (uint16_t)(l4_len + s->payload_len));
+		c = fold(sum16(l4, l4_len + s->payload_len, acc));
+		put16(l4 + 6, c ? c : 0xffff);
+	} else {
+		l4[0] = s->icmp_type;
+		l4[1] = s->icmp_code;
+		put16(l4 + 4, s->icmp_id);
+		put16(l4 + 6, 1);
+		put16(l4 + 2, fold(sum16(l4, l4_len + s->payload_len, acc)));
+	}
+	return PKT_ETH_LEN + PKT6_IP_LEN + plen;
+}
+
 size_t pkt_fragment(const uint8_t *frame, size_t frame_len, size_t off, size_t len, bool more,
 		    uint8_t *out)
 {

@@ -38,6 +38,29 @@ size_t pkt_build(const struct pkt_spec *s, uint8_t *buf);
 size_t pkt_fragment(const uint8_t *frame, size_t frame_len, size_t off, size_t len, bool more,
 		    uint8_t *out);
 
+/* An IPv6 frame: Ethernet + IPv6 + extension headers + TCP/UDP/ICMPv6, checksums from scratch. */
+struct pkt6_spec {
+	const char *src;        /* IPv6 text */
+	const char *dst;
+	uint8_t proto;          /* IPPROTO_TCP / UDP / ICMPV6 (58) */
+	uint16_t sport, dport;  /* host order */
+	uint8_t tcp_flags;      /* default 0x02 (SYN) when 0 */
+	uint8_t icmp_type, icmp_code;
+	uint16_t icmp_id;
+	uint8_t ext[8];         /* extension headers in order (0 hop-by-hop, 43 routing, 44 fragment,
+				 * 51 AH, 60 destination options), each 8 bytes; n_ext of them */
+	uint8_t n_ext;
+	uint16_t frag_off;      /* fragment header: offset in 8-byte units; frag_more: M flag */
+	bool frag_more;
+	uint16_t payload_len;   /* bytes of pattern payload after the L4 header */
+};
+
+#define PKT6_IP_LEN 40
+
+/* Build a whole IPv6 frame into buf (PKT_MAX); returns its length. A fragment header with
+ * frag_off > 0 is followed by pattern bytes only (a later fragment: no L4 header). */
+size_t pkt6_build(const struct pkt6_spec *s, uint8_t *buf);
+
 /* Recompute the IPv4 header checksum (after a test edits the header on purpose). */
 void pkt_fix_ip_csum(uint8_t *frame);
 

@@ -96,7 +96,8 @@ static void reset_maps(void)
 {
 	const struct bpf_map *maps[] = { skel->maps.services, skel->maps.backends, skel->maps.maglev,
 					 skel->maps.affinity, skel->maps.conntrack, skel->maps.frags,
-					 skel->maps.endpoints, skel->maps.ipcache, skel->maps.policy };
+					 skel->maps.endpoints, skel->maps.ipcache, skel->maps.policy,
+					 skel->maps.endpoints6, skel->maps.ipcache6, skel->maps.conntrack6 };
 	size_t i;
 
 	for (i = 0; i < sizeof(maps) / sizeof(maps[0]); i++)
@@ -713,14 +714,6 @@ static void make_arp(uint8_t *f, size_t *len)
 	*len = 42;
 }
 
-static void make_ipv6(uint8_t *f, size_t *len)
-{
-	f[12] = 0x86;
-	f[13] = 0xdd;
-	f[PKT_IP_OFF] = 0x60;
-	(void)len;
-}
-
 static const struct tcase malformed_cases[] = {
 	{ "IPv4 header length 4 words (< 5): MALFORMED_IP",
 	  TCP(CLIENT, 40100, VIP, 80), set_ihl_4, DROP, NULL, DROP_MALFORMED_IP, 0 },
@@ -747,8 +740,6 @@ static const struct tcase malformed_cases[] = {
 	  OUT(TCP(CLIENT, 40109, BE1, 8080, .payload_len = 0)), 0, 0, CASE_MUTATE_OUT },
 	{ "ARP passes untouched",
 	  TCP(CLIENT, 40110, VIP, 80), make_arp, PASS, NULL, 0, 0 },
-	{ "IPv6 passes untouched (IPv6 is not handled yet)",
-	  TCP(CLIENT, 40111, VIP, 80), make_ipv6, PASS, NULL, 0, 0 },
 };
 
 /* ---------------------------------------------------------------- scale */
@@ -814,6 +805,191 @@ out:
 	tap_result("1,000,000 services fit the default capacity; a packet to the last one is DNATed (one hash lookup)");
 }
 
+/* ---------------------------------------------------------------- IPv6 policy */
+
+#define P1_6 "fd00::1"
+#define P2_6 "fd00::2"
+#define P3_6 "fd00::3"
+#define CIDR6_HOST "fd00:cafe::7" /* in fd00:cafe::/32 -> CIDR identity 5000 */
+#define WORLD6 "fd00:beef::9"
+#define WORLD6B "fd00:beef::10"
+
+#define TCP6(s, sp, d, dp, ...) { .src = s, .sport = sp, .dst = d, .dport = dp, .proto = IPPROTO_TCP, .payload_len = 100, __VA_ARGS__ }
+#define UDP6(s, sp, d, dp, ...) { .src = s, .sport = sp, .dst = d, .dport = dp, .proto = IPPROTO_UDP, .payload_len = 100, __VA_ARGS__ }
+#define ICMP6(s, d, t, ...) { .src = s, .dst = d, .proto = 58, .icmp_type = t, .icmp_id = 7, .payload_len = 32, __VA_ARGS__ }
+/* hop-by-hop, destination options, routing: a chain of three before the L4 header */
+#define CHAIN3 .ext = { 0, 60, 43 }, .n_ext = 3
+/* seven headers: one more than IPV6_MAX_EXTHDRS */
+#define CHAIN7 .ext = { 0, 60, 60, 60, 60, 60, 60 }, .n_ext = 7
+
+struct tcase6 {
+	const char *desc;
+	struct pkt6_spec in;
+	void (*mutate)(uint8_t *frame, size_t *len);
+	int verdict;     /* PASS cases must leave the packet as it was: IPv6 is never rewritten */
+	uint32_t reason; /* expected drop reason, 0 = none */
+	int flags;       /* CASE_MAY_EINVAL */
+};
+
+static void setup_policy6(void)
+{
+	int e = maps_fd(skel->maps.endpoints6), err = 0;
+	struct in6_addr a;
+
+	inet_pton(AF_INET6, P1_6, &a);
+	err |= dp_endpoint6_set(e, (const __be32 *)&a, ID_P1, EP_F_ENFORCE_INGRESS);
+	inet_pton(AF_INET6, P2_6, &a);
+	err |= dp_endpoint6_set(e, (const __be32 *)&a, ID_P2, EP_F_ENFORCE_INGRESS | EP_F_ENFORCE_EGRESS);
+	inet_pton(AF_INET6, P3_6, &a);
+	err |= dp_endpoint6_set(e, (const __be32 *)&a, ID_P3, 0);
+	inet_pton(AF_INET6, "fd00:cafe::", &a);
+	err |= dp_ipcache6_set(maps_fd(skel->maps.ipcache6), (const __be32 *)&a, 32, ID_CIDR);
+	/* rule 9: P2 egress ICMPv6 echo request (type 128) to anyone */
+	err |= dp_policy_set(maps_fd(skel->maps.policy), ID_P2, IDENTITY_ANY, POLICY_EGRESS, 58, 128, 16,
+			     POLICY_ALLOW, 9);
+	if (err)
+		fprintf(stderr, "# setup_policy6: a map write failed\n");
+}
+
+static void cut6_at_30(uint8_t *f, size_t *len)
+{
+	(void)f;
+	*len = PKT_ETH_LEN + 30;
+}
+
+static void payload_len_plus_1(uint8_t *f, size_t *len)
+{
+	uint8_t *ip = f + PKT_IP_OFF;
+	unsigned plen = (unsigned)(ip[4] << 8 | ip[5]) + 1;
+
+	ip[4] = (uint8_t)(plen >> 8);
+	ip[5] = (uint8_t)plen;
+	(void)len;
+}
+
+/* the frame ends 4 bytes into the first extension header (payload length says so too) */
+static void cut6_in_exthdr(uint8_t *f, size_t *len)
+{
+	f[PKT_IP_OFF + 4] = 0;
+	f[PKT_IP_OFF + 5] = 4;
+	*len = PKT_ETH_LEN + PKT6_IP_LEN + 4;
+}
+
+static void version6_is_4(uint8_t *f, size_t *len)
+{
+	f[PKT_IP_OFF] = 0x40;
+	(void)len;
+}
+
+static void doff6_4(uint8_t *f, size_t *len)
+{
+	f[PKT_IP_OFF + PKT6_IP_LEN + 12] = 4 << 4;
+	(void)len;
+}
+
+static const struct tcase6 policy6_cases[] = {
+	{ "IPv6 allowed: P3 -> P1 TCP 80 (rule 1 by identity) passes unchanged",
+	  TCP6(P3_6, 51000, P1_6, 80), NULL, PASS, 0, 0 },
+	{ "IPv6 default deny: P3 -> P1 TCP 81 is dropped (no v6 bypass of P1's ingress policy)",
+	  TCP6(P3_6, 51001, P1_6, 81), NULL, DROP, DROP_POLICY_DEFAULT_DENY, 0 },
+	{ "IPv6 default deny: world -> P1 UDP 5555 is dropped",
+	  UDP6(WORLD6, 51002, P1_6, 5555), NULL, DROP, DROP_POLICY_DEFAULT_DENY, 0 },
+	{ "IPv6 CIDR rule: fd00:cafe::7 (in fd00:cafe::/32, ipcache6) -> P1 UDP 5555 allowed (rule 2)",
+	  UDP6(CIDR6_HOST, 51003, P1_6, 5555), NULL, PASS, 0, 0 },
+	{ "IPv6 any-peer rule: world -> P1 UDP 53 allowed (rule 3)",
+	  UDP6(WORLD6, 51004, P1_6, 53), NULL, PASS, 0, 0 },
+	{ "IPv6 deny wins: P2 -> P1 TCP 23 denied by rule 6",
+	  TCP6(P2_6, 51005, P1_6, 23), NULL, DROP, DROP_POLICY_DENY, 0 },
+	{ "IPv6 both ends: P2 -> P1 TCP 8000 allowed by P2's egress (7) and P1's ingress (5)",
+	  TCP6(P2_6, 51006, P1_6, 8000), NULL, PASS, 0, 0 },
+	{ "IPv6 reply of that connection P1:8000 -> P2 passes (conntrack6; P2 ingress is default-deny)",
+	  TCP6(P1_6, 8000, P2_6, 51006, .tcp_flags = 0x12), NULL, PASS, 0, 0 },
+	{ "IPv6 not a reply: P1:8001 -> P2 TCP 51006 is a new flow, denied by P2's ingress",
+	  TCP6(P1_6, 8001, P2_6, 51006), NULL, DROP, DROP_POLICY_DEFAULT_DENY, 0 },
+	{ "IPv6 egress default deny: P2 -> world TCP 443 denied",
+	  TCP6(P2_6, 51007, WORLD6, 443), NULL, DROP, DROP_POLICY_DEFAULT_DENY, 0 },
+	{ "IPv6 no enforcing endpoint: P3 -> world passes",
+	  TCP6(P3_6, 51008, WORLD6, 443), NULL, PASS, 0, 0 },
+	{ "IPv6 no endpoint at all: world -> world passes",
+	  TCP6(WORLD6, 51009, WORLD6B, 443), NULL, PASS, 0, 0 },
+	{ "IPv6 extension headers (hop-by-hop, dest opts, routing) walked to TCP: P3 -> P1 80 allowed",
+	  TCP6(P3_6, 51010, P1_6, 80, CHAIN3), NULL, PASS, 0, 0 },
+	{ "IPv6 the same chain to port 81: the ports behind the chain are seen, default deny",
+	  TCP6(P3_6, 51011, P1_6, 81, CHAIN3), NULL, DROP, DROP_POLICY_DEFAULT_DENY, 0 },
+	{ "IPv6 an AH header before UDP 53 into P1: walked, allowed (rule 3)",
+	  UDP6(WORLD6, 51012, P1_6, 53, .ext = { 51 }, .n_ext = 1), NULL, PASS, 0, 0 },
+	{ "IPv6 seven extension headers (more than IPV6_MAX_EXTHDRS): IPV6_EXTHDR_LIMIT",
+	  TCP6(P3_6, 51013, P1_6, 80, CHAIN7), NULL, DROP, DROP_IPV6_EXTHDR_LIMIT, 0 },
+	{ "IPv6 header cut at 30 bytes: TRUNCATED_IPV6",
+	  TCP6(P3_6, 51014, P1_6, 80), cut6_at_30, DROP, DROP_TRUNCATED_IPV6, CASE_MAY_EINVAL },
+	{ "IPv6 payload length one byte past the frame: TRUNCATED_IPV6",
+	  TCP6(P3_6, 51015, P1_6, 80), payload_len_plus_1, DROP, DROP_TRUNCATED_IPV6, 0 },
+	{ "IPv6 frame ends inside the hop-by-hop header: TRUNCATED_IPV6",
+	  TCP6(P3_6, 51016, P1_6, 80, CHAIN3), cut6_in_exthdr, DROP, DROP_TRUNCATED_IPV6, 0 },
+	{ "IPv6 ethertype with version 4 in the header: MALFORMED_IPV6",
+	  TCP6(P3_6, 51020, P1_6, 80), version6_is_4, DROP, DROP_MALFORMED_IPV6, 0 },
+	{ "IPv6 TCP data offset 4 words: MALFORMED_L4",
+	  TCP6(P3_6, 51017, P1_6, 80), doff6_4, DROP, DROP_MALFORMED_L4, 0 },
+	{ "IPv6 first fragment P3 -> P1 TCP 80: IPV6_FRAGMENT (v6 fragments of policed flows refused)",
+	  TCP6(P3_6, 51018, P1_6, 80, .ext = { 44 }, .n_ext = 1, .frag_more = true), NULL, DROP,
+	  DROP_IPV6_FRAGMENT, 0 },
+	{ "IPv6 later fragment (no ports) into P1: IPV6_FRAGMENT, never passed unchecked",
+	  TCP6(P3_6, 51018, P1_6, 80, .ext = { 44 }, .n_ext = 1, .frag_off = 8), NULL, DROP,
+	  DROP_IPV6_FRAGMENT, 0 },
+	{ "IPv6 later fragment between addresses no policy selects passes",
+	  TCP6(WORLD6, 51019, WORLD6B, 80, .ext = { 44 }, .n_ext = 1, .frag_off = 8), NULL, PASS, 0, 0 },
+	{ "ICMPv6 neighbor solicitation world -> P1 always passes (neighbor discovery)",
+	  ICMP6(WORLD6, P1_6, 135), NULL, PASS, 0, 0 },
+	{ "ICMPv6 packet too big world -> P1 always passes (path MTU discovery)",
+	  ICMP6(WORLD6, P1_6, 2), NULL, PASS, 0, 0 },
+	{ "ICMPv6 echo request world -> P1: default deny",
+	  ICMP6(WORLD6, P1_6, 128), NULL, DROP, DROP_POLICY_DEFAULT_DENY, 0 },
+	{ "ICMPv6 echo request P2 -> world allowed by egress rule 9 (type 128)",
+	  ICMP6(P2_6, WORLD6, 128), NULL, PASS, 0, 0 },
+	{ "ICMPv6 its echo reply world -> P2 passes as a reply",
+	  ICMP6(WORLD6, P2_6, 129), NULL, PASS, 0, 0 },
+};
+
+static void run6_case(const struct tcase6 *c)
+{
+	uint8_t in[PKT_MAX], got[PKT_MAX];
+	size_t in_len, got_len = 0;
+	uint64_t before = c->reason ? drops(c->reason) : 0;
+	int verdict;
+
+	in_len = pkt6_build(&c->in, in);
+	if (c->mutate)
+		c->mutate(in, &in_len);
+	ring_buffer__consume(rb);
+	events_seen = 0;
+	verdict = run(in, in_len, got, &got_len);
+	ring_buffer__consume(rb);
+	if (verdict < 0 && errno == EINVAL && (c->flags & CASE_MAY_EINVAL)) {
+		tap_why[0] = 0;
+		tap_skip(c->desc, "this kernel's BPF_PROG_TEST_RUN refuses the frame (EINVAL): "
+				  "it wants a whole IPv6 header");
+		return;
+	}
+	if (verdict >= 0 && verdict != c->verdict)
+		tap_fail("verdict %d, expected %d (last drop event: %s)", verdict, c->verdict,
+			 events_seen ? dp_drop_reason(last_event.reason) : "none");
+	if (verdict == PASS && (got_len != in_len || memcmp(got, in, in_len)))
+		tap_fail("output packet differs: %s", pkt_diff(got, got_len, in, in_len));
+	if (c->reason) {
+		uint64_t after = drops(c->reason);
+
+		if (after != before + 1)
+			tap_fail("drop counter of reason %u went %llu -> %llu, expected +1", c->reason,
+				 (unsigned long long)before, (unsigned long long)after);
+		if (events_seen != 1 || last_event.reason != c->reason || last_event.hook != HOOK_TC6)
+			tap_fail("%d events, last reason %u hook %u; expected 1 event with reason %s, HOOK_TC6",
+				 events_seen, last_event.reason, last_event.hook, dp_drop_reason(c->reason));
+	} else if (events_seen) {
+		tap_fail("%d unexpected drop events (reason %u)", events_seen, last_event.reason);
+	}
+	tap_result(c->desc);
+}
+
 /* ---------------------------------------------------------------- main */
 
 static int load(void)
@@ -856,6 +1032,9 @@ int main(void)
 	run_table(policy_lb_cases, N(policy_lb_cases));
 	run_table(flow_policy_cases, N(flow_policy_cases));
 	flow_deny_rule_case();
+	setup_policy6();
+	for (size_t i = 0; i < N(policy6_cases); i++)
+		run6_case(&policy6_cases[i]);
 
 	reset_maps();
 	setup_lb();

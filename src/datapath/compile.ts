@@ -4,7 +4,7 @@
 import { IPPROTO, SVC_F_AFFINITY, SVC_F_MAGLEV, type MapName } from './consts.js';
 import * as enc from './encode.js';
 import { allocateIdentities, hashedIds, type Identities } from './identity.js';
-import { formatIpv4, parseCidr, parseIpv4 } from './ip.js';
+import { formatIpv4, parseCidrAny, parseIp, parseIpv4 } from './ip.js';
 import { maglevTable } from './maglev.js';
 import { compilePolicies } from './policy.js';
 import type { DatapathState, Service } from './schema.js';
@@ -85,12 +85,19 @@ export function compileState(state: DatapathState): Compiled {
     const identity = ids.byEndpoint.get(e.name)!;
     const flags = policy.endpointFlags.get(e.name) ?? 0;
     const enforce = [flags & 1 ? 'ingress' : '', flags & 2 ? 'egress' : ''].filter(Boolean).join('+') || 'none';
-    entries.push(entry('endpoints', enc.endpointKey(parseIpv4(e.ip)!), enc.endpointValue(identity, flags), `${e.name} ${e.ip} identity ${identity}, default-deny ${enforce}`));
+    // every address of the endpoint carries its identity and flags: IPv6 ones in endpoints6
+    for (const ip of [e.ip, ...(e.ip6 === undefined ? [] : [e.ip6])]) {
+      const a = parseIp(ip)!;
+      const value = enc.endpointValue(identity, flags);
+      const note = `${e.name} ${ip} identity ${identity}, default-deny ${enforce}`;
+      entries.push(a.family === 4 ? entry('endpoints', enc.endpointKey(Number(a.addr)), value, note) : entry('endpoints6', enc.endpoint6Key(a.addr), value, note));
+    }
   }
   for (const [cidr, identity] of ids.byCidr) {
-    const c = parseCidr(cidr)!;
-    if (c.len === 0) continue; // 0.0.0.0/0 is IDENTITY_WORLD: what an ipcache miss gives
-    entries.push(entry('ipcache', enc.ipcacheKey(c.addr, c.len), enc.ipcacheValue(identity), `${cidr} identity ${identity}`));
+    const c = parseCidrAny(cidr)!;
+    if (c.len === 0) continue; // 0.0.0.0/0 is IDENTITY_WORLD, ::/0 IDENTITY_WORLD_IPV6: what an ipcache miss gives
+    if (c.family === 4) entries.push(entry('ipcache', enc.ipcacheKey(Number(c.addr), c.len), enc.ipcacheValue(identity), `${cidr} identity ${identity}`));
+    else entries.push(entry('ipcache6', enc.ipcache6Key(c.addr, c.len), enc.ipcacheValue(identity), `${cidr} identity ${identity}`));
   }
   const ruleName = new Map([...policy.rules].map(([n, id]) => [id, n]));
   for (const p of policy.entries) {

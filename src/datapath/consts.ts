@@ -13,13 +13,19 @@ export const CAPACITY = {
   LB_AFFINITY_MAX: 1 << 16,
   LB_SOCK_REVNAT_MAX: 1 << 18,
   CT_MAX: 1 << 18,
+  CT6_MAX: 1 << 16,
   FRAG_MAX: 8192,
   ENDPOINTS_MAX: 1 << 16,
+  ENDPOINTS6_MAX: 1 << 16,
   IPCACHE_MAX: 1 << 16,
+  IPCACHE6_MAX: 1 << 16,
   POLICY_MAX: 1 << 18,
   LB_SVC_COUNTERS_MAX: 1 << 20,
   EVENTS_RINGBUF_BYTES: 256 * 1024,
 } as const;
+
+/** IPv6 extension headers the tc parser walks before refusing the packet (DROP_IPV6_EXTHDR_LIMIT). */
+export const IPV6_MAX_EXTHDRS = 6;
 
 /** Maglev table size M per service (a prime). */
 export const LB_MAGLEV_M = 1021;
@@ -39,6 +45,8 @@ export const IDENTITY_ANY = 0;
 export const IDENTITY_HOST = 1;
 /** Any address no endpoint or ipcache prefix claims. */
 export const IDENTITY_WORLD = 2;
+/** Any IPv6 address no endpoint or ipcache6 prefix claims (cilium's world-ipv6): a rule for 0.0.0.0/0 does not open IPv6. */
+export const IDENTITY_WORLD_IPV6 = 10;
 /** First identity userspace may allocate. */
 export const IDENTITY_USER_MIN = 256;
 
@@ -57,6 +65,8 @@ export const POLICY_PREFIX_FULL = 96;
 export const HOOK_TC = 1;
 export const HOOK_SOCK_CONNECT = 2;
 export const HOOK_SOCK_SENDMSG = 3;
+/** tc, an IPv6 packet: the event's saddr/daddr are 0 (struct drop_event has room for IPv4 only). */
+export const HOOK_TC6 = 4;
 
 /** struct drop_event.verdict: the event is a drop (0, as every event of older datapaths) or a new forwarded flow. */
 export const EVENT_VERDICT_DROPPED = 0;
@@ -85,15 +95,18 @@ export const STRUCT_SIZE = {
   endpoint_info: 8,
   ipcache_key: 8,
   ipcache_entry: 4,
+  endpoint6_key: 16,
+  ipcache6_key: 20,
+  ct6_key: 40,
   lb_maglev_table: 2 * LB_MAGLEV_M,
 } as const;
 
 /** The maps the control plane writes (BPF map names, bpf/lib/maps.h). */
-export const MAPS = ['services', 'backends', 'maglev', 'endpoints', 'ipcache', 'policy'] as const;
+export const MAPS = ['services', 'backends', 'maglev', 'endpoints', 'ipcache', 'policy', 'endpoints6', 'ipcache6'] as const;
 export type MapName = (typeof MAPS)[number];
 
 /** Every map of the datapath, for dump and status. */
-export const ALL_MAPS = [...MAPS, 'affinity', 'sock_revnat', 'conntrack', 'frags', 'drop_counters', 'svc_counters', 'events_lost', 'events'] as const;
+export const ALL_MAPS = [...MAPS, 'affinity', 'sock_revnat', 'conntrack', 'frags', 'drop_counters', 'svc_counters', 'events_lost', 'events', 'conntrack6'] as const;
 
 export const IPPROTO = { icmp: 1, tcp: 6, udp: 17 } as const;
 export type Protocol = keyof typeof IPPROTO;

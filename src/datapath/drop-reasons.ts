@@ -20,6 +20,10 @@ export const DROP_REASONS: readonly DropReason[] = [
   { num: 10, name: 'CT_CREATE_FAILED', description: 'conntrack entry could not be written' },
   { num: 11, name: 'NAT_FAILED', description: 'rewriting addresses, ports or checksums failed' },
   { num: 12, name: 'MAGLEV_MISSING', description: 'Maglev service without a lookup table' },
+  { num: 13, name: 'MALFORMED_IPV6', description: 'IPv6 header invalid: version not 6' },
+  { num: 14, name: 'TRUNCATED_IPV6', description: 'packet shorter than its IPv6 header, payload length or an extension header' },
+  { num: 15, name: 'IPV6_EXTHDR_LIMIT', description: 'IPv6 extension header chain longer than the datapath walks (IPV6_MAX_EXTHDRS)' },
+  { num: 16, name: 'IPV6_FRAGMENT', description: 'IPv6 fragment to or from a policy-selected endpoint (IPv6 fragments are not tracked)' },
 ];
 
 /** The reason with this number or name, if the table has it. */

@@ -3,6 +3,7 @@
 // order, which on every platform the loader is built for (x86_64, arm64) is little-endian. Padding
 // is zero, as the C writers in bpf/lib/maps_user.c leave it (C initialisers zero the rest).
 import { LB_MAGLEV_M, POLICY_PREFIX_ANY_PORT, POLICY_PREFIX_ANY_PROTO, STRUCT_SIZE } from './consts.js';
+import { ipv6Bytes, prefixMaskAny } from './ip.js';
 
 /** struct lb_svc_key { __be32 vip; __be16 port; __u8 proto; __u8 scope; } */
 export function svcKey(vip: number, port: number, proto: number): Buffer {
@@ -76,6 +77,20 @@ export function ipcacheKey(addr: number, prefixlen: number): Buffer {
   const mask = prefixlen === 0 ? 0 : (0xffffffff << (32 - prefixlen)) >>> 0;
   b.writeUInt32LE(prefixlen, 0);
   b.writeUInt32BE((addr & mask) >>> 0, 4);
+  return b;
+}
+
+/** struct endpoint6_key { __be32 addr[4]; } */
+export function endpoint6Key(addr: bigint): Buffer {
+  return ipv6Bytes(addr);
+}
+
+/** struct ipcache6_key { __u32 prefixlen; __be32 addr[4]; } (addr masked: the key is canonical) */
+export function ipcache6Key(addr: bigint, prefixlen: number): Buffer {
+  if (prefixlen < 0 || prefixlen > 128) throw new Error(`IPv6 prefix length ${prefixlen} outside 0..128`);
+  const b = Buffer.alloc(STRUCT_SIZE.ipcache6_key);
+  b.writeUInt32LE(prefixlen, 0);
+  ipv6Bytes(addr & prefixMaskAny(6, prefixlen)).copy(b, 4);
   return b;
 }
 

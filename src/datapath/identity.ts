@@ -4,8 +4,8 @@
 // they are deterministic and do not move when other label sets come and go: an incremental sync then
 // rewrites only what really changed. Ranges follow cilium: label sets from IDENTITY_USER_MIN below
 // 2^24, CIDR identities from 2^24 (cilium's local-scope bit), reserved ids below 256.
-import { IDENTITY_USER_MIN, IDENTITY_WORLD } from './consts.js';
-import { formatCidr, parseCidr, type Cidr } from './ip.js';
+import { IDENTITY_USER_MIN, IDENTITY_WORLD, IDENTITY_WORLD_IPV6 } from './consts.js';
+import { formatCidrAny, parseCidrAny, type AnyCidr } from './ip.js';
 import type { DatapathState, Peer } from './schema.js';
 
 const LABEL_ID_SPAN = (1 << 24) - IDENTITY_USER_MIN;
@@ -18,7 +18,7 @@ export interface Identities {
   byLabels: Map<string, number>;
   /** endpoint name → identity */
   byEndpoint: Map<string, number>;
-  /** prefix "a.b.c.d/len" → identity; 0.0.0.0/0 is IDENTITY_WORLD and has no ipcache entry */
+  /** prefix "a.b.c.d/len" or "fd00::/8" → identity; 0.0.0.0/0 is IDENTITY_WORLD and ::/0 IDENTITY_WORLD_IPV6, neither has an ipcache entry */
   byCidr: Map<string, number>;
 }
 
@@ -55,12 +55,12 @@ export function hashedIds(keys: Iterable<string>, base: number, span: number): M
   return out;
 }
 
-/** Every CIDR a policy names (rules and their excepts), canonical form. */
-export function policyCidrs(state: DatapathState): Cidr[] {
-  const seen = new Map<string, Cidr>();
+/** Every CIDR a policy names (rules and their excepts), canonical form, either family. */
+export function policyCidrs(state: DatapathState): AnyCidr[] {
+  const seen = new Map<string, AnyCidr>();
   const add = (s: string) => {
-    const c = parseCidr(s);
-    if (c) seen.set(formatCidr(c), { addr: c.addr, len: c.len });
+    const c = parseCidrAny(s);
+    if (c) seen.set(formatCidrAny(c), { family: c.family, addr: c.addr, len: c.len });
   };
   for (const p of state.policies) {
     const peers: Peer[] = [...(p.ingress ?? []).flatMap((r) => r.from ?? []), ...(p.egress ?? []).flatMap((r) => r.to ?? [])];
@@ -76,8 +76,9 @@ export function policyCidrs(state: DatapathState): Cidr[] {
 export function allocateIdentities(state: DatapathState): Identities {
   const byLabels = hashedIds(state.endpoints.map((e) => canonicalLabels(e.labels)), IDENTITY_USER_MIN, LABEL_ID_SPAN);
   const byEndpoint = new Map(state.endpoints.map((e) => [e.name, byLabels.get(canonicalLabels(e.labels))!]));
-  const cidrs = policyCidrs(state).map(formatCidr);
-  const byCidr = hashedIds(cidrs.filter((c) => c !== '0.0.0.0/0'), CIDR_IDENTITY_MIN, CIDR_ID_SPAN);
+  const cidrs = policyCidrs(state).map(formatCidrAny);
+  const byCidr = hashedIds(cidrs.filter((c) => c !== '0.0.0.0/0' && c !== '::/0'), CIDR_IDENTITY_MIN, CIDR_ID_SPAN);
   if (cidrs.includes('0.0.0.0/0')) byCidr.set('0.0.0.0/0', IDENTITY_WORLD);
+  if (cidrs.includes('::/0')) byCidr.set('::/0', IDENTITY_WORLD_IPV6);
   return { byLabels, byEndpoint, byCidr };
 }

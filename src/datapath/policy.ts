@@ -11,6 +11,7 @@ import {
   EP_F_ENFORCE_INGRESS,
   IDENTITY_ANY,
   IDENTITY_WORLD,
+  IDENTITY_WORLD_IPV6,
   IPPROTO,
   POLICY_ALLOW,
   POLICY_DENY,
@@ -19,7 +20,7 @@ import {
 } from './consts.js';
 import type { PortMatch } from './encode.js';
 import { hashedIds, selects, type Identities } from './identity.js';
-import { cidrContains, parseCidr, type Cidr } from './ip.js';
+import { cidrContainsAny, parseCidrAny } from './ip.js';
 import type { DatapathState, Peer, PolicyPort } from './schema.js';
 
 /** One policy trie entry before encoding. */
@@ -64,15 +65,15 @@ export function portMatches(ports: PolicyPort[] | undefined): PortMatch[] {
   });
 }
 
-/** Identities a CIDR peer covers: its own, those of named CIDRs inside it but outside its excepts, WORLD for 0/0. */
+/** Identities a CIDR peer covers: its own, those of named CIDRs of its family inside it but outside its excepts, WORLD for 0.0.0.0/0, WORLD_IPV6 for ::/0. */
 export function cidrPeerIdentities(peer: { cidr: string; except?: string[] | undefined }, ids: Identities): number[] {
-  const outer = parseCidr(peer.cidr)!;
-  const excepts = (peer.except ?? []).map((e) => parseCidr(e)!);
+  const outer = parseCidrAny(peer.cidr)!;
+  const excepts = (peer.except ?? []).map((e) => parseCidrAny(e)!);
   const out = new Set<number>();
-  if (outer.len === 0) out.add(IDENTITY_WORLD);
+  if (outer.len === 0) out.add(outer.family === 4 ? IDENTITY_WORLD : IDENTITY_WORLD_IPV6);
   for (const [s, id] of ids.byCidr) {
-    const c: Cidr = parseCidr(s)!;
-    if (cidrContains(outer, c) && !excepts.some((e) => cidrContains(e, c))) out.add(id);
+    const c = parseCidrAny(s)!;
+    if (cidrContainsAny(outer, c) && !excepts.some((e) => cidrContainsAny(e, c))) out.add(id);
   }
   return [...out].sort((a, b) => a - b);
 }

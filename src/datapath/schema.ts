@@ -1,23 +1,33 @@
 // The desired state of the datapath as one zod schema (which also gives the TypeScript type): local
 // endpoints with labels, services with backends, L3/L4 policies. Unknown keys are rejected; fields
 // that policy languages have but this datapath cannot enforce (L7, FQDN, namespaces, named ports,
-// IPv6, SCTP) are refused by name with the reason, so nothing is silently ignored.
+// IPv6 services, SCTP) are refused by name with the reason, so nothing is silently ignored.
+// Endpoints and policy CIDRs take IPv6: an endpoint's `ip` is IPv4 or IPv6, and a dual-stack one
+// adds its IPv6 address as `ip6` (Pod status.podIPs), so policy holds on both families.
 import { z } from 'zod';
 import { LB_MAGLEV_M } from './consts.js';
-import { cidrContains, formatCidr, parseCidr, parseIpv4 } from './ip.js';
+import { cidrContainsAny, formatCidrAny, parseCidrAny, parseIpv4, parseIpv6 } from './ip.js';
 
-const IPV6 = 'IPv6 is not supported yet: the datapath keys are IPv4 only (datapath_structs.h)';
+const IPV6 = 'IPv6 services are not supported yet: service and backend addresses are IPv4 only (endpoints and policy CIDRs take IPv6)';
 
 const ipv4 = z.string().superRefine((s, ctx) => {
   if (parseIpv4(s) !== null) return;
   ctx.addIssue({ code: 'custom', message: s.includes(':') ? IPV6 : `expected an IPv4 address such as 10.0.0.1, got "${s}"` });
 });
 
+const ipv6 = z.string().superRefine((s, ctx) => {
+  if (parseIpv6(s) === null) ctx.addIssue({ code: 'custom', message: `expected an IPv6 address such as fd00::1, got "${s}"` });
+});
+
+/** An endpoint address: IPv4 or IPv6. */
+const endpointIp = z.string().superRefine((s, ctx) => {
+  if (parseIpv4(s) === null && parseIpv6(s) === null) ctx.addIssue({ code: 'custom', message: `expected an IPv4 or IPv6 address such as 10.0.0.1 or fd00::1, got "${s}"` });
+});
+
 const cidr = z.string().superRefine((s, ctx) => {
-  const c = parseCidr(s);
-  if (s.includes(':')) ctx.addIssue({ code: 'custom', message: IPV6 });
-  else if (!c) ctx.addIssue({ code: 'custom', message: `expected an IPv4 prefix such as 10.0.0.0/8, got "${s}"` });
-  else if (c.hostBits) ctx.addIssue({ code: 'custom', message: `"${s}" has bits set past the prefix length: write ${formatCidr(c)}` });
+  const c = parseCidrAny(s);
+  if (!c) ctx.addIssue({ code: 'custom', message: `expected an IPv4 or IPv6 prefix such as 10.0.0.0/8 or fd00::/8, got "${s}"` });
+  else if (c.hostBits) ctx.addIssue({ code: 'custom', message: `"${s}" has bits set past the prefix length: write ${formatCidrAny(c)}` });
 });
 
 /** A field the datapath cannot enforce: present at all = refused, with why. */
@@ -31,11 +41,18 @@ const name = z.string().regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/, 'expected lowe
 const labelKey = z.string().regex(/^([a-z0-9]([a-z0-9.-]*[a-z0-9])?\/)?[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$/, 'expected a label key such as app or example.com/tier');
 const labels = z.record(labelKey, z.string({ error: 'expected a string label value (quote numbers and booleans)' }));
 
-const endpoint = z.strictObject({
-  name,
-  ip: ipv4,
-  labels: labels.default({}),
-});
+const endpoint = z
+  .strictObject({
+    name,
+    /** The endpoint's address: IPv4 or IPv6 (single-stack IPv6). */
+    ip: endpointIp,
+    /** A dual-stack endpoint's IPv6 address (ip is then its IPv4 one). */
+    ip6: ipv6.optional(),
+    labels: labels.default({}),
+  })
+  .superRefine((e, ctx) => {
+    if (e.ip6 !== undefined && parseIpv4(e.ip) === null) ctx.addIssue({ code: 'custom', path: ['ip6'], message: 'ip6 is the second address of a dual-stack endpoint: ip must then be its IPv4 address' });
+  });
 
 const backend = z.strictObject({
   ip: ipv4,
@@ -128,7 +145,14 @@ export const DatapathStateSchema = z
   })
   .superRefine((s, ctx) => {
     unique(ctx, s.endpoints, 'endpoints', (e) => e.name, 'name', 'endpoint name');
-    unique(ctx, s.endpoints, 'endpoints', (e) => e.ip, 'ip', 'endpoint address');
+    // every address once, whichever field holds it (canonical text: fd00::1 and fd00:0::1 are one)
+    const addrs = s.endpoints.flatMap((e, i) => [{ i, field: 'ip', key: canonicalIp(e.ip) }, ...(e.ip6 === undefined ? [] : [{ i, field: 'ip6', key: canonicalIp(e.ip6) }])]);
+    const seenAddr = new Map<string, number>();
+    for (const a of addrs) {
+      const first = seenAddr.get(a.key);
+      if (first === undefined) seenAddr.set(a.key, a.i);
+      else ctx.addIssue({ code: 'custom', path: ['endpoints', a.i, a.field], message: `duplicate endpoint address ${a.key} (also at endpoints.${first})` });
+    }
     unique(ctx, s.services, 'services', (v) => v.name, 'name', 'service name');
     unique(ctx, s.services, 'services', (v) => `${v.vip}:${v.port}/${v.protocol}`, 'port', 'VIP:port/protocol');
     unique(ctx, s.policies, 'policies', (p) => p.name, 'name', 'policy name');
@@ -148,13 +172,19 @@ export const DatapathStateSchema = z
     });
   });
 
+/** An address as one string per address: IPv6 in RFC 5952 form. */
+function canonicalIp(s: string): string {
+  const v6 = parseIpv4(s) === null ? parseIpv6(s) : null;
+  return v6 === null ? s : formatCidrAny({ family: 6, addr: v6, len: 128 }).replace(/\/128$/, '');
+}
+
 function checkExcept(ctx: z.RefinementCtx, peer: Peer, path: (string | number)[]): void {
-  const outer = peer.cidr !== undefined ? parseCidr(peer.cidr) : null;
+  const outer = peer.cidr !== undefined ? parseCidrAny(peer.cidr) : null;
   if (!outer) return;
   peer.except?.forEach((e, n) => {
-    const inner = parseCidr(e);
+    const inner = parseCidrAny(e);
     if (!inner) return;
-    if (inner.len === outer.len || !cidrContains(outer, inner)) ctx.addIssue({ code: 'custom', path: [...path, 'except', n], message: `${e} is not inside ${peer.cidr} (except narrows the cidr it belongs to)` });
+    if (inner.len === outer.len || !cidrContainsAny(outer, inner)) ctx.addIssue({ code: 'custom', path: [...path, 'except', n], message: `${e} is not inside ${peer.cidr} (except narrows the cidr it belongs to)` });
   });
 }
 

@@ -1,16 +1,17 @@
 // Desired entries → the lines the loader's `apply` reads (`put <map> <key> <value>`, `del <map>
 // <key>`, `clear <map>`), in an order that never leaves the datapath pointing at something missing:
 //   puts: backends, maglev, services (slots and tables exist before a service count or flag uses
-//         them), then policy, ipcache, endpoints (allows exist before an endpoint turns default-deny);
-//   dels: services, maglev, backends (a service shrinks before its slots go), then endpoints,
-//         ipcache, policy (enforcement goes before the entries it relied on).
+//         them), then policy, ipcache(6), endpoints(6) (allows exist before an endpoint turns
+//         default-deny);
+//   dels: services, maglev, backends (a service shrinks before its slots go), then endpoints(6),
+//         ipcache(6), policy (enforcement goes before the entries it relied on).
 // A full sync clears the owned maps first; an incremental one compares with `dump` output and
 // touches only entries that are new, changed or gone.
 import { MAPS, type MapName } from './consts.js';
 import type { MapEntry } from './compile.js';
 
-const PUT_ORDER: readonly MapName[] = ['backends', 'maglev', 'services', 'policy', 'ipcache', 'endpoints'];
-const DEL_ORDER: readonly MapName[] = ['services', 'maglev', 'backends', 'endpoints', 'ipcache', 'policy'];
+const PUT_ORDER: readonly MapName[] = ['backends', 'maglev', 'services', 'policy', 'ipcache', 'ipcache6', 'endpoints', 'endpoints6'];
+const DEL_ORDER: readonly MapName[] = ['services', 'maglev', 'backends', 'endpoints', 'endpoints6', 'ipcache', 'ipcache6', 'policy'];
 
 /** What a map holds now: key hex → value hex. */
 export type MapContents = Map<string, string>;

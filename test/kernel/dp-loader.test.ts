@@ -285,6 +285,26 @@ describe('prep-node-dp: the node-side loader', { skip: notRoot }, () => {
     assert.deepEqual(await settled(before), before);
   });
 
+  it('sizes the maps for the RAM it is told (a 1 GiB node): at most 64 MiB of map memory, --cap still wins', async () => {
+    const r = await dp(['install', '--cgroup', cgroup, '--ram-mib', '1024', '--cap', 'conntrack=16384']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.equal(json(r).sized_for_ram_mib, 1024);
+    try {
+      const st = json(await dp(['status'])) as { maps: { name: string; max_entries: number; memlock_bytes: number }[] };
+      const maps = Object.fromEntries(st.maps.map((m) => [m.name, m]));
+      assert.equal(maps.services?.max_entries, (1 << 20) / 4, 'a quarter of the 4 GiB default');
+      assert.equal(maps.svc_counters?.max_entries, (1 << 20) / 4, 'follows services');
+      assert.equal(maps.conntrack?.max_entries, 16384, '--cap overrides the RAM sizing');
+      assert.equal(maps.drop_counters?.max_entries, 64, 'arrays keep their size');
+      const total = st.maps.reduce((n, m) => n + m.memlock_bytes, 0);
+      assert.ok(total <= 64 * 1048576, `map memory ${(total / 1048576).toFixed(1)} MiB`);
+      const bad = await dp(['install', '--ram-mib', '12']);
+      assert.equal(bad.code, 2, bad.stdout);
+    } finally {
+      assert.equal((await dp(['remove'])).code, 0);
+    }
+  });
+
   describe('installed', () => {
     let programIds: number[] = [];
 
@@ -314,7 +334,7 @@ describe('prep-node-dp: the node-side loader', { skip: notRoot }, () => {
       ]);
       assert.ok(st.programs.every((p) => p.attached && p.id > 0), JSON.stringify(st.programs));
       const maps = Object.fromEntries(st.maps.map((m) => [m.name, m]));
-      assert.deepEqual(Object.keys(maps).sort(), ['affinity', 'backends', 'conntrack', 'drop_counters', 'endpoints', 'events', 'events_lost', 'frags', 'ipcache', 'maglev', 'policy', 'services', 'sock_revnat', 'svc_counters']);
+      assert.deepEqual(Object.keys(maps).sort(), ['affinity', 'backends', 'conntrack', 'conntrack6', 'drop_counters', 'endpoints', 'endpoints6', 'events', 'events_lost', 'frags', 'ipcache', 'ipcache6', 'maglev', 'policy', 'services', 'sock_revnat', 'svc_counters']);
       assert.equal(maps.services?.max_entries, 65536);
       assert.equal(maps.svc_counters?.max_entries, 65536, 'svc_counters follows the services capacity');
       assert.equal(maps.svc_counters?.type, 'percpu_hash');

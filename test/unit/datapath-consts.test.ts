@@ -37,6 +37,7 @@ test('every constant of datapath_consts.h the control plane uses has the same va
     IDENTITY_ANY: C.IDENTITY_ANY,
     IDENTITY_HOST: C.IDENTITY_HOST,
     IDENTITY_WORLD: C.IDENTITY_WORLD,
+    IDENTITY_WORLD_IPV6: C.IDENTITY_WORLD_IPV6,
     IDENTITY_USER_MIN: C.IDENTITY_USER_MIN,
     EP_F_ENFORCE_INGRESS: C.EP_F_ENFORCE_INGRESS,
     EP_F_ENFORCE_EGRESS: C.EP_F_ENFORCE_EGRESS,
@@ -50,13 +51,15 @@ test('every constant of datapath_consts.h the control plane uses has the same va
     HOOK_TC: C.HOOK_TC,
     HOOK_SOCK_CONNECT: C.HOOK_SOCK_CONNECT,
     HOOK_SOCK_SENDMSG: C.HOOK_SOCK_SENDMSG,
+    HOOK_TC6: C.HOOK_TC6,
+    IPV6_MAX_EXTHDRS: C.IPV6_MAX_EXTHDRS,
     EVENT_VERDICT_DROPPED: C.EVENT_VERDICT_DROPPED,
     EVENT_VERDICT_FORWARDED: C.EVENT_VERDICT_FORWARDED,
     ...C.CAPACITY,
   };
   for (const [name, value] of Object.entries(mirrored)) assert.equal(value, consts.get(name), `${name}: consts.ts ${value}, header ${consts.get(name)}`);
   // and nothing the header defines in these families is missing from the mirror
-  const families = /^(SVC_F_|AFFINITY_CLIENT_|CT_F_|IDENTITY_|EP_F_|POLICY_|HOOK_|LB_|CT_MAX|FRAG_MAX|ENDPOINTS_MAX|IPCACHE_MAX|EVENTS_|EVENT_VERDICT_)/;
+  const families = /^(SVC_F_|AFFINITY_CLIENT_|CT_F_|IDENTITY_|EP_F_|POLICY_|HOOK_|LB_|CT6?_MAX|FRAG_MAX|ENDPOINTS6?_MAX|IPCACHE6?_MAX|IPV6_|EVENTS_|EVENT_VERDICT_)/;
   const missing = [...consts.keys()].filter((k) => families.test(k) && !(k in mirrored) && !k.endsWith('_H'));
   assert.deepEqual(missing, []);
 });

@@ -27,8 +27,12 @@ test('a missing file is a usage error naming it', async () => {
 
 const pol = (rule: string, dir = 'egress') => `policies:\n  - name: p\n    selector: {}\n    ${dir}:\n      - ${rule}\n`;
 const bad: [string, string, string][] = [
-  ['bad address', 'endpoints:\n  - name: a\n    ip: 10.0.0.300\n', 'state.yaml:3:9: endpoints.0.ip: expected an IPv4 address such as 10.0.0.1, got "10.0.0.300"'],
-  ['IPv6', 'endpoints:\n  - name: a\n    ip: "fd00::1"\n', 'state.yaml:3:9: endpoints.0.ip: IPv6 is not supported yet: the datapath keys are IPv4 only (datapath_structs.h)'],
+  ['bad address', 'endpoints:\n  - name: a\n    ip: 10.0.0.300\n', 'state.yaml:3:9: endpoints.0.ip: expected an IPv4 or IPv6 address such as 10.0.0.1 or fd00::1, got "10.0.0.300"'],
+  ['IPv6 service', 'services:\n  - name: s\n    vip: "fd00::10"\n    port: 80\n    protocol: tcp\n', 'state.yaml:3:10: services.0.vip: IPv6 services are not supported yet: service and backend addresses are IPv4 only (endpoints and policy CIDRs take IPv6)'],
+  ['bad IPv6 endpoint', 'endpoints:\n  - {name: a, ip: 10.0.0.1, ip6: "fd00::1::2"}\n', 'state.yaml:2:34: endpoints.0.ip6: expected an IPv6 address such as fd00::1, got "fd00::1::2"'],
+  ['ip6 beside an IPv6 ip', 'endpoints:\n  - {name: a, ip: "fd00::1", ip6: "fd00::2"}\n', 'state.yaml:2:35: endpoints.0.ip6: ip6 is the second address of a dual-stack endpoint: ip must then be its IPv4 address'],
+  ['duplicate IPv6 address across ip and ip6', 'endpoints:\n  - {name: a, ip: 10.0.0.1, ip6: "fd00::1"}\n  - {name: b, ip: "fd00:0::1"}\n', 'state.yaml:3:19: endpoints.1.ip: duplicate endpoint address fd00::1 (also at endpoints.0)'],
+  ['IPv6 CIDR with host bits', pol('to: [{cidr: "fd00::1/64"}]'), 'state.yaml:5:21: policies.0.egress.0.to.0.cidr: "fd00::1/64" has bits set past the prefix length: write fd00::/64'],
   ['port 0', 'services:\n  - name: s\n    vip: 10.96.0.1\n    port: 0\n    protocol: tcp\n', 'state.yaml:4:11: services.0.port: expected a port number 1-65535'],
   ['port too big', 'services:\n  - {name: s, vip: 10.96.0.1, port: 80, protocol: tcp, backends: [{ip: 10.1.0.1, port: 70000}]}\n', 'state.yaml:2:88: services.0.backends.0.port: expected a port number 1-65535'],
   ['SCTP service', 'services:\n  - name: s\n    vip: 10.96.0.1\n    port: 80\n    protocol: sctp\n', 'state.yaml:5:15: services.0.protocol: expected tcp or udp (the load balancer handles TCP and UDP only)'],
