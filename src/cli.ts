@@ -57,7 +57,8 @@ function hostOptions(cmd: Command): Command {
     .option('-F, --ssh-config <file>', 'ssh_config file instead of ~/.ssh/config, like ssh -F')
     .option('--accept-new-host-key', 'trust and record an unknown host key (a changed key is always refused)')
     .option('--connect-timeout <seconds>', 'give up on a host after this long', int('--connect-timeout', 1, 3600))
-    .option('--inventory <file>', 'YAML list of hosts (with optional user, port, profile)')
+    .option('--inventory <file>', 'hosts from a file: our YAML list, or an Ansible inventory (INI or YAML)')
+    .option('--limit <pattern>', 'inventory hosts to use, as Ansible: names, groups, globs, a:b, &group, !group')
     .addOption(new Option('--concurrency <n>', 'hosts worked on at once').default(16).argParser(int('--concurrency', 1, 1024)));
 }
 

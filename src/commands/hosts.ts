@@ -17,13 +17,17 @@ export interface HostOptions {
   acceptNewHostKey?: boolean;
   connectTimeout?: number;
   inventory?: string;
+  /** Ansible host pattern selecting inventory hosts (`--limit`). */
+  limit?: string;
   concurrency: number;
 }
 
 /** Targets from argv plus the inventory; none at all means this machine. */
 export async function resolveHosts(targets: string[], options: HostOptions): Promise<HostSpec[]> {
   const specs: HostSpec[] = targets.map((t) => ({ target: parseTarget(t) }));
-  if (options.inventory) specs.push(...(await loadInventory(options.inventory)));
+  if (options.limit !== undefined && !options.inventory) throw new UsageError('--limit selects hosts of an inventory: give --inventory FILE too');
+  // one by one: an inventory can hold more hosts than a call's argument list
+  if (options.inventory) for (const s of await loadInventory(options.inventory, options.limit)) specs.push(s);
   if (specs.length === 0) specs.push({ target: parseTarget('local') });
   const seen = new Set<string>();
   for (const s of specs) {

@@ -38,6 +38,7 @@ async function upload(host: Host, localPath: string): Promise<string> {
     throw new UsageError(`the datapath loader ${localPath} is missing: build it with \`make -C bpf\``, { cause: err });
   }
   const sha = createHash('sha256').update(data).digest('hex');
+  await checkBuildSum(localPath, sha);
   const remote = `${REMOTE_BIN_DIR}/prep-node-dp-${sha.slice(0, 12)}`;
   const has = async () => (await host.run(`sha256sum ${shQuote(remote)} 2>/dev/null`, { sudo: true })).stdout.startsWith(sha);
   if (await has()) return remote;
@@ -45,6 +46,25 @@ async function upload(host: Host, localPath: string): Promise<string> {
   await host.writeFile(remote, data, { sudo: true, mode: 0o755 });
   if (!(await has())) throw new PrepNodeError(`${host.name}: the uploaded loader ${remote} does not match its sha256 ${sha.slice(0, 12)}`, ExitCode.internal);
   return remote;
+}
+
+/** The sha256 `make -C bpf` recorded beside the loader (`<loader>.sha256`, sha256sum format) must
+ * match the file about to be uploaded: a loader changed after the build is refused, never sent. */
+async function checkBuildSum(localPath: string, sha: string): Promise<void> {
+  const sumFile = `${localPath}.sha256`;
+  let text: string;
+  try {
+    text = await readFile(sumFile, 'utf8');
+  } catch (err) {
+    throw new UsageError(`the datapath loader's checksum ${sumFile} is missing: rebuild with \`make -C bpf\` or reinstall prep-node`, { cause: err });
+  }
+  const recorded = /^([0-9a-f]{64}) [ *]?\S/.exec(text)?.[1];
+  if (!recorded) throw new UsageError(`${sumFile}: expected "<sha256>  prep-node-dp" as sha256sum writes it: rebuild with \`make -C bpf\` or reinstall prep-node`);
+  if (recorded !== sha) {
+    throw new UsageError(
+      `the datapath loader ${localPath} (sha256 ${sha.slice(0, 12)}) does not match the sha256 recorded at build time (${recorded.slice(0, 12)}): not uploading it; rebuild with \`make -C bpf\` or reinstall prep-node`,
+    );
+  }
 }
 
 const ErrorDoc = z.object({ error: z.string(), code: z.union([z.string(), z.number()]).optional() });

@@ -13,5 +13,6 @@ export type ConnectOptions = SshOptions & {
 export async function openHost(target: Target, options: ConnectOptions = {}): Promise<Host> {
   if (target.local) return new LocalHost(target.spec);
   const port = target.port ?? options.port;
-  return SshHost.connect(target.spec, target.host, { ...(target.user && { user: target.user }), ...(port && { port }) }, options);
+  const conn = target.identityFile ? { ...options, identityFiles: [target.identityFile, ...(options.identityFiles ?? [])] } : options;
+  return SshHost.connect(target.spec, target.host, { ...(target.user && { user: target.user }), ...(port && { port }) }, conn);
 }

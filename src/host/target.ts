@@ -9,6 +9,8 @@ export interface Target {
   host: string;
   user?: string;
   port?: number;
+  /** SSH private key for this host (an inventory's ansible_ssh_private_key_file), tried before -i. */
+  identityFile?: string;
 }
 
 const HOST_CHARS = /^[A-Za-z0-9._%-]+$/;

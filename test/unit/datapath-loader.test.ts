@@ -42,6 +42,7 @@ const dir = mkdtempSync(join(tmpdir(), 'pn-dp-'));
 const LOADER = join(dir, 'prep-node-dp');
 writeFileSync(LOADER, 'a loader binary');
 const SHA = createHash('sha256').update('a loader binary').digest('hex');
+writeFileSync(`${LOADER}.sha256`, `${SHA}  prep-node-dp\n`);
 const REMOTE = `/var/lib/prep-node/bin/prep-node-dp-${SHA.slice(0, 12)}`;
 
 /** sha256sum answers from the files the host holds. */
@@ -77,6 +78,23 @@ test('an upload that does not verify is an internal error', async () => {
 test('a missing local loader says how to build it', async () => {
   const host = new ScriptedHost(() => ({}));
   await assert.rejects(ensureLoader(host, join(dir, 'nope')), /is missing: build it with `make -C bpf`/);
+});
+
+test('a loader that does not match the sha256 recorded at build time is refused before anything is sent', async () => {
+  const d = mkdtempSync(join(tmpdir(), 'pn-dp-sum-'));
+  const changed = join(d, 'prep-node-dp');
+  writeFileSync(changed, 'a loader binary, changed after the build');
+  writeFileSync(`${changed}.sha256`, `${SHA}  prep-node-dp\n`);
+  const host = new ScriptedHost(() => ({}));
+  await assert.rejects(ensureLoader(host, changed), (e: unknown) => e instanceof PrepNodeError && e.exitCode === ExitCode.usage && /does not match the sha256 recorded at build time \(\w{12}\): not uploading it/.test(e.message));
+  assert.equal(host.calls.length, 0, 'the node was not asked anything');
+  assert.equal(host.files.size, 0);
+  writeFileSync(`${changed}.sha256`, 'garbage\n');
+  await assert.rejects(ensureLoader(host, changed), /expected "<sha256> {2}prep-node-dp"/);
+  const bare = join(d, 'bare');
+  writeFileSync(bare, 'a loader binary');
+  await assert.rejects(ensureLoader(host, bare), (e: unknown) => e instanceof PrepNodeError && e.exitCode === ExitCode.usage && /checksum .*bare\.sha256 is missing/.test(e.message));
+  assert.equal(host.files.size, 0);
 });
 
 /** A host with the loader in place, answering loader commands from a table. */
