@@ -203,7 +203,21 @@ function io() {
   return { stdout: process.stdout, stderr: process.stderr, version: VERSION };
 }
 
+/**
+ * A reader that closes the pipe early (`| head -1`, `| grep -q`) has what it wanted: writes to that
+ * stream are dropped instead of crashing with an unhandled EPIPE, and the command runs to its end
+ * (an apply is never cut short by its reader) with the exit code it would have had.
+ */
+export function ignoreClosedPipe(stream: NodeJS.WriteStream): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') return;
+    throw err;
+  });
+}
+
 export async function main(argv: string[]): Promise<void> {
+  ignoreClosedPipe(process.stdout);
+  ignoreClosedPipe(process.stderr);
   try {
     await buildProgram().parseAsync(argv);
   } catch (err) {
