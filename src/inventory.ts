@@ -1,9 +1,11 @@
 // The fleet: targets from argv and/or an inventory file (YAML), each with optional user, port and profile.
-import { readFile } from 'node:fs/promises';
-import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { UsageError } from './errors.js';
 import { parseTarget, type Target } from './host/target.js';
+import { parseYamlSource, readTextFile } from './yaml-source.js';
+
+/** An inventory's size limit: about 300,000 hosts written one `user@host:port` a line. */
+const MAX_INVENTORY_BYTES = 16 * 1024 * 1024;
 
 export interface HostSpec {
   target: Target;
@@ -23,19 +25,11 @@ const InventorySchema = z.strictObject({
 
 /** Documented in the README: `hosts:` is a list of target strings or {host, user, port, profile}. */
 export async function loadInventory(file: string): Promise<HostSpec[]> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch {
-    throw new UsageError(`inventory ${file} cannot be read`);
-  }
-  return parseInventory(text, file);
+  return parseInventory(await readTextFile(file, `inventory ${file}`, MAX_INVENTORY_BYTES), file);
 }
 
 export function parseInventory(text: string, file: string): HostSpec[] {
-  const doc = parseDocument(text);
-  if (doc.errors[0]) throw new UsageError(`${file}: invalid YAML: ${doc.errors[0].message.split('\n')[0]}`);
-  const parsed = InventorySchema.safeParse(doc.toJS());
+  const parsed = InventorySchema.safeParse(parseYamlSource(text, file, MAX_INVENTORY_BYTES).value);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ');
     throw new UsageError(`${file}: ${issues} (expected hosts: [ "user@host:port" | {host, user, port, profile} ])`);

@@ -23,7 +23,7 @@ export interface HostOptions {
 /** Targets from argv plus the inventory; none at all means this machine. */
 export async function resolveHosts(targets: string[], options: HostOptions): Promise<HostSpec[]> {
   const specs: HostSpec[] = targets.map((t) => ({ target: parseTarget(t) }));
-  if (options.inventory) specs.push(...(await loadInventory(options.inventory)));
+  if (options.inventory) for (const s of await loadInventory(options.inventory)) specs.push(s); // no spread: an inventory may hold 200k hosts
   if (specs.length === 0) specs.push({ target: parseTarget('local') });
   const seen = new Set<string>();
   for (const s of specs) {
