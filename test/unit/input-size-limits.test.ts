@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveHosts } from '../../src/commands/hosts.js';
 import { loadInventory } from '../../src/inventory.js';
+import { loadKnownHosts, verifyHostKey } from '../../src/host/known-hosts.js';
 import { UsageError } from '../../src/errors.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
@@ -41,4 +42,15 @@ test('a 200,000-host inventory resolves to 200,000 targets (no stack overflow)',
   const specs = await resolveHosts(['extra-node'], { inventory: file, concurrency: 16 });
   assert.equal(specs.length, 200_001);
   assert.equal(specs.at(-1)!.target.host, '198.18.13.63');
+});
+
+test('a 200,000-line known_hosts file loads (no stack overflow) and its last entry is found', async () => {
+  const file = join(dir, 'known_hosts');
+  const key = Buffer.from('AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl', 'base64');
+  let text = '';
+  for (let i = 0; i < 200_000; i++) text += `node${i}.example ssh-ed25519 ${key.toString('base64')}\n`;
+  writeFileSync(file, text);
+  const entries = await loadKnownHosts([file]);
+  assert.equal(entries.length, 200_000);
+  assert.equal(verifyHostKey(entries, 'node199999.example', key).status, 'known');
 });
