@@ -3,7 +3,7 @@
 // lazily so `--help` stays fast. Expected failures print one line and set a documented exit code.
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { ExitCode, PrepNodeError, oneLine } from './errors.js';
+import { ExitCode, PrepNodeError, oneLine, printable } from './errors.js';
 import { parsePort } from './host/target.js';
 import type { CheckOptions } from './commands/check.js';
 import type { ApplyOptions, RollbackOptions } from './commands/apply.js';
@@ -251,13 +251,13 @@ export async function main(argv: string[]): Promise<void> {
       // Help and --version exit 0; every other commander error has printed its message already.
       process.exitCode = err.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
     } else if (err instanceof PrepNodeError) {
-      process.stderr.write(`prep-node: ${oneLine(err)}\n`);
+      process.stderr.write(`prep-node: ${printable(oneLine(err))}\n`);
       // an error listing several findings (manifests refused by `datapath sync`) carries them as details
       const details = (err as { details?: unknown }).details;
-      if (Array.isArray(details)) for (const d of details) process.stderr.write(`  ${String(d)}\n`);
+      if (Array.isArray(details)) for (const d of details) process.stderr.write(`  ${printable(String(d))}\n`);
       process.exitCode = err.exitCode;
     } else {
-      process.stderr.write(`prep-node: internal error: ${oneLine(err)}\n`);
+      process.stderr.write(`prep-node: internal error: ${printable(oneLine(err))}\n`);
       if (process.env.PREP_NODE_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
       process.exitCode = ExitCode.internal;
     }
