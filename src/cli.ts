@@ -3,7 +3,7 @@
 // lazily so `--help` stays fast. Expected failures print one line and set a documented exit code.
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { ExitCode, PrepNodeError, oneLine } from './errors.js';
+import { ExitCode, PrepNodeError, oneLine, printable } from './errors.js';
 import { parsePort } from './host/target.js';
 import type { CheckOptions } from './commands/check.js';
 import type { ApplyOptions, RollbackOptions } from './commands/apply.js';
@@ -13,24 +13,45 @@ import type { BenchOptions } from './commands/bench.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
-const EXIT_CODES = `
+const TARGETS = `
 Targets:
   [user@]host[:port], [user@][ipv6]:port, an ssh_config alias, or "local" (this machine, no SSH).
   No target and no --inventory means "local". SSH follows ~/.ssh/config (via ssh -G), ssh-agent
   and ~/.ssh/known_hosts as OpenSSH does; unknown host keys are refused unless --accept-new-host-key.
-
-Exit codes:
-  0  every check passed (warnings allowed)
-  1  findings: a check failed, or could not tell (error)
-  2  bad usage or input (arguments, profile, inventory)
-  3  a host could not be reached: DNS, refused, timeout, authentication, host key unknown or changed
-  4  a host was reached but root was refused (sudo wants a password, or the user may not sudo)
-  5  apply: the node cannot take the profile (unknown sysctl, missing module, MTU above the link's
-     maximum, a tool missing, a node file prep-node will not touch); nothing was changed
-  6  apply: an MTU or channel change cut the SSH session and the node reverted it
-  7  rollback: the restore failed on the node; the journal is kept, run rollback again
-  70 internal error (a bug: please report it)
 `;
+
+// What each exit code means; a command's --help lists the ones that command can return.
+const REACH = {
+  3: 'a host could not be reached: DNS, refused, timeout, authentication, host key unknown or changed',
+  4: 'a host was reached but root was refused (sudo wants a password, or the user may not sudo)',
+} as const;
+const USAGE = { 2: 'bad usage or input (arguments, profile, inventory)' } as const;
+const BUG = { 70: 'internal error (a bug: please report it)' } as const;
+type Codes = Record<number, string>;
+
+/** The "Exit codes:" help section for the codes a command can return. */
+export function exitCodesHelp(codes: Codes): string {
+  const lines = Object.entries(codes).map(([code, text]) => `  ${code.padEnd(3)}${text}`);
+  return `\nExit codes:\n${lines.join('\n')}\n`;
+}
+
+const EXIT = {
+  program: { 0: 'success (check: every check passed)', 1: 'findings: a check failed or could not tell; a datapath check failed', ...USAGE, ...REACH, 5: 'apply, datapath: the node cannot take what was asked; nothing was changed', 6: 'apply: an MTU or channel change cut the SSH session and the node reverted it', 7: 'rollback: the restore failed on the node; the journal is kept, run rollback again', ...BUG },
+  check: { 0: 'every check passed (warnings allowed)', 1: 'findings: a check failed, or could not tell (error)', ...USAGE, ...REACH, ...BUG },
+  apply: {
+    0: 'applied and verified (or nothing to change; --dry-run: the plan was printed)',
+    1: 'a change was applied but did not verify',
+    ...USAGE,
+    ...REACH,
+    5: 'the node cannot take the profile (unknown sysctl, missing module, MTU above the link\'s maximum, a tool missing, a node file prep-node will not touch); nothing was changed',
+    6: 'an MTU or channel change cut the SSH session and the node reverted it',
+    ...BUG,
+  },
+  rollback: { 0: 'restored (or nothing to restore)', 1: 'a restored value did not verify', ...USAGE, ...REACH, 5: 'a node file prep-node will not touch (a journal that is not ours); nothing was changed', 7: 'the restore failed on the node; the journal is kept, run rollback again', ...BUG },
+  datapath: { 0: 'done', 1: 'the datapath is not healthy, or a selftest check failed', ...USAGE, ...REACH, 5: 'the node cannot run the datapath (kernel, bpffs, cgroup v2); nothing was changed', ...BUG },
+  local: { 0: 'done', ...USAGE, ...BUG },
+  bench: { 0: 'done', ...USAGE, 4: 'not run as root', ...BUG },
+} satisfies Record<string, Codes>;
 
 function int(name: string, min: number, max: number) {
   return (value: string): number => {
@@ -56,7 +77,7 @@ function hostOptions(cmd: Command): Command {
     .option('-l, --login <user>', 'login user when the target names none, like ssh -l')
     .option('-F, --ssh-config <file>', 'ssh_config file instead of ~/.ssh/config, like ssh -F')
     .option('--accept-new-host-key', 'trust and record an unknown host key (a changed key is always refused)')
-    .option('--connect-timeout <seconds>', 'give up on a host after this long', int('--connect-timeout', 1, 3600))
+    .option('--connect-timeout <seconds>', 'give up on a host after this long (default: ConnectTimeout from ssh_config, else 20)', int('--connect-timeout', 1, 3600))
     .option('--inventory <file>', 'hosts from a file: our YAML list, or an Ansible inventory (INI or YAML)')
     .option('--limit <pattern>', 'inventory hosts to use, as Ansible: names, groups, globs, a:b, &group, !group')
     .addOption(new Option('--concurrency <n>', 'hosts worked on at once').default(16).argParser(int('--concurrency', 1, 1024)));
@@ -66,7 +87,7 @@ export function buildProgram(): Command {
   const program = new Command('prep-node')
     .description('Check and tune KVM VPS nodes over SSH for Kubernetes networking.')
     .version(VERSION)
-    .addHelpText('after', EXIT_CODES)
+    .addHelpText('after', TARGETS + exitCodesHelp(EXIT.program))
     .showHelpAfterError('(run prep-node --help for usage)')
     .exitOverride();
 
@@ -75,11 +96,11 @@ export function buildProgram(): Command {
       .command('check')
       .description('check nodes against a profile; every finding comes with its fix')
       .argument('[targets...]', 'hosts to check (default: local)')
-      .option('--profile <name|file>', 'built-in profile name or a profile file', undefined)
+      .option('--profile <name|file>', 'built-in profile name or a profile file (default: k8s-worker, or the inventory entry\'s profile)')
       .option('--json', 'print one JSON document (schema prep-node/check/v1) and nothing else on stdout')
       .option('--ignore <ids>', 'check ids (comma-separated, repeatable) or "all" whose failures do not set the exit code', list)
       .addOption(new Option('--steal-seconds <n>', 'how long cpu.steal samples /proc/stat').default(5).argParser(int('--steal-seconds', 1, 300)))
-      .addHelpText('after', EXIT_CODES),
+      .addHelpText('after', TARGETS + exitCodesHelp(EXIT.check)),
   ).action(async (targets: string[], options: CheckOptions) => {
     const { check } = await import('./commands/check.js');
     process.exitCode = await check(targets, options, io());
@@ -89,14 +110,14 @@ export function buildProgram(): Command {
       .command('apply')
       .description('tune nodes to a profile: sysctls, modules, bpffs, MTU, NIC channels; persistent, journaled, idempotent')
       .argument('[targets...]', 'hosts to tune (default: local)')
-      .option('--profile <name|file>', 'built-in profile name or a profile file', undefined)
+      .option('--profile <name|file>', 'built-in profile name or a profile file (default: k8s-worker, or the inventory entry\'s profile)')
       .option('--dry-run', 'print the plan (current → desired, and how each persists) and change nothing')
       .addOption(
         new Option('--confirm-timeout <seconds>', 'after an MTU or channel change, the node reverts it unless prep-node reconnects within this long')
           .default(60)
           .argParser(int('--confirm-timeout', 10, 3600)),
       )
-      .addHelpText('after', EXIT_CODES),
+      .addHelpText('after', TARGETS + exitCodesHelp(EXIT.apply)),
   ).action(async (targets: string[], options: ApplyOptions) => {
     const { apply } = await import('./commands/apply.js');
     process.exitCode = await apply(targets, options, io());
@@ -107,7 +128,7 @@ export function buildProgram(): Command {
       .description('restore everything apply changed (from the journal on the node) and remove what it created')
       .argument('[targets...]', 'hosts to roll back (default: local)')
       .option('--dry-run', 'print what would be restored and change nothing')
-      .addHelpText('after', EXIT_CODES),
+      .addHelpText('after', TARGETS + exitCodesHelp(EXIT.rollback)),
   ).action(async (targets: string[], options: RollbackOptions) => {
     const { rollbackCommand } = await import('./commands/apply.js');
     process.exitCode = await rollbackCommand(targets, options, io());
@@ -117,6 +138,7 @@ export function buildProgram(): Command {
     .description('print a #cloud-config document that tunes a new node on its first boot as apply would')
     .option('--profile <name|file>', 'built-in profile name or a profile file (default: k8s-worker)')
     .option('-o, --output <file>', 'write the document to FILE (atomically) instead of stdout')
+    .addHelpText('after', exitCodesHelp(EXIT.local))
     .action(async (options: CloudInitOptions) => {
       const { cloudInit } = await import('./commands/cloud-init.js');
       process.exitCode = await cloudInit(options, io());
@@ -124,7 +146,7 @@ export function buildProgram(): Command {
   const dpCmd = program.command('datapath').description("prep-node's eBPF datapath: Service load balancing and L3/L4 policy on nodes");
   const verb = (name: 'install' | 'sync' | 'status' | 'selftest' | 'metrics' | 'remove', description: string) =>
     hostOptions(dpCmd.command(name).description(description).argument('[targets...]', 'nodes (default: local)'))
-      .addHelpText('after', EXIT_CODES)
+      .addHelpText('after', TARGETS + exitCodesHelp(EXIT.datapath))
       .action(async (targets: string[], options: DatapathOptions) => {
         const { datapath } = await import('./commands/datapath.js');
         process.exitCode = await datapath(name, targets, options, io());
@@ -159,7 +181,7 @@ export function buildProgram(): Command {
       .option('--follow', 'keep watching (polls the node every second) until Ctrl-C')
       .option('--max <n>', 'stop after this many events', int('--max', 1, 100_000_000))
       .option('--json', 'one JSON object per line (events, then {"lost": n})')
-      .addHelpText('after', EXIT_CODES),
+      .addHelpText('after', TARGETS + exitCodesHelp(EXIT.datapath)),
   ).action(async (targets: string[], options: ObserveOptions) => {
     const { observe } = await import('./commands/datapath.js');
     process.exitCode = await observe(targets, options, io());
@@ -178,6 +200,7 @@ export function buildProgram(): Command {
     .option('--report <dir>', 'also write DIR/README.md with SVG plots and DIR/bench.json')
     .option('--cleanup', 'only remove the namespaces, mounts and cgroups that interrupted runs left behind')
     .option('--quiet', 'no progress lines on stderr')
+    .addHelpText('after', exitCodesHelp(EXIT.bench))
     .action(async (options: BenchOptions) => {
       const { bench } = await import('./commands/bench.js');
       process.exitCode = await bench(options, io());
@@ -186,6 +209,7 @@ export function buildProgram(): Command {
   profiles
     .command('list')
     .description('list the built-in profiles')
+    .addHelpText('after', exitCodesHelp(EXIT.local))
     .action(async () => {
       const { listProfiles } = await import('./commands/profiles.js');
       await listProfiles(io());
@@ -194,6 +218,7 @@ export function buildProgram(): Command {
     .command('show')
     .description('print a profile with what it extends merged and defaults filled in')
     .argument('<name|file>', 'built-in profile name or a profile file')
+    .addHelpText('after', exitCodesHelp(EXIT.local))
     .action(async (name: string) => {
       const { showProfile } = await import('./commands/profiles.js');
       await showProfile(name, io());
@@ -205,7 +230,21 @@ function io() {
   return { stdout: process.stdout, stderr: process.stderr, version: VERSION };
 }
 
+/**
+ * A reader that closes the pipe early (`| head -1`, `| grep -q`) has what it wanted: writes to that
+ * stream are dropped instead of crashing with an unhandled EPIPE, and the command runs to its end
+ * (an apply is never cut short by its reader) with the exit code it would have had.
+ */
+export function ignoreClosedPipe(stream: NodeJS.WriteStream): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') return;
+    throw err;
+  });
+}
+
 export async function main(argv: string[]): Promise<void> {
+  ignoreClosedPipe(process.stdout);
+  ignoreClosedPipe(process.stderr);
   try {
     await buildProgram().parseAsync(argv);
   } catch (err) {
@@ -213,15 +252,15 @@ export async function main(argv: string[]): Promise<void> {
       // Help and --version exit 0; every other commander error has printed its message already.
       process.exitCode = err.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
     } else if (err instanceof PrepNodeError) {
-      process.stderr.write(`prep-node: ${oneLine(err)}\n`);
+      process.stderr.write(`prep-node: ${printable(oneLine(err))}\n`);
       // an error listing several findings (manifests refused by `datapath sync`) carries them as details
       const details = (err as { details?: unknown }).details;
-      if (Array.isArray(details)) for (const d of details) process.stderr.write(`  ${String(d)}\n`);
+      if (Array.isArray(details)) for (const d of details) process.stderr.write(`  ${printable(String(d))}\n`);
       // a bug met on one host is wrapped (InternalError): its cause has the stack
       if (process.env.PREP_NODE_DEBUG && err.exitCode === ExitCode.internal) process.stderr.write(`${((err.cause as Error | undefined) ?? err).stack}\n`);
       process.exitCode = err.exitCode;
     } else {
-      process.stderr.write(`prep-node: internal error: ${oneLine(err)}\n`);
+      process.stderr.write(`prep-node: internal error: ${printable(oneLine(err))}\n`);
       if (process.env.PREP_NODE_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
       process.exitCode = ExitCode.internal;
     }

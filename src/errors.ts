@@ -113,6 +113,15 @@ export function oneLine(err: unknown): string {
   return String(err).split('\n')[0] ?? '';
 }
 
+/**
+ * Text from outside (a node's output, a file's values) made safe to print on a terminal: control
+ * characters (C0 but tab, DEL, C1), line and paragraph separators and bidi/format characters are
+ * written as \u{…}, so an escape sequence in a value cannot retitle, clear or recolor the terminal.
+ */
+export function printable(text: string): string {
+  return text.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, (c) => (c === '\t' ? c : `\\u{${c.codePointAt(0)!.toString(16).padStart(4, '0')}}`));
+}
+
 /** A command on a host failed where success was required (exec, readFile, writeFile). */
 export class CommandError extends PrepNodeError {
   constructor(

@@ -2,12 +2,14 @@
 // profile. Three formats, detected from the text: our own YAML (`hosts:` as a list), Ansible's YAML
 // (top-level groups with hosts/children/vars) and Ansible's INI ([group], [group:vars],
 // [group:children], `key=value` host variables). `--limit` selects hosts with Ansible's patterns.
-import { readFile } from 'node:fs/promises';
 import { isMap, isScalar, isSeq, type Node, type Pair } from 'yaml';
 import { z } from 'zod';
 import { UsageError } from './errors.js';
 import { parseTarget, type Target } from './host/target.js';
-import { parseYamlSource, type YamlSource } from './yaml-source.js';
+import { parseYamlSource, readTextFile, type YamlSource } from './yaml-source.js';
+
+/** An inventory's size limit: about 300,000 hosts written one `user@host:port` a line. */
+const MAX_INVENTORY_BYTES = 16 * 1024 * 1024;
 
 export interface HostSpec {
   target: Target;
@@ -30,12 +32,7 @@ const InventorySchema = z.strictObject({
 
 /** Read an inventory in any of the three formats, then apply `--limit` when given. */
 export async function loadInventory(file: string, limit?: string): Promise<HostSpec[]> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch {
-    throw new UsageError(`inventory ${file} cannot be read`);
-  }
+  const text = await readTextFile(file, `inventory ${file}`, MAX_INVENTORY_BYTES);
   const inv = readInventory(text, file);
   return toSpecs(inv, limit === undefined ? allHosts(inv) : selectHosts(inv, limit), file);
 }
@@ -97,7 +94,7 @@ export function readInventory(text: string, file: string): Inventory {
   if (/^\s*\[[^\]]*\]\s*([#;].*)?$/.test(first) && !/^\s*\[.*,/.test(first)) return parseIni(text, file);
   let src: YamlSource;
   try {
-    src = parseYamlSource(text, file);
+    src = parseYamlSource(text, file, MAX_INVENTORY_BYTES);
   } catch (err) {
     // `host1 ansible_host=…` lines before any section are INI, and not a YAML mapping
     if (/^\s*[^\s:#]+(\s+\S+=\S*)*\s*$/.test(first)) return parseIni(text, file);

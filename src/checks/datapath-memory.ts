@@ -74,6 +74,9 @@ export function datapathMapMemory(cap: Capacity, cpus: number): { atLoad: number
     hash('frags', cap.FRAG_MAX, S.frag_key, FRAG_PORTS, { prealloc: true }),
     hash('endpoints', cap.ENDPOINTS_MAX, 4, S.endpoint_info, { prealloc: false }),
     lpm('ipcache', cap.IPCACHE_MAX, S.ipcache_key, S.ipcache_entry),
+    hash('endpoints6', cap.ENDPOINTS6_MAX, S.endpoint6_key, S.endpoint_info, { prealloc: false }),
+    lpm('ipcache6', cap.IPCACHE6_MAX, S.ipcache6_key, S.ipcache_entry),
+    hash('conntrack6', cap.CT6_MAX, S.ct6_key, S.ct_entry, { prealloc: true }),
     lpm('policy', cap.POLICY_MAX, S.policy_key, S.policy_entry),
     percpuArray('drop_counters', 64, DROP_COUNTER, cpus),
     hash('svc_counters', cap.LB_SVC_COUNTERS_MAX, 4, S.svc_counter, { prealloc: false, percpu: cpus }),
@@ -85,15 +88,37 @@ export function datapathMapMemory(cap: Capacity, cpus: number): { atLoad: number
 }
 
 const SOURCE =
-  "estimate from kernel/bpf/hashtab.c, lpm_trie.c and ringbuf.c element layouts over bpf/lib/maps.h at src/datapath/consts.ts CAPACITY; map memory is unswappable kernel memory charged to the loader's memory cgroup (Linux >= 5.11)";
+  "estimate from kernel/bpf/hashtab.c, lpm_trie.c and ringbuf.c element layouts over bpf/lib/maps.h at the capacities the loader picks for the node's RAM (src/datapath/consts.ts CAPACITY, scaled below 4 GiB); map memory is unswappable kernel memory charged to the loader's memory cgroup (Linux >= 5.11)";
+
+// bpf/loader/install.c size_by_ram: below DP_RAM_REF_MIB every hash, LRU and LPM map gets
+// default x RAM / DP_RAM_REF_MIB entries, rounded down to a power of two, at least DP_RAM_MIN_ENTRIES.
+const RAM_REF_MIB = 4096;
+const RAM_MIN_ENTRIES = 1024;
+
+/** The capacities the loader's install picks on a node with this much RAM (no --cap). */
+export function capacityForRam(memMiB: number): Capacity {
+  if (memMiB >= RAM_REF_MIB) return CAPACITY;
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(CAPACITY)) {
+    if (k === 'EVENTS_RINGBUF_BYTES') {
+      out[k] = v;
+      continue;
+    }
+    const n = Math.floor((v * memMiB) / RAM_REF_MIB);
+    let p2 = 1;
+    while (p2 * 2 <= n) p2 *= 2;
+    out[k] = Math.min(v, Math.max(p2, RAM_MIN_ENTRIES));
+  }
+  return out as Capacity;
+}
 
 export const datapathMemory: Check = {
   id: 'datapath.memory',
   title: "Memory for the datapath's maps",
   async run(ctx): Promise<Finding> {
     const f = await nodeFacts(ctx, ctx.profile.preflight.diskPath);
-    // The loader's `install --cap` capacities are CAPACITY unless overridden; the profile has no capacities yet.
-    return judgeDatapathMemory(f.memTotalKiB, f.cpus, CAPACITY, ctx.profile.preflight.datapathMemory);
+    // What the loader's install picks on this node's RAM (--cap overrides; the profile has no capacities yet).
+    return judgeDatapathMemory(f.memTotalKiB, f.cpus, f.memTotalKiB === null ? CAPACITY : capacityForRam(Math.floor(f.memTotalKiB / 1024)), ctx.profile.preflight.datapathMemory);
   },
 };
 

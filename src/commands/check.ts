@@ -19,7 +19,7 @@ export interface CheckOptions extends HostOptions {
 }
 
 export interface Io {
-  stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   stderr: NodeJS.WritableStream;
   version: string;
 }
@@ -76,7 +76,8 @@ export async function check(targets: string[], options: CheckOptions, io: Io): P
   }
   // A single host that could not be reached is one line, like ssh's own errors.
   throwIfOnlyHostFailed(outcomes);
-  const style = { color: io.stdout.isTTY === true && !process.env.NO_COLOR };
+  const tty = io.stdout.isTTY === true;
+  const style = { color: tty && !process.env.NO_COLOR, ...(tty && (io.stdout.columns ?? 0) > 0 && { width: io.stdout.columns! }) };
   for (const r of reports) io.stdout.write(renderHost(r, style) + '\n');
   if (reports.length > 1) io.stdout.write(renderMatrix(reports, style));
   if (fleet) io.stdout.write(renderFleet(fleet, style));

@@ -62,7 +62,7 @@ export abstract class BaseHost implements Host {
     const mode = (options.mode ?? 0o644).toString(8);
     // Write beside the target, then rename: a reader never sees half a file.
     const script =
-      `set -e; if [ -d ${shQuote(path)} ]; then echo "${path}: is a directory" >&2; exit 1; fi; ` +
+      `set -e; if [ -d ${shQuote(path)} ]; then printf '%s: is a directory\\n' ${shQuote(path)} >&2; exit 1; fi; ` +
       `t=$(mktemp "$(dirname -- ${shQuote(path)})/.prep-node.XXXXXX"); ` +
       `trap 'rm -f -- "$t"' EXIT; cat > "$t"; chmod ${mode} "$t"; mv -f -- "$t" ${shQuote(path)}; trap - EXIT`;
     await this.exec(script, { stdin: data, ...(options.sudo !== undefined && { sudo: options.sudo }) });

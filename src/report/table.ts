@@ -1,6 +1,8 @@
 // Human output: per host, the checks grouped by area (the id's first part), remedies under the row,
 // then for several hosts a summary (a check × host grid, or per-check counts for a large fleet).
 import type { CheckResult, Status } from '../checks/types.js';
+import { printable } from '../errors.js';
+import { fixText, wrap } from './fix.js';
 import { countStatuses, type HostReport } from './model.js';
 import type { FleetResult } from '../checks/fleet.js';
 
@@ -8,6 +10,8 @@ const COLORS: Record<Status, string> = { pass: '32', warn: '33', fail: '31', err
 
 export interface Style {
   color: boolean;
+  /** The terminal's width: why and fix lines wrap to it with a hanging indent. Unset when not a terminal: no wrapping. */
+  width?: number;
 }
 
 function paint(style: Style, code: string, text: string): string {
@@ -26,8 +30,10 @@ function status(style: Style, r: { status: Status; ignored: boolean }): string {
 /** One host's report: a row per check (id, status, observed), grouped by area; under each row that
  *  did not pass, what was expected, why, and the fix. */
 export function renderHost(report: HostReport, style: Style): string {
-  const head = paint(style, '1', `${report.target}`) + `  (profile ${report.profile})`;
-  if (report.error) return `${head}\n  ${paint(style, '31', 'UNREACHABLE')}  ${report.error.message}\n`;
+  // Everything but our own colors comes from outside (the node, the operator's files): printable() keeps
+  // an escape sequence in an observed value from reaching the terminal.
+  const head = paint(style, '1', printable(report.target)) + `  (profile ${printable(report.profile)})`;
+  if (report.error) return `${head}\n  ${paint(style, '31', 'UNREACHABLE')}  ${printable(report.error.message)}\n`;
   const idW = Math.max(8, ...report.checks.map((c) => c.id.length));
   const lines = [head, `  ${'CHECK'.padEnd(idW)}  STATUS  OBSERVED`];
   const pad = ' '.repeat(idW + 12);
@@ -36,11 +42,11 @@ export function renderHost(report: HostReport, style: Style): string {
     const g = c.id.split('.')[0]!;
     if (g !== group && group !== '') lines.push('');
     group = g;
-    lines.push(`  ${c.id.padEnd(idW)}  ${status(style, c)}  ${c.observed}`);
+    lines.push(`  ${c.id.padEnd(idW)}  ${status(style, c)}  ${printable(c.observed)}`);
     if (c.status === 'pass') continue;
-    if (c.status !== 'skip') lines.push(`${pad}expected: ${c.expected}`);
-    if (c.detail) lines.push(`${pad}${paint(style, '90', `why: ${c.detail}`)}`);
-    if (c.remedy) lines.push(`${pad}fix: ${c.remedy}`);
+    if (c.status !== 'skip') lines.push(`${pad}expected: ${printable(c.expected)}`);
+    if (c.detail) lines.push(`${pad}${paint(style, '90', `why: ${wrap(printable(c.detail), style.width, pad.length + 5, pad.length + 5)}`)}`);
+    if (c.remedy) lines.push(`${pad}fix: ${wrap(printable(fixText(c.id, c.remedy, report.target, report.profile)), style.width, pad.length + 5, pad.length + 5)}`);
   }
   const n = countStatuses(report.checks);
   lines.push(`  ${n.pass} pass, ${n.warn} warn, ${n.fail} fail, ${n.error} error, ${n.skip} skip`);

@@ -74,3 +74,25 @@ test('profiles list names the built-in profiles; show prints one resolved', () =
   assert.equal(missing.status, 2);
   assert.match(missing.stderr, /^prep-node: no built-in profile "nope"/);
 });
+
+test("each command's --help lists the exit codes that command can return, and no others", () => {
+  const codes = (args: string[]) => {
+    const r = run(...args, '--help');
+    assert.equal(r.status, 0, r.stderr);
+    const section = r.stdout.slice(r.stdout.indexOf('Exit codes:'));
+    return [...section.matchAll(/^ {2}(\d+) /gm)].map((m) => Number(m[1]));
+  };
+  assert.deepEqual(codes(['check']), [0, 1, 2, 3, 4, 70]);
+  assert.deepEqual(codes(['apply']), [0, 1, 2, 3, 4, 5, 6, 70]);
+  assert.deepEqual(codes(['rollback']), [0, 1, 2, 3, 4, 70]);
+  assert.deepEqual(codes(['datapath', 'status']), [0, 1, 2, 3, 4, 5, 70]);
+  assert.deepEqual(codes(['cloud-init']), [0, 2, 70]);
+  assert.deepEqual(codes(['profiles', 'list']), [0, 2, 70]);
+});
+
+test('--help shows the default of every option that has one (--connect-timeout, --profile)', () => {
+  const r = run('check', '--help');
+  assert.match(r.stdout, /--connect-timeout <seconds>\s+give up on a host after this long \(default:\s+ConnectTimeout from ssh_config, else 20\)/);
+  assert.match(r.stdout, /--profile <name\|file>\s+built-in profile name or a profile file \(default:\s+k8s-worker/);
+  assert.match(r.stdout, /--concurrency <n>\s+hosts worked on at once \(default: 16\)/);
+});

@@ -31,26 +31,31 @@ Host demo-vm
   GlobalKnownHostsFile /dev/null
 CONF
 
+# show [--expect CODE WHY] ARGS...: run prep-node ARGS; a CODE that the demo causes on purpose is said so.
 show() {
+  local expect='' why=''
+  if [[ $1 == --expect ]]; then expect=$2 why=$3; shift 3; fi
   echo
   echo "\$ prep-node $*"
   local rc=0
   "${prep_node[@]}" "$@" || rc=$?
-  echo "(exit $rc)"
+  if [[ -n $expect && $rc == "$expect" ]]; then echo "(exit $rc, on purpose: $why)"; else echo "(exit $rc)"; fi
   # 0, 1 (findings) and 3 (the refused host key, on purpose) are the demo; 2, 5, 6 or 70 is a bug.
   [[ $rc != 2 && $rc != 5 && $rc != 6 && $rc != 70 ]]
 }
 echo "== ssh_config =="
 cat "$state/ssh_config"
-show check -F "$state/ssh_config" demo-vm
-show check -F "$state/ssh_config" --accept-new-host-key demo-vm
+show --expect 3 "the VM's host key is not in known_hosts yet, so it is refused; the next command trusts it" \
+  check -F "$state/ssh_config" demo-vm
+show --expect 1 "findings on a fresh VM; apply below fixes what a tuner can" check -F "$state/ssh_config" --accept-new-host-key demo-vm
 show check -F "$state/ssh_config" prep@demo-vm local
 echo
 echo "== tune it: plan, apply (journaled), apply again (nothing to do), check, roll back =="
 show apply -F "$state/ssh_config" --dry-run prep@demo-vm
 show apply -F "$state/ssh_config" prep@demo-vm
 show apply -F "$state/ssh_config" prep@demo-vm
-show check -F "$state/ssh_config" --steal-seconds 1 prep@demo-vm
+show --expect 1 "what is left after apply needs a kernel, a reboot or the provider; each finding names its fix" \
+  check -F "$state/ssh_config" --steal-seconds 1 prep@demo-vm
 show rollback -F "$state/ssh_config" prep@demo-vm
 echo
 echo "== the eBPF datapath: self-test on the node with real traffic, in namespaces it removes =="

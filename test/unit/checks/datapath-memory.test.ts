@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { datapathMapMemory, judgeDatapathMemory } from '../../../src/checks/datapath-memory.js';
+import { capacityForRam, datapathMapMemory, judgeDatapathMemory } from '../../../src/checks/datapath-memory.js';
 import { ALL_MAPS, CAPACITY } from '../../../src/datapath/consts.js';
 
 test('every map of the datapath is in the estimate, once', () => {
@@ -20,7 +20,7 @@ test('layouts worked by hand: a preallocated LRU, a NO_PREALLOC hash, a per-CPU 
 
 test('more CPUs cost more (per-CPU maps); smaller capacities cost less', () => {
   assert.ok(datapathMapMemory(CAPACITY, 16).atCapacity > datapathMapMemory(CAPACITY, 2).atCapacity);
-  const small = { ...CAPACITY, LB_SERVICES_MAX: 1 << 12, LB_BACKENDS_MAX: 1 << 14, LB_SVC_COUNTERS_MAX: 1 << 12, CT_MAX: 1 << 16 };
+  const small = { ...CAPACITY, LB_SERVICES_MAX: 1 << 12, LB_BACKENDS_MAX: 1 << 14, LB_SVC_COUNTERS_MAX: 1 << 12, CT_MAX: 1 << 16, CT6_MAX: 1 << 12, LB_MAGLEV_SERVICES_MAX: 1 << 10 };
   assert.ok(datapathMapMemory(small, 2).atCapacity < datapathMapMemory(CAPACITY, 2).atCapacity / 4);
 });
 
@@ -33,4 +33,16 @@ test('verdicts: 24 GiB passes, 1 GiB warns (full maps > 10 %), 256 MiB fails (pr
   assert.match(w.remedy ?? '', /--cap/);
   assert.equal(judgeDatapathMemory(256 * 1024, 1, CAPACITY, limits).status, 'fail');
   assert.equal(judgeDatapathMemory(null, 2, CAPACITY, limits).status, 'error');
+});
+
+test('capacities follow the RAM as the loader sizes them: a 1 GiB node gets a quarter, a 4 GiB node the defaults', () => {
+  assert.deepEqual(capacityForRam(4096), CAPACITY);
+  const q = capacityForRam(1024);
+  assert.equal(q.LB_SERVICES_MAX, CAPACITY.LB_SERVICES_MAX / 4);
+  assert.equal(q.CT_MAX, CAPACITY.CT_MAX / 4);
+  assert.equal(q.FRAG_MAX, 2048);
+  assert.equal(q.EVENTS_RINGBUF_BYTES, CAPACITY.EVENTS_RINGBUF_BYTES);
+  assert.equal(capacityForRam(64).ENDPOINTS_MAX, 1024, 'never below 1024 entries');
+  // what the 1 GiB node's maps take at load stays within the 64 MiB the cluster-datapath issue allows
+  assert.ok(datapathMapMemory(q, 1).atLoad <= 64 * 1024 * 1024);
 });
