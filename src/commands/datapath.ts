@@ -8,7 +8,7 @@ import * as dp from '../datapath/index.js';
 import { ALL_MAPS } from '../datapath/consts.js';
 import { loadDesired, formatLeftOut, type Desired } from '../datapath/k8s/index.js';
 import { ensureLoader, loader } from '../datapath/loader.js';
-import { installTextfile, removeTextfile, renderMetrics } from '../datapath/metrics.js';
+import { checkTextfileDir, installTextfile, removeTextfile, renderMetrics } from '../datapath/metrics.js';
 import { VERDICTS, buildNames, decorate, formatFlow, readNames, removeNames, verdictMatches, writeNames, type NamesIndex, type VerdictFilter } from '../datapath/observe.js';
 import { parseIpv4 } from '../datapath/ip.js';
 import type { Io } from './check.js';
@@ -54,6 +54,7 @@ async function work(verb: Verb, host: Host, options: DatapathOptions, desired: D
   switch (verb) {
     case 'install': {
       const caps = parseCaps(options.cap);
+      if (options.metricsTextfile) await checkTextfileDir(host, options.metricsTextfile);
       const doc = await dp.install(host, { ...(caps && { caps }), ...(options.tcDev && { tcDevs: options.tcDev }), ...(options.cgroup && { cgroup: options.cgroup }), ...(options.force && { force: true }), ...(options.flowEvents === false && { flowEvents: false }) });
       const lines = [doc.already_installed ? 'already installed (use --force to re-install; map contents are lost)' : 'installed: programs attached, maps pinned under /sys/fs/bpf/prep-node/'];
       if (!options.metricsTextfile) return { lines, ok: true, json: doc };
