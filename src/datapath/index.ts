@@ -2,10 +2,11 @@
 // the node-side loader doing the writes. Planning (compile, diff) is pure and done before the first
 // write; the loader validates a whole batch before applying any of it.
 import type { Host } from '../host/host.js';
+import { NodeRefusal } from '../errors.js';
 import { compileState, type Compiled } from './compile.js';
 import { MAPS } from './consts.js';
 import { DROP_REASONS } from './drop-reasons.js';
-import { loader, type ApplyResult, type EventDoc, type InstallDoc, type InstallOptions, type StatusDoc } from './loader.js';
+import { loader, loaderIfPresent, type ApplyResult, type EventDoc, type InstallDoc, type InstallOptions, type StatusDoc } from './loader.js';
 import type { DatapathState } from './schema.js';
 import { fullSync, incrementalSync, parseDump, type CurrentEntries, type SyncPlan } from './sync.js';
 
@@ -38,8 +39,8 @@ export interface SyncResult {
 }
 
 /** What the node's owned maps hold now (every map's dump in one round-trip). */
-export async function currentEntries(host: Host): Promise<CurrentEntries> {
-  const dumps = await loader.dumpAll(host, MAPS);
+export async function currentEntries(host: Host, loaderPath?: string): Promise<CurrentEntries> {
+  const dumps = await loader.dumpAll(host, MAPS, loaderPath);
   const out: CurrentEntries = {};
   for (const map of MAPS) {
     const text = dumps.get(map);
@@ -52,8 +53,14 @@ export async function currentEntries(host: Host): Promise<CurrentEntries> {
 /** Make the node's maps hold exactly the desired state. */
 export async function syncState(host: Host, state: DatapathState, options: SyncOptions = {}): Promise<SyncResult> {
   const compiled = compileState(state);
+  if (options.dryRun) {
+    // a dry run writes nothing, the loader included: it reads the maps with the loader already there
+    if (options.full) return { plan: fullSync(compiled.entries), compiled, applied: null };
+    const bin = await loaderIfPresent(host);
+    if (bin === null) throw new NodeRefusal(host.name, 'datapath sync --dry-run: this prep-node\'s loader is not on the node, and a dry run uploads nothing (run datapath install first, or --dry-run --full to list every entry)');
+    return { plan: incrementalSync(compiled.entries, await currentEntries(host, bin)), compiled, applied: null };
+  }
   const plan = options.full ? fullSync(compiled.entries) : incrementalSync(compiled.entries, await currentEntries(host));
-  if (options.dryRun) return { plan, compiled, applied: null };
   const applied = plan.lines.length === 0 ? { put: 0, deleted: 0, cleared: 0 } : await loader.apply(host, plan.lines);
   return { plan, compiled, applied };
 }
