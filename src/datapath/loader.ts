@@ -36,12 +36,13 @@ export function ensureLoader(host: Host, localPath: string = LOCAL_LOADER, binDi
 /**
  * The loader runs as root from binDir: if another account could write the binary, binDir or its
  * parent (our /var/lib/prep-node), it could swap the binary between our sha256 check and the run.
- * So each of them that exists must be root's and writable by nobody else; checked in the same
+ * So each of them that exists must be root's and writable by nobody else (a sticky directory of
+ * root's is fine: others cannot replace what root put in it); checked in the same
  * command as the sha256 (no extra round trip), before every first use per connection.
  */
 function trustedLoaderScript(binDir: string, remote: string): string {
   const paths = [dirname(binDir), binDir, remote].map(shQuote).join(' ');
-  return `for p in ${paths}; do [ -e "$p" ] || continue; set -- "$p" $(stat -L -c '%u %a' "$p"); if [ "$2" != 0 ] || [ $((0$3 & 022)) -ne 0 ]; then echo "untrusted $*"; exit 0; fi; done; sha256sum ${shQuote(remote)} 2>/dev/null`;
+  return `for p in ${paths}; do [ -e "$p" ] || continue; set -- "$p" $(stat -L -c '%u %a' "$p"); if [ "$2" != 0 ] || { [ $((0$3 & 022)) -ne 0 ] && ! { [ -d "$p" ] && [ $((0$3 & 01000)) -ne 0 ]; }; }; then echo "untrusted $*"; exit 0; fi; done; sha256sum ${shQuote(remote)} 2>/dev/null`;
 }
 
 /** Whether the node has this loader (by sha256) where it may run it as root; refuses an untrusted directory. */

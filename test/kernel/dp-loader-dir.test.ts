@@ -44,12 +44,12 @@ test('a loader directory owned by another account is refused before anything run
   }
 });
 
-test('a parent directory writable by others, or a binary another account owns, is refused', { skip: notRoot }, async () => {
+test('a parent directory writable by others (not sticky), or a binary another account owns, is refused; a sticky one of root\'s is not', { skip: notRoot }, async () => {
   const { root, bin } = tree();
   try {
     chmodSync(root, 0o777);
     assert.match((await refusal(bin)).message, /with mode 777: .*chmod go-w/);
-    chmodSync(root, 0o755);
+    chmodSync(root, 0o1777); // sticky and root's, as /tmp: others cannot replace root's bin/
     const path = await ensureLoader(new LocalHost(), LOCAL_LOADER, bin); // trusted: uploads
     assert.ok(path.startsWith(`${bin}/prep-node-dp-`));
     chownSync(path, NOBODY, NOBODY);
