@@ -4,7 +4,8 @@
 import type { Host } from '../host/host.js';
 import { NodeRefusal } from '../errors.js';
 import { compileState, type Compiled } from './compile.js';
-import { MAPS } from './consts.js';
+import { CAPACITY, MAPS } from './consts.js';
+import { PolicyCapacityError } from './policy.js';
 import { DROP_REASONS } from './drop-reasons.js';
 import { loader, loaderIfPresent, type ApplyResult, type EventDoc, type InstallDoc, type InstallOptions, type StatusDoc } from './loader.js';
 import type { DatapathState } from './schema.js';
@@ -50,9 +51,27 @@ export async function currentEntries(host: Host, loaderPath?: string): Promise<C
   return out;
 }
 
+/**
+ * Compile against the policy map's default capacity; only a state above it costs a round trip, to
+ * read the capacity the node was installed with (--cap policy=N) and count against that instead.
+ */
+async function compileFor(host: Host, state: DatapathState, options: SyncOptions): Promise<Compiled> {
+  try {
+    return compileState(state);
+  } catch (err) {
+    if (!(err instanceof PolicyCapacityError) || (options.dryRun && options.full)) throw err;
+    const bin = options.dryRun ? await loaderIfPresent(host) : undefined;
+    if (bin === null) throw err;
+    const st = await loader.status(host, bin);
+    const cap = st.maps.find((m) => m.name === 'policy')?.max_entries;
+    if (cap === undefined || cap <= CAPACITY.POLICY_MAX) throw err;
+    return compileState(state, cap);
+  }
+}
+
 /** Make the node's maps hold exactly the desired state. */
 export async function syncState(host: Host, state: DatapathState, options: SyncOptions = {}): Promise<SyncResult> {
-  const compiled = compileState(state);
+  const compiled = await compileFor(host, state, options);
   if (options.dryRun) {
     // a dry run writes nothing, the loader included: it reads the maps with the loader already there
     if (options.full) return { plan: fullSync(compiled.entries), compiled, applied: null };

@@ -111,8 +111,8 @@ export function loaderError(host: string, command: string, r: RunResult): PrepNo
 }
 
 /** Run one loader command as root; its stdout when it succeeded, else the loader's error. */
-export async function runLoader(host: Host, args: string[], options: { stdin?: string; timeoutMs?: number } = {}): Promise<string> {
-  const bin = await ensureLoader(host);
+export async function runLoader(host: Host, args: string[], options: { stdin?: string; timeoutMs?: number } = {}, loaderPath?: string): Promise<string> {
+  const bin = loaderPath ?? (await ensureLoader(host));
   const command = args.map(shQuote).join(' ');
   const r = await host.run(`${shQuote(bin)} ${command}`, { sudo: true, ...options });
   if (r.code !== 0) throw loaderError(host.name, args[0] ?? '', r);
@@ -203,8 +203,8 @@ export const loader = {
     if (r.code !== 0) throw loaderError(host.name, 'dump', r);
     return parseSections(r.stdout);
   },
-  async status(host: Host): Promise<StatusDoc> {
-    return parseOutput(host.name, 'status', await runLoader(host, ['status']), StatusDoc);
+  async status(host: Host, loaderPath?: string): Promise<StatusDoc> {
+    return parseOutput(host.name, 'status', await runLoader(host, ['status'], {}, loaderPath), StatusDoc);
   },
   /** Drop events (one JSON line each) and the count the ring buffer lost (the last line). */
   async events(host: Host, o: { timeoutMs?: number; max?: number } = {}): Promise<{ events: EventDoc[]; lost: number }> {
