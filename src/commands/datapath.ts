@@ -8,7 +8,7 @@ import * as dp from '../datapath/index.js';
 import { ALL_MAPS } from '../datapath/consts.js';
 import { loadDesired, formatLeftOut, type Desired } from '../datapath/k8s/index.js';
 import { ensureLoader, loader } from '../datapath/loader.js';
-import { installTextfile, removeTextfile, renderMetrics } from '../datapath/metrics.js';
+import { checkTextfileDir, installTextfile, removeTextfile, renderMetrics } from '../datapath/metrics.js';
 import { VERDICTS, buildNames, decorate, formatFlow, readNames, removeNames, verdictMatches, writeNames, type NamesIndex, type VerdictFilter } from '../datapath/observe.js';
 import { parseIpv4 } from '../datapath/ip.js';
 import type { Io } from './check.js';
@@ -54,6 +54,7 @@ async function work(verb: Verb, host: Host, options: DatapathOptions, desired: D
   switch (verb) {
     case 'install': {
       const caps = parseCaps(options.cap);
+      if (options.metricsTextfile) await checkTextfileDir(host, options.metricsTextfile);
       const doc = await dp.install(host, { ...(caps && { caps }), ...(options.tcDev && { tcDevs: options.tcDev }), ...(options.cgroup && { cgroup: options.cgroup }), ...(options.force && { force: true }), ...(options.flowEvents === false && { flowEvents: false }) });
       const lines = [doc.already_installed ? 'already installed (use --force to re-install; map contents are lost)' : 'installed: programs attached, maps pinned under /sys/fs/bpf/prep-node/'];
       if (!options.metricsTextfile) return { lines, ok: true, json: doc };
@@ -70,8 +71,15 @@ async function work(verb: Verb, host: Host, options: DatapathOptions, desired: D
         lines.push(`  from ${kinds || 'no objects'}: ${d.state.endpoints.length} endpoints, ${d.state.services.length} service ports, ${d.state.policies.length} policies`);
       }
       if (d.notes.length > 0) lines.push(`  not used (${d.notes.length}): ${d.notes.slice(0, 3).join('; ')}${d.notes.length > 3 ? '; ... (--json lists all)' : ''}`);
-      if (d.leftOut.length > 0) lines.push(`  left out (--allow-partial), ${d.leftOut.length}:`, ...d.leftOut.map((f) => `    ${formatLeftOut(f)}`));
-      if (options.dryRun) lines.push(...r.plan.put.map((e) => `  put ${e.map}: ${e.note}`), ...r.plan.deleted.map((dd) => `  del ${dd.map} ${dd.keyHex}`));
+      if (d.leftOut.length > 0) {
+        lines.push(`  left out (--allow-partial), ${d.leftOut.length}:`);
+        for (const f of d.leftOut) lines.push(`    ${formatLeftOut(f)}`);
+      }
+      if (options.dryRun) {
+        // a loop, not push(...list): a plan of 100k entries would overflow the stack as arguments
+        for (const e of r.plan.put) lines.push(`  put ${e.map}: ${e.note}`);
+        for (const dd of r.plan.deleted) lines.push(`  del ${dd.map} ${dd.keyHex}`);
+      }
       else await writeNames(host, buildNames(d.state, r.compiled, d.origins, options.file ?? ''));
       return { lines, ok: true, json: { plan: { puts: r.plan.puts, dels: r.plan.dels, clears: r.plan.clears }, applied: r.applied, left_out: d.leftOut, notes: d.notes } };
     }

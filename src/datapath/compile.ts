@@ -75,12 +75,12 @@ function serviceEntries(svc: Service, svcId: number): MapEntry[] {
   return out;
 }
 
-/** Every entry of the services, backends, maglev, endpoints, ipcache and policy maps. */
-export function compileState(state: DatapathState): Compiled {
+/** Every entry of the services, backends, maglev, endpoints, ipcache and policy maps (policy entries counted against policyCapacity first). */
+export function compileState(state: DatapathState, policyCapacity?: number): Compiled {
   const ids = allocateIdentities(state);
   const svcIds = serviceIds(state.services);
   const entries: MapEntry[] = state.services.flatMap((s) => serviceEntries(s, svcIds.get(s.name)!));
-  const policy = compilePolicies(state, ids);
+  const policy = compilePolicies(state, ids, policyCapacity);
   for (const e of state.endpoints) {
     const identity = ids.byEndpoint.get(e.name)!;
     const flags = policy.endpointFlags.get(e.name) ?? 0;

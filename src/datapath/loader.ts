@@ -9,7 +9,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { parseSections, sectionHeader } from '../probes/sections.js';
-import { ExitCode, PrepNodeError, UsageError } from '../errors.js';
+import { ExitCode, NodeRefusal, PrepNodeError, UsageError } from '../errors.js';
 import { shQuote, type Host, type RunResult } from '../host/host.js';
 
 /** The loader built by `make -C bpf` (dist/src/datapath → repo root/bpf/build). */
@@ -19,18 +19,41 @@ export const REMOTE_BIN_DIR = '/var/lib/prep-node/bin';
 
 const uploaded = new WeakMap<Host, Promise<string>>();
 
-/** The node's path of this loader version, uploading it when the node does not have it (checked by sha256). */
-export function ensureLoader(host: Host, localPath: string = LOCAL_LOADER): Promise<string> {
+/**
+ * The node's path of this loader version, uploading it when the node does not have it (checked by
+ * sha256). binDir: tests only (a directory of their own instead of REMOTE_BIN_DIR).
+ */
+export function ensureLoader(host: Host, localPath: string = LOCAL_LOADER, binDir: string = REMOTE_BIN_DIR): Promise<string> {
   let p = uploaded.get(host);
   if (!p) {
-    p = upload(host, localPath);
+    p = upload(host, localPath, binDir);
     uploaded.set(host, p);
     p.catch(() => uploaded.delete(host));
   }
   return p;
 }
 
-async function upload(host: Host, localPath: string): Promise<string> {
+/**
+ * The loader runs as root from binDir: if another account could write the binary, binDir or its
+ * parent (our /var/lib/prep-node), it could swap the binary between our sha256 check and the run.
+ * So each of them that exists must be root's and writable by nobody else (a sticky directory of
+ * root's is fine: others cannot replace what root put in it); checked in the same
+ * command as the sha256 (no extra round trip), before every first use per connection.
+ */
+function trustedLoaderScript(binDir: string, remote: string): string {
+  const paths = [dirname(binDir), binDir, remote].map(shQuote).join(' ');
+  return `for p in ${paths}; do [ -e "$p" ] || continue; set -- "$p" $(stat -L -c '%u %a' "$p"); if [ "$2" != 0 ] || { [ $((0$3 & 022)) -ne 0 ] && ! { [ -d "$p" ] && [ $((0$3 & 01000)) -ne 0 ]; }; }; then echo "untrusted $*"; exit 0; fi; done; sha256sum ${shQuote(remote)} 2>/dev/null`;
+}
+
+/** Whether the node has this loader (by sha256) where it may run it as root; refuses an untrusted directory. */
+async function present(host: Host, binDir: string, remote: string, sha: string): Promise<boolean> {
+  const out = (await host.run(trustedLoaderScript(binDir, remote), { sudo: true })).stdout;
+  const bad = /^untrusted (.*) (\d+) (\d+)$/m.exec(out);
+  if (bad) throw new NodeRefusal(host.name, `${bad[1]} is owned by uid ${bad[2]} with mode ${bad[3]}: the datapath loader runs from there as root, so it must be root's and writable by root only (chown root ${bad[1]}; chmod go-w ${bad[1]})`);
+  return out.startsWith(sha);
+}
+
+async function localLoader(localPath: string, binDir: string): Promise<{ data: Buffer; sha: string; remote: string }> {
   let data: Buffer;
   try {
     data = await readFile(localPath);
@@ -39,10 +62,24 @@ async function upload(host: Host, localPath: string): Promise<string> {
   }
   const sha = createHash('sha256').update(data).digest('hex');
   await checkBuildSum(localPath, sha);
-  const remote = `${REMOTE_BIN_DIR}/prep-node-dp-${sha.slice(0, 12)}`;
-  const has = async () => (await host.run(`sha256sum ${shQuote(remote)} 2>/dev/null`, { sudo: true })).stdout.startsWith(sha);
+  return { data, sha, remote: `${binDir}/prep-node-dp-${sha.slice(0, 12)}` };
+}
+
+/** The node's path of this loader version when the node has it, else null: nothing is uploaded (dry runs). */
+export async function loaderIfPresent(host: Host, localPath: string = LOCAL_LOADER, binDir: string = REMOTE_BIN_DIR): Promise<string | null> {
+  const cached = uploaded.get(host);
+  if (cached) return cached;
+  const { sha, remote } = await localLoader(localPath, binDir);
+  if (!(await present(host, binDir, remote, sha))) return null;
+  uploaded.set(host, Promise.resolve(remote));
+  return remote;
+}
+
+async function upload(host: Host, localPath: string, binDir: string): Promise<string> {
+  const { data, sha, remote } = await localLoader(localPath, binDir);
+  const has = () => present(host, binDir, remote, sha);
   if (await has()) return remote;
-  await host.exec(`mkdir -p -m 0755 ${REMOTE_BIN_DIR}`, { sudo: true });
+  await host.exec(`mkdir -p -m 0755 ${shQuote(binDir)}`, { sudo: true });
   await host.writeFile(remote, data, { sudo: true, mode: 0o755 });
   if (!(await has())) throw new PrepNodeError(`${host.name}: the uploaded loader ${remote} does not match its sha256 ${sha.slice(0, 12)}`, ExitCode.internal);
   return remote;
@@ -94,8 +131,8 @@ export function loaderError(host: string, command: string, r: RunResult): PrepNo
 }
 
 /** Run one loader command as root; its stdout when it succeeded, else the loader's error. */
-export async function runLoader(host: Host, args: string[], options: { stdin?: string; timeoutMs?: number } = {}): Promise<string> {
-  const bin = await ensureLoader(host);
+export async function runLoader(host: Host, args: string[], options: { stdin?: string; timeoutMs?: number } = {}, loaderPath?: string): Promise<string> {
+  const bin = loaderPath ?? (await ensureLoader(host));
   const command = args.map(shQuote).join(' ');
   const r = await host.run(`${shQuote(bin)} ${command}`, { sudo: true, ...options });
   if (r.code !== 0) throw loaderError(host.name, args[0] ?? '', r);
@@ -179,15 +216,15 @@ export const loader = {
     return runLoader(host, ['dump', map], { timeoutMs: 300_000 });
   },
   /** Several maps' dumps in one round-trip: map name → its `<keyhex> <valuehex>` lines. */
-  async dumpAll(host: Host, maps: readonly string[]): Promise<Map<string, string>> {
-    const bin = shQuote(await ensureLoader(host));
+  async dumpAll(host: Host, maps: readonly string[], loaderPath?: string): Promise<Map<string, string>> {
+    const bin = shQuote(loaderPath ?? (await ensureLoader(host)));
     const script = maps.map((m) => `${sectionHeader(m)} && ${bin} dump ${shQuote(m)}`).join(' && ');
     const r = await host.run(script, { sudo: true, timeoutMs: 300_000 });
     if (r.code !== 0) throw loaderError(host.name, 'dump', r);
     return parseSections(r.stdout);
   },
-  async status(host: Host): Promise<StatusDoc> {
-    return parseOutput(host.name, 'status', await runLoader(host, ['status']), StatusDoc);
+  async status(host: Host, loaderPath?: string): Promise<StatusDoc> {
+    return parseOutput(host.name, 'status', await runLoader(host, ['status'], {}, loaderPath), StatusDoc);
   },
   /** Drop events (one JSON line each) and the count the ring buffer lost (the last line). */
   async events(host: Host, o: { timeoutMs?: number; max?: number } = {}): Promise<{ events: EventDoc[]; lost: number }> {

@@ -13,6 +13,7 @@ import { DROP_REASONS } from './drop-reasons.js';
 import type { StatusDoc } from './loader.js';
 import { NAMES_PATH, type NamesIndex } from './observe.js';
 import { shQuote, type Host } from '../host/host.js';
+import { NodeRefusal } from '../errors.js';
 
 export const METRICS_FILE = 'prep_node_datapath.prom';
 
@@ -193,6 +194,22 @@ END {
 }
 
 /**
+ * Shell: `dir_ok` checks $DIR before root writes in it (the textfile writer before every write, and
+ * `install --metrics-textfile` before anything is installed). One copy, so both refuse alike.
+ */
+export const TEXTFILE_DIR_CHECK = `# The writer is root and DIR may be another account's (node_exporter's often is): a file name
+# that account can predict or replace would let it point root's write at any file. So DIR must be
+# root's and writable by nobody else (a sticky root directory such as /tmp is fine: others cannot
+# touch our files there), checked before every write; the temp file comes from mktemp (O_EXCL,
+# random name) and is renamed over OUT (rename replaces a planted link, never follows it).
+dir_ok() {
+  set -- $(stat -L -c '%u %a' "$DIR" 2>/dev/null) || true
+  if [ $# -ne 2 ]; then echo "prep-node metrics: refusing textfile directory $DIR: it does not exist" >&2; return 1; fi
+  if [ "$1" != "$(id -u)" ]; then echo "prep-node metrics: refusing textfile directory $DIR: owned by uid $1, not by uid $(id -u) (chown it to root, or pick a directory only root can write)" >&2; return 1; fi
+  if [ $((0$2 & 022)) -ne 0 ] && [ $((0$2 & 01000)) -eq 0 ]; then echo "prep-node metrics: refusing textfile directory $DIR: writable by group or others and not sticky (chmod go-w it)" >&2; return 1; fi
+}`;
+
+/**
  * The node-side writer: `sh metrics-textfile.sh once` writes DIR/prep_node_datapath.prom once (to a
  * temporary file first, then renamed: node_exporter never reads half a file); `loop` does it every
  * interval seconds until killed.
@@ -206,16 +223,19 @@ DIR=${shQuote(o.dir)}
 INTERVAL=${o.intervalSeconds}
 OUT="$DIR/${METRICS_FILE}"
 
+${TEXTFILE_DIR_CHECK}
 write_once() {
-  tmp="$OUT.$$.tmp"
-  { "$DP" status 2>/dev/null | head -n 1 || echo '{}'; head -n 1 ${NAMES_PATH} 2>/dev/null; "$DP" dump drop_counters 2>/dev/null; "$DP" dump svc_counters 2>/dev/null; } | awk ${shQuote(metricsAwk())} >"$tmp" && mv -f "$tmp" "$OUT"
+  dir_ok || return 1
+  tmp=$(mktemp "$OUT.tmp.XXXXXX") || return 1
+  if { "$DP" status 2>/dev/null | head -n 1 || echo '{}'; head -n 1 ${NAMES_PATH} 2>/dev/null; "$DP" dump drop_counters 2>/dev/null; "$DP" dump svc_counters 2>/dev/null; } | awk ${shQuote(metricsAwk())} >"$tmp" && chmod 0644 "$tmp" && mv -f "$tmp" "$OUT"; then return 0; fi
+  rm -f "$tmp"; return 1
 }
 
 case "\${1:-once}" in
-  once) write_once ;;
+  once) write_once || exit 1 ;;
   loop)
     [ -n "\${2:-}" ] && echo $$ >"$2"
-    trap 'rm -f "$OUT".*.tmp; exit 0' TERM INT HUP
+    trap 'rm -f "$OUT".tmp.*; exit 0' TERM INT HUP
     while :; do write_once; sleep "$INTERVAL" & wait $!; done ;;
   *) echo "usage: $0 once|loop [pidfile]" >&2; exit 2 ;;
 esac
@@ -243,6 +263,12 @@ export interface TextfileResult {
   file: string;
   runner: 'systemd' | 'background';
   intervalSeconds: number;
+}
+
+/** Refuse a textfile directory another account could use to redirect root's writes (before any install step). */
+export async function checkTextfileDir(host: Host, dir: string): Promise<void> {
+  const r = await host.run(`DIR=${shQuote(dir)}\n${TEXTFILE_DIR_CHECK}\nif [ -e "$DIR" ]; then dir_ok; fi`, { sudo: true });
+  if (r.code !== 0) throw new NodeRefusal(host.name, `--metrics-textfile: ${(r.stderr.trim().split('\n').pop() ?? '').replace(/^prep-node metrics: /, '')}`);
 }
 
 /** Install the textfile writer on the node (replacing one that runs), write the file once, start it. */

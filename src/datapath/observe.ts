@@ -64,7 +64,8 @@ export function buildNames(state: DatapathState, compiled: Compiled, origins: Or
 
 export async function writeNames(host: Host, names: NamesIndex): Promise<void> {
   await host.exec('mkdir -p -m 0755 /var/lib/prep-node/datapath', { sudo: true });
-  await host.writeFile(NAMES_PATH, JSON.stringify(names) + '\n', { sudo: true, mode: 0o644 });
+  // root-only: it names every pod, label and policy, and the operator's local -f path
+  await host.writeFile(NAMES_PATH, JSON.stringify(names) + '\n', { sudo: true, mode: 0o600 });
 }
 
 /** The node's index, or null when there is none (never synced, or synced by an older prep-node). */

@@ -1,11 +1,12 @@
 // The desired datapath state from a YAML file: parsed with positions kept, validated with the zod
 // schema, and a bad file rejected before anything touches a node with file:line:col, the key path
 // and what was expected (the same form as the profile loader's messages).
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { isMap, isScalar, type LineCounter, type Document } from 'yaml';
 import { parseYamlSource } from '../yaml-source.js';
 import { UsageError } from '../errors.js';
 import { DatapathStateSchema, type DatapathState } from './schema.js';
+import { MAX_INPUT_FILE_BYTES, toJS } from './k8s/manifests.js';
 
 export type { DatapathState } from './schema.js';
 
@@ -13,8 +14,10 @@ export type { DatapathState } from './schema.js';
 export async function loadState(path: string): Promise<DatapathState> {
   let text: string;
   try {
+    if ((await stat(path)).size > MAX_INPUT_FILE_BYTES) throw new UsageError(`datapath state file ${path} is larger than ${MAX_INPUT_FILE_BYTES / 1048576} MiB: refused`);
     text = await readFile(path, 'utf8');
   } catch (err) {
+    if (err instanceof UsageError) throw err;
     throw new UsageError(`datapath state file ${path} cannot be read`, { cause: err });
   }
   return parseState(text, path);
@@ -23,7 +26,7 @@ export async function loadState(path: string): Promise<DatapathState> {
 /** Parse and validate desired-state YAML; `file` names it in messages. An empty document is an empty state. */
 export function parseState(text: string, file: string): DatapathState {
   const { doc, lines } = parseYamlSource(text, file);
-  const result = DatapathStateSchema.safeParse(doc.toJS() ?? {});
+  const result = DatapathStateSchema.safeParse(toJS(doc, file) ?? {});
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
   const path = issue.path.filter((k): k is string | number => typeof k !== 'symbol');

@@ -45,9 +45,9 @@ const SHA = createHash('sha256').update('a loader binary').digest('hex');
 writeFileSync(`${LOADER}.sha256`, `${SHA}  prep-node-dp\n`);
 const REMOTE = `/var/lib/prep-node/bin/prep-node-dp-${SHA.slice(0, 12)}`;
 
-/** sha256sum answers from the files the host holds. */
+/** sha256sum (after the loader directory's ownership check, which passes here: test/kernel/dp-loader-dir.test.ts runs it for real) answers from the files the host holds. */
 function sha256sum(command: string, host: ScriptedHost): Partial<RunResult> | undefined {
-  const m = /^sha256sum (\S+) 2>\/dev\/null$/.exec(command);
+  const m = /; sha256sum (\S+) 2>\/dev\/null$/.exec(command);
   if (!m) return undefined;
   const f = host.files.get(m[1]!);
   return f ? { stdout: `${createHash('sha256').update(f.data).digest('hex')}  ${m[1]}\n` } : { code: 1 };
@@ -65,13 +65,13 @@ test('the loader is uploaded once, as root, mode 0755, to a path named by its sh
 });
 
 test('a node that has this loader version gets nothing uploaded', async () => {
-  const host = new ScriptedHost((c) => (c.startsWith('sha256sum') ? { stdout: `${SHA}  ${REMOTE}\n` } : { code: 99 }));
+  const host = new ScriptedHost((c) => (c.includes('; sha256sum ') ? { stdout: `${SHA}  ${REMOTE}\n` } : { code: 99 }));
   assert.equal(await ensureLoader(host, LOADER), REMOTE);
   assert.equal(host.files.size, 0);
 });
 
 test('an upload that does not verify is an internal error', async () => {
-  const host = new ScriptedHost((c) => (c.startsWith('sha256sum') ? { stdout: 'deadbeef  x\n' } : {}));
+  const host = new ScriptedHost((c) => (c.includes('; sha256sum ') ? { stdout: 'deadbeef  x\n' } : {}));
   await assert.rejects(ensureLoader(host, LOADER), (e: unknown) => e instanceof PrepNodeError && e.exitCode === ExitCode.internal && /does not match its sha256/.test(e.message));
 });
 

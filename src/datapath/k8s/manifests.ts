@@ -54,6 +54,28 @@ export async function inputFiles(path: string): Promise<string[]> {
   return names.map((n) => join(path, n));
 }
 
+/** Input files larger than this are refused before they are read (a 100 MB manifest aborted the heap). */
+export const MAX_INPUT_FILE_BYTES = 32 * 1024 * 1024;
+/** All of `-f`'s files together. */
+export const MAX_INPUT_TOTAL_BYTES = 64 * 1024 * 1024;
+/** Alias uses per document (the yaml library's default, 100: anchors as Kubernetes objects use them stay far below it). */
+export const MAX_ALIAS_COUNT = 100;
+
+/**
+ * A document's value; an alias bomb (aliases that expand exponentially) is refused with the file
+ * and document instead of the yaml library's bare "Excessive alias count" (which exited 70).
+ */
+export function toJS(doc: Document, where: string): unknown {
+  try {
+    return doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (err) {
+    if (err instanceof ReferenceError && /alias/i.test(err.message)) {
+      throw new UsageError(`${where}: YAML aliases expand to more than ${MAX_ALIAS_COUNT} times their size (an alias bomb?): refused; write the values out instead of nesting aliases`, { cause: err });
+    }
+    throw err;
+  }
+}
+
 /** Parse one file's documents; a syntax error names file:line:col. */
 export function parseFile(file: string, text: string): InputFile {
   const lines = new LineCounter();
@@ -66,7 +88,7 @@ export function parseFile(file: string, text: string): InputFile {
       const pos = lines.linePos(syntax.pos[0]);
       throw new UsageError(`${file}:${pos.line}:${pos.col}: invalid YAML (document ${i + 1}): ${syntax.message.split('\n')[0]}`);
     }
-    const value: unknown = doc.toJS();
+    const value = toJS(doc, `${file} (document ${i + 1})`);
     if (value === null || value === undefined) return; // `---` followed by nothing
     out.push({ doc, lines, value, index: i + 1 });
   });
@@ -76,17 +98,25 @@ export function parseFile(file: string, text: string): InputFile {
 /** Read and parse every file `-f` names. */
 export async function readInput(path: string): Promise<InputFile[]> {
   const out: InputFile[] = [];
+  let total = 0;
   for (const file of await inputFiles(path)) {
     let text: string;
     try {
+      const size = (await stat(file)).size;
+      if (size > MAX_INPUT_FILE_BYTES) throw new UsageError(`${file}: ${mib(size)} is more than the ${mib(MAX_INPUT_FILE_BYTES)} a manifest or state file may have: refused (split it into several files in one directory)`);
+      total += size;
+      if (total > MAX_INPUT_TOTAL_BYTES) throw new UsageError(`${path}: the files add up to more than ${mib(MAX_INPUT_TOTAL_BYTES)}: refused (sync a smaller set at a time)`);
       text = await readFile(file, 'utf8');
     } catch (err) {
+      if (err instanceof UsageError) throw err;
       throw new UsageError(`${file} cannot be read`, { cause: err });
     }
     out.push(parseFile(file, text));
   }
   return out;
 }
+
+const mib = (n: number) => `${(n / 1048576).toFixed(n % 1048576 === 0 ? 0 : 1)} MiB`;
 
 function position(doc: Document, lines: LineCounter, path: Path): { line: number; col: number } {
   for (let n = path.length; n >= 0; n--) {

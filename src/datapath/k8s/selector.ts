@@ -41,7 +41,8 @@ export function parseSelector(v: unknown, cilium: boolean): Selector | SelectorP
     const r = ciliumKey(k);
     return typeof r === 'string' ? r : { path, why: r.why };
   };
-  if (v.matchLabels !== undefined) {
+  // null reads as absent (as the API server reads it): `matchLabels:` with nothing after it selects everything
+  if (v.matchLabels !== undefined && v.matchLabels !== null) {
     if (!isObject(v.matchLabels)) return { path: ['matchLabels'], why: 'expected a map of label keys to values' };
     for (const [k, val] of Object.entries(v.matchLabels)) {
       const kk = key(k, ['matchLabels', k]);
@@ -50,7 +51,7 @@ export function parseSelector(v: unknown, cilium: boolean): Selector | SelectorP
       requirements.push({ key: kk, operator: 'In', values: [val] });
     }
   }
-  if (v.matchExpressions !== undefined) {
+  if (v.matchExpressions !== undefined && v.matchExpressions !== null) {
     if (!Array.isArray(v.matchExpressions)) return { path: ['matchExpressions'], why: 'expected a list' };
     for (const [i, e] of v.matchExpressions.entries()) {
       const p: Path = ['matchExpressions', i];

@@ -28,6 +28,7 @@ import type { DatapathState } from '../schema.js';
 import { Findings } from './findings.js';
 import { isObject, type InputObject, type Path } from './manifests.js';
 import { isProblem, matches, mentions, parseSelector } from './selector.js';
+import { CiliumPolicyShape, NetworkPolicyShape, shapeProblems } from './shapes.js';
 
 /** The label that names a label set (the value is a hash of the canonical labels). */
 export const LABELSET_LABEL = 'prep-node.io/labelset';
@@ -588,17 +589,20 @@ function networkPolicy(o: InputObject, ns: string, name: string, ctx: PolicyCtx)
   const spec = obj(o.obj.spec);
   const WHOLE = 'this NetworkPolicy is left out: it is not enforced at all';
   const before = findings.length;
+  for (const p of shapeProblems(NetworkPolicyShape, o.obj)) findings.add(o.origin, p.path, p.why, WHOLE);
+  if (findings.length > before) return;
   checkKeys(ctx, o, o.obj, [], ['apiVersion', 'kind', 'metadata', 'spec', 'status'], 'NetworkPolicy', WHOLE);
   checkKeys(ctx, o, spec, ['spec'], ['podSelector', 'policyTypes', 'ingress', 'egress'], 'NetworkPolicy spec', WHOLE);
   const subjectSel = parseSelector(spec.podSelector ?? {}, false);
   if (isProblem(subjectSel)) findings.add(o.origin, ['spec', 'podSelector', ...subjectSel.path], subjectSel.why, WHOLE);
   let types: string[];
-  if (spec.policyTypes !== undefined) {
+  // the API server's defaulting: policyTypes absent, null or empty is Ingress, plus Egress when egress has rules
+  if (arr(spec.policyTypes).length > 0) {
     types = arr(spec.policyTypes).map((t) => String(t));
     types.forEach((t, i) => {
       if (t !== 'Ingress' && t !== 'Egress') findings.add(o.origin, ['spec', 'policyTypes', i], 'expected Ingress or Egress', WHOLE);
     });
-  } else types = ['Ingress', ...(spec.egress !== undefined ? ['Egress'] : [])];
+  } else types = ['Ingress', ...(arr(spec.egress).length > 0 ? ['Egress'] : [])];
   if (findings.length > before || isProblem(subjectSel)) return;
 
   const parsed: Parsed = {};
@@ -714,6 +718,8 @@ function ciliumPolicy(o: InputObject, ns: string | null, name: string, ctx: Poli
   const kind = ns === null ? 'CiliumClusterwideNetworkPolicy' : 'CiliumNetworkPolicy';
   const WHOLE = `this ${kind} is left out: it is not enforced at all`;
   const mark0 = findings.length;
+  for (const p of shapeProblems(CiliumPolicyShape, o.obj)) findings.add(o.origin, p.path, p.why, WHOLE);
+  if (findings.length > mark0) return;
   checkKeys(ctx, o, o.obj, [], ['apiVersion', 'kind', 'metadata', 'spec', 'specs', 'status'], kind, WHOLE);
   const specs: [Record<string, unknown>, Path][] = [];
   if (o.obj.spec !== undefined) specs.push([obj(o.obj.spec), ['spec']]);

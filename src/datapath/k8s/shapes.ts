@@ -1,0 +1,85 @@
+// The shapes of the policy kinds' fields, as the API server's schema types them: a list is a list,
+// a map a map, a string a string. The untyped walker in translate.ts read anything that was not a
+// list as no list at all, so `from:` or `ports:` written as a map became an allow-all rule and a
+// scalar `fromCIDR` lost a deny (issue 17 item 2). A policy whose fields are wrongly shaped is
+// refused here, with the field path, before any rule of it is read. Optional fields read as the API
+// server does: null is the same as absent (nullish). Semantics (operators, CIDRs, ports, unknown
+// keys) stay with the translator; this file checks shapes only.
+import { z } from 'zod';
+import type { Path } from './manifests.js';
+
+const list = <T extends z.ZodType>(t: T) => z.array(t).nullish();
+const portValue = z.union([z.number(), z.string()]).nullish();
+
+const LabelSelector = z.looseObject({
+  matchLabels: z.record(z.string(), z.unknown()).nullish(),
+  matchExpressions: list(z.looseObject({ key: z.unknown(), operator: z.unknown(), values: list(z.unknown()) })),
+});
+
+const NpPeer = z.looseObject({
+  podSelector: LabelSelector.nullish(),
+  namespaceSelector: LabelSelector.nullish(),
+  ipBlock: z.looseObject({ cidr: z.unknown(), except: list(z.unknown()) }).nullish(),
+});
+const NpPort = z.looseObject({ protocol: z.string().nullish(), port: portValue, endPort: z.number().nullish() });
+
+/** NetworkPolicy (networking.k8s.io/v1): the fields' shapes. */
+export const NetworkPolicyShape = z.looseObject({
+  spec: z
+    .looseObject({
+      podSelector: LabelSelector.nullish(),
+      policyTypes: list(z.string()),
+      ingress: list(z.looseObject({ from: list(NpPeer), ports: list(NpPort) }).nullable()),
+      egress: list(z.looseObject({ to: list(NpPeer), ports: list(NpPort) }).nullable()),
+    })
+    .nullish(),
+});
+
+const CnpPortRule = z.looseObject({
+  ports: list(z.looseObject({ port: portValue, endPort: z.number().nullish(), protocol: z.string().nullish() })),
+  rules: z.looseObject({}).nullish(),
+});
+const CidrSet = z.looseObject({ cidr: z.string().nullish(), except: list(z.string()) });
+const cnpDirection = (f: 'from' | 'to') =>
+  z
+    .looseObject({
+      [`${f}Endpoints`]: list(LabelSelector),
+      [`${f}CIDR`]: list(z.string()),
+      [`${f}CIDRSet`]: list(CidrSet),
+      [`${f}Entities`]: list(z.string()),
+      [`${f}Requires`]: list(LabelSelector),
+      toPorts: list(CnpPortRule),
+      icmps: list(z.looseObject({ fields: list(z.looseObject({})) })),
+    })
+    .nullable();
+const CnpRule = z.looseObject({
+  endpointSelector: LabelSelector.nullish(),
+  nodeSelector: LabelSelector.nullish(),
+  ingress: list(cnpDirection('from')),
+  ingressDeny: list(cnpDirection('from')),
+  egress: list(cnpDirection('to')),
+  egressDeny: list(cnpDirection('to')),
+});
+
+/** CiliumNetworkPolicy and CiliumClusterwideNetworkPolicy (cilium.io/v2): the fields' shapes. */
+export const CiliumPolicyShape = z.looseObject({ spec: CnpRule.nullish(), specs: list(CnpRule) });
+
+/** What is wrongly shaped in a policy object: each field's path and the shape expected there. */
+export function shapeProblems(schema: z.ZodType, obj: unknown): { path: Path; why: string }[] {
+  const r = schema.safeParse(obj, { reportInput: true });
+  if (r.success) return [];
+  return r.error.issues.map((i) => ({ path: i.path.filter((p): p is string | number => typeof p !== 'symbol'), why: describe(i) }));
+}
+
+function describe(i: z.core.$ZodIssue): string {
+  if (i.code === 'invalid_type') return `expected ${i.expected === 'array' ? 'a list' : i.expected === 'object' || i.expected === 'record' ? 'a map' : `a ${i.expected}`}, got ${gotOf(i.input)}`;
+  if (i.code === 'invalid_union') return `expected a port number or name, got ${gotOf(i.input)}`;
+  return i.message;
+}
+
+function gotOf(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a map';
+  return `${typeof v} ${JSON.stringify(v)?.slice(0, 40)}`;
+}
