@@ -70,7 +70,11 @@ export async function runAgent(o: RunOptions): Promise<number> {
     await informers.stop();
     await agent.close();
     await writer.close();
-    if (server) await new Promise((res) => server!.close(res));
+    if (server) {
+      // keep-alive connections (a scraper's) must not hold a stopping agent
+      server.closeAllConnections();
+      await new Promise((res) => server!.close(res));
+    }
   }
   if (o.removeOnExit) {
     await loader.remove(host);

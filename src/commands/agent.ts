@@ -29,7 +29,7 @@ export async function agent(options: AgentOptions): Promise<number> {
     process.once('SIGTERM', () => res('SIGTERM'));
     process.once('SIGINT', () => res('SIGINT'));
   });
-  return runAgent({
+  const code = await runAgent({
     ...(options.kubeconfig !== undefined && { kubeconfig: options.kubeconfig }),
     nodeName: options.nodeName ?? hostname(),
     listen,
@@ -39,4 +39,7 @@ export async function agent(options: AgentOptions): Promise<number> {
     minSyncIntervalMs: options.minSyncInterval,
     stop,
   });
+  // everything is closed; a library's lingering socket (client-node's keep-alive agent) must not keep
+  // a stopped agent running
+  process.exit(code);
 }

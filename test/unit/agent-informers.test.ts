@@ -101,7 +101,7 @@ test('agent informers: 403 is one line naming the verb and resource; a missing C
   const { lines, agent, informers, close } = await setup(fake);
   try {
     informers.start();
-    await waitFor('the 403 reported', () => lines.some((l) => l.startsWith('error forbidden')));
+    await waitFor('the 403 and the missing CRD reported', () => lines.some((l) => l.startsWith('error forbidden')) && lines.some((l) => /CiliumNetworkPolicy is not served/.test(l)));
     const forbidden = lines.filter((l) => l.startsWith('error forbidden'));
     assert.match(forbidden[0]!, /^error forbidden: RBAC does not allow list on endpointslices\.discovery\.k8s\.io \(cluster-wide\); grant list and watch on it to the agent's account/);
     assert.equal(lines.filter((l) => /CiliumNetworkPolicy is not served by this API server \(its CRD is not installed\): not watched/.test(l)).length, 1);
