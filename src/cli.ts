@@ -187,6 +187,23 @@ export function buildProgram(): Command {
     process.exitCode = await observe(targets, options, io());
   });
   program
+    .command('agent')
+    .description('run on the node as root: follow the API server and keep the datapath in step (kube-proxy replacement and policy)')
+    .option('--kubeconfig <file>', 'kubeconfig (default: in-cluster service account)')
+    .option('--node-name <name>', "this node's Node object, for NodePort addresses (default: the host name)")
+    .option('--listen <addr:port>', '/healthz, /readyz and /metrics', '127.0.0.1:10260')
+    .option('--log-format <format>', 'text or json', 'text')
+    .option('--remove-on-exit', 'remove the datapath on SIGTERM/SIGINT (default: leave it serving)')
+    .addOption(new Option('--min-sync-interval <ms>', 'changes within this long of the last sync are coalesced').default(50).argParser(int('--min-sync-interval', 0, 60000)))
+    .option('--tc-dev <ifname>', 'when the agent installs the datapath: as `datapath install --tc-dev`', collect)
+    .option('--cap <map=n,...>', 'when the agent installs the datapath: as `datapath install --cap`')
+    .option('--cgroup <dir>', 'when the agent installs the datapath: as `datapath install --cgroup`')
+    .option('--no-flow-events', 'when the agent installs the datapath: as `datapath install --no-flow-events`')
+    .addHelpText('after', EXIT_CODES)
+    .action(async (options: import('./commands/agent.js').AgentOptions) => {
+      process.exitCode = await (await import('./commands/agent.js')).agent(options);
+    });
+  program
     .command('bench')
     .description('measure the datapath against kube-proxy-style iptables and nftables on this machine (root; in network namespaces it creates and removes)')
     .option('--sizes <list>', 'numbers of services, comma-separated (default 1,1000,10000,100000; 10k = 10000)', list)

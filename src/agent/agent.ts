@@ -1,0 +1,216 @@
+// The agent's change tracker and sync loop (kube-proxy's pkg/proxy discipline):
+//   - informer events update the held objects; nothing is written until every kind has listed;
+//   - the first sync (and the first after an API outage or a failed write) is a full one: the pinned
+//     maps are dumped and diffed, so a restarted agent rewrites nothing that is already right;
+//   - after that each sync is a delta against what the agent knows the maps hold;
+//   - a lone change is synced at once; changes arriving while a sync runs or within
+//     `minSyncIntervalMs` of the last one are coalesced into the next (kube-proxy's minSyncPeriod).
+import { MAPS, type MapName } from '../datapath/consts.js';
+import { incrementalSync, type CurrentEntries } from '../datapath/sync.js';
+import type { MapOp, MapWriter } from '../datapath/writer.js';
+import { compile, HeldObjects } from './desired.js';
+import { resourceOf, type ApiError, type InformerEvents } from './informers.js';
+import type { Logger } from './log.js';
+import { AgentMetrics } from './metrics.js';
+import { objectKey, type Kind } from './slim.js';
+
+type Obj = Record<string, unknown>;
+
+export interface AgentOptions {
+  writer: MapWriter;
+  nodeName: string;
+  log: Logger;
+  /** the kinds that must list before the first sync */
+  kinds: readonly Kind[];
+  /** coalescing window after a sync (default 50 ms); a change after a quiet period is synced at once */
+  minSyncIntervalMs?: number;
+  /** retry a failed write after this long (default 1 s) */
+  retryMs?: number;
+}
+
+/** What one sync did. */
+export interface SyncReport {
+  full: boolean;
+  put: number;
+  deleted: number;
+  changes: string[];
+}
+
+export class Agent implements InformerEvents {
+  readonly held = new HeldObjects();
+  readonly metrics = new AgentMetrics();
+  private readonly hasListed = new Set<Kind>();
+  private readonly failing = new Set<Kind>();
+  private model: CurrentEntries | null = null;
+  private needFull = true;
+  private pending: { at: bigint; what: string }[] = [];
+  private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  private running: Promise<void> | null = null;
+  private lastSyncEnd = 0;
+  private writable = true;
+  private inSync = false;
+  private seenFindings = new Set<string>();
+  private closed = false;
+  /** resolves after each sync (tests and the bench wait on it) */
+  private waiters: ((r: SyncReport) => void)[] = [];
+
+  constructor(private readonly o: AgentOptions) {}
+
+  // ---- InformerEvents
+
+  upsert(kind: Kind, obj: Obj): void {
+    this.metrics.events.inc({ kind, type: 'upsert' });
+    if (this.held.upsert(kind, obj)) this.changed(`${kind} ${objectKey(obj)} changed`);
+  }
+
+  remove(kind: Kind, obj: Obj): void {
+    this.metrics.events.inc({ kind, type: 'delete' });
+    if (this.held.remove(kind, objectKey(obj))) this.changed(`${kind} ${objectKey(obj)} deleted`);
+  }
+
+  listed(kind: Kind, relist: boolean): void {
+    this.hasListed.add(kind);
+    if (relist) {
+      this.o.log('info', 'relisted: a full diff follows', { kind });
+      this.needFull = true;
+    }
+    this.changed(relist ? `${kind} relisted` : `${kind} listed`);
+  }
+
+  failed(kind: Kind, verb: 'list' | 'watch', err: ApiError, retryMs: number): void {
+    this.metrics.apiErrors.inc({ kind, verb, code: String(err.status ?? 0) });
+    this.metrics.reconnects.inc({ kind });
+    this.failing.add(kind);
+    if (err.status === 403) {
+      this.o.log('error', `forbidden: RBAC does not allow ${verb} on ${resourceOf(kind)} (cluster-wide); grant ${verb === 'list' ? 'list and watch' : 'watch'} on it to the agent's account`, { kind, retry_ms: retryMs });
+    } else {
+      this.o.log('warn', `${verb} failed; the datapath keeps serving the last state; retrying`, { kind, status: err.status, error: err.message, retry_ms: retryMs });
+    }
+  }
+
+  recovered(kind: Kind): void {
+    this.failing.delete(kind);
+    this.o.log('info', 'API server reachable again: a full diff follows', { kind });
+    this.needFull = true;
+    this.changed(`${kind} reconnected`);
+  }
+
+  absent(kind: Kind): void {
+    this.o.log('info', `${kind} is not served by this API server (its CRD is not installed): not watched`, { kind });
+    this.hasListed.add(kind);
+    this.changed(`${kind} absent`);
+  }
+
+  // ---- state
+
+  /** Every kind has listed. */
+  synced(): boolean {
+    return this.o.kinds.every((k) => this.hasListed.has(k));
+  }
+
+  /** Ready: synced, the last sync wrote everything, and the maps are writable. */
+  ready(): boolean {
+    return this.synced() && this.inSync && this.writable && this.pending.length === 0;
+  }
+
+  /** Why the agent is not ready (for /readyz), or '' when it is. */
+  notReadyReason(): string {
+    if (!this.synced()) return `waiting for the first list of ${this.o.kinds.filter((k) => !this.hasListed.has(k)).join(', ')}`;
+    if (!this.writable) return 'the last write to the maps failed';
+    if (!this.inSync || this.pending.length > 0) return 'changes not yet written';
+    return '';
+  }
+
+  /** The next sync's report. */
+  nextSync(): Promise<SyncReport> {
+    return new Promise((res) => this.waiters.push(res));
+  }
+
+  // ---- the loop
+
+  private changed(what: string): void {
+    this.pending.push({ at: process.hrtime.bigint(), what });
+    this.schedule();
+  }
+
+  private schedule(delayMs?: number): void {
+    if (this.closed || this.timer || this.running || !this.synced()) return;
+    const wait = delayMs ?? Math.max(0, this.lastSyncEnd + (this.o.minSyncIntervalMs ?? 50) - Date.now());
+    const run = () => {
+      this.timer = undefined;
+      this.running = this.sync().finally(() => {
+        this.running = null;
+        if (this.pending.length > 0) this.schedule();
+      });
+    };
+    // setImmediate: everything already queued in this turn (a whole list) goes into one sync
+    this.timer = wait === 0 ? setImmediate(run) : setTimeout(run, wait);
+  }
+
+  private async sync(): Promise<void> {
+    const batch = this.pending;
+    this.pending = [];
+    const full = this.needFull || this.model === null;
+    try {
+      const c = compile(this.held, this.o.nodeName);
+      for (const f of c.findings) if (!this.seenFindings.has(f)) this.o.log('warn', `left out: ${f}`);
+      this.seenFindings = new Set(c.findings);
+      if (c.refused !== undefined) {
+        this.o.log('error', `the held objects translate to a state the datapath refuses; nothing written: ${c.refused}`);
+        this.finish(batch, { full, put: 0, deleted: 0, changes: batch.map((b) => b.what) }, false);
+        return;
+      }
+      if (full) {
+        this.needFull = false;
+        this.model = await this.o.writer.dump(MAPS);
+      }
+      const plan = incrementalSync(c.entries, this.model!);
+      const ops: MapOp[] = [...plan.put.map((e): MapOp => ({ op: 'put', map: e.map, keyHex: e.keyHex, valueHex: e.valueHex })), ...plan.deleted.map((d): MapOp => ({ op: 'del', map: d.map, keyHex: d.keyHex }))];
+      if (ops.length > 0) await this.o.writer.batch(ops);
+      for (const e of plan.put) (this.model![e.map] ??= new Map()).set(e.keyHex, e.valueHex);
+      for (const d of plan.deleted) this.model![d.map]?.delete(d.keyHex);
+      this.writable = true;
+      const report = { full, put: plan.puts, deleted: plan.dels, changes: batch.map((b) => b.what) };
+      if (full || ops.length > 0) {
+        const changes = report.changes.filter((w) => !/ (listed|relisted|reconnected|absent)$/.test(w));
+        this.o.log('info', full ? 'full sync: diffed against the pinned maps' : 'synced', {
+          put: plan.puts,
+          deleted: plan.dels,
+          changes: changes.length > 3 ? `${changes.slice(0, 3).join('; ')}; and ${changes.length - 3} more` : changes.join('; ') || undefined,
+        });
+      }
+      this.finish(batch, report, true);
+    } catch (err) {
+      this.writable = false;
+      this.needFull = true;
+      this.metrics.syncErrors.inc();
+      this.o.log('error', `writing the maps failed; retrying with a full diff: ${(err as Error).message.split('\n')[0]}`);
+      this.pending = [...batch, ...this.pending];
+      this.schedule(this.o.retryMs ?? 1000);
+    }
+  }
+
+  private finish(batch: { at: bigint }[], report: SyncReport, ok: boolean): void {
+    const now = process.hrtime.bigint();
+    for (const b of batch) this.metrics.observeLatency(Number(now - b.at) / 1e9);
+    const t = Date.now();
+    this.lastSyncEnd = t;
+    this.inSync = ok;
+    this.metrics.syncs.inc({ type: report.full ? 'full' : 'delta' });
+    this.metrics.lastSync = t / 1000;
+    if (report.full) this.metrics.lastFullSync = t / 1000;
+    for (const m of MAPS as readonly MapName[]) this.metrics.entries[m] = this.model?.[m]?.size ?? 0;
+    for (const k of this.o.kinds) this.metrics.objects[k] = this.held.count(k);
+    for (const w of this.waiters.splice(0)) w(report);
+  }
+
+  /** Stop syncing (after the one in flight). */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) {
+      clearTimeout(this.timer as NodeJS.Timeout);
+      clearImmediate(this.timer as NodeJS.Immediate);
+    }
+    await this.running;
+  }
+}

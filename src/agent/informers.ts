@@ -1,0 +1,183 @@
+// One informer (list, then watch) per kind through @kubernetes/client-node 1.x: the only file that
+// imports it. Its ListWatch relists on 410 and rewatches when a stream ends, but on any other error
+// (API server unreachable, 403, a reset connection) it emits `error` and stops: each one here is
+// restarted with exponential backoff (1 s doubling to 30 s), and the agent is told so it can report
+// the error and diff the maps in full once the kind is back.
+import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, KubeConfig, makeInformer, NetworkingV1Api, type Informer, type KubernetesObject, type ObjectCache } from '@kubernetes/client-node';
+import { slim, type Kind } from './slim.js';
+
+type Obj = Record<string, unknown>;
+
+/** What an informer tells the agent. */
+export interface InformerEvents {
+  /** an object added or changed (already slimmed) */
+  upsert(kind: Kind, o: Obj): void;
+  /** an object deleted */
+  remove(kind: Kind, o: Obj): void;
+  /** the kind's list finished (first time: the cache is synced; later: a relist after 410 or an outage) */
+  listed(kind: Kind, relist: boolean): void;
+  /** the list or watch failed; the informer is restarted after `retryMs` */
+  failed(kind: Kind, verb: 'list' | 'watch', err: ApiError, retryMs: number): void;
+  /** a list or watch succeeded again after failures */
+  recovered(kind: Kind): void;
+  /** the kind is not served by this API server (CiliumNetworkPolicy without its CRD) */
+  absent(kind: Kind): void;
+}
+
+/** An API failure reduced to what the log line needs. */
+export interface ApiError {
+  /** HTTP status, or undefined when there was no response */
+  status?: number;
+  message: string;
+}
+
+interface KindSpec {
+  kind: Kind;
+  path: string;
+  /** resource name for messages (RBAC's spelling) */
+  resource: string;
+  list(kc: KubeConfig): () => Promise<{ items: unknown[]; metadata?: { resourceVersion?: string } }>;
+}
+
+const SPECS: KindSpec[] = [
+  { kind: 'Namespace', path: '/api/v1/namespaces', resource: 'namespaces', list: (kc) => () => kc.makeApiClient(CoreV1Api).listNamespace() },
+  { kind: 'Node', path: '/api/v1/nodes', resource: 'nodes', list: (kc) => () => kc.makeApiClient(CoreV1Api).listNode() },
+  { kind: 'Pod', path: '/api/v1/pods', resource: 'pods', list: (kc) => () => kc.makeApiClient(CoreV1Api).listPodForAllNamespaces() },
+  { kind: 'Service', path: '/api/v1/services', resource: 'services', list: (kc) => () => kc.makeApiClient(CoreV1Api).listServiceForAllNamespaces() },
+  { kind: 'EndpointSlice', path: '/apis/discovery.k8s.io/v1/endpointslices', resource: 'endpointslices.discovery.k8s.io', list: (kc) => () => kc.makeApiClient(DiscoveryV1Api).listEndpointSliceForAllNamespaces() },
+  { kind: 'NetworkPolicy', path: '/apis/networking.k8s.io/v1/networkpolicies', resource: 'networkpolicies.networking.k8s.io', list: (kc) => () => kc.makeApiClient(NetworkingV1Api).listNetworkPolicyForAllNamespaces() },
+  {
+    kind: 'CiliumNetworkPolicy',
+    path: '/apis/cilium.io/v2/ciliumnetworkpolicies',
+    resource: 'ciliumnetworkpolicies.cilium.io',
+    list: (kc) => () => kc.makeApiClient(CustomObjectsApi).listCustomObjectForAllNamespaces({ group: 'cilium.io', version: 'v2', plural: 'ciliumnetworkpolicies' }) as Promise<{ items: unknown[] }>,
+  },
+];
+
+/** The resource name RBAC uses for a kind ("endpointslices.discovery.k8s.io"). */
+export const resourceOf = (kind: Kind): string => SPECS.find((s) => s.kind === kind)!.resource;
+
+/** HTTP status and message of whatever client-node threw (ApiException has `code` and a Status `body`). */
+export function apiError(err: unknown): ApiError {
+  const e = err as { code?: unknown; statusCode?: unknown; body?: unknown; message?: unknown; cause?: { code?: unknown } };
+  const status = typeof e.code === 'number' ? e.code : typeof e.statusCode === 'number' ? e.statusCode : undefined;
+  let message = typeof e.message === 'string' ? e.message.split('\n')[0]! : String(err);
+  const body = typeof e.body === 'string' ? safeJson(e.body) : e.body;
+  if (body && typeof (body as Obj).message === 'string') message = (body as Obj).message as string;
+  else if (typeof e.cause?.code === 'string') message = e.cause.code;
+  else if (/ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH/.exec(message)) message = /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH/.exec(message)![0];
+  return status === undefined ? { message } : { status, message };
+}
+
+function safeJson(s: string): unknown {
+  try {
+    return JSON.parse(s);
+  } catch {
+    return undefined;
+  }
+}
+
+const BACKOFF_MIN_MS = 1000;
+const BACKOFF_MAX_MS = 30_000;
+
+/** One kind's informer, restarted with backoff whenever it stops on an error. */
+class KindInformer {
+  private informer: Informer<KubernetesObject> & ObjectCache<KubernetesObject>;
+  private lists = 0;
+  private failures = 0;
+  private phase: 'list' | 'watch' = 'list';
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly spec: KindSpec,
+    kc: KubeConfig,
+    private readonly ev: InformerEvents,
+  ) {
+    const list = spec.list(kc);
+    const listFn = async () => {
+      this.phase = 'list';
+      const r = await list();
+      this.lists++;
+      this.phase = 'watch';
+      // the cache adds the items right after this returns; the agent syncs on a later tick
+      queueMicrotask(() => {
+        this.ok();
+        this.ev.listed(spec.kind, this.lists > 1);
+      });
+      return r as never;
+    };
+    this.informer = makeInformer(kc, spec.path, listFn);
+    this.informer.on('add', (o) => this.event(() => this.ev.upsert(spec.kind, slim(spec.kind, o))));
+    this.informer.on('update', (o) => this.event(() => this.ev.upsert(spec.kind, slim(spec.kind, o))));
+    this.informer.on('delete', (o) => this.event(() => this.ev.remove(spec.kind, slim(spec.kind, o))));
+    this.informer.on('error', (err: unknown) => this.error(err));
+  }
+
+  private event(f: () => void): void {
+    this.ok();
+    f();
+  }
+
+  private ok(): void {
+    if (this.failures > 0) {
+      this.failures = 0;
+      this.ev.recovered(this.spec.kind);
+    }
+  }
+
+  private error(err: unknown): void {
+    if (this.stopped) return;
+    const e = apiError(err);
+    if (this.spec.kind === 'CiliumNetworkPolicy' && e.status === 404 && this.lists === 0) {
+      this.ev.absent(this.spec.kind);
+      return;
+    }
+    this.failures++;
+    const retryMs = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** (this.failures - 1));
+    this.ev.failed(this.spec.kind, this.lists === 0 ? 'list' : this.phase, e, retryMs);
+    this.timer = setTimeout(() => void this.start(), retryMs);
+  }
+
+  async start(): Promise<void> {
+    if (this.stopped) return;
+    const before = this.failures;
+    await this.informer.start();
+    // a watch that resumed from its resourceVersion after failures: no list, maybe no event; it is back
+    if (before > 0 && this.failures === before && this.lists > 0) this.ok();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.informer.stop();
+  }
+}
+
+/** The informers of every kind the agent watches. */
+export class Informers {
+  private readonly kinds: KindInformer[];
+
+  constructor(kc: KubeConfig, ev: InformerEvents) {
+    this.kinds = SPECS.map((s) => new KindInformer(s, kc, ev));
+  }
+
+  /** The kinds, in the order they are started. */
+  static readonly KINDS: readonly Kind[] = SPECS.map((s) => s.kind);
+
+  start(): void {
+    for (const k of this.kinds) void k.start();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.kinds.map((k) => k.stop()));
+  }
+}
+
+/** A KubeConfig from a file, or in-cluster (service-account token, KUBERNETES_SERVICE_HOST/PORT). */
+export function loadKubeConfig(file: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  if (file) kc.loadFromFile(file);
+  else kc.loadFromCluster();
+  return kc;
+}

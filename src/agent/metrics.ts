@@ -1,0 +1,70 @@
+// The agent's own Prometheus metrics (text exposition format 0.0.4): events by kind, the
+// event-to-map latency histogram, API errors and reconnects, syncs, objects held, entries per map.
+import { escapeLabel } from '../datapath/metrics.js';
+
+/** Histogram buckets (seconds) for event received → map written. */
+export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+type Labels = Record<string, string>;
+const key = (l: Labels) => Object.entries(l).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',');
+
+class Counter {
+  readonly values = new Map<string, number>();
+  inc(labels: Labels = {}, by = 1): void {
+    const k = key(labels);
+    this.values.set(k, (this.values.get(k) ?? 0) + by);
+  }
+}
+
+/** Every metric the agent keeps. */
+export class AgentMetrics {
+  readonly events = new Counter();
+  readonly apiErrors = new Counter();
+  readonly reconnects = new Counter();
+  readonly syncs = new Counter();
+  readonly syncErrors = new Counter();
+  readonly latencyCounts = new Array<number>(LATENCY_BUCKETS.length + 1).fill(0);
+  latencySum = 0;
+  latencyN = 0;
+  lastFullSync = 0;
+  lastSync = 0;
+  objects: Record<string, number> = {};
+  entries: Record<string, number> = {};
+
+  observeLatency(seconds: number): void {
+    const i = LATENCY_BUCKETS.findIndex((b) => seconds <= b);
+    this.latencyCounts[i < 0 ? LATENCY_BUCKETS.length : i]!++;
+    this.latencySum += seconds;
+    this.latencyN++;
+  }
+
+  render(ready: boolean): string {
+    const out: string[] = [];
+    const counter = (name: string, help: string, c: Counter) => {
+      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`);
+      for (const [k, v] of c.values) out.push(`${name}${k ? `{${k}}` : ''} ${v}`);
+    };
+    const gauge = (name: string, help: string, values: [Labels, number][]) => {
+      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
+      for (const [l, v] of values) out.push(`${name}${Object.keys(l).length ? `{${key(l)}}` : ''} ${v}`);
+    };
+    counter('prep_node_agent_events_total', 'Watch and list events received, by kind and type.', this.events);
+    counter('prep_node_agent_api_errors_total', 'Failed lists and watches, by kind, verb and HTTP status (0: no response).', this.apiErrors);
+    counter('prep_node_agent_reconnects_total', 'Informers restarted after an error, by kind.', this.reconnects);
+    counter('prep_node_agent_syncs_total', 'Syncs written to the maps, by type (full: diffed against a dump of the pinned maps; delta).', this.syncs);
+    counter('prep_node_agent_sync_errors_total', 'Syncs that failed to write the maps.', this.syncErrors);
+    out.push('# HELP prep_node_agent_event_to_map_seconds Time from an event received to its change written to the maps.', '# TYPE prep_node_agent_event_to_map_seconds histogram');
+    let cum = 0;
+    LATENCY_BUCKETS.forEach((b, i) => {
+      cum += this.latencyCounts[i]!;
+      out.push(`prep_node_agent_event_to_map_seconds_bucket{le="${b}"} ${cum}`);
+    });
+    out.push(`prep_node_agent_event_to_map_seconds_bucket{le="+Inf"} ${this.latencyN}`, `prep_node_agent_event_to_map_seconds_sum ${this.latencySum}`, `prep_node_agent_event_to_map_seconds_count ${this.latencyN}`);
+    gauge('prep_node_agent_last_full_sync_timestamp_seconds', 'When the last full sync was written (Unix time; 0: none yet).', [[{}, this.lastFullSync]]);
+    gauge('prep_node_agent_last_sync_timestamp_seconds', 'When the last sync was written (Unix time; 0: none yet).', [[{}, this.lastSync]]);
+    gauge('prep_node_agent_objects', 'Objects held, by kind.', Object.entries(this.objects).map(([k, v]) => [{ kind: k }, v]));
+    gauge('prep_node_agent_map_entries', 'Entries the agent has written and the maps hold, by map.', Object.entries(this.entries).map(([k, v]) => [{ map: k }, v]));
+    gauge('prep_node_agent_ready', '1 when every informer has listed and the maps are in sync and writable.', [[{}, ready ? 1 : 0]]);
+    return `${out.join('\n')}\n`;
+  }
+}

@@ -1,0 +1,152 @@
+// The agent's change tracker and sync discipline against an in-memory map writer, fed directly
+// (no API server): nothing written before every kind has listed, one full diff first (a restarted
+// agent rewrites nothing that is already right), then deltas, bursts coalesced, kube-proxy's rules
+// (service-proxy-name, headless, EndpointSlice conditions, NodePort addresses from this Node), and
+// only what the datapath reads kept of each object.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Agent } from '../../src/agent/agent.js';
+import { slim, type Kind } from '../../src/agent/slim.js';
+import { MemWriter } from '../helpers/mem-writer.js';
+import { endpointSlice, namespace, node, pod, service } from '../helpers/fake-apiserver.js';
+
+const KINDS: Kind[] = ['Namespace', 'Node', 'Pod', 'Service', 'EndpointSlice', 'NetworkPolicy', 'CiliumNetworkPolicy'];
+type Obj = Record<string, unknown>;
+
+function agent(writer = new MemWriter()) {
+  const lines: string[] = [];
+  const a = new Agent({ writer, nodeName: 'node-a', kinds: KINDS, log: (level, msg, f) => lines.push(`${level} ${msg} ${JSON.stringify(f ?? {})}`), minSyncIntervalMs: 20 });
+  const put = (o: Obj) => a.upsert(o.kind as Kind, slim(o.kind as Kind, o));
+  return { a, writer, lines, put };
+}
+
+const web = () => [
+  service('shop', 'web', '198.18.3.10', [{ name: 'http', port: 80, targetPort: 8080 }], { selector: { app: 'web' } }),
+  endpointSlice('shop', 'web', 'x1', [{ name: 'http', port: 8080 }], [{ ip: '198.18.2.20' }, { ip: '198.18.2.21' }]),
+];
+
+test('agent: nothing is written until every kind has listed; then one full sync', async () => {
+  const { a, writer, put } = agent();
+  for (const o of web()) put(o);
+  for (const k of KINDS.slice(0, -1)) a.listed(k, false);
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(writer.batches.length, 0, 'no write before the last kind listed');
+  assert.equal(writer.dumps, 0);
+  assert.equal(a.ready(), false);
+  assert.match(a.notReadyReason(), /waiting for the first list of CiliumNetworkPolicy/);
+  const next = a.nextSync();
+  a.listed('CiliumNetworkPolicy', false);
+  const r = await next;
+  assert.equal(r.full, true);
+  assert.equal(writer.dumps, 1, 'the full sync diffs against a dump of the maps');
+  assert.deepEqual([writer.size('services'), writer.size('backends')], [1, 2]);
+  assert.equal(a.ready(), true);
+  await a.close();
+});
+
+test('agent: a restarted agent finds the maps right and writes nothing', async () => {
+  const first = agent();
+  for (const o of web()) first.put(o);
+  const done = first.a.nextSync();
+  for (const k of KINDS) first.a.listed(k, false);
+  await done;
+  await first.a.close();
+  const second = agent(first.writer);
+  const before = first.writer.batches.length;
+  for (const o of web()) second.put(o);
+  const r = second.a.nextSync();
+  for (const k of KINDS) second.a.listed(k, false);
+  assert.deepEqual(await r, { full: true, put: 0, deleted: 0, changes: (await r).changes });
+  assert.equal(first.writer.batches.length, before, 'no batch written');
+  // and one stale entry left by the dead agent is removed by the same full diff
+  const third = agent(first.writer);
+  third.put(web()[0]!); // the slice is gone: the service has no backends
+  const r3 = third.a.nextSync();
+  for (const k of KINDS) third.a.listed(k, false);
+  const rep = await r3;
+  assert.equal(rep.deleted, 2, 'the two backend slots of the deleted slice');
+  await second.a.close();
+  await third.a.close();
+});
+
+test('agent: after the first sync, a change is a delta; a burst is coalesced into one batch', async () => {
+  const { a, writer, put } = agent();
+  for (const o of web()) put(o);
+  let s = a.nextSync();
+  for (const k of KINDS) a.listed(k, false);
+  await s;
+  const batches = writer.batches.length;
+  // one endpoint becomes not ready (terminating, not serving): kube-proxy stops sending to it
+  s = a.nextSync();
+  put(endpointSlice('shop', 'web', 'x1', [{ name: 'http', port: 8080 }], [{ ip: '198.18.2.20' }, { ip: '198.18.2.21', ready: false, serving: false, terminating: true }]));
+  let r = await s;
+  assert.equal(r.full, false);
+  assert.equal(writer.dumps, 1, 'no dump for a delta');
+  assert.equal(writer.size('backends'), 1);
+  assert.equal(writer.batches.length, batches + 1);
+  // 200 services in one turn: one sync, one batch
+  s = a.nextSync();
+  for (let i = 0; i < 200; i++) put(service('load', `s${i}`, `198.19.${i >> 8}.${i & 255}`, [{ port: 80 }]));
+  r = await s;
+  assert.equal(r.changes.length, 200);
+  assert.equal(writer.batches.length, batches + 2);
+  // an unchanged object (a resync, a new resourceVersion only) changes nothing
+  const before = writer.batches.length;
+  const again = web()[0]!;
+  (again.metadata as Obj).resourceVersion = '999';
+  put(again);
+  await new Promise((res) => setTimeout(res, 40));
+  assert.equal(writer.batches.length, before);
+  await a.close();
+});
+
+test("agent: kube-proxy's rules: service-proxy-name and headless skipped, NodePort on this Node's address", async () => {
+  const { a, writer, put } = agent();
+  put(service('shop', 'other-proxy', '198.18.3.11', [{ port: 80 }], { labels: { 'service.kubernetes.io/service-proxy-name': 'someone-else' } }));
+  put(endpointSlice('shop', 'other-proxy', 'a', [{ port: 80 }], [{ ip: '198.18.2.30' }]));
+  put(service('shop', 'headless', 'None', [{ port: 80 }]));
+  put(service('shop', 'np', '198.18.3.12', [{ port: 80, nodePort: 30080 }], { type: 'NodePort' }));
+  put(endpointSlice('shop', 'np', 'a', [{ port: 80 }], [{ ip: '198.18.2.31' }]));
+  put(node('node-a', '198.18.0.1'));
+  put(node('node-b', '198.18.0.2'));
+  const s = a.nextSync();
+  for (const k of KINDS) a.listed(k, false);
+  await s;
+  const keys = [...(writer.maps.get('services')?.keys() ?? [])];
+  // services key: vip (4 bytes, network order) + port (2) + proto + pad
+  const vips = keys.map((k) => Buffer.from(k, 'hex')).map((b) => `${b[0]}.${b[1]}.${b[2]}.${b[3]}:${b.readUInt16BE(4)}`).sort();
+  assert.deepEqual(vips, ['198.18.0.1:30080', '198.18.3.12:80']);
+  await a.close();
+});
+
+test('agent: a failed write keeps the change pending, reports not ready, and retries with a full diff', async () => {
+  const writer = new MemWriter();
+  const lines: string[] = [];
+  const a = new Agent({ writer, nodeName: 'node-a', kinds: KINDS, log: (l, m) => lines.push(`${l} ${m}`), minSyncIntervalMs: 5, retryMs: 20 });
+  writer.failNext = new Error('put services: E2BIG (map full: raise it with install --cap)');
+  for (const o of web()) a.upsert(o.kind as Kind, slim(o.kind as Kind, o));
+  const s = a.nextSync();
+  for (const k of KINDS) a.listed(k, false);
+  await s;
+  assert.equal(writer.size('services'), 1, 'written by the retry');
+  assert.equal(writer.dumps, 2, 'the retry diffed in full again');
+  assert.ok(lines.some((l) => /^error writing the maps failed; retrying with a full diff: put services: E2BIG/.test(l)), lines.join('\n'));
+  assert.equal(a.metrics.render(a.ready()).includes('prep_node_agent_sync_errors_total 1'), true);
+  await a.close();
+});
+
+test('slim: keeps what the datapath reads, drops managedFields, annotations, container statuses', () => {
+  const full = pod('shop', 'web-1', '198.18.2.20', { app: 'web' }, { ports: [{ name: 'http', containerPort: 8080 }] });
+  (full.metadata as Obj).managedFields = [{ manager: 'kubelet', fieldsV1: { 'f:status': {} } }];
+  const s = slim('Pod', full);
+  assert.deepEqual(s, {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'web-1', namespace: 'shop', labels: { app: 'web' } },
+    spec: { nodeName: 'node-a', serviceAccountName: 'default', serviceAccount: 'default', containers: [{ ports: [{ name: 'http', containerPort: 8080, protocol: 'TCP' }] }] },
+    status: { phase: 'Running', podIP: '198.18.2.20', podIPs: [{ ip: '198.18.2.20' }], conditions: [{ type: 'Initialized', status: 'True' }, { type: 'Ready', status: 'True' }] },
+  });
+  assert.ok(JSON.stringify(s).length < JSON.stringify(full).length / 3);
+  const ns = slim('Namespace', namespace('shop', { team: 'a' }));
+  assert.deepEqual(ns.metadata, { name: 'shop', labels: { 'kubernetes.io/metadata.name': 'shop', team: 'a' } });
+});
