@@ -50,6 +50,7 @@ const EXIT = {
   rollback: { 0: 'restored (or nothing to restore)', 1: 'a restored value did not verify', ...USAGE, ...REACH, 5: 'a node file prep-node will not touch (a journal that is not ours); nothing was changed', 7: 'the restore failed on the node; the journal is kept, run rollback again', ...BUG },
   datapath: { 0: 'done', 1: 'the datapath is not healthy, or a selftest check failed', ...USAGE, ...REACH, 5: 'the node cannot run the datapath (kernel, bpffs, cgroup v2); nothing was changed', ...BUG },
   local: { 0: 'done', ...USAGE, ...BUG },
+  agent: { 0: 'stopped by SIGTERM or SIGINT (the datapath keeps serving unless --remove-on-exit)', ...USAGE, 5: 'the datapath could not be installed or its maps opened', ...BUG },
   bench: { 0: 'done', ...USAGE, 4: 'not run as root', ...BUG },
 } satisfies Record<string, Codes>;
 
@@ -199,7 +200,7 @@ export function buildProgram(): Command {
     .option('--cap <map=n,...>', 'when the agent installs the datapath: as `datapath install --cap`')
     .option('--cgroup <dir>', 'when the agent installs the datapath: as `datapath install --cgroup`')
     .option('--no-flow-events', 'when the agent installs the datapath: as `datapath install --no-flow-events`')
-    .addHelpText('after', EXIT_CODES)
+    .addHelpText('after', exitCodesHelp(EXIT.agent))
     .action(async (options: import('./commands/agent.js').AgentOptions) => {
       process.exitCode = await (await import('./commands/agent.js')).agent(options);
     });
