@@ -2,7 +2,7 @@
 // nodes. The desired state (a prep-node state file, or Kubernetes manifests: a file or a directory)
 // is loaded, translated and validated before any node is touched; each node gets the loader uploaded
 // once.
-import { ExitCode, PrepNodeError, UsageError } from '../errors.js';
+import { ExitCode, PrepNodeError, UsageError, printable } from '../errors.js';
 import type { Host } from '../host/host.js';
 import * as dp from '../datapath/index.js';
 import { ALL_MAPS } from '../datapath/consts.js';
@@ -119,6 +119,15 @@ async function work(verb: Verb, host: Host, options: DatapathOptions, desired: D
   }
 }
 
+/**
+ * A host's result lines for the terminal: `target: first line`, then the rest. Service names, clusterIPs,
+ * labels, the node's kernel and map names all come from outside: each line goes through printable(),
+ * so an escape sequence in one is printed as text (JSON output is escaped by JSON.stringify).
+ */
+export function hostLines(name: string, lines: string[]): string {
+  return `${printable(name)}: ${lines.map(printable).join('\n')}\n`;
+}
+
 export async function datapath(verb: Verb, targets: string[], options: DatapathOptions, io: Io): Promise<ExitCode> {
   for (const a of options.nodeAddress ?? []) if (parseIpv4(a) === null) throw new UsageError(`--node-address: expected an IPv4 address, got "${a}"`);
   const desired = verb === 'sync' ? await loadDesired(options.file!, { ...(options.allowPartial && { allowPartial: true }), ...(options.nodeAddress && { nodeAddresses: options.nodeAddress }) }) : undefined;
@@ -139,12 +148,12 @@ export async function datapath(verb: Verb, targets: string[], options: DatapathO
     const name = o.spec.target.spec;
     if ('error' in o) {
       docs.push({ target: name, error: { kind: failureKind(o.error), message: o.error.message } });
-      if (!options.json) io.stdout.write(`${failureLine(o.spec, o.error)}\n`);
+      if (!options.json) io.stdout.write(`${printable(failureLine(o.spec, o.error))}\n`);
       continue;
     }
     if (!o.value.ok) code = ExitCode.findings;
     docs.push({ target: name, ...(o.value.json as object) });
-    if (!options.json) io.stdout.write(`${name}: ${o.value.lines.join('\n')}\n`);
+    if (!options.json) io.stdout.write(hostLines(name, o.value.lines));
   }
   if (options.json) io.stdout.write(JSON.stringify(docs.length === 1 ? docs[0] : docs, null, 2) + '\n');
   return fleetExitCode(outcomes, code);
@@ -181,7 +190,7 @@ export async function observe(targets: string[], options: ObserveOptions, io: Io
       {
         work: async (host) => {
           const names: NamesIndex | null = await readNames(host);
-          const prefix = many ? `${host.name}: ` : '';
+          const prefix = many ? `${printable(host.name)}: ` : '';
           let seen = 0;
           let lastLost: number | undefined;
           const print = (batch: { events: dp.EventDoc[]; lost: number }) => {
@@ -212,7 +221,7 @@ export async function observe(targets: string[], options: ObserveOptions, io: Io
       false,
     );
     throwIfOnlyHostFailed(outcomes);
-    for (const o of outcomes) if ('error' in o) io.stdout.write(`${failureLine(o.spec, o.error)}\n`);
+    for (const o of outcomes) if ('error' in o) io.stdout.write(`${printable(failureLine(o.spec, o.error))}\n`);
     return fleetExitCode(outcomes, ExitCode.ok);
   } finally {
     process.off('SIGINT', onSigint);

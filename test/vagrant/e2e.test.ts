@@ -48,8 +48,13 @@ for (const backend of backends) {
       assertReported(first);
       assert.match(first.stdout, /kernel\.version\s+PASS\s+6\.1\./);
       assert.match(readFileSync(knownHosts, 'utf8'), /ssh-ed25519/);
+      // the key trusted is named on stderr, once, with its fingerprint (as OpenSSH's "Permanently added")
+      const added = first.stderr.split('\n').filter((l) => l.includes('permanently added'));
+      assert.equal(added.length, 1, first.stderr);
+      assert.ok(added[0]!.includes(vm.target.hostKeyFingerprint) && added[0]!.endsWith('(--accept-new-host-key)'), first.stderr);
       const again = runCli(vm, ['check', '-F', config, vm.spec('root')]);
       assertReported(again);
+      assert.doesNotMatch(again.stderr, /permanently added/);
     });
 
     test('a sudo user gets the same report; --json is one schema-v1 document', () => {
