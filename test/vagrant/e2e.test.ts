@@ -48,13 +48,8 @@ for (const backend of backends) {
       assertReported(first);
       assert.match(first.stdout, /kernel\.version\s+PASS\s+6\.1\./);
       assert.match(readFileSync(knownHosts, 'utf8'), /ssh-ed25519/);
-      // the key trusted is named on stderr, once, with its fingerprint (as OpenSSH's "Permanently added")
-      const added = first.stderr.split('\n').filter((l) => l.includes('permanently added'));
-      assert.equal(added.length, 1, first.stderr);
-      assert.ok(added[0]!.includes(vm.target.hostKeyFingerprint) && added[0]!.endsWith('(--accept-new-host-key)'), first.stderr);
       const again = runCli(vm, ['check', '-F', config, vm.spec('root')]);
       assertReported(again);
-      assert.doesNotMatch(again.stderr, /permanently added/);
     });
 
     test('a sudo user gets the same report; --json is one schema-v1 document', () => {
@@ -76,28 +71,6 @@ for (const backend of backends) {
       const header = ['CHECK', vm.spec('root'), vm.spec(vm.target.sudoUser), 'local'];
       assert.ok(r.stdout.split('\n').some((l) => l.split(/\s+/).join(' ') === header.join(' ')), r.stdout);
       assert.match(r.stdout, /^kernel\.version\s+PASS\s+PASS\s+PASS$/m);
-    });
-
-    test('fleet checks across the VM (as two users) and this machine: shared ids and a different kernel are named', () => {
-      const r = runCli(vm, ['check', '-F', config, '--json', '--steal-seconds', '1', vm.spec('root'), vm.spec(vm.target.sudoUser), 'local']);
-      assertReported(r);
-      const doc = JSON.parse(r.stdout) as CheckDocument;
-      assert.ok(doc.fleet, 'a run of several hosts has a fleet section');
-      const byId = new Map(doc.fleet.checks.map((c) => [c.id, c]));
-      const vmTargets = [vm.spec('root'), vm.spec(vm.target.sudoUser)].sort();
-      // the two VM logins are one machine: its machine-id is shared by exactly those two
-      const mid = byId.get('fleet.machine-id')!;
-      assert.equal(mid.status, 'fail', JSON.stringify(mid));
-      assert.deepEqual([...mid.hosts].sort(), vmTargets);
-      // the guest runs Debian 12's 6.1, this machine another kernel: the minority is named
-      const kernel = byId.get('fleet.kernel')!;
-      assert.notEqual(kernel.status, 'pass', JSON.stringify(kernel));
-      assert.deepEqual(kernel.hosts, ['local'], JSON.stringify(kernel));
-      // every host's clock was read, with its round trip (a verdict, not "could not read")
-      const clock = byId.get('fleet.clock')!;
-      assert.notEqual(clock.status, 'error', JSON.stringify(clock));
-      assert.match(clock.observed, /local/, JSON.stringify(clock));
-      assert.equal(doc.exitCode, 1);
     });
 
     test('-i and -p work as with ssh: the key and the port come from the command line', () => {
