@@ -26,3 +26,15 @@ export interface MapWriter {
   /** Release what the writer holds (map fds, a connection); the maps stay pinned. */
   close(): Promise<void>;
 }
+
+/** One op as a line of the loader's `apply` input (`put <map> <key> <value>`, `del <map> <key>`, `clear <map>`). */
+export function opLine(op: MapOp): string {
+  if (op.op === 'put') return `put ${op.map} ${op.keyHex} ${op.valueHex}`;
+  if (op.op === 'del') return `del ${op.map} ${op.keyHex}`;
+  return `clear ${op.map}`;
+}
+
+/** The loader's `apply` input for a batch, one op a line. */
+export function opLines(ops: readonly MapOp[]): string[] {
+  return ops.map(opLine);
+}
