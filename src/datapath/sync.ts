@@ -9,15 +9,12 @@
 // touches only entries that are new, changed or gone.
 import { MAPS, type MapName } from './consts.js';
 import type { MapEntry } from './compile.js';
-import { opLines, type MapOp } from './writer.js';
+import { opLines, type CurrentEntries, type MapContents, type MapOp } from './writer.js';
 
 const PUT_ORDER: readonly MapName[] = ['backends', 'maglev', 'services', 'policy', 'ipcache', 'ipcache6', 'endpoints', 'endpoints6'];
 const DEL_ORDER: readonly MapName[] = ['services', 'maglev', 'backends', 'endpoints', 'endpoints6', 'ipcache', 'ipcache6', 'policy'];
 
-/** What a map holds now: key hex → value hex. */
-export type MapContents = Map<string, string>;
-/** What the owned maps hold now. */
-export type CurrentEntries = Partial<Record<MapName, MapContents>>;
+export type { CurrentEntries, MapContents } from './writer.js';
 
 export interface SyncPlan {
   /** what a MapWriter's batch() is given, in order */

@@ -3,7 +3,11 @@
 // batch); the agent's opens the pinned maps in-process through libbpf. Keys and values are the
 // encoded structs of datapath_structs.h as lowercase hex, exactly as compile.ts produces them.
 import type { MapName } from './consts.js';
-import type { CurrentEntries } from './sync.js';
+
+/** What a map holds now: key hex → value hex. */
+export type MapContents = Map<string, string>;
+/** What the owned maps hold now. */
+export type CurrentEntries = Partial<Record<MapName, MapContents>>;
 
 /** One change to one owned map. `clear` empties the map (full syncs only). */
 export type MapOp =
