@@ -135,6 +135,10 @@ test('the readiness probe reaches /readyz where the agent listens: the node IP, 
   assert.deepEqual(c.readinessProbe?.httpGet, { path: '/readyz', port: 10260 }, 'no host: the kubelet probes the pod IP, the node IP under hostNetwork');
   assert.equal(c.livenessProbe?.httpGet?.path, '/healthz');
   assert.equal(c.env?.find((e) => e.name === 'NODE_NAME')?.valueFrom?.fieldRef?.fieldPath, 'spec.nodeName');
+  // Without kube-proxy the kubernetes Service's ClusterIP is served by this agent: it must reach
+  // the API server by its own address, which the operator sets.
+  assert.ok(c.env?.some((e) => e.name === 'KUBERNETES_SERVICE_HOST' && e.value !== undefined));
+  assert.ok(c.env?.some((e) => e.name === 'KUBERNETES_SERVICE_PORT' && /^\d+$/.test(e.value ?? '')));
 });
 
 test('capabilities are exactly those the datapath needs, and the API server would accept the security context', () => {
