@@ -119,6 +119,7 @@ test('the DaemonSet: hostNetwork, node-critical, every taint tolerated, selector
   const ds = one('DaemonSet');
   const pod = podOf(ds);
   assert.equal(pod.hostNetwork, true);
+  assert.equal(pod.dnsPolicy, 'Default', "the node's resolver: cluster DNS sits behind a ClusterIP this agent serves");
   assert.equal(pod.priorityClassName, 'system-node-critical');
   assert.deepEqual(pod.tolerations, [{ operator: 'Exists' }]);
   const labels = ds.spec!.template.metadata?.labels ?? {};
