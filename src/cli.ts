@@ -37,7 +37,7 @@ export function exitCodesHelp(codes: Codes): string {
 
 const EXIT = {
   program: { 0: 'success (check: every check passed)', 1: 'findings: a check failed or could not tell; a datapath check failed', ...USAGE, ...REACH, 5: 'apply, datapath: the node cannot take what was asked; nothing was changed', 6: 'apply: an MTU or channel change cut the SSH session and the node reverted it', 7: 'rollback: the restore failed on the node; the journal is kept, run rollback again', ...BUG },
-  check: { 0: 'every check passed (warnings allowed)', 1: 'findings: a check failed, or could not tell (error)', ...USAGE, ...REACH, ...BUG },
+  check: { 0: 'every check passed (warnings allowed)', 1: 'findings: a check or a fleet check failed, or a check could not tell (error)', ...USAGE, ...REACH, ...BUG },
   apply: {
     0: 'applied and verified (or nothing to change; --dry-run: the plan was printed)',
     1: 'a change was applied but did not verify',
