@@ -2,7 +2,8 @@
 /*
  * prep-node-dp: the node-side loader of the prep-node eBPF datapath. A static binary with both BPF
  * objects embedded (libbpf skeletons), uploaded by prep-node over SSH: a node needs nothing but its
- * kernel. Every command prints one JSON document on stdout (`events` and `dump` print lines);
+ * kernel. Every command prints one JSON document on stdout (`events` and `dump` print lines,
+ * `metrics` the Prometheus text format);
  * failures print {"error": "...", "code": "..."} and exit with the codes of enum dp_exit.
  */
 #include <stdio.h>
@@ -20,6 +21,7 @@ static const struct {
 	{ "install", cmd_install }, { "apply", cmd_apply },   { "dump", cmd_dump },
 	{ "status", cmd_status },   { "events", cmd_events }, { "remove", cmd_remove },
 	{ "serve", cmd_serve },     { "probe", cmd_probe },   { "features", cmd_features },
+	{ "metrics", cmd_metrics },
 };
 
 static const char usage[] =
@@ -29,6 +31,7 @@ static const char usage[] =
 	"  apply                      lines on stdin: put MAP KEYHEX VALUEHEX | del MAP KEYHEX | clear MAP\n"
 	"  dump MAP [--per-cpu]       KEYHEX VALUEHEX per line\n"
 	"  status\n"
+	"  metrics [--names FILE]     the counters in the Prometheus text format (FILE: sync's names index)\n"
 	"  events [--follow] [--timeout-ms N] [--max N]\n"
 	"  remove\n"
 	"  serve --port P --name NAME [--addr A]\n"

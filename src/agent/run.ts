@@ -7,7 +7,6 @@ import type { Server } from 'node:http';
 import { ExitCode, PrepNodeError, UsageError } from '../errors.js';
 import { LocalHost } from '../host/local.js';
 import { loader, type InstallOptions } from '../datapath/loader.js';
-import { renderMetrics } from '../datapath/metrics.js';
 import { Agent } from './agent.js';
 import { listening, serveEndpoints } from './http.js';
 import { Informers, loadKubeConfig } from './informers.js';
@@ -86,8 +85,7 @@ export async function runAgent(o: RunOptions): Promise<number> {
 /** The datapath's own families, as `datapath metrics` prints them; a comment when they cannot be read. */
 async function datapathMetrics(host: LocalHost): Promise<string> {
   try {
-    const [status, drops, svcs] = await Promise.all([loader.status(host), loader.dump(host, 'drop_counters'), loader.dump(host, 'svc_counters')]);
-    return renderMetrics(status, drops, svcs);
+    return await loader.metrics(host);
   } catch (err) {
     const msg = err instanceof PrepNodeError ? err.message : String(err);
     return `# the datapath's metrics could not be read: ${msg.split('\n')[0]}\n`;

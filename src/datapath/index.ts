@@ -14,8 +14,8 @@ import { fullSync, incrementalSync, type CurrentEntries, type SyncPlan } from '.
 import type { BatchResult, MapWriter } from './writer.js';
 import type { MapEntry } from './compile.js';
 import type { Desired } from './k8s/index.js';
-import { installTextfile, removeTextfile, renderMetrics, type TextfileResult } from './metrics.js';
-import { buildNames, readNames, removeNames, writeNames } from './observe.js';
+import { installTextfile, removeTextfile, type TextfileResult } from './metrics.js';
+import { buildNames, NAMES_PATH, removeNames, writeNames } from './observe.js';
 
 export { loadState, parseState } from './state.js';
 export type { DatapathState } from './schema.js';
@@ -26,7 +26,7 @@ export type { MapEntry } from './compile.js';
 export type { MapWriter, MapOp, BatchResult } from './writer.js';
 export { ALL_MAPS, MAPS, type MapName } from './consts.js';
 export { loadDesired, formatLeftOut, type Desired } from './k8s/index.js';
-export { checkTextfileDir as checkMetricsTextfileDir, renderMetrics, type TextfileResult } from './metrics.js';
+export { checkTextfileDir as checkMetricsTextfileDir, type TextfileResult } from './metrics.js';
 export { VERDICTS, decorate, formatFlow, readNames, verdictMatches, type NamesIndex, type VerdictFilter } from './observe.js';
 export { parseIpv4 } from './ip.js';
 export { selftest, type SelftestResult, type SelftestStep, type SelftestOptions } from './selftest.js';
@@ -107,14 +107,9 @@ export function recordNames(host: Host, desired: Desired, compiled: Compiled, so
   return writeNames(host, buildNames(desired.state, compiled, desired.origins, source));
 }
 
-/** The node's datapath counters in the Prometheus text exposition format (metrics.ts renders it). */
-export async function metrics(host: Host): Promise<string> {
-  const st = await loader.status(host);
-  const counters = st.installed ? await loader.dump(host, 'drop_counters') : '';
-  // an install from an older loader has no svc_counters map: no forwarded samples then
-  const svc = st.installed && st.maps.some((m) => m.name === 'svc_counters') ? await loader.dump(host, 'svc_counters') : '';
-  const names = st.installed ? await readNames(host) : null;
-  return renderMetrics(st, counters, svc, names);
+/** The node's datapath counters in the Prometheus text exposition format, services named from the node's index (one loader run). */
+export function metrics(host: Host): Promise<string> {
+  return loader.metrics(host, { names: NAMES_PATH });
 }
 
 /** Keep the node's metrics textfile for node_exporter (after checkMetricsTextfileDir and install). */

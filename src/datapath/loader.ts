@@ -229,6 +229,14 @@ export const loader = {
   async status(host: Host, loaderPath?: string): Promise<StatusDoc> {
     return parseOutput(host.name, 'status', await runLoader(host, ['status'], {}, loaderPath), StatusDoc);
   },
+  /**
+   * The datapath's counters in the Prometheus text format, rendered by the loader (bpf/loader/
+   * metrics.c); names: the node's names index for service names (a missing or unusable one costs
+   * the names only). Not installed: `prep_node_datapath_up 0` alone.
+   */
+  async metrics(host: Host, o: { names?: string } = {}, loaderPath?: string): Promise<string> {
+    return runLoader(host, ['metrics', ...(o.names ? ['--names', o.names] : [])], { timeoutMs: 300_000 }, loaderPath);
+  },
   /** Drop events (one JSON line each) and the count the ring buffer lost (the last line). */
   async events(host: Host, o: { timeoutMs?: number; max?: number } = {}): Promise<{ events: EventDoc[]; lost: number }> {
     const args = ['events'];

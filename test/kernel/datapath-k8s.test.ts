@@ -18,6 +18,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { familyHeaders } from '../helpers/datapath-families.js';
 import { parsePrometheusText } from '../helpers/prometheus-text.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
@@ -246,6 +247,7 @@ run after-remove sh -c 'ls ${tf}; test -e ${PIDFILE} && echo pidfile-left || ech
     const m = parsePrometheusText(get('metrics').out);
     const sample = (fam: string, labels: Record<string, string> = {}) => m.get(fam)?.samples.find((x) => Object.entries(labels).every(([k, v]) => x.labels[k] === v))?.value;
     assert.equal(sample('prep_node_datapath_up'), 1);
+    assert.deepEqual(get('metrics').out.split('\n').filter((l) => l.startsWith('# ')), familyHeaders(), 'every family, in order, HELP and TYPE as pinned');
     assert.ok((sample('prep_node_datapath_drops_total', { reason: 'POLICY_DENY' }) ?? 0) >= 3, get('metrics').out);
     assert.ok((sample('prep_node_datapath_drops_total', { reason: 'POLICY_DEFAULT_DENY' }) ?? 0) >= 1);
     assert.ok((sample('prep_node_datapath_drop_bytes_total', { reason: 'POLICY_DENY', code: '1' }) ?? 0) >= 120);
@@ -266,6 +268,7 @@ run after-remove sh -c 'ls ${tf}; test -e ${PIDFILE} && echo pidfile-left || ech
     ok0('textfile');
     const t = parsePrometheusText(get('textfile').out);
     assert.equal(t.get('prep_node_datapath_up')?.samples[0]?.value, 1);
+    assert.deepEqual(get('textfile').out.split('\n').filter((l) => l.startsWith('# ')), familyHeaders(), 'the writer prints what datapath metrics prints');
     assert.equal(
       t.get('prep_node_datapath_drops_total')?.samples.find((x) => x.labels.reason === 'POLICY_DENY')?.value,
       sample('prep_node_datapath_drops_total', { reason: 'POLICY_DENY' }),
