@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { endpointSlice, FakeApiServer, namespace, networkPolicy, node, pod, service } from './fake-apiserver.js';
+import { endpointSlice, FakeApiServer, namespace, networkPolicy, node, pod, service } from '../../src/bench/fake-apiserver.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 const DP = fileURLToPath(new URL('../../../bpf/build/prep-node-dp', import.meta.url));

@@ -1,5 +1,5 @@
 // The agent's informers (@kubernetes/client-node 1.x, unchanged) against the loopback stand-in for
-// kube-apiserver (test/helpers/fake-apiserver.ts, the real wire protocol), writing an in-memory map
+// kube-apiserver (src/bench/fake-apiserver.ts, the real wire protocol), writing an in-memory map
 // writer: list then watch; BOOKMARKs change nothing; a dropped watch is resumed; the API server gone
 // → the maps keep the last state, the failure is reported and retried; changes made meanwhile (and a
 // compaction: 410 Expired → relist) are applied after it returns, with a full diff; 403 names the verb
@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { Agent } from '../../src/agent/agent.js';
 import { Informers, loadKubeConfig } from '../../src/agent/informers.js';
 import { MemWriter } from '../helpers/mem-writer.js';
-import { endpointSlice, FakeApiServer, namespace, node, pod, service } from '../helpers/fake-apiserver.js';
+import { endpointSlice, FakeApiServer, namespace, node, pod, service } from '../../src/bench/fake-apiserver.js';
 
 async function waitFor(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;

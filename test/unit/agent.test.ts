@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { Agent } from '../../src/agent/agent.js';
 import { slim, type Kind } from '../../src/agent/slim.js';
 import { MemWriter } from '../helpers/mem-writer.js';
-import { endpointSlice, namespace, node, pod, service } from '../helpers/fake-apiserver.js';
+import { endpointSlice, namespace, node, pod, service } from '../../src/bench/fake-apiserver.js';
 
 const KINDS: Kind[] = ['Namespace', 'Node', 'Pod', 'Service', 'EndpointSlice', 'NetworkPolicy', 'CiliumNetworkPolicy'];
 type Obj = Record<string, unknown>;
