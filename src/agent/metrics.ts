@@ -3,7 +3,7 @@
 import { escapeLabel } from '../datapath/metrics.js';
 
 /** Histogram buckets (seconds) for event received → map written. */
-export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+export const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 type Labels = Record<string, string>;
 const key = (l: Labels) => Object.entries(l).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',');
