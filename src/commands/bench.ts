@@ -48,6 +48,8 @@ export interface BenchOptions {
   agent?: boolean;
   /** the agent's benchmark at 1000 services and 10 s of churn per rate */
   quick?: boolean;
+  /** with --agent: seconds of churn per rate */
+  churn?: number;
 }
 
 /** Tool paths; PREP_NODE_BENCH_<TOOL> overrides one (a missing tool makes its mode unavailable). */
@@ -153,12 +155,15 @@ async function agentBench(options: BenchOptions, io: Io, log: (line: string) => 
   const tools = benchTools();
   if (!existsSync(tools.loader)) throw new UsageError(`the loader ${tools.loader} is missing: build it with \`make -C bpf\``);
   const quick = options.quick === true;
+  if (options.sizes && options.sizes.length !== 1) throw new UsageError('--agent takes one size: --sizes N (services)');
+  const services = options.sizes ? parseSize(options.sizes[0]!) : quick ? 1000 : 10_000;
+  if (services > maxServices(5) - 1) throw new UsageError(`--sizes: ${services} services with 5 endpoints each do not fit the bench's address ranges (at most ${maxServices(5) - 1})`);
   const doc = await runAgentBench({
-    services: quick ? 1000 : 10_000,
+    services,
     endpointsPer: 5,
-    pods: quick ? 500 : 5000,
+    pods: Math.floor(services / 2),
     rates: [100, 1000],
-    churnSeconds: quick ? 10 : 30,
+    churnSeconds: options.churn ?? (quick ? 10 : 30),
     nftRuns: options.runs ?? 3,
     cli: LOCAL_CLI,
     loader: tools.loader,
@@ -168,7 +173,7 @@ async function agentBench(options: BenchOptions, io: Io, log: (line: string) => 
   killAll();
   if (options.report) {
     mkdirSync(options.report, { recursive: true });
-    const name = quick ? 'agent-quick' : 'agent';
+    const name = services === 10_000 && !options.churn ? 'agent' : `agent-${services}`;
     writeFileSync(`${options.report}/${name}.json`, `${JSON.stringify(doc, null, 2)}\n`);
     writeFileSync(`${options.report}/${name}.txt`, renderAgentText(doc));
     log(`report: ${options.report}/${name}.json, ${options.report}/${name}.txt`);
