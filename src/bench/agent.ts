@@ -18,7 +18,7 @@
 // the watch stream's transfer are not in it. The agent and this process share the machine's cores.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -75,6 +75,8 @@ export interface AgentBenchDoc {
   /** kube-proxy nftables: one endpoint change at the same number of services (ms, spawn to exit), or why not */
   nftables: { services: number; endpointChangeMs: Figure; fullMs: number } | { unavailable: string };
   peakRssBytes: number;
+  /** the machine's load average (1 min) at the start and the end: the agent shares the cores */
+  loadavg: [number, number];
   notes: string[];
 }
 
@@ -239,6 +241,7 @@ async function nftables(o: AgentBenchOptions, set: readonly BenchService[]): Pro
 export async function runAgentBench(o: AgentBenchOptions): Promise<AgentBenchDoc> {
   const started = new Date();
   const t0 = Date.now();
+  const load0 = loadavg()[0]!;
   const log = (m: string) => o.log(`[${String(Math.round((Date.now() - t0) / 1000)).padStart(4)} s] agent: ${m}`);
   const root = cgroupV2Root();
   if (!root) throw new Error('the agent bench needs a cgroup v2 mount (the datapath attaches its socket programs to a cgroup)');
@@ -345,6 +348,7 @@ export async function runAgentBench(o: AgentBenchOptions): Promise<AgentBenchDoc
       churn,
       nftables: nf,
       peakRssBytes: peak,
+      loadavg: [Math.round(load0 * 10) / 10, Math.round(loadavg()[0]! * 10) / 10],
       notes: [
         'The agent is the real CLI (`prep-node agent`) as a child process, writing real pinned maps through libbpf, in a private mount namespace with its own bpffs; the API server is the loopback stand-in (src/bench/fake-apiserver.ts), served from the bench process on the same cores.',
         'Event → map written is the agent\'s own histogram (prep_node_agent_event_to_map_seconds): from the event parsed to its batch written; p50/p99 are the upper bounds of the buckets the percentiles fall in.',
@@ -382,7 +386,7 @@ export function renderAgentText(d: AgentBenchDoc): string {
     'unavailable' in d.nftables
       ? `  kube-proxy nftables: not measured (${d.nftables.unavailable})`
       : `  kube-proxy nftables, one endpoint change at ${d.nftables.services} services: ${d.nftables.endpointChangeMs.median.toFixed(1)} ms median (${d.nftables.endpointChangeMs.min.toFixed(1)}–${d.nftables.endpointChangeMs.max.toFixed(1)}, ${d.nftables.endpointChangeMs.runs.length} runs); the full table ${(d.nftables.fullMs / 1000).toFixed(1)} s`,
-    `  peak RSS ${mib(d.peakRssBytes)}; ${d.durationS} s in all`,
+    `  peak RSS ${mib(d.peakRssBytes)}; ${d.durationS} s in all; load average ${d.loadavg[0]} at the start, ${d.loadavg[1]} at the end (${cpus().length} CPUs)`,
   ];
   return `${out.join('\n')}\n`;
 }
