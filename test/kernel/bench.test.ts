@@ -246,9 +246,9 @@ describe('prep-node bench', { skip: notRoot }, () => {
     const doc = JSON.parse(r.stdout) as import('../../src/bench/agent.js').AgentBenchDoc;
     assert.equal(doc.schema, 'prep-node/bench-agent/v1');
     assert.deepEqual([doc.config.services, doc.config.endpointsPer, doc.config.pods], [100, 5, 50]);
-    // the initial sync wrote the set: 100 services with 5 backends each (service entry + 5 slots)
+    // the initial sync wrote the set: 100 services with 5 backends each
     assert.equal(doc.initial.entries.backends, 500, JSON.stringify(doc.initial));
-    assert.equal(doc.initial.entries.services, 600, JSON.stringify(doc.initial));
+    assert.equal(doc.initial.entries.services, 100, JSON.stringify(doc.initial));
     assert.ok(doc.initial.readyS > 0 && doc.initial.rssBytes > 0 && doc.initial.peakRssBytes >= doc.initial.rssBytes);
     assert.deepEqual(doc.churn.map((c) => [c.rate, c.changes]), [[100, 200], [1000, 2000]]);
     for (const c of doc.churn) {
