@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { endpointSlice, FakeApiServer, namespace, node, pod, service } from './fake-apiserver.js';
-import { run, track, why } from './exec.js';
+import { run, runSync, track, why } from './exec.js';
 import { cgroupV2Root } from './env.js';
 import { NFT_DELETE_TABLE, endpointChain, nftFull, serviceChain, NFT_TABLE } from './kube-nftables.js';
 import { benchServices, CLUSTER_CIDR, type BenchService } from './services.js';
@@ -370,6 +370,22 @@ export async function runAgentBench(o: AgentBenchOptions): Promise<AgentBenchDoc
       } catch {
         await sleep(100);
       }
+    }
+  }
+}
+
+/** From a signal handler, after killAll(): the run's nftables namespace and cgroup, by name (synchronous). */
+export function cleanupAgentBench(pid = process.pid): void {
+  runSync('ip', ['netns', 'del', `pn-bench-agent-nft-${pid}`]);
+  const root = cgroupV2Root();
+  for (let i = 0; root && i < 20; i++) {
+    try {
+      rmdirSync(join(root, `pn-bench-agent-${pid}`));
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      // the killed agent leaves the cgroup a moment later
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
     }
   }
 }

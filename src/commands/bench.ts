@@ -15,7 +15,7 @@ import { BenchEnv, removeLeftovers } from '../bench/env.js';
 import { killAll } from '../bench/exec.js';
 import { renderText, writeReport } from '../bench/render.js';
 import { runBench } from '../bench/run.js';
-import { renderAgentText, runAgentBench } from '../bench/agent.js';
+import { cleanupAgentBench, renderAgentText, runAgentBench } from '../bench/agent.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { MODE_IDS, type BenchConfig, type ModeId } from '../bench/schema.js';
 import { maxServices } from '../bench/services.js';
@@ -155,6 +155,26 @@ async function agentBench(options: BenchOptions, io: Io, log: (line: string) => 
   const tools = benchTools();
   if (!existsSync(tools.loader)) throw new UsageError(`the loader ${tools.loader} is missing: build it with \`make -C bpf\``);
   const quick = options.quick === true;
+  // interrupted: the agent child killed (its mount namespace, bpffs and datapath go with it), the
+  // nftables namespace and the cgroup removed
+  const handlers = Object.keys(SIGNALS).map((sig) => {
+    const h = () => {
+      io.stderr.write(`bench: ${sig}: stopping the agent, removing the namespace and cgroup of this run\n`);
+      killAll();
+      cleanupAgentBench();
+      process.exit(128 + SIGNALS[sig]!);
+    };
+    process.on(sig, h);
+    return [sig, h] as const;
+  });
+  try {
+    return await agentBenchRun(options, io, log, tools, quick);
+  } finally {
+    for (const [sig, h] of handlers) process.off(sig, h);
+  }
+}
+
+async function agentBenchRun(options: BenchOptions, io: Io, log: (line: string) => void, tools: Tools, quick: boolean): Promise<number> {
   if (options.sizes && options.sizes.length !== 1) throw new UsageError('--agent takes one size: --sizes N (services)');
   const services = options.sizes ? parseSize(options.sizes[0]!) : quick ? 1000 : 10_000;
   if (services > maxServices(5) - 1) throw new UsageError(`--sizes: ${services} services with 5 endpoints each do not fit the bench's address ranges (at most ${maxServices(5) - 1})`);
