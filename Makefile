@@ -50,10 +50,12 @@ cloud-init: build
 	node dist/src/cloudinit/gen.js
 
 # The datapath against kube-proxy-style iptables and nftables on this machine (root; about 5 minutes
-# on 2 cores): the table on stdout, the report with plots in docs/bench/ (the README shows it).
+# on 2 cores): the table on stdout, the report with plots in docs/bench/ (the README shows it); then
+# the agent against the fake API server (10k services; a few minutes): docs/bench/agent.{json,txt}.
 bench: deps build
 	$(MAKE) -C bpf -j1 all
 	node dist/src/cli.js bench --report docs/bench
+	node dist/src/cli.js bench --agent --report docs/bench
 
 clean:
 	rm -rf dist node_modules

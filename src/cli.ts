@@ -229,6 +229,9 @@ export function buildProgram(): Command {
     .option('--report <dir>', 'also write DIR/README.md with SVG plots and DIR/bench.json')
     .option('--cleanup', 'only remove the namespaces, mounts and cgroups that interrupted runs left behind')
     .option('--quiet', 'no progress lines on stderr')
+    .option('--agent', 'instead: the agent against the fake API server on real pinned maps (10k services, 50k endpoints, 5k pods; churn at 100/s and 1000/s for 30 s each) beside kube-proxy nftables\'s cost of one endpoint change')
+    .option('--quick', 'with --agent: 1000 services, 5000 endpoints, 500 pods, 10 s of churn per rate')
+    .addOption(new Option('--churn <seconds>', 'with --agent: seconds of churn per rate (default 30; 10 with --quick); --sizes N sets the services (5 endpoints each, N/2 pods)').argParser(int('--churn', 1, 600)))
     .addHelpText('after', exitCodesHelp(EXIT.bench))
     .action(async (options: BenchOptions) => {
       const { bench } = await import('./commands/bench.js');

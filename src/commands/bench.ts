@@ -15,6 +15,8 @@ import { BenchEnv, removeLeftovers } from '../bench/env.js';
 import { killAll } from '../bench/exec.js';
 import { renderText, writeReport } from '../bench/render.js';
 import { runBench } from '../bench/run.js';
+import { cleanupAgentBench, renderAgentText, runAgentBench } from '../bench/agent.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { MODE_IDS, type BenchConfig, type ModeId } from '../bench/schema.js';
 import { maxServices } from '../bench/services.js';
 import type { Tools } from '../bench/modes.js';
@@ -42,6 +44,12 @@ export interface BenchOptions {
   cleanup?: boolean;
   /** no progress lines on stderr */
   quiet?: boolean;
+  /** run the agent's benchmark instead of the datapath modes */
+  agent?: boolean;
+  /** the agent's benchmark at 1000 services and 10 s of churn per rate */
+  quick?: boolean;
+  /** with --agent: seconds of churn per rate */
+  churn?: number;
 }
 
 /** Tool paths; PREP_NODE_BENCH_<TOOL> overrides one (a missing tool makes its mode unavailable). */
@@ -97,6 +105,8 @@ export async function bench(options: BenchOptions, io: Io): Promise<number> {
     log(removed.length ? `removed ${removed.length} leftovers of interrupted runs` : 'nothing left behind by earlier runs');
     return ExitCode.ok;
   }
+  if (options.agent) return agentBench(options, io, log);
+  if (options.quick) throw new UsageError('--quick applies to --agent only');
   const config = benchConfig(options);
   const tools = benchTools();
   if (!existsSync(tools.bench)) throw new UsageError(`the load generator ${tools.bench} is missing: build it with \`make -C bpf\``);
@@ -135,4 +145,59 @@ export async function bench(options: BenchOptions, io: Io): Promise<number> {
     cleanup();
     for (const [sig, h] of handlers) process.off(sig, h);
   }
+}
+
+/** The CLI this file belongs to (dist/src/commands -> dist/src/cli.js). */
+const LOCAL_CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../cli.js');
+
+/** `bench --agent`: the agent against the fake API server on real pinned maps (src/bench/agent.ts). */
+async function agentBench(options: BenchOptions, io: Io, log: (line: string) => void): Promise<number> {
+  const tools = benchTools();
+  if (!existsSync(tools.loader)) throw new UsageError(`the loader ${tools.loader} is missing: build it with \`make -C bpf\``);
+  const quick = options.quick === true;
+  // interrupted: the agent child killed (its mount namespace, bpffs and datapath go with it), the
+  // nftables namespace and the cgroup removed
+  const handlers = Object.keys(SIGNALS).map((sig) => {
+    const h = () => {
+      io.stderr.write(`bench: ${sig}: stopping the agent, removing the namespace and cgroup of this run\n`);
+      killAll();
+      cleanupAgentBench();
+      process.exit(128 + SIGNALS[sig]!);
+    };
+    process.on(sig, h);
+    return [sig, h] as const;
+  });
+  try {
+    return await agentBenchRun(options, io, log, tools, quick);
+  } finally {
+    for (const [sig, h] of handlers) process.off(sig, h);
+  }
+}
+
+async function agentBenchRun(options: BenchOptions, io: Io, log: (line: string) => void, tools: Tools, quick: boolean): Promise<number> {
+  if (options.sizes && options.sizes.length !== 1) throw new UsageError('--agent takes one size: --sizes N (services)');
+  const services = options.sizes ? parseSize(options.sizes[0]!) : quick ? 1000 : 10_000;
+  if (services > maxServices(5) - 1) throw new UsageError(`--sizes: ${services} services with 5 endpoints each do not fit the bench's address ranges (at most ${maxServices(5) - 1})`);
+  const doc = await runAgentBench({
+    services,
+    endpointsPer: 5,
+    pods: Math.floor(services / 2),
+    rates: [100, 1000],
+    churnSeconds: options.churn ?? (quick ? 10 : 30),
+    nftRuns: options.runs ?? 3,
+    cli: LOCAL_CLI,
+    loader: tools.loader,
+    nft: tools.nft,
+    log,
+  });
+  killAll();
+  if (options.report) {
+    mkdirSync(options.report, { recursive: true });
+    const name = services === 10_000 && !options.churn ? 'agent' : `agent-${services}`;
+    writeFileSync(`${options.report}/${name}.json`, `${JSON.stringify(doc, null, 2)}\n`);
+    writeFileSync(`${options.report}/${name}.txt`, renderAgentText(doc));
+    log(`report: ${options.report}/${name}.json, ${options.report}/${name}.txt`);
+  }
+  io.stdout.write(options.json ? `${JSON.stringify(doc, null, 2)}\n` : renderAgentText(doc));
+  return ExitCode.ok;
 }

@@ -240,6 +240,31 @@ describe('prep-node bench', { skip: notRoot }, () => {
     assert.match(r.stderr, /nftables: unavailable/);
   });
 
+  it('--agent: the agent CLI against the fake API server on real pinned maps; every change written, figures present, nothing left behind', async () => {
+    const r = await cli(['bench', '--agent', '--sizes', '100', '--churn', '2', '--runs', '1', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const doc = JSON.parse(r.stdout) as import('../../src/bench/agent.js').AgentBenchDoc;
+    assert.equal(doc.schema, 'prep-node/bench-agent/v1');
+    assert.deepEqual([doc.config.services, doc.config.endpointsPer, doc.config.pods], [100, 5, 50]);
+    // the initial sync wrote the set: 100 services with 5 backends each
+    assert.equal(doc.initial.entries.backends, 500, JSON.stringify(doc.initial));
+    assert.equal(doc.initial.entries.services, 100, JSON.stringify(doc.initial));
+    assert.ok(doc.initial.readyS > 0 && doc.initial.rssBytes > 0 && doc.initial.peakRssBytes >= doc.initial.rssBytes);
+    assert.deepEqual(doc.churn.map((c) => [c.rate, c.changes]), [[100, 200], [1000, 2000]]);
+    for (const c of doc.churn) {
+      assert.ok(c.written >= c.changes, `every change written: ${JSON.stringify(c)}`);
+      assert.ok(c.syncs >= 1 && c.syncs <= c.written, JSON.stringify(c));
+      assert.ok(c.p50LeS !== null && c.p99LeS !== null && c.p50LeS <= c.p99LeS, JSON.stringify(c));
+      assert.ok(c.cpuPct > 0, JSON.stringify(c));
+    }
+    assert.ok(!('unavailable' in doc.nftables), JSON.stringify(doc.nftables));
+    if (!('unavailable' in doc.nftables)) assert.equal(doc.nftables.endpointChangeMs.runs.length, 2);
+    // nothing of the run is left: its network namespace, its cgroup
+    assert.doesNotMatch(sh('ip', ['netns', 'list']), /pn-bench-agent-nft-/);
+    for (const parent of ['/sys/fs/cgroup', '/sys/fs/cgroup/unified']) if (existsSync(parent)) assert.deepEqual(readdirSync(parent).filter((d) => d.startsWith('pn-bench-agent-')), [], parent);
+    assert.match(r.stderr, /agent: ready after .* s/);
+  });
+
   for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
     it(`a run killed midway (${signal}) leaves no namespaces, rules, pinned maps or cgroups${signal === 'SIGKILL' ? ' once the next run cleans up' : ''}`, async () => {
       // the first size has everything set up and programmed; the second is still running when killed
