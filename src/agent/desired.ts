@@ -7,7 +7,7 @@
 import { compileState, type MapEntry } from '../datapath/compile.js';
 import { parseIpv4 } from '../datapath/ip.js';
 import type { InputObject, Origin } from '../datapath/k8s/manifests.js';
-import { translate } from '../datapath/k8s/translate.js';
+import { translate } from '../datapath/k8s/sum.js';
 import { DatapathStateSchema } from '../datapath/schema.js';
 import { objectKey, SERVICE_PROXY_NAME, type Kind } from './slim.js';
 
