@@ -28,6 +28,7 @@ import { cidrContains, parseCidr, parseIpv4 } from '../ip.js';
 import type { DatapathState } from '../schema.js';
 import { Findings } from './findings.js';
 import type { InputObject } from './manifests.js';
+import { newOrigins, type Origins } from './origins.js';
 import { ciliumPolicyFacts } from './kinds/ciliumpolicy.js';
 import { newSink, str, withoutNulls, type Sink } from './kinds/common.js';
 import { endpointSliceFacts, endpointsFacts, type BackendSource } from './kinds/endpointslice.js';
@@ -38,6 +39,7 @@ import { cidrKey, emitPolicy, LABELSET_LABEL, type Group, type PolicyFacts, type
 import { serviceFacts, serviceOutputs, type ServiceFacts, type ServiceOut } from './kinds/service.js';
 
 export { LABELSET_LABEL } from './kinds/rules.js';
+export { newOrigins, type Origins } from './origins.js';
 export { NAMESPACE_LABEL, SERVICEACCOUNT_LABEL } from './kinds/pod.js';
 export { ALGORITHM_ANNOTATION } from './kinds/service.js';
 
@@ -47,20 +49,6 @@ export interface TranslateOptions {
   /** the node's addresses: NodePort services get one datapath service per address */
   nodeAddresses?: string[];
 }
-
-/** Who a datapath object came from, for observe and dry runs. */
-export interface Origins {
-  /** endpoint name → "namespace/pod" */
-  endpoints: Map<string, string>;
-  /** service name → "namespace/service:port (ClusterIP)" */
-  services: Map<string, string>;
-  /** "policy/direction/index" → the manifest's policy and rule */
-  rules: Map<string, { policy: string; rule: string }>;
-  /** policy name → the manifest's policy */
-  policies: Map<string, string>;
-}
-
-export const newOrigins = (): Origins => ({ endpoints: new Map(), services: new Map(), rules: new Map(), policies: new Map() });
 
 export interface Translation {
   /** the desired state (not yet validated by the schema: the caller does) */

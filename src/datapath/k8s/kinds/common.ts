@@ -39,10 +39,21 @@ export const lower = (s: string) => s.toLowerCase();
  * elements are kept (a null list element decodes to the zero value, which the modules read as {}).
  */
 export function withoutNulls<T>(v: T): T {
-  if (Array.isArray(v)) return v.map(withoutNulls) as T;
+  return hasNull(v) ? dropNulls(v) : v; // most objects have none: no copy
+}
+
+function hasNull(v: unknown): boolean {
+  if (Array.isArray(v)) return v.some(hasNull);
+  if (!isObject(v)) return false;
+  for (const k in v) if (v[k] === null || hasNull(v[k])) return true;
+  return false;
+}
+
+function dropNulls<T>(v: T): T {
+  if (Array.isArray(v)) return v.map(dropNulls) as T;
   if (!isObject(v)) return v;
   const out: Record<string, unknown> = {};
-  for (const [k, x] of Object.entries(v)) if (x !== null) out[k] = withoutNulls(x);
+  for (const [k, x] of Object.entries(v)) if (x !== null) out[k] = dropNulls(x);
   return out as T;
 }
 

@@ -4,7 +4,7 @@
 // peer of a NetworkPolicy (ipBlock) also covers the pods whose addresses lie in it (the API's
 // semantics; Kubernetes' e2e "should allow egress access to server in CIDR block"): the sum gives
 // such pods a label set of their own per ipBlock membership, so a peer adds exactly those.
-import type { Origins } from '../sum.js';
+import type { Origins } from '../origins.js';
 import type { PodFacts } from './pod.js';
 
 /** The label that names a label set (the value is a hash of the canonical labels and ipBlock memberships). */
