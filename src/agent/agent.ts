@@ -6,7 +6,7 @@
 //   - a lone change is synced at once; changes arriving while a sync runs or within
 //     `minSyncIntervalMs` of the last one are coalesced into the next (kube-proxy's minSyncPeriod).
 import { MAPS, type MapName } from '../datapath/consts.js';
-import { incrementalSync, type CurrentEntries } from '../datapath/sync.js';
+import { deltaSync, incrementalSync, type CurrentEntries } from '../datapath/sync.js';
 import type { MapWriter } from '../datapath/writer.js';
 import type { NamesIndex } from '../datapath/observe.js';
 import { compile, HeldObjects, nodeAddresses } from './desired.js';
@@ -179,19 +179,17 @@ export class Agent implements InformerEvents {
     this.pending = [];
     const full = this.needFull || this.model === null;
     try {
-      const c = compile(this.held, this.o.nodeName);
+      // a full sync diffs everything desired against the pinned maps; otherwise only the entries of
+      // the units the batch touched (desired.ts) are compared with what the maps are known to hold
+      const c = full ? compile(this.held, this.o.nodeName) : this.held.delta(this.o.nodeName);
       for (const f of c.findings) if (!this.seenFindings.has(f)) this.o.log('warn', `left out: ${f}`);
       this.seenFindings = new Set(c.findings);
-      if (c.refused !== undefined) {
-        this.o.log('error', `the held objects translate to a state the datapath refuses; nothing written: ${c.refused}`);
-        this.finish(batch, { full, put: 0, deleted: 0, changes: batch.map((b) => b.what) }, false);
-        return;
-      }
+      if (c.refused !== undefined) this.o.log('error', `the datapath refuses what these objects translate to; their entries are left as they were: ${c.refused}`);
       if (full) {
         this.needFull = false;
         this.model = await this.o.writer.dump(MAPS);
       }
-      const plan = incrementalSync(c.entries, this.model!);
+      const plan = 'entries' in c ? incrementalSync(c.entries, this.model!) : deltaSync(c.changes, this.model!);
       const ops = plan.ops;
       if (ops.length > 0) await this.o.writer.batch(ops);
       for (const e of plan.put) (this.model![e.map] ??= new Map()).set(e.keyHex, e.valueHex);

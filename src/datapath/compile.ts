@@ -54,7 +54,8 @@ export function backendSlots(svc: Service): { addr: number; port: number; weight
   });
 }
 
-function serviceEntries(svc: Service, svcId: number): MapEntry[] {
+/** The services, backends and maglev entries of one service with its svc_id. */
+export function serviceEntries(svc: Service, svcId: number): MapEntry[] {
   const out: MapEntry[] = [];
   const slots = backendSlots(svc);
   const name = `${svc.name} ${svc.vip}:${svc.port}/${svc.protocol}`;
