@@ -15,6 +15,7 @@
 //                     with POLICY_DENY, counted, a drop event)
 // IPv6: the same policy cases (endpoints6, ipcache6, conntrack6). IPv6 Services do not exist yet,
 // so there is no service case for IPv6 (the report says so).
+import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { compileState } from '../datapath/compile.js';
 import { fullSync } from '../datapath/sync.js';
@@ -164,8 +165,16 @@ async function oneSize(loader: Loader, cgroup: string, size: number, cfg: Packet
 
 /** The packet section of the bench document; a size that fails is reported with why, larger ones are skipped. */
 export async function runPacketBench(env: BenchEnv, loaderPath: string, cfg: PacketConfig, log: (m: string) => void): Promise<PacketSection> {
-  const bpffs = env.mountBpffs('bpffs-packets');
-  const cgroup = env.v2Cgroup('packets');
+  const none = (reason: string): PacketResult[] => cfg.sizes.map((services) => ({ services, status: 'skipped', reason, fillMs: null, floor: null, cases: [], drops: {}, conntrackEntries: null }));
+  if (!existsSync(loaderPath)) return { config: cfg, results: none(`not attempted: the loader ${loaderPath} is missing (make -C bpf)`) };
+  let bpffs: string;
+  let cgroup: string;
+  try {
+    bpffs = env.mountBpffs('bpffs-packets');
+    cgroup = env.v2Cgroup('packets');
+  } catch (err) {
+    return { config: cfg, results: none(`not attempted: ${(err as Error).message} (the datapath needs a bpffs and a cgroup v2 directory)`) };
+  }
   const loader: Loader = (args, input = '', timeoutMs = 600_000) => run(loaderPath, ['--bpffs', bpffs, ...args], { input, timeoutMs });
   const results: PacketResult[] = [];
   let stopped: string | null = null;

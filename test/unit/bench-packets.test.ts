@@ -4,7 +4,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { packetConfig } from '../../src/commands/bench.js';
 import { UsageError } from '../../src/errors.js';
-import { caseLines, packetPolicyState } from '../../src/bench/packets.js';
+import { caseLines, packetPolicyState, runPacketBench } from '../../src/bench/packets.js';
+import { BenchEnv } from '../../src/bench/env.js';
 import { packetGrowth, renderPacketTable } from '../../src/bench/render.js';
 import { PacketSection, type PacketCase } from '../../src/bench/schema.js';
 import { compileState } from '../../src/datapath/compile.js';
@@ -20,6 +21,16 @@ describe('bench packet section: options', () => {
     assert.throws(() => packetConfig({ pktSizes: ['2m'] }, 1), (e) => e instanceof UsageError && /--pkt-sizes: 2000000 services do not fit/.test(e.message));
     assert.throws(() => packetConfig({ pktSizes: ['ten'] }, 1), (e) => e instanceof UsageError && /--pkt-sizes: expected numbers/.test(e.message));
     assert.throws(() => packetConfig({ pktFlows: 20_000 }, 3), (e) => e instanceof UsageError && /--pkt-flows 20000 x --runs 3/.test(e.message));
+  });
+});
+
+describe('bench packet section: without a loader', () => {
+  it('every size is reported not attempted, with why, and nothing is mounted', async () => {
+    const cfg = { sizes: [10, 100], repeat: 10, flows: 10, runs: 1 };
+    const lines: string[] = [];
+    const s = await runPacketBench(new BenchEnv(), '/nonexistent/prep-node-dp', cfg, (l) => lines.push(l));
+    assert.deepEqual(s.results.map((r) => [r.services, r.status]), [[10, 'skipped'], [100, 'skipped']]);
+    assert.match(s.results[0]!.reason!, /the loader \/nonexistent\/prep-node-dp is missing \(make -C bpf\)/);
   });
 });
 
