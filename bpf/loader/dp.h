@@ -177,6 +177,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
 int cmd_features(int argc, char **argv);
 int cmd_metrics(int argc, char **argv);
+int cmd_bench_pkt(int argc, char **argv);
 
 /* status as JSON members of w (shared by `status` and an idempotent `install`) */
 int dp_status_members(struct jw *w);

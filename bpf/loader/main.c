@@ -22,6 +22,7 @@ static const struct {
 	{ "status", cmd_status },   { "events", cmd_events }, { "remove", cmd_remove },
 	{ "serve", cmd_serve },     { "probe", cmd_probe },   { "features", cmd_features },
 	{ "metrics", cmd_metrics },
+	{ "bench-pkt", cmd_bench_pkt },
 };
 
 static const char usage[] =
@@ -37,6 +38,8 @@ static const char usage[] =
 	"  serve --port P --name NAME [--addr A]\n"
 	"  probe --connect IP:PORT [--count N] [--timeout-ms T] [--udp]\n"
 	"  features                   what this kernel does (BPF program/attach types, helpers, maps, modules)\n"
+	"  bench-pkt [--repeat N] [--flows N]   tc_lb's ns/packet (BPF_PROG_TEST_RUN) beside a floor program;\n"
+	"                             cases on stdin: NAME flows|repeat tcp|udp SRC SPORT DST DPORT\n"
 	"  version\n"
 	"--bpffs DIR: the bpffs holding prep-node/ (default /sys/fs/bpf)\n"
 	"-v: libbpf's messages on stderr\n"

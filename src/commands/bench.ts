@@ -17,7 +17,7 @@ import { renderText, writeReport } from '../bench/render.js';
 import { runBench } from '../bench/run.js';
 import { cleanupAgentBench, renderAgentText, runAgentBench } from '../bench/agent.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { MODE_IDS, type BenchConfig, type ModeId } from '../bench/schema.js';
+import { MODE_IDS, type BenchConfig, type ModeId, type PacketConfig } from '../bench/schema.js';
 import { maxServices } from '../bench/services.js';
 import type { Tools } from '../bench/modes.js';
 import type { Io } from './check.js';
@@ -50,7 +50,17 @@ export interface BenchOptions {
   quick?: boolean;
   /** with --agent: seconds of churn per rate */
   churn?: number;
+  /** false: leave the packet section out (--no-pkt) */
+  pkt?: boolean;
+  /** numbers of services of the packet section */
+  pktSizes?: string[];
+  pktRepeat?: number;
+  pktFlows?: number;
 }
+
+export const DEFAULT_PKT_SIZES = [10, 10_000, 1_000_000];
+/** flows of all runs must fit below the deny case's source port (src/bench/packets.ts) */
+const PKT_PORTS = 60_000 - 1024;
 
 /** Tool paths; PREP_NODE_BENCH_<TOOL> overrides one (a missing tool makes its mode unavailable). */
 export function benchTools(env: NodeJS.ProcessEnv = process.env): Tools {
@@ -83,10 +93,21 @@ export function benchConfig(o: BenchOptions): BenchConfig {
   };
 }
 
-function parseSize(s: string): number {
-  const m = /^(\d+)(k)?$/i.exec(s.trim());
-  const n = m ? Number(m[1]) * (m[2] ? 1000 : 1) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--sizes: expected numbers of services such as 1,1000,10k, got "${s}"`);
+/** The packet section's configuration, or undefined with --no-pkt. */
+export function packetConfig(o: BenchOptions, runs: number): PacketConfig | undefined {
+  if (o.pkt === false) return undefined;
+  const sizes = o.pktSizes && o.pktSizes.length > 0 ? o.pktSizes.map((s) => parseSize(s, '--pkt-sizes')) : DEFAULT_PKT_SIZES;
+  const limit = maxServices(1);
+  for (const s of sizes) if (s > limit) throw new UsageError(`--pkt-sizes: ${s} services do not fit the bench's address ranges (at most ${limit})`);
+  const flows = o.pktFlows ?? 10_000;
+  if (flows * runs > PKT_PORTS) throw new UsageError(`--pkt-flows ${flows} x --runs ${runs} is more than the ${PKT_PORTS} source ports the flows of all runs use: lower one of them`);
+  return { sizes: [...new Set(sizes)].sort((a, b) => a - b), repeat: o.pktRepeat ?? 1_000_000, flows, runs };
+}
+
+function parseSize(s: string, flag = '--sizes'): number {
+  const m = /^(\d+)([km])?$/i.exec(s.trim());
+  const n = m ? Number(m[1]) * (m[2] ? (m[2].toLowerCase() === 'k' ? 1000 : 1_000_000) : 1) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`${flag}: expected numbers of services such as 1,1000,10k,1m, got "${s}"`);
   return n;
 }
 
@@ -108,6 +129,7 @@ export async function bench(options: BenchOptions, io: Io): Promise<number> {
   if (options.agent) return agentBench(options, io, log);
   if (options.quick) throw new UsageError('--quick applies to --agent only');
   const config = benchConfig(options);
+  const packets = packetConfig(options, config.runs);
   const tools = benchTools();
   if (!existsSync(tools.bench)) throw new UsageError(`the load generator ${tools.bench} is missing: build it with \`make -C bpf\``);
 
@@ -132,7 +154,7 @@ export async function bench(options: BenchOptions, io: Io): Promise<number> {
   try {
     env.init();
     const command = ['prep-node', 'bench', ...process.argv.slice(process.argv.indexOf('bench') + 1)].join(' ');
-    const { doc, modes } = await runBench({ config, env, tools, version: io.version, command, log });
+    const { doc, modes } = await runBench({ config, env, tools, version: io.version, command, log, ...(packets ? { packets } : {}) });
     for (const m of modes) await m.teardown().catch(() => undefined);
     cleanup();
     if (options.report) {

@@ -161,7 +161,7 @@ describe('prep-node bench', { skip: notRoot }, () => {
 
   it('a tiny run: JSON with every figure for every mode and size, a report with plots, nothing left behind', async (t) => {
     const report = `${scratch}/report`;
-    const child = spawn(process.execPath, [CLI, 'bench', '--sizes', '1,100', '--runs', '2', '--duration', '200', '--warmup', '50', '--json', '--report', report], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'bench', '--sizes', '1,100', '--runs', '2', '--duration', '200', '--warmup', '50', '--pkt-sizes', '10,100', '--pkt-flows', '200', '--pkt-repeat', '2000', '--json', '--report', report], { stdio: ['ignore', 'pipe', 'pipe'] });
     pids.push(child.pid!);
     let stdout = '';
     let stderr = '';
@@ -207,9 +207,23 @@ describe('prep-node bench', { skip: notRoot }, () => {
         }
       }
     }
+    // the packet section: every case at both sizes, each packet down its path (the timings are
+    // not checked: they belong to make bench; test/kernel/bench-pkt.test.ts checks the paths closely)
+    const pk = doc.packets!;
+    assert.deepEqual(pk.config, { sizes: [10, 100], repeat: 2000, flows: 200, runs: 2 });
+    for (const r of pk.results) {
+      assert.equal(r.status, 'ok', `${r.services}: ${r.reason}`);
+      fig.parse(r.floor!.repeatNs);
+      assert.deepEqual(r.cases.map((c) => `${c.name}/${c.family}`), ['service-new/4', 'conntrack-hit/4', 'policy-allow/4', 'policy-ct-repeat/4', 'policy-deny/4', 'policy-allow/6', 'conntrack-hit/6', 'policy-ct-repeat/6', 'policy-deny/6']);
+      for (const c of r.cases) assert.deepEqual(c.retvals, c.name === 'policy-deny' ? { SHOT: 2 } : c.mode === 'repeat' ? { OK: 2 } : { OK: 400 }, `${r.services} ${c.name}/${c.family}`);
+      assert.equal(r.cases[0]!.outDst, `10.128.0.${r.services}:8080`, 'DNAT to the last service\'s one endpoint');
+      assert.equal(r.drops.POLICY_DENY, 2 * 2 * 2000, 'IPv4 and IPv6, 2 runs');
+    }
     // the report: Markdown with the table and the plots, each plot a standalone SVG naming every mode
     const md = readFileSync(`${report}/README.md`, 'utf8');
     assert.match(md, /\| services \| mode \| conn\/s \|/);
+    assert.match(md, /## Per packet: tc_lb through BPF_PROG_TEST_RUN/);
+    assert.match(md, /\| 100 \| service-new \| IPv4 \| flows 200 \|/);
     BenchDocument.parse(JSON.parse(readFileSync(`${report}/bench.json`, 'utf8')));
     for (const svg of ['connections.svg', 'latency.svg', 'programming.svg', 'update.svg']) {
       assert.match(md, new RegExp(`\\]\\(${svg.replace('.', '\\.')}\\)`));
@@ -229,7 +243,7 @@ describe('prep-node bench', { skip: notRoot }, () => {
     const fake = `${scratch}/nft`;
     writeFileSync(fake, '#!/bin/sh\n[ "$1" = --version ] && { echo "nftables v9.9.9 (fake)"; exit 0; }\necho "Error: Could not process rule: Operation not supported" >&2\nexit 1\n');
     chmodSync(fake, 0o755);
-    const r = await cli(['bench', '--modes', 'nftables,prepnode-sock', '--sizes', '1', '--runs', '1', '--duration', '100', '--json'], { ...process.env, PREP_NODE_BENCH_NFT: fake });
+    const r = await cli(['bench', '--modes', 'nftables,prepnode-sock', '--sizes', '1', '--runs', '1', '--duration', '100', '--no-pkt', '--json'], { ...process.env, PREP_NODE_BENCH_NFT: fake });
     assert.equal(r.code, 0, r.stderr);
     const doc = BenchDocument.parse(JSON.parse(r.stdout));
     const nft = doc.modes.find((m) => m.id === 'nftables');
@@ -268,7 +282,7 @@ describe('prep-node bench', { skip: notRoot }, () => {
   for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
     it(`a run killed midway (${signal}) leaves no namespaces, rules, pinned maps or cgroups${signal === 'SIGKILL' ? ' once the next run cleans up' : ''}`, async () => {
       // the first size has everything set up and programmed; the second is still running when killed
-      const { child, stderr } = await startUntil(['--sizes', '1,2000', '--runs', '3', '--duration', '300'], /\s1 services\s+nftables\s+programmed/);
+      const { child, stderr } = await startUntil(['--sizes', '1,2000', '--runs', '3', '--duration', '300', '--no-pkt'], /\s1 services\s+nftables\s+programmed/);
       pids.push(child.pid!);
       const pid = child.pid!;
       const ids = pinnedIds(pid);
