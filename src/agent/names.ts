@@ -7,7 +7,7 @@
 // event-to-map path, so endpoint churn never pays for it.
 import { compileState } from '../datapath/compile.js';
 import type { InputObject, Origin } from '../datapath/k8s/manifests.js';
-import { translate } from '../datapath/k8s/translate.js';
+import { translate } from '../datapath/k8s/sum.js';
 import { buildNames, type NamesIndex } from '../datapath/observe.js';
 import { DatapathStateSchema } from '../datapath/schema.js';
 import { SERVICE_PROXY_NAME, type Kind } from './slim.js';
