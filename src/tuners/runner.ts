@@ -60,11 +60,13 @@ export function planSize(plans: TunerPlan[]): number {
 /** Find what an earlier run left: reverts the node ran (reported), reverts still armed (cancelled: we are connected), an unfinished journal. */
 async function recover(host: Host, journal: Journal | null, finishing: 'finishing' | 'rolling back' = 'finishing'): Promise<string[]> {
   const notes: string[] = [];
-  for (const line of await takeRevertedMarker(host)) {
+  // Both reads start together: with a BatchingHost they are one round trip (the marker first, as before).
+  const [marker, pending] = await Promise.all([takeRevertedMarker(host), pendingReverts(host)]);
+  for (const line of marker) {
     const [id, at, ...what] = line.split(' ');
     notes.push(`the node reverted ${what.join(' ')} at ${at} (run ${id}): prep-node could not reconnect after the change`);
   }
-  for (const id of await pendingReverts(host)) {
+  for (const id of pending) {
     if ((await cancelRevert(host, id)) === 'cancelled') notes.push(`cancelled the auto-revert left armed by run ${id} (this connection works)`);
   }
   if (journal?.run.state === 'applying') notes.push(`run ${journal.run.id} (profile ${journal.run.profile}, started ${journal.run.started}) did not finish: ${finishing} it now`);
@@ -79,23 +81,27 @@ export interface Refusal {
 
 /** Plan every tuner; read-only. A refusal throws. */
 export async function planAll(ctx: TuneContext, tuners: Tuner[] = TUNERS): Promise<TunerPlan[]> {
-  const plans: TunerPlan[] = [];
-  for (const t of tuners) plans.push(await t.plan(ctx));
-  return plans;
+  // Tuners plan side by side (each only reads): with a BatchingHost their reads share round trips.
+  // The first refusal in tuner order is the one thrown, as when they planned one by one.
+  const settled = await Promise.allSettled(tuners.map((t) => t.plan(ctx)));
+  return settled.map((r) => {
+    if (r.status === 'rejected') throw r.reason;
+    return r.value;
+  });
 }
 
 /** Plan every tuner, going on past refusals (for a dry run, which shows everything at once). */
 export async function planEach(ctx: TuneContext, tuners: Tuner[] = TUNERS): Promise<{ plans: TunerPlan[]; refused: Refusal[] }> {
   const plans: TunerPlan[] = [];
   const refused: Refusal[] = [];
-  for (const t of tuners) {
-    try {
-      plans.push(await t.plan(ctx));
-    } catch (err) {
-      if (!(err instanceof NodeRefusal)) throw err;
-      refused.push({ tuner: t.id, reason: err.message.startsWith(`${ctx.host.name}: `) ? err.message.slice(ctx.host.name.length + 2) : err.message });
-    }
-  }
+  const settled = await Promise.allSettled(tuners.map((t) => t.plan(ctx)));
+  tuners.forEach((t, i) => {
+    const r = settled[i]!;
+    if (r.status === 'fulfilled') return void plans.push(r.value);
+    const err: unknown = r.reason;
+    if (!(err instanceof NodeRefusal)) throw err;
+    refused.push({ tuner: t.id, reason: err.message.startsWith(`${ctx.host.name}: `) ? err.message.slice(ctx.host.name.length + 2) : err.message });
+  });
   return { plans, refused };
 }
 
@@ -189,15 +195,18 @@ async function applyCutting(ctx: TuneContext, tuner: Tuner, plan: TunerPlan, run
 export async function applyProfile(host: Host, profile: Profile, options: ApplyOptions): Promise<ApplyReport & { host: Host }> {
   const runId = newRunId();
   let ctx: TuneContext = { host, profile, cache: new Map() };
-  const journal0 = await readJournal(host);
-  const recovered = options.dryRun ? [] : await recover(host, journal0);
   options.progress?.('planning');
   if (options.dryRun) {
-    const { plans, refused } = await planEach(ctx);
+    // The journal is read (a damaged one is reported) alongside the plans: one round trip with a BatchingHost.
+    const [, { plans, refused }] = await Promise.all([readJournal(host), planEach(ctx)]);
     refused.push(...(await nonFiles(host, plans)));
-    return { recovered, plans, applied: false, unverified: [], refused, runId, host };
+    return { recovered: [], plans, applied: false, unverified: [], refused, runId, host };
   }
-  const plans = await planAll(ctx);
+  // The journal first (a journal that is not ours stops the run before recovery removes a marker),
+  // then what earlier runs left and every tuner's plan, read together. Recovery's commands are
+  // started first so that they run first on the node; cancelling a revert left armed changes no value.
+  const journal0 = await readJournal(host);
+  const [recovered, plans] = await Promise.all([recover(host, journal0), planAll(ctx)]);
   const notFiles = await nonFiles(host, plans);
   if (notFiles.length > 0) throw new NodeRefusal(host.name, notFiles[0]!.reason);
   const report = { recovered, plans, applied: false, unverified: [] as string[], refused: [], runId, host };
