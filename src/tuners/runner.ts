@@ -117,9 +117,10 @@ async function nonFiles(host: Host, plans: TunerPlan[]): Promise<Refusal[]> {
 async function writeFiles(host: Host, journal: Journal, tuner: Tuner, plan: TunerPlan): Promise<void> {
   if (plan.files.length === 0) return;
   const paths = plan.files.map((f) => f.path);
-  const dirs = (await host.exec(missingParentsCommand(paths), { sudo: true })).split('\n').filter(Boolean).sort((a, b) => a.length - b.length);
-  recordDirs(journal, dirs);
-  recordFiles(journal, await readFiles(host, paths), host.name);
+  // Both reads in one round trip (BatchingHost): the directories mkdir -p would create, and the files as they are.
+  const [parents, states] = await Promise.all([host.exec(missingParentsCommand(paths), { sudo: true }), readFiles(host, paths)]);
+  recordDirs(journal, parents.split('\n').filter(Boolean).sort((a, b) => a.length - b.length));
+  recordFiles(journal, states, host.name);
   await writeJournal(host, journal);
   await host.exec('sh -s', { sudo: true, stdin: writeFilesScript(plan.files) });
   if (tuner.reloadCommand) await host.exec(tuner.reloadCommand, { sudo: true });
