@@ -220,16 +220,25 @@ export async function applyProfile(host: Host, profile: Profile, options: ApplyO
   journal.run = { id: runId, profile: profile.name, state: 'applying', started: new Date().toISOString() };
   await writeJournal(host, journal);
 
+  // A tuner re-plans only once an earlier one changed what it reads: modules loaded (their sysctls
+  // appear) or a session-cutting change (a fresh connection). Otherwise nothing but the journal was
+  // written since planAll read the node, and its plan stands: one round trip saved per tuner.
+  let stale = false;
   for (const tuner of TUNERS) {
     options.progress?.(`${tuner.id}: planning`);
-    const plan = await tuner.plan(ctx);
+    const plan = stale ? await tuner.plan(ctx) : plans.find((p) => p.tuner === tuner.id) ?? (await tuner.plan(ctx));
     // Report what is applied: this plan, not the first one (a sysctl that appeared once its module
     // loaded, such as nf_conntrack_max, is only in this one).
     report.plans = report.plans.map((p) => (p.tuner === tuner.id ? plan : p));
     if (plan.changes.length === 0 && plan.files.length === 0) continue;
     recordValues(journal, plan.originals);
-    await writeJournal(ctx.host, journal);
-    if (tuner.cutsSession && plan.changes.length > 0) {
+    const cutting = tuner.cutsSession === true && plan.changes.length > 0;
+    // writeFiles journals (values and files) before its first write; without files, or when the
+    // running value goes first (cutting), the values are journaled here.
+    if (cutting || plan.files.length === 0) await writeJournal(ctx.host, journal);
+    if (tuner.id === 'modules' && plan.changes.length > 0) stale = true;
+    if (cutting) {
+      stale = true;
       // Running value first, under the auto-revert; the persistent form only once confirmed, so a
       // reboot inside the window also comes back with the old configuration.
       ctx = { ...ctx, host: await applyCutting(ctx, tuner, plan, runId, options) };
