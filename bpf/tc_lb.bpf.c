@@ -22,11 +22,6 @@
 #include "lib/lb.h"
 #include "lib/policy.h"
 
-/* knob: service load balancing on (1) or off (0), set by the loader before load */
-const volatile __u8 cfg_enable_lb = 1;
-/* knob: L3/L4 policy on (1) or off (0), set by the loader before load */
-const volatile __u8 cfg_enable_policy = 1;
-
 /* Count, report and drop. */
 static __always_inline int tc_drop(struct __sk_buff *skb, struct drop_event *ev, __u32 reason)
 {
@@ -112,8 +107,6 @@ static __always_inline int tc_lb6(struct __sk_buff *skb, struct drop_event *ev)
 	if (p.proto == IPPROTO_ICMPV6 && p.has_l4 &&
 	    (p.icmp_type == ICMPV6_PKT_TOOBIG_T ||
 	     (p.icmp_type >= ICMPV6_NDISC_FIRST_T && p.icmp_type <= ICMPV6_NDISC_LAST_T)))
-		return TC_ACT_OK;
-	if (!cfg_enable_policy)
 		return TC_ACT_OK;
 
 	__builtin_memcpy(ek.addr, p.saddr, sizeof(ek.addr));
@@ -230,7 +223,7 @@ int tc_lb(struct __sk_buff *skb)
 	daddr = p.daddr;
 	dport = p.dport;
 	policy_port = p.policy_port;
-	if (cfg_enable_lb && (p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP))
+	if (p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP)
 		svc = lb_lookup_service(p.daddr, p.dport, p.proto);
 	if (svc) {
 		ev.svc_id = svc->svc_id;
@@ -244,13 +237,11 @@ int tc_lb(struct __sk_buff *skb)
 		nat = true;
 	}
 
-	if (cfg_enable_policy) {
-		ev.daddr = daddr;
-		ev.dport = dport;
-		reason = tc_policy(&p, daddr, policy_port, &ev, &tracked);
-		if (reason)
-			return tc_drop(skb, &ev, reason);
-	}
+	ev.daddr = daddr;
+	ev.dport = dport;
+	reason = tc_policy(&p, daddr, policy_port, &ev, &tracked);
+	if (reason)
+		return tc_drop(skb, &ev, reason);
 
 	if (nat || tracked) {
 		if (ct_create(&p, daddr, dport, nat, ev.svc_id))

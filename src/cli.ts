@@ -205,6 +205,17 @@ export function buildProgram(): Command {
       process.exitCode = await (await import('./commands/agent.js')).agent(options);
     });
   program
+    .command('npd')
+    .description('write a node-problem-detector custom plugin monitor, its POSIX sh plugin and node-feature-discovery timer units, for after bootstrap')
+    .option('-o, --out <dir>', 'existing directory for prep-node-monitor.json, prep-node-check.sh, prep-node-nfd.service and .timer')
+    .option('--plugin-path <path>', 'where prep-node-check.sh will be on the node', '/etc/node-problem-detector.d/plugin/prep-node-check.sh')
+    .option('--interval <duration>', "NPD's invoke_interval, a Go duration", '60s')
+    .addHelpText('after', exitCodesHelp(EXIT.local))
+    .action(async (options: import('./commands/npd.js').NpdOptions) => {
+      const { npd } = await import('./commands/npd.js');
+      process.exitCode = await npd(options, io());
+    });
+  program
     .command('bench')
     .description('measure the datapath against kube-proxy-style iptables and nftables on this machine (root; in network namespaces it creates and removes)')
     .option('--sizes <list>', 'numbers of services, comma-separated (default 1,1000,10000,100000; 10k = 10000)', list)

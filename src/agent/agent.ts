@@ -7,7 +7,7 @@
 //     `minSyncIntervalMs` of the last one are coalesced into the next (kube-proxy's minSyncPeriod).
 import { MAPS, type MapName } from '../datapath/consts.js';
 import { incrementalSync, type CurrentEntries } from '../datapath/sync.js';
-import type { MapOp, MapWriter } from '../datapath/writer.js';
+import type { MapWriter } from '../datapath/writer.js';
 import { compile, HeldObjects } from './desired.js';
 import { resourceOf, type ApiError, type InformerEvents } from './informers.js';
 import type { Logger } from './log.js';
@@ -165,7 +165,7 @@ export class Agent implements InformerEvents {
         this.model = await this.o.writer.dump(MAPS);
       }
       const plan = incrementalSync(c.entries, this.model!);
-      const ops: MapOp[] = [...plan.put.map((e): MapOp => ({ op: 'put', map: e.map, keyHex: e.keyHex, valueHex: e.valueHex })), ...plan.deleted.map((d): MapOp => ({ op: 'del', map: d.map, keyHex: d.keyHex }))];
+      const ops = plan.ops;
       if (ops.length > 0) await this.o.writer.batch(ops);
       for (const e of plan.put) (this.model![e.map] ??= new Map()).set(e.keyHex, e.valueHex);
       for (const d of plan.deleted) this.model![d.map]?.delete(d.keyHex);

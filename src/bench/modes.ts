@@ -19,6 +19,7 @@ import { compileState } from '../datapath/compile.js';
 import type { DatapathState } from '../datapath/schema.js';
 import { deleteEntries, fullSync, incrementalSync, type CurrentEntries } from '../datapath/sync.js';
 import type { MapEntry } from '../datapath/compile.js';
+import { opLines } from '../datapath/writer.js';
 import type { BenchEnv } from './env.js';
 import { run, why, type ExecResult } from './exec.js';
 import { IPTABLES_FLUSH, iptablesAdd, iptablesBaseRules, iptablesFull, iptablesRemove } from './kube-iptables.js';
@@ -235,7 +236,7 @@ class PrepNodeMode implements Mode {
    *  from the first bucket after every delete, which takes minutes on a map of 10k+ entries.) */
   async reset(): Promise<void> {
     if (!this.programmed) return;
-    const lines = deleteEntries(this.programmed);
+    const lines = opLines(deleteEntries(this.programmed));
     this.programmed = null;
     ok(await this.loader(['apply'], `${lines.join('\n')}\n`, null, this.ctx.timeoutMs * 2), 'prep-node-dp apply (delete the set)');
   }

@@ -2,15 +2,10 @@
 // nodes. The desired state (a prep-node state file, or Kubernetes manifests: a file or a directory)
 // is loaded, translated and validated before any node is touched; each node gets the loader uploaded
 // once.
-import { ExitCode, PrepNodeError, UsageError } from '../errors.js';
+import { ExitCode, PrepNodeError, UsageError, printable } from '../errors.js';
 import type { Host } from '../host/host.js';
 import * as dp from '../datapath/index.js';
-import { ALL_MAPS } from '../datapath/consts.js';
-import { loadDesired, formatLeftOut, type Desired } from '../datapath/k8s/index.js';
-import { ensureLoader, loader } from '../datapath/loader.js';
-import { checkTextfileDir, installTextfile, removeTextfile, renderMetrics } from '../datapath/metrics.js';
-import { VERDICTS, buildNames, decorate, formatFlow, readNames, removeNames, verdictMatches, writeNames, type NamesIndex, type VerdictFilter } from '../datapath/observe.js';
-import { parseIpv4 } from '../datapath/ip.js';
+import { ALL_MAPS, VERDICTS, decorate, formatFlow, formatLeftOut, loadDesired, parseIpv4, readNames, verdictMatches, type Desired, type NamesIndex, type VerdictFilter } from '../datapath/index.js';
 import type { Io } from './check.js';
 import { failureKind, failureLine, fleetExitCode, resolveHosts, runOnHosts, throwIfOnlyHostFailed, type HostOptions } from './hosts.js';
 
@@ -49,74 +44,81 @@ export function parseCaps(text: string | undefined): Record<string, number> | un
 
 const pct = (n: number | undefined, max: number | undefined) => (n === undefined || !max ? '' : ` (${((100 * n) / max).toFixed(n > 0 && (100 * n) / max < 0.1 ? 3 : 1)}%)`);
 
-/** One host's work for a verb: returns the lines to print and whether it passed. */
-async function work(verb: Verb, host: Host, options: DatapathOptions, desired: Desired | undefined): Promise<{ lines: string[]; ok: boolean; json: unknown }> {
-  switch (verb) {
-    case 'install': {
-      const caps = parseCaps(options.cap);
-      if (options.metricsTextfile) await checkTextfileDir(host, options.metricsTextfile);
-      const doc = await dp.install(host, { ...(caps && { caps }), ...(options.tcDev && { tcDevs: options.tcDev }), ...(options.cgroup && { cgroup: options.cgroup }), ...(options.force && { force: true }), ...(options.flowEvents === false && { flowEvents: false }) });
-      const lines = [doc.already_installed ? 'already installed (use --force to re-install; map contents are lost)' : 'installed: programs attached, maps pinned under /sys/fs/bpf/prep-node/'];
-      if (!options.metricsTextfile) return { lines, ok: true, json: doc };
-      const tf = await installTextfile(host, { bin: await ensureLoader(host), dir: options.metricsTextfile, intervalSeconds: options.metricsInterval ?? 15 });
-      lines.push(`metrics: ${tf.file} rewritten every ${tf.intervalSeconds} s (${tf.runner === 'systemd' ? 'systemd service prep-node-dp-metrics' : 'background process, no systemd on the node: it ends at reboot, as the datapath does'})`);
-      return { lines, ok: true, json: { ...doc, metrics_textfile: tf } };
+/** One host's outcome: the lines to print, whether it passed, its --json document. */
+interface Outcome {
+  lines: string[];
+  ok: boolean;
+  json: unknown;
+}
+
+/** One host's work per verb, each through the datapath module's public functions (datapath/index.ts). */
+const WORK: Record<Verb, (host: Host, options: DatapathOptions, desired: Desired | undefined) => Promise<Outcome>> = {
+  async install(host, options) {
+    const caps = parseCaps(options.cap);
+    if (options.metricsTextfile) await dp.checkMetricsTextfileDir(host, options.metricsTextfile);
+    const doc = await dp.install(host, { ...(caps && { caps }), ...(options.tcDev && { tcDevs: options.tcDev }), ...(options.cgroup && { cgroup: options.cgroup }), ...(options.force && { force: true }), ...(options.flowEvents === false && { flowEvents: false }) });
+    const lines = [doc.already_installed ? 'already installed (use --force to re-install; map contents are lost)' : 'installed: programs attached, maps pinned under /sys/fs/bpf/prep-node/'];
+    if (!options.metricsTextfile) return { lines, ok: true, json: doc };
+    const tf = await dp.installMetricsTextfile(host, options.metricsTextfile, options.metricsInterval ?? 15);
+    lines.push(`metrics: ${tf.file} rewritten every ${tf.intervalSeconds} s (${tf.runner === 'systemd' ? 'systemd service prep-node-dp-metrics' : 'background process, no systemd on the node: it ends at reboot, as the datapath does'})`);
+    return { lines, ok: true, json: { ...doc, metrics_textfile: tf } };
+  },
+  async sync(host, options, desired) {
+    const d = desired!;
+    const r = await dp.syncState(host, d.state, { ...(options.full && { full: true }), ...(options.dryRun && { dryRun: true }) });
+    const lines = [`${options.dryRun ? 'would write' : 'synced'}: ${r.plan.puts} put, ${r.plan.dels} deleted, ${r.plan.clears} cleared${r.plan.lines.length === 0 ? ' (already as desired)' : ''}`];
+    if (d.format === 'manifests') {
+      const kinds = Object.entries(d.counts).map(([k, n]) => `${n} ${k}`).join(', ');
+      lines.push(`  from ${kinds || 'no objects'}: ${d.state.endpoints.length} endpoints, ${d.state.services.length} service ports, ${d.state.policies.length} policies`);
     }
-    case 'sync': {
-      const d = desired!;
-      const r = await dp.syncState(host, d.state, { ...(options.full && { full: true }), ...(options.dryRun && { dryRun: true }) });
-      const lines = [`${options.dryRun ? 'would write' : 'synced'}: ${r.plan.puts} put, ${r.plan.dels} deleted, ${r.plan.clears} cleared${r.plan.lines.length === 0 ? ' (already as desired)' : ''}`];
-      if (d.format === 'manifests') {
-        const kinds = Object.entries(d.counts).map(([k, n]) => `${n} ${k}`).join(', ');
-        lines.push(`  from ${kinds || 'no objects'}: ${d.state.endpoints.length} endpoints, ${d.state.services.length} service ports, ${d.state.policies.length} policies`);
-      }
-      if (d.notes.length > 0) lines.push(`  not used (${d.notes.length}): ${d.notes.slice(0, 3).join('; ')}${d.notes.length > 3 ? '; ... (--json lists all)' : ''}`);
-      if (d.leftOut.length > 0) {
-        lines.push(`  left out (--allow-partial), ${d.leftOut.length}:`);
-        for (const f of d.leftOut) lines.push(`    ${formatLeftOut(f)}`);
-      }
-      if (options.dryRun) {
-        // a loop, not push(...list): a plan of 100k entries would overflow the stack as arguments
-        for (const e of r.plan.put) lines.push(`  put ${e.map}: ${e.note}`);
-        for (const dd of r.plan.deleted) lines.push(`  del ${dd.map} ${dd.keyHex}`);
-      }
-      else await writeNames(host, buildNames(d.state, r.compiled, d.origins, options.file ?? ''));
-      return { lines, ok: true, json: { plan: { puts: r.plan.puts, dels: r.plan.dels, clears: r.plan.clears }, applied: r.applied, left_out: d.leftOut, notes: d.notes } };
+    if (d.notes.length > 0) lines.push(`  not used (${d.notes.length}): ${d.notes.slice(0, 3).join('; ')}${d.notes.length > 3 ? '; ... (--json lists all)' : ''}`);
+    if (d.leftOut.length > 0) {
+      lines.push(`  left out (--allow-partial), ${d.leftOut.length}:`);
+      for (const f of d.leftOut) lines.push(`    ${formatLeftOut(f)}`);
     }
-    case 'metrics': {
-      const st = await loader.status(host);
-      const counters = st.installed ? await loader.dump(host, 'drop_counters') : '';
-      // an install from an older loader has no svc_counters map: no forwarded samples then
-      const svc = st.installed && st.maps.some((m) => m.name === 'svc_counters') ? await loader.dump(host, 'svc_counters') : '';
-      const names = st.installed ? await readNames(host) : null;
-      return { lines: [renderMetrics(st, counters, svc, names)], ok: true, json: null };
+    if (options.dryRun) {
+      // a loop, not push(...list): a plan of 100k entries would overflow the stack as arguments
+      for (const e of r.plan.put) lines.push(`  put ${e.map}: ${e.note}`);
+      for (const dd of r.plan.deleted) lines.push(`  del ${dd.map} ${dd.keyHex}`);
     }
-    case 'status': {
-      const st = await dp.status(host);
-      if (!st.installed) return { lines: ['not installed'], ok: true, json: st };
-      const lines = [`installed${st.kernel ? ` (kernel ${st.kernel})` : ''}`, 'programs:'];
-      for (const p of st.programs) lines.push(`  ${p.name}  ${p.type ?? ''}  ${p.attach ?? ''}${p.id !== undefined ? `  id ${p.id}` : ''}`);
-      lines.push('maps (entries / capacity):');
-      for (const m of st.maps) lines.push(`  ${m.name.padEnd(14)} ${m.entries ?? '-'} / ${m.max_entries ?? '-'}${pct(m.entries, m.max_entries)}${m.memlock_bytes !== undefined ? `  ${(m.memlock_bytes / 1048576).toFixed(1)} MiB` : ''}`);
-      lines.push('drops by reason:');
-      for (const d of st.dropReasons) lines.push(`  ${String(d.num).padStart(3)} ${d.name.padEnd(22)} ${d.count}  ${d.description}`);
-      return { lines, ok: true, json: st };
-    }
-    case 'selftest': {
-      const r = await dp.selftest(host, { ...(options.connections && { connections: options.connections }) });
-      const lines = r.steps.map((s) => `  ${s.pass ? 'pass' : 'FAIL'}  ${s.name.padEnd(34)} ${String(s.ms).padStart(6)} ms  ${s.detail}`);
-      lines.unshift(`selftest ${r.pass ? 'passed' : 'FAILED'}: ${r.steps.filter((s) => s.pass).length} of ${r.steps.length} steps`);
-      return { lines, ok: r.pass, json: r };
-    }
-    case 'remove': {
-      const doc = await dp.remove(host);
-      const textfile = await removeTextfile(host);
-      await removeNames(host);
-      const lines = [doc.removed === false ? 'not installed: nothing to remove' : 'removed: programs detached, pins and maps gone'];
-      if (textfile) lines.push('  metrics textfile writer stopped and its file removed');
-      return { lines, ok: true, json: { ...doc, ...(textfile && { metrics_textfile_removed: true }) } };
-    }
-  }
+    else await dp.recordNames(host, d, r.compiled, options.file ?? '');
+    return { lines, ok: true, json: { plan: { puts: r.plan.puts, dels: r.plan.dels, clears: r.plan.clears }, applied: r.applied, left_out: d.leftOut, notes: d.notes } };
+  },
+  async metrics(host) {
+    return { lines: [await dp.metrics(host)], ok: true, json: null };
+  },
+  async status(host) {
+    const st = await dp.status(host);
+    if (!st.installed) return { lines: ['not installed'], ok: true, json: st };
+    const lines = [`installed${st.kernel ? ` (kernel ${st.kernel})` : ''}`, 'programs:'];
+    for (const p of st.programs) lines.push(`  ${p.name}  ${p.type ?? ''}  ${p.attach ?? ''}${p.id !== undefined ? `  id ${p.id}` : ''}`);
+    lines.push('maps (entries / capacity):');
+    for (const m of st.maps) lines.push(`  ${m.name.padEnd(14)} ${m.entries ?? '-'} / ${m.max_entries ?? '-'}${pct(m.entries, m.max_entries)}${m.memlock_bytes !== undefined ? `  ${(m.memlock_bytes / 1048576).toFixed(1)} MiB` : ''}`);
+    lines.push('drops by reason:');
+    for (const d of st.dropReasons) lines.push(`  ${String(d.num).padStart(3)} ${d.name.padEnd(22)} ${d.count}  ${d.description}`);
+    return { lines, ok: true, json: st };
+  },
+  async selftest(host, options) {
+    const r = await dp.selftest(host, { ...(options.connections && { connections: options.connections }) });
+    const lines = r.steps.map((s) => `  ${s.pass ? 'pass' : 'FAIL'}  ${s.name.padEnd(34)} ${String(s.ms).padStart(6)} ms  ${s.detail}`);
+    lines.unshift(`selftest ${r.pass ? 'passed' : 'FAILED'}: ${r.steps.filter((s) => s.pass).length} of ${r.steps.length} steps`);
+    return { lines, ok: r.pass, json: r };
+  },
+  async remove(host) {
+    const { textfileRemoved: textfile, ...doc } = await dp.remove(host);
+    const lines = [doc.removed === false ? 'not installed: nothing to remove' : 'removed: programs detached, pins and maps gone'];
+    if (textfile) lines.push('  metrics textfile writer stopped and its file removed');
+    return { lines, ok: true, json: { ...doc, ...(textfile && { metrics_textfile_removed: true }) } };
+  },
+};
+
+/**
+ * A host's result lines for the terminal: `target: first line`, then the rest. Service names, clusterIPs,
+ * labels, the node's kernel and map names all come from outside: each line goes through printable(),
+ * so an escape sequence in one is printed as text (JSON output is escaped by JSON.stringify).
+ */
+export function hostLines(name: string, lines: string[]): string {
+  return `${printable(name)}: ${lines.map(printable).join('\n')}\n`;
 }
 
 export async function datapath(verb: Verb, targets: string[], options: DatapathOptions, io: Io): Promise<ExitCode> {
@@ -125,7 +127,7 @@ export async function datapath(verb: Verb, targets: string[], options: DatapathO
   if (verb === 'install') parseCaps(options.cap);
   const specs = await resolveHosts(targets, options);
   if (verb === 'metrics' && specs.length !== 1) throw new UsageError('datapath metrics prints one node\'s exposition: give one target');
-  const outcomes = await runOnHosts(specs, options, { work: (host) => work(verb, host, options, desired), summarize: (r) => r.lines[0] ?? '' }, !options.json && verb !== 'metrics' && io.stdout.isTTY === true);
+  const outcomes = await runOnHosts(specs, options, { work: (host) => WORK[verb](host, options, desired), summarize: (r) => r.lines[0] ?? '' }, !options.json && verb !== 'metrics' && io.stdout.isTTY === true);
   if (verb === 'metrics') {
     const o = outcomes[0]!;
     if ('error' in o) throw o.error;
@@ -139,12 +141,12 @@ export async function datapath(verb: Verb, targets: string[], options: DatapathO
     const name = o.spec.target.spec;
     if ('error' in o) {
       docs.push({ target: name, error: { kind: failureKind(o.error), message: o.error.message } });
-      if (!options.json) io.stdout.write(`${failureLine(o.spec, o.error)}\n`);
+      if (!options.json) io.stdout.write(`${printable(failureLine(o.spec, o.error))}\n`);
       continue;
     }
     if (!o.value.ok) code = ExitCode.findings;
     docs.push({ target: name, ...(o.value.json as object) });
-    if (!options.json) io.stdout.write(`${name}: ${o.value.lines.join('\n')}\n`);
+    if (!options.json) io.stdout.write(hostLines(name, o.value.lines));
   }
   if (options.json) io.stdout.write(JSON.stringify(docs.length === 1 ? docs[0] : docs, null, 2) + '\n');
   return fleetExitCode(outcomes, code);
@@ -181,7 +183,7 @@ export async function observe(targets: string[], options: ObserveOptions, io: Io
       {
         work: async (host) => {
           const names: NamesIndex | null = await readNames(host);
-          const prefix = many ? `${host.name}: ` : '';
+          const prefix = many ? `${printable(host.name)}: ` : '';
           let seen = 0;
           let lastLost: number | undefined;
           const print = (batch: { events: dp.EventDoc[]; lost: number }) => {
@@ -212,7 +214,7 @@ export async function observe(targets: string[], options: ObserveOptions, io: Io
       false,
     );
     throwIfOnlyHostFailed(outcomes);
-    for (const o of outcomes) if ('error' in o) io.stdout.write(`${failureLine(o.spec, o.error)}\n`);
+    for (const o of outcomes) if ('error' in o) io.stdout.write(`${printable(failureLine(o.spec, o.error))}\n`);
     return fleetExitCode(outcomes, ExitCode.ok);
   } finally {
     process.off('SIGINT', onSigint);

@@ -1,21 +1,34 @@
-// The datapath control plane as the `datapath` command calls it: desired state in, map entries out,
-// the node-side loader doing the writes. Planning (compile, diff) is pure and done before the first
-// write; the loader validates a whole batch before applying any of it.
+// The datapath module's public face: what the `datapath` command (and the agent) call. Desired state
+// in, map ops out through a MapWriter (writer.ts): the node-side loader over a Host here
+// (LoaderMapWriter), the pinned maps in-process in the agent. Planning (compile, diff) is pure and
+// done before the first write; a writer validates a whole batch before applying any of it.
 import type { Host } from '../host/host.js';
 import { NodeRefusal } from '../errors.js';
 import { compileState, type Compiled } from './compile.js';
 import { CAPACITY, MAPS } from './consts.js';
 import { PolicyCapacityError } from './policy.js';
 import { DROP_REASONS } from './drop-reasons.js';
-import { loader, loaderIfPresent, type ApplyResult, type EventDoc, type InstallDoc, type InstallOptions, type StatusDoc } from './loader.js';
+import { ensureLoader, loader, loaderIfPresent, LoaderMapWriter, type EventDoc, type InstallDoc, type InstallOptions, type StatusDoc } from './loader.js';
 import type { DatapathState } from './schema.js';
-import { fullSync, incrementalSync, parseDump, type CurrentEntries, type SyncPlan } from './sync.js';
+import { fullSync, incrementalSync, type CurrentEntries, type SyncPlan } from './sync.js';
+import type { BatchResult, MapWriter } from './writer.js';
+import type { MapEntry } from './compile.js';
+import type { Desired } from './k8s/index.js';
+import { installTextfile, removeTextfile, renderMetrics, type TextfileResult } from './metrics.js';
+import { buildNames, readNames, removeNames, writeNames } from './observe.js';
 
 export { loadState, parseState } from './state.js';
 export type { DatapathState } from './schema.js';
 export type { InstallOptions, StatusDoc, ApplyResult, EventDoc } from './loader.js';
-export type { SyncPlan } from './sync.js';
+export { LoaderMapWriter } from './loader.js';
+export type { SyncPlan, CurrentEntries } from './sync.js';
 export type { MapEntry } from './compile.js';
+export type { MapWriter, MapOp, BatchResult } from './writer.js';
+export { ALL_MAPS, MAPS, type MapName } from './consts.js';
+export { loadDesired, formatLeftOut, type Desired } from './k8s/index.js';
+export { checkTextfileDir as checkMetricsTextfileDir, renderMetrics, type TextfileResult } from './metrics.js';
+export { VERDICTS, decorate, formatFlow, readNames, verdictMatches, type NamesIndex, type VerdictFilter } from './observe.js';
+export { parseIpv4 } from './ip.js';
 export { selftest, type SelftestResult, type SelftestStep, type SelftestOptions } from './selftest.js';
 export { DROP_REASONS, dropReason } from './drop-reasons.js';
 export { compileState } from './compile.js';
@@ -35,20 +48,13 @@ export interface SyncOptions {
 export interface SyncResult {
   plan: SyncPlan;
   compiled: Compiled;
-  /** what the loader reports; null on a dry run */
-  applied: ApplyResult | null;
+  /** what the writer reports (the loader's whole apply document); null on a dry run */
+  applied: BatchResult | null;
 }
 
 /** What the node's owned maps hold now (every map's dump in one round-trip). */
-export async function currentEntries(host: Host, loaderPath?: string): Promise<CurrentEntries> {
-  const dumps = await loader.dumpAll(host, MAPS, loaderPath);
-  const out: CurrentEntries = {};
-  for (const map of MAPS) {
-    const text = dumps.get(map);
-    if (text === undefined) throw new Error(`${host.name}: prep-node-dp dump printed nothing for ${map}`);
-    out[map] = parseDump(text, map);
-  }
-  return out;
+export function currentEntries(host: Host, loaderPath?: string): Promise<CurrentEntries> {
+  return new LoaderMapWriter(host, loaderPath).dump(MAPS);
 }
 
 /**
@@ -69,19 +75,51 @@ async function compileFor(host: Host, state: DatapathState, options: SyncOptions
   }
 }
 
-/** Make the node's maps hold exactly the desired state. */
+/**
+ * Make the maps behind `writer` hold exactly `entries`: a full sync clears and writes everything
+ * (no dump), an incremental one dumps once and writes what differs; one batch either way, none when
+ * nothing differs. writer null: a full dry run (nothing read, nothing written). The same plan goes to
+ * any MapWriter: the loader over a Host (the CLI) or the pinned maps in-process (the agent).
+ */
+export async function syncEntries(writer: MapWriter | null, entries: readonly MapEntry[], options: SyncOptions = {}): Promise<{ plan: SyncPlan; applied: BatchResult | null }> {
+  if (writer === null && !(options.full && options.dryRun)) throw new Error('syncEntries: only a full dry run goes without a writer');
+  const plan = options.full ? fullSync(entries) : incrementalSync(entries, await writer!.dump(MAPS));
+  if (options.dryRun) return { plan, applied: null };
+  return { plan, applied: await writer!.batch(plan.ops) };
+}
+
+/** Make the node's maps hold exactly the desired state, through the loader (LoaderMapWriter). */
 export async function syncState(host: Host, state: DatapathState, options: SyncOptions = {}): Promise<SyncResult> {
   const compiled = await compileFor(host, state, options);
+  let writer: MapWriter | null = new LoaderMapWriter(host);
   if (options.dryRun) {
     // a dry run writes nothing, the loader included: it reads the maps with the loader already there
-    if (options.full) return { plan: fullSync(compiled.entries), compiled, applied: null };
-    const bin = await loaderIfPresent(host);
-    if (bin === null) throw new NodeRefusal(host.name, 'datapath sync --dry-run: this prep-node\'s loader is not on the node, and a dry run uploads nothing (run datapath install first, or --dry-run --full to list every entry)');
-    return { plan: incrementalSync(compiled.entries, await currentEntries(host, bin)), compiled, applied: null };
+    const bin = options.full ? null : await loaderIfPresent(host);
+    if (!options.full && bin === null) throw new NodeRefusal(host.name, 'datapath sync --dry-run: this prep-node\'s loader is not on the node, and a dry run uploads nothing (run datapath install first, or --dry-run --full to list every entry)');
+    writer = bin === null ? null : new LoaderMapWriter(host, bin);
   }
-  const plan = options.full ? fullSync(compiled.entries) : incrementalSync(compiled.entries, await currentEntries(host));
-  const applied = plan.lines.length === 0 ? { put: 0, deleted: 0, cleared: 0 } : await loader.apply(host, plan.lines);
+  const { plan, applied } = await syncEntries(writer, compiled.entries, options);
   return { plan, compiled, applied };
+}
+
+/** Leave the names index on the node (services, pods, policies by id) that observe and metrics read. */
+export function recordNames(host: Host, desired: Desired, compiled: Compiled, source: string): Promise<void> {
+  return writeNames(host, buildNames(desired.state, compiled, desired.origins, source));
+}
+
+/** The node's datapath counters in the Prometheus text exposition format (metrics.ts renders it). */
+export async function metrics(host: Host): Promise<string> {
+  const st = await loader.status(host);
+  const counters = st.installed ? await loader.dump(host, 'drop_counters') : '';
+  // an install from an older loader has no svc_counters map: no forwarded samples then
+  const svc = st.installed && st.maps.some((m) => m.name === 'svc_counters') ? await loader.dump(host, 'svc_counters') : '';
+  const names = st.installed ? await readNames(host) : null;
+  return renderMetrics(st, counters, svc, names);
+}
+
+/** Keep the node's metrics textfile for node_exporter (after checkMetricsTextfileDir and install). */
+export async function installMetricsTextfile(host: Host, dir: string, intervalSeconds: number): Promise<TextfileResult> {
+  return installTextfile(host, { bin: await ensureLoader(host), dir, intervalSeconds });
 }
 
 export interface DropCount {
@@ -103,7 +141,10 @@ export function events(host: Host, options: { timeoutMs?: number; max?: number }
   return loader.events(host, options);
 }
 
-/** Detach everything and unpin the maps. */
-export function remove(host: Host): Promise<InstallDoc> {
-  return loader.remove(host);
+/** Detach everything and unpin the maps; stop the metrics textfile writer and remove the names index. */
+export async function remove(host: Host): Promise<InstallDoc & { textfileRemoved: boolean }> {
+  const doc = await loader.remove(host);
+  const textfileRemoved = await removeTextfile(host);
+  await removeNames(host);
+  return { ...doc, textfileRemoved };
 }

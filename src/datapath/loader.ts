@@ -11,6 +11,9 @@ import { z } from 'zod';
 import { parseSections, sectionHeader } from '../probes/sections.js';
 import { ExitCode, NodeRefusal, PrepNodeError, UsageError } from '../errors.js';
 import { shQuote, type Host, type RunResult } from '../host/host.js';
+import type { MapName } from './consts.js';
+import { parseDump, type CurrentEntries } from './sync.js';
+import { opLines, type BatchResult, type MapOp, type MapWriter } from './writer.js';
 
 /** The loader built by `make -C bpf` (dist/src/datapath → repo root/bpf/build). */
 export const LOCAL_LOADER = resolve(dirname(fileURLToPath(import.meta.url)), '../../../bpf/build/prep-node-dp');
@@ -208,9 +211,9 @@ export const loader = {
   async install(host: Host, o: InstallOptions = {}): Promise<InstallDoc> {
     return parseOutput(host.name, 'install', await runLoader(host, installArgs(o), { timeoutMs: 120_000 }), InstallDoc);
   },
-  async apply(host: Host, lines: readonly string[]): Promise<ApplyResult> {
+  async apply(host: Host, lines: readonly string[], loaderPath?: string): Promise<ApplyResult> {
     const stdin = lines.length > 0 ? `${lines.join('\n')}\n` : '';
-    return parseOutput(host.name, 'apply', await runLoader(host, ['apply'], { stdin, timeoutMs: 600_000 }), ApplyResult);
+    return parseOutput(host.name, 'apply', await runLoader(host, ['apply'], { stdin, timeoutMs: 600_000 }, loaderPath), ApplyResult);
   },
   async dump(host: Host, map: string): Promise<string> {
     return runLoader(host, ['dump', map], { timeoutMs: 300_000 });
@@ -238,6 +241,40 @@ export const loader = {
     return parseOutput(host.name, 'remove', await runLoader(host, ['remove'], { timeoutMs: 120_000 }), InstallDoc);
   },
 };
+
+/**
+ * The CLI's MapWriter: the node-side loader over a Host. dump() is one round trip for all the maps
+ * asked for (dumpAll); batch() is one `apply` (the loader validates the whole batch before its first
+ * write); close() leaves the connection to its owner. loaderPath: a loader already known to be on
+ * the node (dry runs, which upload nothing); else this version is uploaded when missing.
+ */
+export class LoaderMapWriter implements MapWriter {
+  constructor(
+    private readonly host: Host,
+    private readonly loaderPath?: string,
+  ) {}
+
+  async dump(maps: readonly MapName[]): Promise<CurrentEntries> {
+    const dumps = await loader.dumpAll(this.host, maps, this.loaderPath);
+    const out: CurrentEntries = {};
+    for (const map of maps) {
+      const text = dumps.get(map);
+      if (text === undefined) throw new PrepNodeError(`${this.host.name}: prep-node-dp dump printed nothing for ${map}`, ExitCode.internal);
+      out[map] = parseDump(text, map);
+    }
+    return out;
+  }
+
+  async batch(ops: readonly MapOp[]): Promise<BatchResult> {
+    if (ops.length === 0) return { put: 0, deleted: 0, cleared: 0 };
+    // the loader's whole document (it also counts `missing`): `datapath sync --json` prints it
+    return loader.apply(this.host, opLines(ops), this.loaderPath);
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
 
 /** `events` output: event lines, then {"lost": N}. */
 export function parseEvents(host: string, out: string): { events: EventDoc[]; lost: number } {

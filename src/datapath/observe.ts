@@ -8,6 +8,7 @@
 // `install --no-flow-events`). An event without "verdict" (an older loader) is a drop.
 import { z } from 'zod';
 import type { Host } from '../host/host.js';
+import { printable } from '../errors.js';
 import type { Compiled } from './compile.js';
 import { DROP_REASONS } from './drop-reasons.js';
 import { selects } from './identity.js';
@@ -190,5 +191,6 @@ export function formatFlow(f: Flow): string {
   if (f.policy && 'rule' in f.policy) parts.push(`${f.verdict === 'forwarded' ? 'allowed by' : 'by'} ${f.policy.policy}${f.policy.rule ? ` ${f.policy.rule}` : ''}`);
   else if (f.policy) parts.push(f.policy.default_deny.length > 0 ? `default deny of ${f.policy.default_deny.join(', ')}` : 'default deny');
   parts.push(`at ${f.hook}${f.ifname ? ` ${f.ifname}` : ''}`);
-  return parts.join(', ');
+  // pod, service and policy names and labels come from manifests and the node: never raw to a terminal
+  return printable(parts.join(', '));
 }

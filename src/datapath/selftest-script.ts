@@ -20,6 +20,7 @@
 //
 // Addresses come from 198.18.0.0/15 (RFC 2544, set aside for benchmarking): while the selftest runs
 // its VIPs are translated for every process on the node, so they must be addresses nothing real uses.
+import { opLines, type MapOp } from './writer.js';
 import { shQuote } from '../host/host.js';
 
 export const SELFTEST_PREFIX = 'pnst';
@@ -189,8 +190,8 @@ function indent(s: string): string {
 }
 
 /** Commands that feed lines to `prep-node-dp apply` (a quoted heredoc: nothing in it is expanded). */
-export function applyCommands(lines: readonly string[]): string {
-  return `"$DP" apply <<'PNST_APPLY'\n${lines.join('\n')}\nPNST_APPLY`;
+export function applyCommands(ops: readonly MapOp[]): string {
+  return `"$DP" apply <<'PNST_APPLY'\n${opLines(ops).join('\n')}\nPNST_APPLY`;
 }
 
 /** One parsed step block. */

@@ -220,7 +220,7 @@ export function selftestPlan(bin: string, options: SelftestOptions = {}): { scri
         'INSTALLED=1',
       ].join('\n'),
     },
-    { name: 'apply', critical: true, commands: applyCommands(incrementalSync(full, {}).lines) },
+    { name: 'apply', critical: true, commands: applyCommands(incrementalSync(full, {}).ops) },
     { name: 'lb-random', commands: probe(`${VIP}.1:${PORT}`, n) },
     { name: 'lb-maglev', commands: probe(`${VIP}.2:${PORT}`, n) },
     { name: 'lb-affinity', commands: probe(`${VIP}.3:${PORT}`, 20) },
@@ -231,7 +231,7 @@ export function selftestPlan(bin: string, options: SelftestOptions = {}): { scri
     { name: 'policy-default-deny.before', commands: '"$DP" status' },
     { name: 'policy-default-deny', commands: probe(`${b1}:${UNLISTED_PORT}`, 1, 1000) },
     { name: 'policy-default-deny.after', commands: '"$DP" status' },
-    { name: 'backend-removed.apply', commands: applyCommands(incrementalSync(reduced, entrySet(full)).lines) },
+    { name: 'backend-removed.apply', commands: applyCommands(incrementalSync(reduced, entrySet(full)).ops) },
     { name: 'backend-removed', commands: probe(`${VIP}.1:${PORT}`, 20) },
     { name: 'entries-deleted', commands: applyCommands(deleteEntries(reduced)) },
   ];

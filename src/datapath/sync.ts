@@ -1,5 +1,5 @@
-// Desired entries → the lines the loader's `apply` reads (`put <map> <key> <value>`, `del <map>
-// <key>`, `clear <map>`), in an order that never leaves the datapath pointing at something missing:
+// Desired entries → the ops a MapWriter's batch() applies (writer.ts; as the loader's `apply` input:
+// `put <map> <key> <value>`, `del <map> <key>`, `clear <map>`), in an order that never leaves the datapath pointing at something missing:
 //   puts: backends, maglev, services (slots and tables exist before a service count or flag uses
 //         them), then policy, ipcache(6), endpoints(6) (allows exist before an endpoint turns
 //         default-deny);
@@ -9,16 +9,17 @@
 // touches only entries that are new, changed or gone.
 import { MAPS, type MapName } from './consts.js';
 import type { MapEntry } from './compile.js';
+import { opLines, type CurrentEntries, type MapContents, type MapOp } from './writer.js';
 
 const PUT_ORDER: readonly MapName[] = ['backends', 'maglev', 'services', 'policy', 'ipcache', 'ipcache6', 'endpoints', 'endpoints6'];
 const DEL_ORDER: readonly MapName[] = ['services', 'maglev', 'backends', 'endpoints', 'endpoints6', 'ipcache', 'ipcache6', 'policy'];
 
-/** What a map holds now: key hex → value hex. */
-export type MapContents = Map<string, string>;
-/** What the owned maps hold now. */
-export type CurrentEntries = Partial<Record<MapName, MapContents>>;
+export type { CurrentEntries, MapContents } from './writer.js';
 
 export interface SyncPlan {
+  /** what a MapWriter's batch() is given, in order */
+  ops: MapOp[];
+  /** the same ops as the loader's `apply` input lines */
   lines: string[];
   puts: number;
   dels: number;
@@ -47,14 +48,14 @@ function byMap(entries: readonly MapEntry[]): Map<MapName, MapEntry[]> {
   return out;
 }
 
-const putLine = (e: MapEntry) => `put ${e.map} ${e.keyHex} ${e.valueHex}`;
+const putOp = (e: MapEntry): MapOp => ({ op: 'put', map: e.map, keyHex: e.keyHex, valueHex: e.valueHex });
 
 /** Clear every owned map, then put everything. */
 export function fullSync(desired: readonly MapEntry[]): SyncPlan {
   const grouped = byMap(desired);
   const put = PUT_ORDER.flatMap((m) => grouped.get(m)!);
-  const lines = [...DEL_ORDER.map((m) => `clear ${m}`), ...put.map(putLine)];
-  return { lines, puts: put.length, dels: 0, clears: DEL_ORDER.length, put, deleted: [] };
+  const ops = [...DEL_ORDER.map((m): MapOp => ({ op: 'clear', map: m })), ...put.map(putOp)];
+  return { ops, lines: opLines(ops), puts: put.length, dels: 0, clears: DEL_ORDER.length, put, deleted: [] };
 }
 
 /** Only what differs from `current`: puts for new or changed entries, dels for entries no longer desired. */
@@ -70,12 +71,12 @@ export function incrementalSync(desired: readonly MapEntry[], current: CurrentEn
     const want = new Set(grouped.get(m)!.map((e) => e.keyHex));
     for (const key of [...(current[m]?.keys() ?? [])].sort()) if (!want.has(key)) deleted.push({ map: m, keyHex: key });
   }
-  const lines = [...put.map(putLine), ...deleted.map((d) => `del ${d.map} ${d.keyHex}`)];
-  return { lines, puts: put.length, dels: deleted.length, clears: 0, put, deleted };
+  const ops = [...put.map(putOp), ...deleted.map((d): MapOp => ({ op: 'del', map: d.map, keyHex: d.keyHex }))];
+  return { ops, lines: opLines(ops), puts: put.length, dels: deleted.length, clears: 0, put, deleted };
 }
 
-/** Lines that delete exactly these entries (the selftest removing its own, leaving others alone). */
-export function deleteEntries(entries: readonly MapEntry[]): string[] {
+/** Ops that delete exactly these entries (the selftest removing its own, leaving others alone). */
+export function deleteEntries(entries: readonly MapEntry[]): MapOp[] {
   const grouped = byMap(entries);
-  return DEL_ORDER.flatMap((m) => grouped.get(m)!.map((e) => `del ${m} ${e.keyHex}`));
+  return DEL_ORDER.flatMap((m) => grouped.get(m)!.map((e): MapOp => ({ op: 'del', map: m, keyHex: e.keyHex })));
 }

@@ -5,7 +5,7 @@
 import ssh2 from 'ssh2';
 import type { ClientChannel, ConnectConfig } from 'ssh2';
 import type { Duplex } from 'node:stream';
-import { HostError, type HostErrorKind } from '../errors.js';
+import { HostError, UsageError, printable, type HostErrorKind } from '../errors.js';
 import { BaseHost, type SpawnOptions } from './base.js';
 import type { RunResult } from './host.js';
 import { authHandlerFor } from './ssh-auth.js';
@@ -31,7 +31,18 @@ export interface SshOptions {
   acceptNewHostKey?: boolean;
   /** Give up on a host that does not complete the handshake in time (default 20 s). */
   connectTimeoutSec?: number;
+  /**
+   * Told one line for every host key recorded under --accept-new-host-key (or StrictHostKeyChecking
+   * accept-new): the target's and each ProxyJump hop's. Default: written to stderr.
+   */
+  onHostKeyAdded?: (line: string) => void;
 }
+
+/**
+ * Most hosts one connection may go through (jump hosts, their own jump hosts, and the target). OpenSSH
+ * has no such cap (a loop there starts ssh processes until something gives out); JGit stops at 10 hops.
+ */
+export const MAX_JUMP_HOPS = 10;
 
 // OpenSSH's default MaxSessions is 10 channels per connection; stay under it.
 const MAX_CHANNELS = 8;
@@ -69,9 +80,11 @@ export class SshHost extends BaseHost {
     options: SshOptions = {},
   ): Promise<SshHost> {
     const settings = await resolveSshConfig(alias, { ...overrides, ...(options.configFile && { configFile: options.configFile }) });
+    // The whole chain is resolved (ssh -G per hop) and checked for loops before anything connects.
+    const route = await planRoute(name, name, settings, options, []);
     const jumps: ssh2.Client[] = [];
     try {
-      const client = await openClient(name, settings, options, jumps);
+      const client = await openClient(route, options, jumps);
       return new SshHost(name, settings.user, client, jumps);
     } catch (err) {
       for (const j of jumps) j.end();
@@ -185,29 +198,63 @@ export class SshHost extends BaseHost {
   }
 }
 
-/** Connect one hop: first through its own ProxyJump chain, if any, then verify and authenticate. */
-async function openClient(
-  name: string,
-  settings: SshSettings,
-  options: SshOptions,
-  jumps: ssh2.Client[],
-): Promise<ssh2.Client> {
-  let sock: Duplex | undefined;
+/** One host on the way to the target: its settings and the jump hosts it is reached through. */
+interface Route {
+  /** The name errors carry: the target's, or "target (jump host hop)". */
+  name: string;
+  settings: SshSettings;
+  /** In order; only the first may have jump hosts of its own (later ones go through the previous hop). */
+  via: Route[];
+}
+
+/** A hop's identity for loop detection: the alias as ssh matches it (lowercase), with its user and port. */
+function hopKey(s: SshSettings): string {
+  return `${s.user}@${s.alias.toLowerCase()}:${s.port}`;
+}
+
+/**
+ * Resolve the ProxyJump chain of `settings` (ssh -G per hop), refusing a loop (a host reached through
+ * itself) or a repeated hop, and a chain longer than MAX_JUMP_HOPS, before any connection is opened.
+ * `seen` collects every hop of this connection, in the order they were resolved; errors name `target`.
+ */
+async function planRoute(target: string, name: string, settings: SshSettings, options: SshOptions, seen: SshSettings[]): Promise<Route> {
+  const at = seen.findIndex((h) => hopKey(h) === hopKey(settings));
+  if (at >= 0) {
+    const loop = [...seen.slice(at), settings].map((h) => h.alias).join(' -> ');
+    throw new UsageError(
+      `${printable(target)}: ProxyJump loop: ${printable(loop)} (a host reached through itself, or a hop listed twice); fix ProxyJump in ssh_config`,
+    );
+  }
+  if (seen.length >= MAX_JUMP_HOPS) {
+    throw new UsageError(
+      `${printable(target)}: ProxyJump chain longer than ${MAX_JUMP_HOPS} hosts (${printable([...seen, settings].map((h) => h.alias).join(' -> '))}); shorten ProxyJump in ssh_config`,
+    );
+  }
+  seen.push(settings);
+  const via: Route[] = [];
   if (settings.proxyJump) {
-    let via: ssh2.Client | undefined;
     for (const hop of settings.proxyJump.split(',')) {
       const { alias, user, port } = splitJumpSpec(hop);
       const hopSettings = await resolveSshConfig(alias, { ...(user && { user }), ...(port && { port }), ...(options.configFile && { configFile: options.configFile }) });
+      const hopName = `${name} (jump host ${hop})`;
       // Only the first hop may itself need a jump (its own ssh_config); later hops go through the previous one.
-      const hopClient = via
-        ? await handshake(`${name} (jump host ${hop})`, hopSettings, options, await forward(name, via, hopSettings))
-        : await openClient(`${name} (jump host ${hop})`, hopSettings, options, jumps);
-      jumps.push(hopClient);
-      via = hopClient;
+      via.push(via.length === 0 ? await planRoute(target, hopName, hopSettings, options, seen) : await planRoute(target, hopName, { ...hopSettings, proxyJump: null }, options, seen));
     }
-    sock = await forward(name, via!, settings);
   }
-  return handshake(name, settings, options, sock);
+  return { name, settings, via };
+}
+
+/** Connect one hop: first through its own ProxyJump chain, if any, then verify and authenticate. */
+async function openClient(route: Route, options: SshOptions, jumps: ssh2.Client[]): Promise<ssh2.Client> {
+  let sock: Duplex | undefined;
+  let via: ssh2.Client | undefined;
+  for (const hop of route.via) {
+    const hopClient = via ? await handshake(hop.name, hop.settings, options, await forward(route.name, via, hop.settings)) : await openClient(hop, options, jumps);
+    jumps.push(hopClient);
+    via = hopClient;
+  }
+  if (via) sock = await forward(route.name, via, route.settings);
+  return handshake(route.name, route.settings, options, sock);
 }
 
 function splitJumpSpec(spec: string): { alias: string; user?: string; port?: number } {
@@ -245,7 +292,7 @@ async function handshake(name: string, s: SshSettings, options: SshOptions, sock
     algorithms: { serverHostKey: preferKnownTypes(knownKeyTypes(known, keyName)) as never },
     authHandler: handler,
     hostVerifier: ((key: Buffer, verify: (ok: boolean) => void) => {
-      judgeHostKey(name, keyName, key, known, acceptNew, s).then(
+      judgeHostKey(name, keyName, key, known, acceptNew, s, options).then(
         () => verify(true),
         (err: HostError) => {
           refusal = err;
@@ -281,7 +328,9 @@ async function judgeHostKey(
   known: KnownHostEntry[],
   acceptNew: boolean,
   s: SshSettings,
+  options: SshOptions,
 ): Promise<void> {
+  const added = options.onHostKeyAdded ?? ((line: string) => void process.stderr.write(`${line}\n`));
   const verdict = verifyHostKey(known, keyName, key);
   const fp = `${keyTypeOf(key)} key ${fingerprint(key)}`;
   switch (verdict.status) {
@@ -307,6 +356,11 @@ async function judgeHostKey(
         );
       }
       await addKnownHost(s.userKnownHostsFiles[0]!, keyName, key, s.hashKnownHosts);
+      // As OpenSSH's "Permanently added ... to the list of known hosts": every hop trusted is named.
+      added(
+        `prep-node: ${printable(name)}: permanently added '${printable(keyName)}' (${fp}) to ${printable(s.userKnownHostsFiles[0]!)} ` +
+          `(${options.acceptNewHostKey === true ? '--accept-new-host-key' : 'StrictHostKeyChecking accept-new in ssh_config'})`,
+      );
   }
 }
 

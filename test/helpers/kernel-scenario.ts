@@ -18,13 +18,14 @@ import { compileState } from '../../src/datapath/compile.js';
 import { DatapathStateSchema } from '../../src/datapath/schema.js';
 import { applyCommands, type StepBlock } from '../../src/datapath/selftest-script.js';
 import { incrementalSync } from '../../src/datapath/sync.js';
+import type { MapOp } from '../../src/datapath/writer.js';
 
 export const CLIENT_IP = '198.18.1.2';
 export const POD_IP = '198.18.2.2';
 export const VIP = '198.19.0.10';
 export const OUR_PROGS = /name (tc_lb|sock4_\w+)/;
 
-function applyLines(): string[] {
+function applyOps(): MapOp[] {
   const pod = [{ ip: POD_IP, port: 8080 }];
   const state = DatapathStateSchema.parse({
     services: [
@@ -33,12 +34,12 @@ function applyLines(): string[] {
       { name: 'empty', vip: VIP, port: 81, protocol: 'tcp', backends: [] },
     ],
   });
-  return incrementalSync(compileState(state).entries, {}).lines;
+  return incrementalSync(compileState(state).entries, {}).ops;
 }
 
 /** The POSIX sh (busybox) scenario. */
 export function kernelScenario(): string {
-  const apply = applyCommands(applyLines());
+  const apply = applyCommands(applyOps());
   const probe = (target: string, extra = '') => `ip netns exec pnk-c "$DP" probe --connect ${target} --timeout-ms 3000 ${extra}`;
   return `#!/bin/sh
 set -u

@@ -38,9 +38,11 @@ async function must(cmd: string, ...args: string[]): Promise<string> {
 }
 
 // a TCP server on [::]:<port> that answers each connection with its port (Node, in the pod ns)
-const SERVER = `const net=require('net');for(const p of [8080,8081]){net.createServer(s=>{s.end(String(p))}).listen(p,'::')};console.log('listening')`;
-// one connection attempt: prints {"ok":true,"reply":...} or {"ok":false,"error":...}; 1.5 s timeout
-const CLIENT = `const net=require('net');const s=net.connect({host:process.argv[1],port:+process.argv[2],timeout:1500});let d='';s.on('data',x=>d+=x);s.on('end',()=>{console.log(JSON.stringify({ok:true,reply:d}))});s.on('timeout',()=>{console.log(JSON.stringify({ok:false,error:'timeout'}));s.destroy()});s.on('error',e=>{console.log(JSON.stringify({ok:false,error:e.code}))})`;
+const SERVER = `const net=require('net');let n=0;for(const p of [8080,8081]){net.createServer(s=>{s.end(String(p))}).listen(p,'::',()=>{if(++n===2)console.log('listening')})}`;
+// one connection attempt: prints {"ok":true,"reply":...} or {"ok":false,"error":...}; the timeout in ms is
+// argv[3]: 1.5 s where a drop is expected, longer where an answer is (the first packets wait for neighbour
+// discovery on a busy machine)
+const CLIENT = `const net=require('net');const s=net.connect({host:process.argv[1],port:+process.argv[2],timeout:+process.argv[3]});let d='';s.on('data',x=>d+=x);s.on('end',()=>{console.log(JSON.stringify({ok:true,reply:d}))});s.on('timeout',()=>{console.log(JSON.stringify({ok:false,error:'timeout'}));s.destroy()});s.on('error',e=>{console.log(JSON.stringify({ok:false,error:e.code}))})`;
 
 const POD6 = 'fd00:2::2';
 const STATE = `endpoints:
@@ -73,8 +75,8 @@ describe('IPv6 policy at tc on real connections', { skip: notRoot }, () => {
   let mounted = false;
 
   const dp = (args: string[], input?: string) => run('nsenter', [`--net=/run/netns/${ns.node}`, DP, '--bpffs', bpffs, ...args], input);
-  const connect = async (port: number): Promise<{ ok: boolean; reply?: string; error?: string }> => {
-    const r = await run('nsenter', [`--net=/run/netns/${ns.client}`, process.execPath, '-e', CLIENT, POD6, String(port)]);
+  const connect = async (port: number, timeoutMs = 1500): Promise<{ ok: boolean; reply?: string; error?: string }> => {
+    const r = await run('nsenter', [`--net=/run/netns/${ns.client}`, process.execPath, '-e', CLIENT, POD6, String(port), String(timeoutMs)]);
     return JSON.parse(r.stdout.trim()) as { ok: boolean; reply?: string; error?: string };
   };
   const drops = async (): Promise<Record<string, number>> => {
@@ -148,14 +150,14 @@ describe('IPv6 policy at tc on real connections', { skip: notRoot }, () => {
   after(cleanup);
 
   it('with no policy both ports answer over IPv6 through tc_lb (so a later refusal is the policy)', async () => {
-    assert.deepEqual(await connect(8080), { ok: true, reply: '8080' });
-    assert.deepEqual(await connect(8081), { ok: true, reply: '8081' });
+    assert.deepEqual(await connect(8080, 10_000), { ok: true, reply: '8080' });
+    assert.deepEqual(await connect(8081, 10_000), { ok: true, reply: '8081' });
   });
 
   it('a default-deny ingress policy holds over IPv6: 8080 allowed by identity, 8081 dropped and counted', async () => {
     await apply(STATE);
     const before = await drops();
-    assert.deepEqual(await connect(8080), { ok: true, reply: '8080' }, 'the allowed port, replies through conntrack6');
+    assert.deepEqual(await connect(8080, 10_000), { ok: true, reply: '8080' }, 'the allowed port, replies through conntrack6');
     const denied = await connect(8081);
     assert.deepEqual(denied, { ok: false, error: 'timeout' });
     const after = await drops();
@@ -166,7 +168,7 @@ describe('IPv6 policy at tc on real connections', { skip: notRoot }, () => {
 
   it('an IPv6 CIDR rule: the client prefix may reach 8081 only; 8080 now dropped', async () => {
     await apply(CIDR_STATE);
-    assert.deepEqual(await connect(8081), { ok: true, reply: '8081' });
+    assert.deepEqual(await connect(8081, 10_000), { ok: true, reply: '8081' });
     const before = await drops();
     assert.deepEqual(await connect(8080), { ok: false, error: 'timeout' });
     const after = await drops();

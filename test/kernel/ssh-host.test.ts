@@ -11,7 +11,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { CommandError, ExitCode, HostError, type HostErrorKind } from '../../src/errors.js';
+import { CommandError, ExitCode, HostError, UsageError, type HostErrorKind } from '../../src/errors.js';
 import { openHost, type ConnectOptions } from '../../src/host/connect.js';
 import type { Host } from '../../src/host/host.js';
 import { SshHost } from '../../src/host/ssh.js';
@@ -734,6 +734,45 @@ describe('ProxyJump', () => {
     const err = await hostError(openHost(parseTarget('target'), { configFile: c.configFile }), 'host-key-unknown');
     assert.ok(err.message.includes(target.fingerprint), err.message);
     assert.match(err.message, /^target: /);
+  });
+
+  it('--accept-new-host-key records the jump\'s and the target\'s keys and names each on one line with its fingerprint', async (t) => {
+    await writeFile(c.knownHosts, ''); // neither is known
+    const lines: string[] = [];
+    const h = await openHost(parseTarget('target'), { configFile: c.configFile, acceptNewHostKey: true, onHostKeyAdded: (l) => lines.push(l) });
+    t.after(() => h.close());
+    assert.equal(await h.exec('echo $PN_WHICH'), 'target\n');
+    assert.equal(lines.length, 2, lines.join('\n'));
+    // The jump is trusted first (it is connected first), then the target through it.
+    assert.match(lines[0]!, new RegExp(`^prep-node: target \\(jump host jump\\): permanently added '\\[127\\.0\\.0\\.1\\]:${jump.port}' \\(`));
+    assert.ok(lines[0]!.includes(jump.fingerprint) && lines[0]!.endsWith(`to ${c.knownHosts} (--accept-new-host-key)`), lines[0]);
+    assert.match(lines[1]!, new RegExp(`^prep-node: target: permanently added '\\[127\\.0\\.0\\.1\\]:${target.port}' \\(`));
+    assert.ok(lines[1]!.includes(target.fingerprint), lines[1]);
+    // Both are recorded: the next connection without the flag works and announces nothing.
+    const again: string[] = [];
+    const h2 = await openHost(parseTarget('target'), { configFile: c.configFile, onHostKeyAdded: (l) => again.push(l) });
+    t.after(() => h2.close());
+    assert.equal(await h2.exec('echo $PN_WHICH'), 'target\n');
+    assert.deepEqual(again, []);
+  });
+
+  it('a ProxyJump loop is refused with one line (exit 2) and nothing is contacted', async () => {
+    await trust(c, jump, target);
+    await writeConfig(c, [
+      hostBlock('loop-a', { HostName: '127.0.0.1', Port: jump.port, User: 'root', ProxyJump: 'loop-b' }),
+      hostBlock('loop-b', { HostName: '127.0.0.1', Port: target.port, User: 'root', ProxyJump: 'loop-a' }),
+    ]);
+    const jumpLog = jump.log().length;
+    const targetLog = target.log().length;
+    const err = await openHost(parseTarget('loop-a'), { configFile: c.configFile }).then(
+      () => assert.fail('connected through a loop'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof UsageError, String(err));
+    assert.equal(err.exitCode, ExitCode.usage);
+    assert.match(err.message, /^loop-a: ProxyJump loop: loop-a -> loop-b -> loop-a /);
+    assert.doesNotMatch(jump.log().slice(jumpLog), /Connection from/);
+    assert.doesNotMatch(target.log().slice(targetLog), /Connection from/);
   });
 
   it('a jump host that cannot reach the target gives a proxy error', async () => {

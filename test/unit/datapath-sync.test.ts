@@ -5,6 +5,7 @@ import { compileState, type MapEntry } from '../../src/datapath/compile.js';
 import { loadState } from '../../src/datapath/state.js';
 import { deleteEntries, fullSync, incrementalSync, parseDump, type CurrentEntries } from '../../src/datapath/sync.js';
 import type { DatapathState } from '../../src/datapath/schema.js';
+import { opLines } from '../../src/datapath/writer.js';
 
 const FIXTURE = fileURLToPath(new URL('../../../test/fixtures/datapath/state.yaml', import.meta.url));
 
@@ -98,7 +99,7 @@ test('dump output parses to key → value; junk is an error naming the line', ()
 
 test('deleteEntries removes exactly the given entries, services first', async () => {
   const { entries } = compileState(await loadState(FIXTURE));
-  const lines = deleteEntries(entries);
+  const lines = opLines(deleteEntries(entries));
   assert.equal(lines.length, entries.length);
   assert.ok(lines[0]!.startsWith('del services'));
   assert.ok(lines.at(-1)!.startsWith('del policy'));
