@@ -33,6 +33,8 @@ export interface Counted {
   sessions: number;
   ms: number;
   output: string;
+  /** What sshd logged during a run that failed (empty when it succeeded). */
+  sshdLog: string;
 }
 
 const SESSION = /server_input_channel_open: ctype session/g;
@@ -71,13 +73,15 @@ async function main(): Promise<void> {
     ];
     for (const [command, args] of runs) {
       const before = (sshd.log().match(SESSION) ?? []).length;
+      const logFrom = sshd.log().length;
       const started = Date.now();
       const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 120_000 });
       const ms = Date.now() - started;
       // sshd logs a channel as it opens; the CLI has exited (its connection closed), so all are in.
       await new Promise((res) => setTimeout(res, 300));
       const sessions = (sshd.log().match(SESSION) ?? []).length - before;
-      results.push({ command, exit: r.status, sessions, ms, output: `${r.stdout}${r.stderr}` });
+      const failed = r.status !== 0 && !(command === 'check' && r.status === 1);
+      results.push({ command, exit: r.status, sessions, ms, output: `${r.stdout}${r.stderr}`, sshdLog: failed ? sshd.log().slice(logFrom) : '' });
     }
   } finally {
     await sshd.stop();

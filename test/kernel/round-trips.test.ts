@@ -13,10 +13,6 @@ const SANDBOX = fileURLToPath(new URL('../helpers/round-trips-sandbox.js', impor
 
 const BUDGET: Record<string, number> = { check: 2, 'apply --dry-run': 6, apply: 6, 'rollback --dry-run': 4, rollback: 4 };
 
-// Full apply still journals and writes tuner by tuner (README, "Round trips"): its budget is a known
-// shortfall, reported as a todo with the count rather than hidden or loosened.
-const TODO: Record<string, string> = { apply: 'apply journals and writes tuner by tuner; folding that into one script is not done yet' };
-
 let runs: Counted[] = [];
 let table = '';
 
@@ -32,7 +28,7 @@ test('every command ran against the real sshd and did its work', () => {
   assert.deepEqual(runs.map((x) => x.command), Object.keys(BUDGET));
   for (const x of runs) {
     // check exits 0 or 1 (findings on this machine); the others must succeed.
-    assert.ok(x.command === 'check' ? x.exit === 0 || x.exit === 1 : x.exit === 0, `${x.command} exited ${x.exit}:\n${x.output}`);
+    assert.ok(x.command === 'check' ? x.exit === 0 || x.exit === 1 : x.exit === 0, `${x.command} exited ${x.exit}:\n${x.output}\nsshd logged:\n${x.sshdLog}`);
     assert.ok(x.sessions >= 1, `${x.command}: sshd logged no session channel (is LogLevel DEBUG1 in effect?)\n${table}`);
   }
   assert.match(runs.find((x) => x.command === 'apply')!.output, /applied and verified/, 'apply changed something (the budget is for a real apply)');
@@ -40,7 +36,7 @@ test('every command ran against the real sshd and did its work', () => {
 });
 
 for (const [command, budget] of Object.entries(BUDGET)) {
-  test(`${command} opens at most ${budget} session channels`, { ...(TODO[command] && { todo: TODO[command] }) }, () => {
+  test(`${command} opens at most ${budget} session channels`, () => {
     const x = runs.find((r) => r.command === command);
     assert.ok(x, `${command} did not run`);
     assert.ok(x.sessions <= budget, `${command} opened ${x.sessions} session channels, budget ${budget}\n${table}`);
