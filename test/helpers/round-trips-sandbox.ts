@@ -5,7 +5,7 @@
 // channels sshd opened (`server_input_channel_open: ctype session` lines in its log) and the wall
 // time, and prints one JSON line. Sysctls applied are per network namespace; files land in the
 // private /etc and /var/lib: the machine is unchanged when the namespaces go.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,6 +38,22 @@ export interface Counted {
 }
 
 const SESSION = /server_input_channel_open: ctype session/g;
+
+function runCli(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.once('error', reject);
+    child.once('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'pn-rt-'));
@@ -75,7 +91,9 @@ async function main(): Promise<void> {
       const before = (sshd.log().match(SESSION) ?? []).length;
       const logFrom = sshd.log().length;
       const started = Date.now();
-      const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 120_000 });
+      // Asynchronously: sshd's log is read by this process's event loop, and at DEBUG1 a blocked loop
+      // would let its stderr pipe fill until sshd itself stalls mid-run.
+      const r = await runCli(args);
       const ms = Date.now() - started;
       // sshd logs a channel as it opens; the CLI has exited (its connection closed), so all are in.
       await new Promise((res) => setTimeout(res, 300));
