@@ -36,7 +36,7 @@ export function exitCodesHelp(codes: Codes): string {
 }
 
 const EXIT = {
-  program: { 0: 'success (check: every check passed)', 1: 'findings: a check failed or could not tell; a datapath check failed', ...USAGE, ...REACH, 5: 'apply, datapath: the node cannot take what was asked; nothing was changed', 6: 'apply: an MTU or channel change cut the SSH session and the node reverted it', 7: 'rollback: the restore failed on the node; the journal is kept, run rollback again', ...BUG },
+  program: { 0: 'success (check: every check passed)', 1: 'findings: a check failed or could not tell; a datapath check failed', ...USAGE, ...REACH, 5: 'apply, datapath: the node cannot take what was asked; nothing was changed', 6: 'apply: an MTU or channel change cut the SSH session and the node reverted it', 7: 'rollback: the restore failed on the node; the journal is kept, run rollback again', 8: 'apply: a change failed on the node part-way; what was done is journaled, rollback undoes it', ...BUG },
   check: { 0: 'every check passed (warnings allowed)', 1: 'findings: a check or a fleet check failed, or a check could not tell (error)', ...USAGE, ...REACH, ...BUG },
   apply: {
     0: 'applied and verified (or nothing to change; --dry-run: the plan was printed)',
@@ -45,6 +45,7 @@ const EXIT = {
     ...REACH,
     5: 'the node cannot take the profile (unknown sysctl, missing module, MTU above the link\'s maximum, a tool missing, a node file prep-node will not touch); nothing was changed',
     6: 'an MTU or channel change cut the SSH session and the node reverted it',
+    8: 'a change failed on the node part-way (the message names the step); what was done is journaled: fix the cause and apply again, or rollback',
     ...BUG,
   },
   rollback: { 0: 'restored (or nothing to restore)', 1: 'a restored value did not verify', ...USAGE, ...REACH, 5: 'a node file prep-node will not touch (a journal that is not ours); nothing was changed', 7: 'the restore failed on the node; the journal is kept, run rollback again', ...BUG },

@@ -3,7 +3,7 @@
 // one, so nothing after a failed step runs (the journal, always the first step, already holds every
 // original: `prep-node rollback` undoes what ran). Each step is its own `sh -e` script, carried with
 // its stdin as base64 in here-documents (no argument-length limit, no quoting of file contents).
-import { CommandError } from '../errors.js';
+import { ApplyError } from '../errors.js';
 import type { Host } from '../host/host.js';
 
 export interface Step {
@@ -53,7 +53,7 @@ export function parseSteps(stdout: string): { done: number; failed?: { index: nu
 }
 
 /**
- * Run `steps` as root in one round trip. Throws a CommandError naming the step that failed (or where
+ * Run `steps` as root in one round trip. Throws an ApplyError (exit 8) naming the step that failed (or where
  * the script stopped: timed out, connection lost) and the steps that ran before it.
  */
 export async function runSteps(host: Host, steps: Step[], timeoutMs = 120_000): Promise<void> {
@@ -64,5 +64,6 @@ export async function runSteps(host: Host, steps: Step[], timeoutMs = 120_000): 
   const at = failed?.index ?? done;
   const ran = done > 0 ? `; done before it: ${steps.slice(0, done).map((s) => s.label).join(', ')} (prep-node rollback undoes them)` : '; nothing was changed';
   const why = failed ? (failed.code === 'decode' ? 'could not decode the step (base64 missing?)' : `exit ${failed.code}`) : r.timedOut ? 'timed out' : `the script stopped (exit ${r.code ?? 'none'})`;
-  throw new CommandError(host.name, `apply step ${at + 1} of ${steps.length} (${steps[at]?.label ?? 'end'}): ${why}${ran}`, r.code, r.stderr);
+  const said = r.stderr.trim().split('\n').pop();
+  throw new ApplyError(host.name, `apply step ${at + 1} of ${steps.length} (${steps[at]?.label ?? 'end'}) failed: ${why}${said ? ` (${said})` : ''}${ran}`);
 }

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CommandError } from '../../../src/errors.js';
+import { ApplyError, ExitCode } from '../../../src/errors.js';
 import { LocalHost } from '../../../src/host/local.js';
 import { parseSteps, runSteps, stepsScript, type Step } from '../../../src/tuners/steps.js';
 
@@ -59,7 +59,7 @@ test(
 );
 
 test(
-  'runSteps: one command on the host; a failure is a CommandError naming the step, what ran before it, and the step’s last stderr line',
+  'runSteps: one command on the host; a failure is an ApplyError (exit 8) naming the step, what ran before it, and the step’s last stderr line',
   inDir(async (dir) => {
     const host = new LocalHost();
     let commands = 0;
@@ -80,8 +80,9 @@ test(
         { label: 'never', script: `touch ${dir}/never` },
       ]),
       (err: unknown) => {
-        assert.ok(err instanceof CommandError);
-        assert.match(err.message, /apply step 2 of 3 \(sysctl: running values\): exit 3; done before it: journal \(prep-node rollback undoes them\)` failed: sysctl: permission denied on key "x"$/);
+        assert.ok(err instanceof ApplyError);
+        assert.equal(err.exitCode, ExitCode.applyFailed);
+        assert.match(err.message, /apply step 2 of 3 \(sysctl: running values\) failed: exit 3 \(sysctl: permission denied on key "x"\); done before it: journal \(prep-node rollback undoes them\)$/);
         return true;
       },
     );
