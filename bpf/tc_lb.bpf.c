@@ -4,7 +4,8 @@
  * and NodePort traffic. Per packet, in this order:
  *   0. IPv6: policy for IPv6 endpoints, no NAT (tc_lb6 below);
  *   1. parse IPv4 (malformed/truncated -> numbered drops; neither IPv4 nor IPv6 -> pass untouched);
- *   2. ICMP fragmentation-needed passes, always (path MTU discovery must keep working);
+ *   2. ICMP errors quoting a NATed flow are translated back, inner header included (icmp_nat.h),
+ *      and pass; ICMP fragmentation-needed passes, always (path MTU discovery must keep working);
  *   3. fragments: ports from the first fragment (frags map);
  *   4. conntrack hit: established flow or reply of an allowed one -> NAT as recorded, pass;
  *   5. new flow: service lookup -> backend (DNAT), then policy on the translated tuple, then two
@@ -21,6 +22,7 @@
 #include "lib/nat.h"
 #include "lib/lb.h"
 #include "lib/policy.h"
+#include "lib/icmp_nat.h"
 
 /* Count, report and drop. */
 static __always_inline int tc_drop(struct __sk_buff *skb, struct drop_event *ev, __u32 reason)
@@ -184,6 +186,14 @@ int tc_lb(struct __sk_buff *skb)
 	if (ret)
 		return tc_drop(skb, &ev, ret);
 
+	if (icmp_is_error(&p)) { /* of a NATed flow: translated back, inner header too */
+		ret = icmp_err_nat(skb, &p, &ev.svc_id);
+		if (ret > 0)
+			return tc_drop(skb, &ev, ret);
+		if (ret == 0)
+			return TC_ACT_OK;
+		ret = 0;
+	}
 	if (p.proto == IPPROTO_ICMP && p.has_l4 && p.icmp_type == ICMP_DEST_UNREACH_T &&
 	    p.icmp_code == ICMP_FRAG_NEEDED_C)
 		return TC_ACT_OK;

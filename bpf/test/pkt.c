@@ -212,3 +212,34 @@ const char *pkt_diff(const uint8_t *a, size_t alen, const uint8_t *b, size_t ble
 			 i, a[i], b[i], alen, blen);
 	return msg;
 }
+
+size_t pkt_icmp_error(const char *src, const char *dst, uint8_t type, uint8_t code, uint16_t mtu,
+		      const uint8_t *quoted, size_t quoted_len, size_t quote_max, uint8_t *buf)
+{
+	static const uint8_t dmac[6] = { 0x02, 0, 0, 0, 0, 0x02 }, smac[6] = { 0x02, 0, 0, 0, 0, 0x01 };
+	uint8_t *ip = buf + PKT_IP_OFF, *icmp = ip + 20;
+	size_t q = quoted_len - PKT_ETH_LEN;
+	struct in_addr a;
+
+	if (q > quote_max)
+		q = quote_max;
+	memset(buf, 0, PKT_MAX);
+	memcpy(buf, dmac, 6);
+	memcpy(buf + 6, smac, 6);
+	put16(buf + 12, 0x0800);
+	ip[0] = 0x45;
+	put16(ip + 2, (uint16_t)(20 + 8 + q));
+	ip[8] = 64;
+	ip[9] = IPPROTO_ICMP;
+	inet_pton(AF_INET, src, &a);
+	memcpy(ip + 12, &a, 4);
+	inet_pton(AF_INET, dst, &a);
+	memcpy(ip + 16, &a, 4);
+	pkt_fix_ip_csum(buf);
+	icmp[0] = type;
+	icmp[1] = code;
+	put16(icmp + 6, mtu);
+	memcpy(icmp + 8, quoted + PKT_ETH_LEN, q);
+	put16(icmp + 2, fold(sum16(icmp, 8 + q, 0)));
+	return PKT_ETH_LEN + 20 + 8 + q;
+}

@@ -423,6 +423,93 @@ static void lb_selection_cases(void)
 	tap_result("session affinity is per client: 32 other clients spread over the backends");
 }
 
+/* ---------------------------------------------------------------- ICMP errors of NATed flows */
+
+#define ROUTER "10.0.2.1"      /* a router between the node and the backend */
+#define ROUTER_C "192.0.2.1"   /* a router on the client's side */
+
+/* run a packet through and expect PASS (for setting up a flow) */
+static void flow_open(const struct pkt_spec *s)
+{
+	uint8_t in[PKT_MAX], out[PKT_MAX];
+	size_t in_len = pkt_build(s, in), out_len;
+
+	if (run(in, in_len, out, &out_len) != PASS)
+		tap_fail("setting up the flow %s:%u -> %s:%u: not passed", s->src, s->sport, s->dst, s->dport);
+}
+
+struct icmp_case {
+	const char *desc;
+	const char *src, *dst, *want_src, *want_dst; /* outer addresses in and expected out */
+	uint8_t type, code;
+	struct pkt_spec quote, want_quote;           /* quoted packet in, and as it must come out */
+	size_t quote_max;                            /* bytes of the quoted IPv4 packet */
+};
+
+static void icmp_case(const struct icmp_case *c)
+{
+	uint8_t q[PKT_MAX], wq[PKT_MAX], in[PKT_MAX], want[PKT_MAX], got[PKT_MAX];
+	size_t q_len = pkt_build(&c->quote, q), wq_len = pkt_build(&c->want_quote, wq);
+	size_t in_len = pkt_icmp_error(c->src, c->dst, c->type, c->code, 1280, q, q_len, c->quote_max, in);
+	size_t want_len = pkt_icmp_error(c->want_src, c->want_dst, c->type, c->code, 1280, wq, wq_len,
+					 c->quote_max, want);
+	size_t got_len = 0;
+	int verdict;
+
+	ring_buffer__consume(rb);
+	events_seen = 0;
+	verdict = run(in, in_len, got, &got_len);
+	ring_buffer__consume(rb);
+	if (verdict != PASS)
+		tap_fail("verdict %d, expected PASS (last drop event: %s)", verdict,
+			 events_seen ? dp_drop_reason(last_event.reason) : "none");
+	else if (got_len != want_len || memcmp(got, want, want_len))
+		tap_fail("output packet differs: %s", pkt_diff(got, got_len, want, want_len));
+	if (events_seen)
+		tap_fail("%d unexpected drop events (reason %u)", events_seen, last_event.reason);
+	tap_result(c->desc);
+}
+
+static void icmp_error_cases(void)
+{
+	static const struct icmp_case cases[] = {
+		{ "fragmentation needed from a router about a DNATed TCP segment: the quote's backend "
+		  "10.0.1.5:8080 becomes VIP:80, inner IPv4, TCP and ICMP checksums updated",
+		  ROUTER, CLIENT, ROUTER, CLIENT, 3, 4,
+		  TCP(CLIENT, 45000, BE1, 8080, .tcp_flags = 0x10, .payload_len = 1400),
+		  TCP(CLIENT, 45000, VIP, 80, .tcp_flags = 0x10, .payload_len = 1400), 548 },
+		{ "fragmentation needed quoting only 8 bytes of TCP (no checksum quoted): addresses and "
+		  "port translated, ICMP checksum updated",
+		  ROUTER, CLIENT, ROUTER, CLIENT, 3, 4,
+		  TCP(CLIENT, 45000, BE1, 8080, .tcp_flags = 0x10, .payload_len = 1400),
+		  TCP(CLIENT, 45000, VIP, 80, .tcp_flags = 0x10, .payload_len = 1400), 28 },
+		{ "port unreachable sent by the UDP backend itself: outer source 10.0.1.5 becomes the VIP, "
+		  "quote C -> 10.0.1.5:5353 becomes C -> VIP:53",
+		  BE1, CLIENT, VIP, CLIENT, 3, 3,
+		  UDP(CLIENT, 45001, BE1, 5353), UDP(CLIENT, 45001, VIP, 53), 548 },
+		{ "port unreachable quoting a UDP datagram without checksum: the quoted checksum stays 0",
+		  BE1, CLIENT, VIP, CLIENT, 3, 3,
+		  UDP(CLIENT, 45002, BE1, 5353, .udp_zero_csum = true),
+		  UDP(CLIENT, 45002, VIP, 53, .udp_zero_csum = true), 548 },
+		{ "time exceeded on the client's side about a reverse-NATed reply VIP:80 -> C: sent to the "
+		  "VIP, it reaches the backend as 10.0.1.5 quoting 10.0.1.5:8080 -> C",
+		  ROUTER_C, VIP, ROUTER_C, BE1, 11, 0,
+		  TCP(VIP, 80, CLIENT, 45000, .tcp_flags = 0x12, .payload_len = 100),
+		  TCP(BE1, 8080, CLIENT, 45000, .tcp_flags = 0x12, .payload_len = 100), 548 },
+		{ "an ICMP error quoting a flow conntrack does not know passes untouched",
+		  ROUTER, CLIENT, ROUTER, CLIENT, 3, 4,
+		  TCP(CLIENT, 45999, BE1, 8080, .tcp_flags = 0x10, .payload_len = 100),
+		  TCP(CLIENT, 45999, BE1, 8080, .tcp_flags = 0x10, .payload_len = 100), 548 },
+	};
+	size_t i;
+
+	flow_open(&(const struct pkt_spec)TCP(CLIENT, 45000, VIP, 80));
+	flow_open(&(const struct pkt_spec)UDP(CLIENT, 45001, VIP, 53));
+	flow_open(&(const struct pkt_spec)UDP(CLIENT, 45002, VIP, 53, .udp_zero_csum = true));
+	for (i = 0; i < N(cases); i++)
+		icmp_case(&cases[i]);
+}
+
 /* ---------------------------------------------------------------- policy */
 
 #define P1 "10.0.1.5" /* identity 1000, ingress default-deny */
@@ -1024,6 +1111,7 @@ int main(void)
 	run_table(flow_cases, N(flow_cases));
 	flow_knob_case();
 	lb_selection_cases();
+	icmp_error_cases();
 
 	reset_maps();
 	setup_policy();
