@@ -23,6 +23,7 @@
 #include "lib/lb.h"
 #include "lib/policy.h"
 #include "lib/icmp_nat.h"
+#include "lib/ct_gc.h"
 
 /* Count, report and drop. */
 static __always_inline int tc_drop(struct __sk_buff *skb, struct drop_event *ev, __u32 reason)
@@ -33,8 +34,8 @@ static __always_inline int tc_drop(struct __sk_buff *skb, struct drop_event *ev,
 }
 
 /* Both directions of a new flow into conntrack: orig (as received) and its reply after NAT. */
-static __always_inline int ct_create(const struct pkt *p, __be32 daddr, __be16 dport, bool nat,
-				     __u32 svc_id)
+static __always_inline int ct_create(struct __sk_buff *skb, const struct pkt *p, __be32 daddr,
+				     __be16 dport, bool nat, __u32 svc_id)
 {
 	struct ct_key orig = { .saddr = p->saddr, .daddr = p->daddr, .sport = p->sport,
 			       .dport = p->dport, .proto = p->proto };
@@ -44,14 +45,15 @@ static __always_inline int ct_create(const struct pkt *p, __be32 daddr, __be16 d
 
 	ent.last_seen_ns = bpf_ktime_get_ns();
 	ent.svc_id = svc_id;
+	ct_life_init(skb, p, &ent); /* lifetime and TCP state bits, the same for both directions */
 	if (nat) {
-		ent.flags = CT_F_DNAT;
+		ent.flags |= CT_F_DNAT;
 		ent.nat_addr = daddr;
 		ent.nat_port = dport;
 	}
 	if (bpf_map_update_elem(&conntrack, &orig, &ent, BPF_ANY))
 		return -1;
-	ent.flags = CT_F_REPLY;
+	ent.flags = (ent.flags & CT_F_TCP_STATE) | CT_F_REPLY;
 	if (nat) {
 		ent.flags |= CT_F_REVNAT;
 		ent.nat_addr = p->daddr; /* the VIP */
@@ -212,12 +214,9 @@ int tc_lb(struct __sk_buff *skb)
 	ckey.sport = p.sport;
 	ckey.dport = p.dport;
 	ckey.proto = p.proto;
-	ct = bpf_map_lookup_elem(&conntrack, &ckey);
+	ct = ct_lookup_live(&ckey, bpf_ktime_get_ns()); /* expired = absent: a new flow again */
 	if (ct) {
-		__u64 now = bpf_ktime_get_ns();
-
-		if (now - ct->last_seen_ns > NSEC_PER_SEC)
-			ct->last_seen_ns = now; /* coarse, to keep writes to shared cache lines rare */
+		ct_refresh(skb, &p, ct, bpf_ktime_get_ns());
 		if (ct->flags & CT_F_DNAT)
 			ret = nat_rewrite(skb, &p, NAT_DST, ct->nat_addr, ct->nat_port);
 		else if (ct->flags & CT_F_REVNAT)
@@ -254,7 +253,7 @@ int tc_lb(struct __sk_buff *skb)
 		return tc_drop(skb, &ev, reason);
 
 	if (nat || tracked) {
-		if (ct_create(&p, daddr, dport, nat, ev.svc_id))
+		if (ct_create(skb, &p, daddr, dport, nat, ev.svc_id))
 			return tc_drop(skb, &ev, DROP_CT_CREATE_FAILED);
 	}
 	if (nat && nat_rewrite(skb, &p, NAT_DST, daddr, dport))

@@ -158,6 +158,7 @@ int cmd_events(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
 int cmd_features(int argc, char **argv);
+int cmd_ct_gc(int argc, char **argv);
 
 /* status as JSON members of w (shared by `status` and an idempotent `install`) */
 int dp_status_members(struct jw *w);

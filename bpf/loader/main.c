@@ -20,12 +20,15 @@ static const struct {
 	{ "install", cmd_install }, { "apply", cmd_apply },   { "dump", cmd_dump },
 	{ "status", cmd_status },   { "events", cmd_events }, { "remove", cmd_remove },
 	{ "serve", cmd_serve },     { "probe", cmd_probe },   { "features", cmd_features },
+	{ "ct-gc", cmd_ct_gc },
 };
 
 static const char usage[] =
 	"usage: prep-node-dp [--bpffs DIR] [-v] COMMAND [options]\n"
 	"  install [--cap MAP=N,...] [--tc-dev IF]... [--cgroup PATH] [--force] [--no-flow-events]\n"
 	"          [--ram-mib N]  (default capacities follow RAM below 4 GiB; --cap overrides)\n"
+	"          [--ct-timeout tcp-syn=60,tcp-established=6h,tcp-closing=10,udp=60,other=60]\n"
+	"  ct-gc [--backend ADDR:PORT[/tcp|udp|sctp]]  delete expired conntrack entries (and a backend's)\n"
 	"  apply                      lines on stdin: put MAP KEYHEX VALUEHEX | del MAP KEYHEX | clear MAP\n"
 	"  dump MAP [--per-cpu]       KEYHEX VALUEHEX per line\n"
 	"  status\n"

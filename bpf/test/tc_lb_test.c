@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/pkt_cls.h>
@@ -508,6 +509,107 @@ static void icmp_error_cases(void)
 	flow_open(&(const struct pkt_spec)UDP(CLIENT, 45002, VIP, 53, .udp_zero_csum = true));
 	for (i = 0; i < N(cases); i++)
 		icmp_case(&cases[i]);
+}
+
+/* ---------------------------------------------------------------- conntrack lifetimes */
+
+/* a second tc_lb with lifetimes short enough to wait out (2 s; established stays 1 h) */
+static struct tc_lb_bpf *life_open(void)
+{
+	struct tc_lb_bpf *s = tc_lb_bpf__open();
+
+	if (!s)
+		return NULL;
+	bpf_map__set_max_entries(s->maps.services, 64);
+	bpf_map__set_max_entries(s->maps.backends, 64);
+	bpf_map__set_max_entries(s->maps.maglev, 4);
+	bpf_map__set_max_entries(s->maps.conntrack, 1024);
+	s->rodata->cfg_ct_tcp_syn_s = 2;
+	s->rodata->cfg_ct_tcp_established_s = 3600;
+	s->rodata->cfg_ct_tcp_closing_s = 2;
+	s->rodata->cfg_ct_udp_s = 2;
+	s->rodata->cfg_ct_other_s = 2;
+	if (tc_lb_bpf__load(s)) {
+		tc_lb_bpf__destroy(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* the destination a packet leaves with (0: not passed) */
+static __be32 dst_of(const struct pkt_spec *s)
+{
+	uint8_t in[PKT_MAX], out[PKT_MAX];
+	size_t in_len = pkt_build(s, in), out_len;
+	__be32 dst;
+
+	if (run(in, in_len, out, &out_len) != PASS)
+		return 0;
+	memcpy(&dst, out + PKT_IP_OFF + 16, 4);
+	return dst;
+}
+
+#define UDP_FLOW UDP(CLIENT, 46000, VIP, 53)
+#define TCP_EST(f) TCP(CLIENT, 46001, VIP, 80, .tcp_flags = f)
+#define TCP_FIN(f) TCP(CLIENT, 46002, VIP, 80, .tcp_flags = f)
+#define TCP_SYN(f) TCP(CLIENT, 46003, VIP, 80, .tcp_flags = f)
+#define TO(...) dst_of(&(const struct pkt_spec)__VA_ARGS__)
+
+static void lifetime_cases(void)
+{
+	struct tc_lb_bpf *main_skel = skel;
+	int s, b, err = 0;
+	__be32 be1 = ip4(BE1), be2 = ip4(BE2);
+
+	skel = life_open();
+	if (!skel) {
+		skel = main_skel;
+		tap_fail("loading tc_lb with short lifetimes: %s", strerror(errno));
+		tap_result("conntrack lifetimes");
+		return;
+	}
+	s = maps_fd(skel->maps.services);
+	b = maps_fd(skel->maps.backends);
+	err |= dp_service_set(s, ip4(VIP), htons(53), IPPROTO_UDP, SVC_UDP, 1, 0, 0);
+	err |= dp_backend_set(b, SVC_UDP, 0, be1, htons(5353), 101);
+	err |= dp_service_set(s, ip4(VIP), htons(80), IPPROTO_TCP, SVC_TCP, 1, 0, 0);
+	err |= dp_backend_set(b, SVC_TCP, 0, be1, htons(8080), 101);
+	if (err)
+		tap_fail("setting up the services failed");
+
+	/* four flows on BE1: UDP; TCP established; TCP closed by a FIN; TCP that only sent a SYN */
+	if (TO(UDP_FLOW) != be1 || TO(TCP_EST(0x02)) != be1 || TO(TCP_EST(0x10)) != be1 ||
+	    TO(TCP_FIN(0x02)) != be1 || TO(TCP_FIN(0x10)) != be1 || TO(TCP_FIN(0x11)) != be1 ||
+	    TO(TCP_SYN(0x02)) != be1)
+		tap_fail("the flows did not start on BE1");
+	/* the service's backend becomes BE2: live entries keep their flows where they were */
+	err |= dp_backend_set(b, SVC_UDP, 0, be2, htons(5353), 102);
+	err |= dp_backend_set(b, SVC_TCP, 0, be2, htons(8080), 102);
+	if (err)
+		tap_fail("changing the backends failed");
+	if (TO(UDP_FLOW) != be1 || TO(TCP_EST(0x10)) != be1 || TO(TCP_FIN(0x10)) != be1)
+		tap_fail("a flow left its backend before its lifetime passed");
+	tap_result("conntrack lifetimes: live entries keep UDP, established and closing TCP flows on their "
+		   "backend after the service moved to another");
+
+	/* 2 s lifetimes, last_seen_ns kept to the second: 3.5 s later they are over */
+	usleep(3500 * 1000);
+	if (TO(UDP_FLOW) != be2)
+		tap_fail("UDP flow idle past udp=2s still went to BE1");
+	tap_result("conntrack lifetimes: a UDP flow idle past its lifetime is a new flow: the service's "
+		   "current backend");
+	if (TO(TCP_EST(0x10)) != be1)
+		tap_fail("established TCP flow (lifetime 1 h) left BE1 after 3.5 s");
+	tap_result("conntrack lifetimes: an established TCP flow keeps its backend (tcp-established=1h)");
+	if (TO(TCP_FIN(0x10)) != be2)
+		tap_fail("TCP flow closed by a FIN still on BE1 after tcp-closing=2s");
+	tap_result("conntrack lifetimes: a TCP flow past a FIN expires after tcp-closing");
+	if (TO(TCP_SYN(0x10)) != be2)
+		tap_fail("TCP flow that only sent a SYN still on BE1 after tcp-syn=2s");
+	tap_result("conntrack lifetimes: a TCP flow that never got past its SYN expires after tcp-syn");
+
+	tc_lb_bpf__destroy(skel);
+	skel = main_skel;
 }
 
 /* ---------------------------------------------------------------- policy */
@@ -1112,6 +1214,7 @@ int main(void)
 	flow_knob_case();
 	lb_selection_cases();
 	icmp_error_cases();
+	lifetime_cases();
 
 	reset_maps();
 	setup_policy();

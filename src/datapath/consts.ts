@@ -39,6 +39,9 @@ export const AFFINITY_CLIENT_NETNS = 1;
 export const CT_F_DNAT = 1 << 0;
 export const CT_F_REVNAT = 1 << 1;
 export const CT_F_REPLY = 1 << 2;
+/** TCP state of a conntrack entry (bpf/lib/ct_gc.h): an ACK seen / a FIN or RST seen. */
+export const CT_F_TCP_ESTABLISHED = 1 << 8;
+export const CT_F_TCP_CLOSING = 1 << 9;
 
 /** Wildcard remote identity in policy keys. */
 export const IDENTITY_ANY = 0;

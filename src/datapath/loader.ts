@@ -192,6 +192,8 @@ export interface InstallOptions {
   force?: boolean;
   /** false: no event per new forwarded flow (`--no-flow-events`; drops are still sent) */
   flowEvents?: boolean;
+  /** conntrack lifetimes in seconds by name (`--ct-timeout tcp-established=21600,...`) */
+  ctTimeouts?: Record<string, number>;
 }
 
 /** `install` arguments from options. */
@@ -203,6 +205,8 @@ export function installArgs(o: InstallOptions): string[] {
   if (o.cgroup) args.push('--cgroup', o.cgroup);
   if (o.force) args.push('--force');
   if (o.flowEvents === false) args.push('--no-flow-events');
+  const ct = Object.entries(o.ctTimeouts ?? {});
+  if (ct.length > 0) args.push('--ct-timeout', ct.map(([k, v]) => `${k}=${v}`).join(','));
   return args;
 }
 
