@@ -232,7 +232,7 @@ int tc_lb(struct __sk_buff *skb)
 	daddr = p.daddr;
 	dport = p.dport;
 	policy_port = p.policy_port;
-	if (p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP)
+	if (p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP || p.proto == IPPROTO_SCTP)
 		svc = lb_lookup_service(p.daddr, p.dport, p.proto);
 	if (svc) {
 		ev.svc_id = svc->svc_id;

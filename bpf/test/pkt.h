@@ -19,7 +19,7 @@
 struct pkt_spec {
 	const char *src;        /* dotted IPv4 */
 	const char *dst;
-	uint8_t proto;          /* IPPROTO_TCP / UDP / ICMP */
+	uint8_t proto;          /* IPPROTO_TCP / UDP / SCTP (CRC32c from scratch) / ICMP */
 	uint16_t sport, dport;  /* host order */
 	uint8_t tcp_flags;      /* default 0x02 (SYN) when 0 */
 	uint8_t icmp_type, icmp_code;

@@ -245,6 +245,7 @@ static void run_table(const struct tcase *cases, size_t n)
 
 #define TCP(s, sp, d, dp, ...) { .src = s, .sport = sp, .dst = d, .dport = dp, .proto = IPPROTO_TCP, .payload_len = 100, __VA_ARGS__ }
 #define UDP(s, sp, d, dp, ...) { .src = s, .sport = sp, .dst = d, .dport = dp, .proto = IPPROTO_UDP, .payload_len = 100, __VA_ARGS__ }
+#define SCTP(s, sp, d, dp, ...) { .src = s, .sport = sp, .dst = d, .dport = dp, .proto = IPPROTO_SCTP, .payload_len = 100, __VA_ARGS__ }
 #define ICMP(s, d, t, c, ...) { .src = s, .dst = d, .proto = IPPROTO_ICMP, .icmp_type = t, .icmp_code = c, .icmp_id = 77, .payload_len = 56, __VA_ARGS__ }
 #define OUT(...) (&(const struct pkt_spec)__VA_ARGS__)
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -260,6 +261,7 @@ static void run_table(const struct tcase *cases, size_t n)
 #define SVC_RANDOM 7
 #define SVC_WEIGHTED 8
 #define SVC_AFFINITY 9
+#define SVC_SCTP 10
 
 static void setup_lb(void)
 {
@@ -288,6 +290,9 @@ static void setup_lb(void)
 	for (i = 0; i < 3; i++)
 		err |= dp_backend_set(b, SVC_WEIGHTED, i, ip4(BE1), htons(8080), 101);
 	err |= dp_backend_set(b, SVC_WEIGHTED, 3, ip4(BE2), htons(8080), 102);
+	/* SCTP: the backend listens on the service's port (addresses are translated, ports are not) */
+	err |= dp_service_set(s, ip4(VIP), htons(3868), IPPROTO_SCTP, SVC_SCTP, 1, 0, 0);
+	err |= dp_backend_set(b, SVC_SCTP, 0, ip4(BE1), htons(3868), 101);
 	err |= dp_service_set(s, ip4(VIP), htons(87), IPPROTO_TCP, SVC_AFFINITY, 2, SVC_F_AFFINITY, 60);
 	err |= dp_backend_set(b, SVC_AFFINITY, 0, ip4(BE1), htons(8080), 101);
 	err |= dp_backend_set(b, SVC_AFFINITY, 1, ip4(BE2), htons(8080), 102);
@@ -340,6 +345,13 @@ static const struct tcase lb_cases[] = {
 	{ "later fragment whose first fragment was never seen: dropped as FRAG_NO_FIRST",
 	  UDP(CLIENT, 40010, VIP, 53, .ip_id = 4343, .payload_len = 200), NULL, DROP, NULL,
 	  DROP_FRAG_NO_FIRST, FRAG_LATER },
+	{ "SCTP to VIP:3868 is DNATed to 10.0.1.5:3868: the address and IPv4 checksum change, the SCTP "
+	  "CRC32c (no pseudo header) stays valid untouched",
+	  SCTP(CLIENT, 40012, VIP, 3868), NULL, PASS, OUT(SCTP(CLIENT, 40012, BE1, 3868)), 0, 0 },
+	{ "the SCTP backend's reply is reverse-NATed to VIP:3868",
+	  SCTP(BE1, 3868, CLIENT, 40012), NULL, PASS, OUT(SCTP(VIP, 3868, CLIENT, 40012)), 0, 0 },
+	{ "SCTP to a TCP-only VIP:80 passes untouched (a service is VIP+port+protocol)",
+	  SCTP(CLIENT, 40013, VIP, 80), NULL, PASS, NULL, 0, 0 },
 	{ "a malformed packet to a VIP is dropped before any service lookup (ihl 4: MALFORMED_IP)",
 	  TCP(CLIENT, 40011, VIP, 81), set_ihl_4, DROP, NULL, DROP_MALFORMED_IP, 0 },
 };
@@ -650,6 +662,8 @@ static void setup_policy(void)
 	/* rule 7: P2 egress to P1, all TCP; rule 8: P2 egress ICMP echo (type 8) to anyone */
 	err |= dp_policy_set(pol, ID_P2, ID_P1, POLICY_EGRESS, IPPROTO_TCP, 0, 0, POLICY_ALLOW, 7);
 	err |= dp_policy_set(pol, ID_P2, IDENTITY_ANY, POLICY_EGRESS, IPPROTO_ICMP, 8, 16, POLICY_ALLOW, 8);
+	/* rule 11: P1 ingress from P3, SCTP 3868 */
+	err |= dp_policy_set(pol, ID_P1, ID_P3, POLICY_INGRESS, IPPROTO_SCTP, 3868, 16, POLICY_ALLOW, 11);
 	if (err || n < 0)
 		fprintf(stderr, "# setup_policy: a map write failed\n");
 }
@@ -659,6 +673,12 @@ static const struct tcase policy_cases[] = {
 	  TCP(P3, 50000, P1, 80), NULL, PASS, NULL, 0, 0 },
 	{ "identity + port: P3 -> P1 TCP 81 is not covered: default deny",
 	  TCP(P3, 50001, P1, 81), NULL, DROP, NULL, DROP_POLICY_DEFAULT_DENY, 0 },
+	{ "SCTP port: P3 -> P1 SCTP 3868 allowed (rule 11)",
+	  SCTP(P3, 50040, P1, 3868), NULL, PASS, NULL, 0, 0 },
+	{ "SCTP port: P3 -> P1 SCTP 3869 is not covered: default deny",
+	  SCTP(P3, 50041, P1, 3869), NULL, DROP, NULL, DROP_POLICY_DEFAULT_DENY, 0 },
+	{ "SCTP port: P3 -> P1 SCTP 80 is not rule 1's (TCP 80): default deny",
+	  SCTP(P3, 50042, P1, 80), NULL, DROP, NULL, DROP_POLICY_DEFAULT_DENY, 0 },
 	{ "identity + port: P3 -> P1 UDP 80 (other protocol) is not covered: default deny",
 	  UDP(P3, 50002, P1, 80), NULL, DROP, NULL, DROP_POLICY_DEFAULT_DENY, 0 },
 	{ "port range 1000-1999: lower bound 1000 allowed",

@@ -111,5 +111,5 @@ export type MapName = (typeof MAPS)[number];
 /** Every map of the datapath, for dump and status. */
 export const ALL_MAPS = [...MAPS, 'affinity', 'sock_revnat', 'conntrack', 'frags', 'drop_counters', 'svc_counters', 'events_lost', 'events', 'conntrack6'] as const;
 
-export const IPPROTO = { icmp: 1, tcp: 6, udp: 17 } as const;
+export const IPPROTO = { icmp: 1, tcp: 6, udp: 17, sctp: 132 } as const;
 export type Protocol = keyof typeof IPPROTO;

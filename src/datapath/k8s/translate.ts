@@ -71,12 +71,12 @@ type ServiceOut = {
   name: string;
   vip: string;
   port: number;
-  protocol: 'tcp' | 'udp';
+  protocol: 'tcp' | 'udp' | 'sctp';
   backends: { ip: string; port: number; weight: number }[];
   algorithm: 'random' | 'maglev';
   sessionAffinity?: { timeoutSeconds: number };
 };
-type PortOut = { port?: number; endPort?: number; protocol: 'tcp' | 'udp' | 'icmp' };
+type PortOut = { port?: number; endPort?: number; protocol: 'tcp' | 'udp' | 'sctp' | 'icmp' };
 type PeerOut = { selector?: Record<string, string>; cidr?: string; except?: string[] };
 type RuleOut = { action: 'allow' | 'deny'; ports?: PortOut[]; from?: PeerOut[]; to?: PeerOut[] };
 type PolicyOut = { name: string; selector: Record<string, string>; ingress?: RuleOut[]; egress?: RuleOut[] };
@@ -349,8 +349,8 @@ function translateServices(list: (kind: string) => InputObject[], c: SvcCtx): Se
       const at: Path = ['spec', 'ports', i];
       for (const k of Object.keys(p)) if (!SERVICE_PORT.has(k)) findings.add(o.origin, [...at, k], 'unknown Service port field', 'this port is left out');
       const proto = lower(str(p.protocol) ?? 'TCP');
-      if (proto !== 'tcp' && proto !== 'udp') {
-        findings.add(o.origin, [...at, 'protocol'], `${p.protocol as string}: the load balancer handles TCP and UDP only`, 'this port is left out');
+      if (proto !== 'tcp' && proto !== 'udp' && proto !== 'sctp') {
+        findings.add(o.origin, [...at, 'protocol'], `${p.protocol as string}: the load balancer handles TCP, UDP and SCTP only`, 'this port is left out');
         return;
       }
       if (typeof p.port !== 'number' || p.port < 1 || p.port > 65535) {
@@ -368,6 +368,10 @@ function translateServices(list: (kind: string) => InputObject[], c: SvcCtx): Se
       }
       for (const vip of portVips) {
         const vport = vip.nodePort ? (p.nodePort as number) : p.port;
+        if (proto === 'sctp' && backends.some((b) => b.port !== vport)) {
+          findings.add(o.origin, at, `SCTP ${vip.kind} ${vip.ip}:${vport}: the datapath translates SCTP addresses only (SCTP's CRC32c covers the ports), so targetPort must equal ${vip.nodePort ? 'the node port' : 'port'}`, 'this port is left out');
+          continue;
+        }
         const svcName = `${ns}.${name}.${dashed(vip.ip)}.${vport}-${proto}`;
         const vkey = `${vip.ip}:${vport}/${proto}`;
         const other = seenVip.get(vkey);
@@ -487,7 +491,7 @@ interface PolicyCtx {
 /** A peer before per-subject emission: label-set groups, or a CIDR. */
 type Peer = { groups: Group[] } | { cidr: string; except: string[] };
 /** A port before per-subject emission: a number (range), a name, or a whole protocol. */
-type Port = { protocol: 'tcp' | 'udp' | 'icmp'; port?: number; endPort?: number; name?: string };
+type Port = { protocol: 'tcp' | 'udp' | 'sctp' | 'icmp'; port?: number; endPort?: number; name?: string };
 interface Rule {
   action: 'allow' | 'deny';
   /** undefined: any peer */
@@ -670,7 +674,7 @@ function k8sPorts(ctx: PolicyCtx, o: InputObject, raw: unknown, at: Path): Port[
     const p = obj(rp);
     checkKeys(ctx, o, p, pat, ['protocol', 'port', 'endPort'], 'NetworkPolicy port', ALLOW_LEFT);
     const proto = lower(str(p.protocol) ?? 'TCP');
-    if (proto !== 'tcp' && proto !== 'udp') return ctx.findings.add(o.origin, [...pat, 'protocol'], `${p.protocol as string}: the datapath matches TCP and UDP ports only (SCTP cannot be matched)`, ALLOW_LEFT);
+    if (proto !== 'tcp' && proto !== 'udp' && proto !== 'sctp') return ctx.findings.add(o.origin, [...pat, 'protocol'], `${p.protocol as string}: the datapath matches TCP, UDP and SCTP ports only`, ALLOW_LEFT);
     const port = numberOrName(p.port);
     if (port === null) return ctx.findings.add(o.origin, [...pat, 'port'], 'expected a port number 1-65535 or a port name', ALLOW_LEFT);
     if (p.endPort !== undefined) {
