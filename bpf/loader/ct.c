@@ -6,7 +6,7 @@
  * batches), deletes every entry whose lifetime has passed (last_seen_ns + lifetime_s against
  * CLOCK_MONOTONIC, the clock bpf_ktime_get_ns reads), and with --backend ADDR:PORT[/PROTO] also every
  * entry of flows to that backend (both directions): the flows of a backend that went away stop being
- * sent to it. Prints {"scanned","expired","flushed","entries","capacity","fill_pct","warning"}.
+ * sent to it (--backend repeats, up to 256). Prints {"scanned","expired","flushed","entries","capacity","fill_pct","warning"}.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,6 +21,8 @@
 #include "datapath_structs.h"
 
 #define GC_BATCH 4096
+/* --backend given at most this often in one call */
+#define GC_MAX_BACKENDS 256
 /* fill level above which status and ct-gc warn (new flows start evicting live ones near full) */
 #define CT_FILL_WARN_PCT 90
 
@@ -68,13 +70,27 @@ static int parse_backend(const char *s, struct gc_backend *b)
 
 /* Is this entry one of a flow to the backend b? DNAT entries name it as nat_*, reply entries as
  * their source. */
-static bool to_backend(const struct ct_key *k, const struct ct_entry *e, const struct gc_backend *b)
+static bool to_one_backend(const struct ct_key *k, const struct ct_entry *e, const struct gc_backend *b)
 {
 	if (!b->set || (b->proto && k->proto != b->proto))
 		return false;
 	if ((e->flags & CT_F_DNAT) && e->nat_addr == b->addr && e->nat_port == b->port)
 		return true;
 	return (e->flags & CT_F_REVNAT) && k->saddr == b->addr && k->sport == b->port;
+}
+
+static struct gc_backend gc_backends[GC_MAX_BACKENDS];
+static int gc_nbackends;
+
+/* Is this entry one of a flow to any --backend? */
+static bool to_backend(const struct ct_key *k, const struct ct_entry *e)
+{
+	int i;
+
+	for (i = 0; i < gc_nbackends; i++)
+		if (to_one_backend(k, e, &gc_backends[i]))
+			return true;
+	return false;
 }
 
 static __u64 now_ns(void)
@@ -108,9 +124,9 @@ static unsigned long long count_entries(int fd)
 
 /* one decision per entry: delete it (expired or to the backend) or keep it */
 static int gc_one(int fd, const struct ct_key *k, const struct ct_entry *e, __u64 now,
-		  const struct gc_backend *b, unsigned long long *exp, unsigned long long *flushed)
+		  unsigned long long *exp, unsigned long long *flushed)
 {
-	bool flush = to_backend(k, e, b), old = !flush && expired(e, now);
+	bool flush = to_backend(k, e), old = !flush && expired(e, now);
 
 	if (!flush && !old)
 		return 0;
@@ -129,7 +145,6 @@ int cmd_ct_gc(int argc, char **argv)
 	static struct ct_key keys[GC_BATCH];
 	static struct ct_entry vals[GC_BATCH];
 	unsigned long long scanned = 0, exp = 0, flushed = 0, entries, pct;
-	struct gc_backend b = {};
 	struct bpf_map_info info = {};
 	__u32 info_len = sizeof(info), batch = 0, count, i;
 	bool more = true, first = true, batched = true;
@@ -138,10 +153,15 @@ int cmd_ct_gc(int argc, char **argv)
 	int fd, c, err;
 
 	optind = 1;
+	gc_nbackends = 0;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		if (c != 'b' || parse_backend(optarg, &b))
-			return dp_fail(DP_EXIT_USAGE, "usage", "ct-gc [--backend ADDR:PORT[/tcp|udp|sctp]]%s%s",
+		if (c == 'b' && gc_nbackends == GC_MAX_BACKENDS)
+			return dp_fail(DP_EXIT_USAGE, "usage", "ct-gc: at most %d --backend per call",
+				       GC_MAX_BACKENDS);
+		if (c != 'b' || parse_backend(optarg, &gc_backends[gc_nbackends]))
+			return dp_fail(DP_EXIT_USAGE, "usage", "ct-gc [--backend ADDR:PORT[/tcp|udp|sctp]]...%s%s",
 				       c == 'b' ? ": not an IPv4 address:port, " : "", c == 'b' ? optarg : "");
+		gc_nbackends++;
 	}
 	if (optind != argc)
 		return dp_fail(DP_EXIT_USAGE, "usage", "ct-gc: unexpected argument %s", argv[optind]);
@@ -175,7 +195,7 @@ int cmd_ct_gc(int argc, char **argv)
 		more = !err;
 		for (i = 0; i < count; i++) {
 			scanned++;
-			if (gc_one(fd, &keys[i], &vals[i], now, &b, &exp, &flushed))
+			if (gc_one(fd, &keys[i], &vals[i], now, &exp, &flushed))
 				return dp_fail(DP_EXIT_INTERNAL, "internal", "deleting a conntrack entry: %s",
 					       strerror(errno));
 		}
@@ -192,7 +212,7 @@ int cmd_ct_gc(int argc, char **argv)
 			prev = &k;
 			scanned++;
 			if (bpf_map_lookup_elem(fd, &k, &e) == 0 &&
-			    gc_one(fd, &k, &e, now, &b, &exp, &flushed))
+			    gc_one(fd, &k, &e, now, &exp, &flushed))
 				return dp_fail(DP_EXIT_INTERNAL, "internal", "deleting a conntrack entry: %s",
 					       strerror(errno));
 		}
