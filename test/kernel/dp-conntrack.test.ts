@@ -97,7 +97,8 @@ describe('conntrack: lifetimes and the flows of a removed backend', { skip: notR
   before(async () => {
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
-    await must('make', '-C', BPF_DIR, '-j1', 'all');
+    // synchronous and without run()'s 30 s limit: a first build on a busy machine takes longer
+    execFileSync('make', ['-C', BPF_DIR, '-j1', 'all'], { stdio: 'pipe', timeout: 600_000 });
     mkdirSync(bpffs);
     await must('mount', '-t', 'bpf', 'bpf', bpffs);
     mounted = true;
