@@ -101,7 +101,7 @@ const WORK: Record<Verb, (host: Host, options: DatapathOptions, desired: Desired
     const d = desired!;
     const r = await dp.syncState(host, d.state, { ...(options.full && { full: true }), ...(options.dryRun && { dryRun: true }) });
     const lines = [`${options.dryRun ? 'would write' : 'synced'}: ${r.plan.puts} put, ${r.plan.dels} deleted, ${r.plan.clears} cleared${r.plan.lines.length === 0 ? ' (already as desired)' : ''}`];
-    if (r.ctFlushed) lines.push(`conntrack: ${r.ctFlushed.entries} entries of flows to ${r.ctFlushed.backends.length} removed UDP backend(s) flushed (${r.ctFlushed.backends.join(', ')})`);
+    if (r.ctFlushed) lines.push(`  conntrack: ${r.ctFlushed.entries} entries of flows to ${r.ctFlushed.backends.length} removed UDP backend(s) flushed (${r.ctFlushed.backends.join(', ')})`);
     if (d.format === 'manifests') {
       const kinds = Object.entries(d.counts).map(([k, n]) => `${n} ${k}`).join(', ');
       lines.push(`  from ${kinds || 'no objects'}: ${d.state.endpoints.length} endpoints, ${d.state.services.length} service ports, ${d.state.policies.length} policies`);
