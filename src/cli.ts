@@ -159,6 +159,7 @@ export function buildProgram(): Command {
     .option('--cgroup <dir>', 'cgroup v2 directory for the socket programs (default: the cgroup v2 root)')
     .option('--force', 're-install over an existing install (map contents are lost)')
     .option('--no-flow-events', 'send events for drops only, not one per new forwarded flow (busy nodes)')
+    .option('--ct-timeout <name=duration,...>', 'conntrack lifetimes: tcp-syn (60s), tcp-established (6h), tcp-closing (10s), udp (60s), other (60s); durations in s/m/h/d, e.g. tcp-established=1d,udp=30s')
     .option('--metrics-textfile <dir>', "keep <dir>/prep_node_datapath.prom up to date for node_exporter's textfile collector")
     .addOption(new Option('--metrics-interval <seconds>', 'how often the metrics file is rewritten').default(15).argParser(int('--metrics-interval', 1, 3600)));
   verb('sync', 'make the maps hold exactly the desired state: a prep-node state file, or Kubernetes manifests (a file or a directory)')

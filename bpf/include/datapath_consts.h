@@ -114,6 +114,12 @@ enum drop_reason {
 #define CT_F_REVNAT (1 << 1)
 /* this entry is the reply direction of a flow that passed policy */
 #define CT_F_REPLY (1 << 2)
+/* TCP state (lib/ct_gc.h), high bits so other CT_F_* flags can grow from the bottom: a plain ACK
+ * was seen (lifetime: established), a FIN or RST was seen in either direction (lifetime: closing) */
+#define CT_F_TCP_ESTABLISHED (1 << 8)
+#define CT_F_TCP_CLOSING (1 << 9)
+/* the state bits, which both directions' entries of a new flow start with */
+#define CT_F_TCP_STATE (CT_F_TCP_ESTABLISHED | CT_F_TCP_CLOSING)
 
 /* ---- identities (cilium's numbering for the reserved ones) ---- */
 

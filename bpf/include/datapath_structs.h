@@ -102,7 +102,7 @@ struct ct_entry {
 	__be16 nat_port;
 	__u16 flags;        /* CT_F_* */
 	__u32 svc_id;       /* service for NATed flows, 0 otherwise */
-	__u32 pad;
+	__u32 lifetime_s;   /* seconds it lives after last_seen_ns, by state (ct_gc.h); 0 = no expiry */
 };
 
 /* frag key: one fragmented IPv4 datagram. */

@@ -178,6 +178,7 @@ int cmd_probe(int argc, char **argv);
 int cmd_features(int argc, char **argv);
 int cmd_metrics(int argc, char **argv);
 int cmd_bench_pkt(int argc, char **argv);
+int cmd_ct_gc(int argc, char **argv);
 
 /* status as JSON members of w (shared by `status` and an idempotent `install`) */
 int dp_status_members(struct jw *w);

@@ -29,7 +29,7 @@ export interface Compiled {
 
 const DIRECTION = ['ingress', 'egress'];
 const ACTION = ['', 'allow', 'deny'];
-const PROTO: Record<number, string> = { 0: 'any', 1: 'icmp', 6: 'tcp', 17: 'udp' };
+const PROTO: Record<number, string> = { 0: 'any', 1: 'icmp', 6: 'tcp', 17: 'udp', 132: 'sctp' };
 
 function entry(map: MapName, key: Buffer, value: Buffer, note: string): MapEntry {
   return { map, keyHex: key.toString('hex'), valueHex: value.toString('hex'), note };

@@ -172,6 +172,18 @@ export const StatusDoc = z.looseObject({
 });
 export type StatusDoc = z.output<typeof StatusDoc>;
 
+/** `ct-gc`'s document (bpf/loader/ct.c). */
+export const CtGcDoc = z.looseObject({
+  scanned: z.number(),
+  expired: z.number(),
+  flushed: z.number(),
+  entries: z.number(),
+  capacity: z.number(),
+  fill_pct: z.number(),
+  warning: z.string().nullable(),
+});
+export type CtGcDoc = z.output<typeof CtGcDoc>;
+
 export const InstallDoc = z.looseObject({ installed: z.boolean().optional(), already_installed: z.boolean().optional(), matches_request: z.boolean().optional() });
 export type InstallDoc = z.output<typeof InstallDoc>;
 
@@ -192,6 +204,8 @@ export interface InstallOptions {
   force?: boolean;
   /** false: no event per new forwarded flow (`--no-flow-events`; drops are still sent) */
   flowEvents?: boolean;
+  /** conntrack lifetimes in seconds by name (`--ct-timeout tcp-established=21600,...`) */
+  ctTimeouts?: Record<string, number>;
 }
 
 /** `install` arguments from options. */
@@ -203,6 +217,8 @@ export function installArgs(o: InstallOptions): string[] {
   if (o.cgroup) args.push('--cgroup', o.cgroup);
   if (o.force) args.push('--force');
   if (o.flowEvents === false) args.push('--no-flow-events');
+  const ct = Object.entries(o.ctTimeouts ?? {});
+  if (ct.length > 0) args.push('--ct-timeout', ct.map(([k, v]) => `${k}=${v}`).join(','));
   return args;
 }
 
@@ -225,6 +241,17 @@ export const loader = {
     const r = await host.run(script, { sudo: true, timeoutMs: 300_000 });
     if (r.code !== 0) throw loaderError(host.name, 'dump', r);
     return parseSections(r.stdout);
+  },
+  /** `ct-gc`: expired conntrack entries deleted, and every entry of these backends' flows (up to 256 a call). */
+  async ctGc(host: Host, backends: readonly string[] = []): Promise<CtGcDoc> {
+    let doc: CtGcDoc | undefined;
+    let flushed = 0;
+    for (let i = 0; i === 0 || i < backends.length; i += 256) {
+      const args = ['ct-gc', ...backends.slice(i, i + 256).flatMap((b) => ['--backend', b])];
+      doc = parseOutput(host.name, 'ct-gc', await runLoader(host, args, { timeoutMs: 300_000 }), CtGcDoc);
+      flushed += doc.flushed;
+    }
+    return { ...doc!, flushed };
   },
   async status(host: Host, loaderPath?: string): Promise<StatusDoc> {
     return parseOutput(host.name, 'status', await runLoader(host, ['status'], {}, loaderPath), StatusDoc);

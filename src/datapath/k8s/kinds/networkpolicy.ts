@@ -86,7 +86,7 @@ function npPorts(sink: Sink, o: InputObject, raw: unknown, at: Path): Port[] | u
     const p = obj(rp);
     checkKeys(sink, o, p, pat, ['protocol', 'port', 'endPort'], 'NetworkPolicy port', ALLOW_LEFT);
     const proto = lower(str(p.protocol) ?? 'TCP');
-    if (proto !== 'tcp' && proto !== 'udp') return sink.findings.add(o.origin, [...pat, 'protocol'], `${p.protocol as string}: the datapath matches TCP and UDP ports only (SCTP cannot be matched)`, ALLOW_LEFT);
+    if (proto !== 'tcp' && proto !== 'udp' && proto !== 'sctp') return sink.findings.add(o.origin, [...pat, 'protocol'], `${p.protocol as string}: the datapath matches TCP, UDP and SCTP ports only`, ALLOW_LEFT);
     const port = parsePort(p.port);
     if (port === null) return sink.findings.add(o.origin, [...pat, 'port'], 'expected a port number 1-65535 or a port name', ALLOW_LEFT);
     if (p.endPort !== undefined) {

@@ -28,7 +28,7 @@ export interface Group {
 /** A peer: label sets a predicate picks, or a CIDR (with `pods`: also the pods whose address is in it). */
 export type Peer = { select: (g: Group) => boolean } | { cidr: string; except: string[]; pods: boolean };
 /** A port before per-subject emission: a number (range), a name, or a whole protocol. */
-export type Port = { protocol: 'tcp' | 'udp' | 'icmp'; port?: number; endPort?: number; name?: string };
+export type Port = { protocol: 'tcp' | 'udp' | 'sctp' | 'icmp'; port?: number; endPort?: number; name?: string };
 export interface Rule {
   action: 'allow' | 'deny';
   /** undefined: any peer */
@@ -57,7 +57,7 @@ export interface PolicyFacts {
 /** The key of an ipBlock peer, for group memberships. */
 export const cidrKey = (p: { cidr: string; except: string[] }) => `${p.cidr}-${p.except.join(',')}`;
 
-type PortOut = { port?: number; endPort?: number; protocol: 'tcp' | 'udp' | 'icmp' };
+type PortOut = { port?: number; endPort?: number; protocol: 'tcp' | 'udp' | 'sctp' | 'icmp' };
 type PeerOut = { selector?: Record<string, string>; cidr?: string; except?: string[] };
 type RuleOut = { action: 'allow' | 'deny'; ports?: PortOut[]; from?: PeerOut[]; to?: PeerOut[] };
 export type PolicyOut = { name: string; selector: Record<string, string>; ingress?: RuleOut[]; egress?: RuleOut[] };

@@ -23,7 +23,7 @@ export type ServiceOut = {
   name: string;
   vip: string;
   port: number;
-  protocol: 'tcp' | 'udp';
+  protocol: 'tcp' | 'udp' | 'sctp';
   backends: { ip: string; port: number; weight: number }[];
   algorithm: 'random' | 'maglev';
   sessionAffinity?: { timeoutSeconds: number };
@@ -32,7 +32,7 @@ export type ServiceOut = {
 interface ServicePort {
   at: Path;
   name: string;
-  protocol: 'tcp' | 'udp';
+  protocol: 'tcp' | 'udp' | 'sctp';
   port: number;
   nodePort?: number;
   targetPort: unknown;
@@ -112,7 +112,7 @@ export function serviceFacts(o: InputObject, sink: Sink): ServiceFacts | null {
     const at: Path = ['spec', 'ports', i];
     for (const k of Object.keys(p)) if (!SERVICE_PORT.has(k)) findings.add(o.origin, [...at, k], 'unknown Service port field', 'this port is left out');
     const protocol = lower(str(p.protocol) ?? 'TCP');
-    if (protocol !== 'tcp' && protocol !== 'udp') return findings.add(o.origin, [...at, 'protocol'], `${p.protocol as string}: the load balancer handles TCP and UDP only`, 'this port is left out');
+    if (protocol !== 'tcp' && protocol !== 'udp' && protocol !== 'sctp') return findings.add(o.origin, [...at, 'protocol'], `${p.protocol as string}: the load balancer handles TCP, UDP and SCTP only`, 'this port is left out');
     const port = parsePortNumber(p.port);
     if (port === null) return findings.add(o.origin, [...at, 'port'], 'expected a port number 1-65535', 'this port is left out');
     const nodePort = (type === 'NodePort' || type === 'LoadBalancer') && typeof p.nodePort === 'number' ? p.nodePort : undefined;
@@ -165,6 +165,10 @@ export function serviceOutputs(f: ServiceFacts, j: ServiceJoin, sink: Sink): Ser
     }
     for (const vip of vips) {
       const vport = vip.nodePort ? p.nodePort! : p.port;
+      if (p.protocol === 'sctp' && backends.some((b) => b.port !== vport)) {
+        sink.findings.add(f.origin, p.at, `SCTP ${vip.kind} ${vip.ip}:${vport}: the datapath translates SCTP addresses only (SCTP's CRC32c covers the ports), so targetPort must equal ${vip.nodePort ? 'the node port' : 'port'}`, 'this port is left out');
+        continue;
+      }
       const svcName = `${f.ns}.${f.name}.${dashed(vip.ip)}.${vport}-${p.protocol}`;
       const vkey = `${vip.ip}:${vport}/${p.protocol}`;
       if (f.algorithm === 'maglev' && backends.length > LB_MAGLEV_M) {
