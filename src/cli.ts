@@ -5,13 +5,14 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ExitCode, PrepNodeError, oneLine, printable } from './errors.js';
 import { parsePort } from './host/target.js';
+import { seaAsset } from './sea.js';
 import type { CheckOptions } from './commands/check.js';
 import type { ApplyOptions, RollbackOptions } from './commands/apply.js';
 import type { DatapathOptions, ObserveOptions } from './commands/datapath.js';
 import type { CloudInitOptions } from './commands/cloud-init.js';
 import type { BenchOptions } from './commands/bench.js';
 
-const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const VERSION = (JSON.parse(seaAsset('package.json') ?? readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 const TARGETS = `
 Targets:
@@ -296,4 +297,5 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
-await main(process.argv);
+// not awaited at the top: the single executable's bundle is CommonJS, which has no top-level await
+void main(process.argv);
