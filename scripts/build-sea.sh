@@ -58,7 +58,14 @@ rm "$out/prep-node.blob" "$out/sea-config.json"
 
 koffi=node_modules/koffi/build/koffi/$(node -p 'process.platform + "_" + process.arch')/koffi.node
 cp "$koffi" "$out/koffi.node"
+# libbpf and the libelf it needs, from this machine's libbpf1 and libelf1 (install-deps.sh): a node
+# without them runs the agent all the same (libz and libc are on every Debian and Ubuntu)
+for lib in libbpf.so.1 libelf.so.1; do
+  path=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64|AArch64/ { print $NF; exit }')
+  [[ -n $path ]] || fail "$lib is not installed: run \`make deps\` (apt packages libbpf1 libelf1)"
+  cp -L "$path" "$out/$lib"
+done
 cp bpf/build/prep-node-dp "$out/prep-node-dp"
 cp bpf/build/prep-node-dp.sha256 "$out/prep-node-dp.sha256"
-(cd "$out" && sha256sum --quiet -c prep-node-dp.sha256 && sha256sum prep-node koffi.node prep-node-dp >SHA256SUMS)
-echo "build-sea: $out/prep-node ($(du -m "$out/prep-node" | cut -f1) MB) with koffi.node and prep-node-dp beside it"
+(cd "$out" && sha256sum --quiet -c prep-node-dp.sha256 && sha256sum prep-node koffi.node libbpf.so.1 libelf.so.1 prep-node-dp >SHA256SUMS)
+echo "build-sea: $out/prep-node ($(du -m "$out/prep-node" | cut -f1) MB) with koffi.node, libbpf, libelf and prep-node-dp beside it"

@@ -21,9 +21,9 @@ import { loadKubeConfig } from './informers.js';
 
 /** `make sea`'s output (dist/src/agent → dist/sea). */
 export const LOCAL_SEA_DIR = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../sea');
-/** On the node: the executable with koffi.node and the loader beside it (root's, 0755). */
+/** On the node: the executable with koffi.node, libbpf, libelf and the loader beside it (root's, 0755). */
 export const AGENT_DIR = '/usr/local/lib/prep-node-agent';
-export const AGENT_FILES = ['prep-node', 'koffi.node', 'prep-node-dp', 'prep-node-dp.sha256'] as const;
+export const AGENT_FILES = ['prep-node', 'koffi.node', 'libbpf.so.1', 'libelf.so.1', 'prep-node-dp', 'prep-node-dp.sha256'] as const;
 export const AGENT_KUBECONFIG = '/etc/prep-node/agent.kubeconfig';
 export const AGENT_UNIT = '/etc/systemd/system/prep-node-agent.service';
 /** `systemctl enable` as a file: the unit's WantedBy link, journaled like the unit itself. */

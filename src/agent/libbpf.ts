@@ -32,7 +32,9 @@ export function libbpf(): Libbpf {
   let lib: ReturnType<typeof import('koffi').load>;
   let libc: ReturnType<typeof import('koffi').load>;
   try {
-    lib = koffi.load('libbpf.so.1');
+    // beside the single executable: libelf first, so libbpf's DT_NEEDED finds it loaded by its soname
+    if (seaDir() !== null) koffi.load(besideSea('libelf.so.1', ''));
+    lib = koffi.load(seaDir() === null ? 'libbpf.so.1' : besideSea('libbpf.so.1', ''));
     libc = koffi.load('libc.so.6');
   } catch (err) {
     throw new PrepNodeError(`the agent cannot load libbpf.so.1 (${(err as Error).message.split('\n')[0]}): install it with \`apt-get install libbpf1\``, ExitCode.refused, { cause: err });
@@ -59,21 +61,29 @@ export function libbpf(): Libbpf {
   return bound;
 }
 
+/** Files beside the single executable the agent loads code from (`make sea` puts them there). */
+const SEA_LIBS = ['koffi.node', 'libelf.so.1', 'libbpf.so.1'] as const;
+
 /**
- * koffi's native module beside the single executable (a SEA's require takes built-in modules only).
- * The agent runs as root: the module and its directory must be root's and writable by root only, or
+ * The agent runs as root: what it loads code from beside the single executable (koffi's native module,
+ * libbpf and the libelf it needs) and their directory must be root's and writable by root only, or
  * another account could swap the code root is about to run.
  */
-function seaKoffi(): typeof import('koffi') {
-  const file = besideSea('koffi.node', '');
-  for (const p of [dirname(file), file]) {
+function checkSeaLibs(): void {
+  const files = SEA_LIBS.map((n) => besideSea(n, n));
+  for (const p of [dirname(files[0]!), ...files]) {
     const st = statSync(p);
     if (st.uid !== 0 || (st.mode & 0o022) !== 0) {
-      throw new PrepNodeError(`${p} is owned by uid ${st.uid} with mode ${(st.mode & 0o7777).toString(8)}: the agent loads koffi.node from there as root, so it must be root's and writable by root only (chown root ${p}; chmod go-w ${p})`, ExitCode.refused);
+      throw new PrepNodeError(`${p} is owned by uid ${st.uid} with mode ${(st.mode & 0o7777).toString(8)}: the agent loads code from there as root, so it must be root's and writable by root only (chown root ${p}; chmod go-w ${p})`, ExitCode.refused);
     }
   }
+}
+
+/** koffi's native module beside the single executable (a SEA's require takes built-in modules only). */
+function seaKoffi(): typeof import('koffi') {
+  checkSeaLibs();
   const mod = { exports: {} as typeof import('koffi') };
-  process.dlopen(mod, file);
+  process.dlopen(mod, besideSea('koffi.node', ''));
   return mod.exports;
 }
 
