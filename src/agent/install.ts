@@ -213,9 +213,18 @@ export async function installAgent(host: Host, o: AgentInstallOptions): Promise<
     loaderFile: facts.includes('loader=0') ? loaderFile : null,
     datapathBefore: facts.includes('dp=1'),
   };
-  // the journal first: a run that dies after this point is undone by remove
+  // the journal first: a run that dies after this point is undone by remove (and a failure here, at once)
   await host.exec(`mkdir -p ${STATE_DIR} && chmod 700 ${STATE_DIR}`, { sudo: true });
   await writeAgentJournal(host, journal);
+  try {
+    return await writeAll(host, journal, local);
+  } catch (err) {
+    await removeAgent(host).catch(() => undefined);
+    throw err;
+  }
+}
+
+async function writeAll(host: Host, journal: AgentJournal, local: Awaited<ReturnType<typeof localInputs>>): Promise<InstallReport> {
   await host.exec(`umask 022; mkdir -p ${AGENT_DIR} ${REMOTE_BIN_DIR} "$(dirname ${AGENT_KUBECONFIG})" "$(dirname ${AGENT_WANTS})" && chown root:root ${AGENT_DIR} && chmod 755 ${AGENT_DIR}`, { sudo: true });
   let uploadedBytes = 0;
   for (const f of local.files) {
