@@ -5,13 +5,14 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ExitCode, PrepNodeError, oneLine, printable } from './errors.js';
 import { parsePort } from './host/target.js';
+import { seaAsset } from './sea.js';
 import type { CheckOptions } from './commands/check.js';
 import type { ApplyOptions, RollbackOptions } from './commands/apply.js';
 import type { DatapathOptions, ObserveOptions } from './commands/datapath.js';
 import type { CloudInitOptions } from './commands/cloud-init.js';
 import type { BenchOptions } from './commands/bench.js';
 
-const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const VERSION = (JSON.parse(seaAsset('package.json') ?? readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 const TARGETS = `
 Targets:
@@ -52,6 +53,7 @@ const EXIT = {
   datapath: { 0: 'done', 1: 'the datapath is not healthy, or a selftest check failed', ...USAGE, ...REACH, 5: 'the node cannot run the datapath (kernel, bpffs, cgroup v2); nothing was changed', ...BUG },
   local: { 0: 'done', ...USAGE, ...BUG },
   agent: { 0: 'stopped by SIGTERM or SIGINT (the datapath keeps serving unless --remove-on-exit)', ...USAGE, 5: 'the datapath could not be installed or its maps opened', ...BUG },
+  agentInstall: { 0: 'done on every node', ...USAGE, ...REACH, 5: 'the node cannot take the agent (no systemd, already installed, a path in the way); nothing was changed', ...BUG },
   bench: { 0: 'done', ...USAGE, 4: 'not run as root', ...BUG },
 } satisfies Record<string, Codes>;
 
@@ -89,6 +91,8 @@ export function buildProgram(): Command {
   const program = new Command('prep-node')
     .description('Check and tune KVM VPS nodes over SSH for Kubernetes networking.')
     .version(VERSION)
+    // program options before the command only: `agent install` has options named as `agent`'s own
+    .enablePositionalOptions()
     .addHelpText('after', TARGETS + exitCodesHelp(EXIT.program))
     .showHelpAfterError('(run prep-node --help for usage)')
     .exitOverride();
@@ -189,8 +193,11 @@ export function buildProgram(): Command {
     const { observe } = await import('./commands/datapath.js');
     process.exitCode = await observe(targets, options, io());
   });
-  program
+  const agentCmd = program
     .command('agent')
+    // the agent's own --kubeconfig and --listen are not install's: options after `install` are install's
+    .enablePositionalOptions()
+    .version(VERSION)
     .description('run on the node as root: follow the API server and keep the datapath in step (kube-proxy replacement and policy)')
     .option('--kubeconfig <file>', 'kubeconfig (default: in-cluster service account)')
     .option('--node-name <name>', "this node's Node object, for NodePort addresses (default: the host name)")
@@ -206,6 +213,27 @@ export function buildProgram(): Command {
     .action(async (options: import('./commands/agent.js').AgentOptions) => {
       process.exitCode = await (await import('./commands/agent.js')).agent(options);
     });
+  hostOptions(
+    agentCmd
+      .command('install')
+      .description('upload the agent executable (`make sea`) and run it on the node as a systemd service (journaled: `agent remove` undoes it)')
+      .argument('[targets...]', 'nodes')
+      .option('--kubeconfig <file>', "kubeconfig the node's agent uses (copied to the node with mode 0600)")
+      .option('--node-name <name>', "the node's Node object (default: the node's host name)")
+      .option('--listen <addr:port>', "the agent's /healthz, /readyz and /metrics on the node", '127.0.0.1:10260')
+      .addHelpText('after', TARGETS + exitCodesHelp(EXIT.agentInstall)),
+  ).action(async (targets: string[], options: import('./commands/agent.js').AgentInstallCliOptions) => {
+    process.exitCode = await (await import('./commands/agent.js')).agentInstall(targets, options, io());
+  });
+  hostOptions(
+    agentCmd
+      .command('remove')
+      .description('stop and remove the agent service, and put back every file `agent install` changed, byte for byte')
+      .argument('[targets...]', 'nodes')
+      .addHelpText('after', TARGETS + exitCodesHelp(EXIT.agentInstall)),
+  ).action(async (targets: string[], options: import('./commands/hosts.js').HostOptions) => {
+    process.exitCode = await (await import('./commands/agent.js')).agentRemove(targets, options, io());
+  });
   program
     .command('npd')
     .description('write a node-problem-detector custom plugin monitor, its POSIX sh plugin and node-feature-discovery timer units, for after bootstrap')
@@ -305,4 +333,5 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
-await main(process.argv);
+// not awaited at the top: the single executable's bundle is CommonJS, which has no top-level await
+void main(process.argv);

@@ -9,14 +9,15 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { parseSections, sectionHeader } from '../probes/sections.js';
+import { besideSea } from '../sea.js';
 import { ExitCode, NodeRefusal, PrepNodeError, UsageError } from '../errors.js';
 import { shQuote, type Host, type RunResult } from '../host/host.js';
 import type { MapName } from './consts.js';
 import { parseDump, type CurrentEntries } from './sync.js';
 import { opLines, type BatchResult, type MapOp, type MapWriter } from './writer.js';
 
-/** The loader built by `make -C bpf` (dist/src/datapath → repo root/bpf/build). */
-export const LOCAL_LOADER = resolve(dirname(fileURLToPath(import.meta.url)), '../../../bpf/build/prep-node-dp');
+/** The loader built by `make -C bpf` (dist/src/datapath → repo root/bpf/build), or beside the single executable. */
+export const LOCAL_LOADER = besideSea('prep-node-dp', resolve(dirname(fileURLToPath(import.meta.url)), '../../../bpf/build/prep-node-dp'));
 /** Where loaders live on the node, one file per version. */
 export const REMOTE_BIN_DIR = '/var/lib/prep-node/bin';
 
