@@ -148,6 +148,15 @@ export class Agent implements InformerEvents {
     return `the API server does not answer for ${[...this.failing].join(', ')}: serving the last state, retrying with backoff`;
   }
 
+  /** Resolves true once a sync has left the agent ready (false when it was closed before; pending while it is not ready). */
+  async firstSync(): Promise<boolean> {
+    while (!this.ready()) {
+      if (this.closed) return false;
+      await this.nextSync();
+    }
+    return true;
+  }
+
   /** The next sync's report. */
   nextSync(): Promise<SyncReport> {
     return new Promise((res) => this.waiters.push(res));

@@ -11,7 +11,7 @@
 // belong to another proxy; NodePort addresses come from this node's Node object.
 import { compileState, serviceEntries, type MapEntry } from '../datapath/compile.js';
 import { fnv1a32 } from '../datapath/identity.js';
-import { contributionOf, newOrigins, sumPolicyHalf, type Contribution } from '../datapath/k8s/sum.js';
+import { contributionOf, newOrigins, sumPolicyHalf } from '../datapath/k8s/sum.js';
 import { newSink, type Sink } from '../datapath/k8s/kinds/common.js';
 import type { BackendSource } from '../datapath/k8s/kinds/endpointslice.js';
 import type { NamespaceFacts } from '../datapath/k8s/kinds/namespace.js';
@@ -74,7 +74,8 @@ class ServiceIds {
 }
 
 interface Unit {
-  entries: Map<string, MapEntry>;
+  /** its entries (an array: a Map per unit and a "map\0key" string per entry cost more than the entries) */
+  entries: MapEntry[];
   findings: string[];
   /** VIP:port/protocol keys a service unit holds */
   vips: string[];
@@ -83,7 +84,8 @@ interface Unit {
 /** The objects the informers hold, by kind and "namespace/name", and their contributions. */
 export class HeldObjects {
   private readonly byKind = new Map<Kind, Map<string, Obj>>();
-  private readonly contributions = new Map<string, Contribution>();
+  /** the Service each EndpointSlice feeds (what a slice's next contribution must be taken from) */
+  private readonly sliceService = new Map<string, string>();
   /** the findings of each contribution that has some (a delta lists them without walking every object) */
   private readonly objectFindings = new Map<string, string[]>();
   private readonly services = new Map<string, ServiceFacts>();
@@ -136,11 +138,8 @@ export class HeldObjects {
   /** Replace one object's contribution and mark what it touches dirty. */
   private contribute(kind: Kind, key: string, o: Obj | undefined): void {
     const id = `${kind}/${key}`;
-    const old = this.contributions.get(id);
     const skip = kind === 'Node' || (kind === 'Service' && ((o?.metadata as Obj | undefined)?.labels as Obj | undefined)?.[SERVICE_PROXY_NAME] !== undefined);
     const c = o === undefined || skip ? undefined : contributionOf({ origin: origin(kind, key), obj: o } satisfies InputObject);
-    if (c) this.contributions.set(id, c);
-    else this.contributions.delete(id);
     if (c && c.sink.findings.length > 0) this.objectFindings.set(id, findingLines(c.sink));
     else this.objectFindings.delete(id);
     const ns = key.includes('/') ? key.slice(0, key.indexOf('/')) : '';
@@ -154,8 +153,10 @@ export class HeldObjects {
         break;
       }
       case 'EndpointSlice': {
-        const was = old?.kind === 'EndpointSlice' ? old.source?.service : undefined;
+        const was = this.sliceService.get(key);
         const now = c?.kind === 'EndpointSlice' ? c.source : null;
+        if (now) this.sliceService.set(key, now.service);
+        else this.sliceService.delete(key);
         if (was !== undefined) {
           this.slices.get(was)?.delete(key);
           if (this.slices.get(was)?.size === 0) this.slices.delete(was);
@@ -214,10 +215,16 @@ export class HeldObjects {
       const before = this.units.get(unit);
       const after = unit === POLICY_UNIT ? this.policyUnit() : this.serviceUnit(unit.slice(4));
       if (after === null) continue; // refused: its entries stay as they were
-      if (after.entries.size === 0 && after.findings.length === 0) this.units.delete(unit);
+      if (after.entries.length === 0 && after.findings.length === 0) this.units.delete(unit);
       else this.units.set(unit, after);
-      for (const [k, e] of after.entries) if (before?.entries.get(k)?.valueHex !== e.valueHex) changes.set(k, { ...e });
-      for (const [k, e] of before?.entries ?? []) if (!after.entries.has(k)) changes.set(k, { map: e.map, keyHex: e.keyHex, valueHex: null, note: e.note });
+      const was = new Map((before?.entries ?? []).map((e) => [entryKey(e), e]));
+      const now = new Set<string>();
+      for (const e of after.entries) {
+        const k = entryKey(e);
+        now.add(k);
+        if (was.get(k)?.valueHex !== e.valueHex) changes.set(k, { ...e });
+      }
+      for (const [k, e] of was) if (!now.has(k)) changes.set(k, { map: e.map, keyHex: e.keyHex, valueHex: null, note: e.note });
     }
     return { changes: [...changes.values()], findings: this.findings(), ...(this.refused.size > 0 && { refused: [...this.refused.values()].join('; ') }) };
   }
@@ -256,7 +263,7 @@ export class HeldObjects {
     const old = this.units.get(svcUnit(key))?.vips ?? [];
     for (const v of claimed) this.vipOwner.set(v, key);
     const entries = new Map<string, MapEntry>();
-    for (const s of r.data.services) for (const e of serviceEntries(s, this.ids.get(`${s.vip}:${s.port}/${s.protocol}`))) entries.set(entryKey(e), e);
+    for (const s of r.data.services) for (const e of serviceEntries(s, this.ids.get(`${s.vip}:${s.port}/${s.protocol}`))) entries.set(entryKey(e), flat(e));
     for (const v of old)
       if (!claimed.includes(v)) {
         this.vipOwner.delete(v);
@@ -264,7 +271,7 @@ export class HeldObjects {
         for (const w of this.vipWaiting.get(v) ?? []) this.dirty.add(svcUnit(w));
         this.vipWaiting.delete(v);
       }
-    return { entries, findings: findingLines(sink), vips: claimed };
+    return { entries: [...entries.values()], findings: findingLines(sink), vips: claimed };
   }
 
   private policyUnit(): Unit | null {
@@ -279,16 +286,25 @@ export class HeldObjects {
     }
     this.refused.delete(POLICY_UNIT);
     const entries = new Map<string, MapEntry>();
-    for (const e of compileState(r.data).entries) entries.set(entryKey(e), e);
-    return { entries, findings: findingLines(sink), vips: [] };
+    for (const e of compileState(r.data).entries) entries.set(entryKey(e), flat(e));
+    return { entries: [...entries.values()], findings: findingLines(sink), vips: [] };
   }
 
   /** Every entry desired now (the full sync's side of the diff against the pinned maps). */
   compile(nodeName: string): Compiled {
     const d = this.delta(nodeName);
-    const entries = [...this.units.values()].flatMap((u) => [...u.entries.values()]);
+    const entries = [...this.units.values()].flatMap((u) => u.entries);
     return { entries, findings: d.findings, ...(d.refused !== undefined && { refused: d.refused }) };
   }
+}
+
+/**
+ * The entry with its note as one flat string: a template literal is a tree of V8 cons strings (32
+ * bytes a node, each holding its parts), several per note, and the agent keeps ~65k notes at 10k
+ * Services. Buffer's round trip is the reliable way to flatten one.
+ */
+function flat(e: MapEntry): MapEntry {
+  return { map: e.map, keyHex: e.keyHex, valueHex: e.valueHex, note: Buffer.from(e.note).toString() };
 }
 
 function sameExceptVersion(a: Obj, b: Obj): boolean {

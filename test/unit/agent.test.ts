@@ -195,3 +195,21 @@ test('agent: the names index observe reads — written after the first sync, reb
   assert.deepEqual(written[1]!.services.map((n) => n.split(':')[0]).sort(), ['shop/api', 'shop/db', 'shop/web']);
   await a.close();
 });
+
+test('agent: firstSync resolves once a sync leaves it ready, not before every kind has listed', async () => {
+  const { a, put } = agent();
+  for (const o of web()) put(o);
+  let done: boolean | undefined;
+  void a.firstSync().then((ok) => (done = ok));
+  for (const k of KINDS.slice(0, -1)) a.listed(k, false);
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(done, undefined, 'pending while a kind has not listed');
+  a.listed('CiliumNetworkPolicy', false);
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(done, true);
+  assert.equal(await a.firstSync(), true, 'already ready: at once');
+  await a.close();
+  const closed = agent().a;
+  await closed.close();
+  assert.equal(await closed.firstSync(), false);
+});
