@@ -159,3 +159,20 @@ test('Pods: IPv4 podIP makes an endpoint with the namespace label; no IP, host n
   const same = refusal(`${pod('a', 'status: {podIP: 10.0.1.1}')}\n${pod('b', 'status: {podIP: 10.0.1.1}')}`);
   assert.match(same.findings[0]!.why, /also pod prod\/a's/);
 });
+
+test('with the node\'s name: EndpointSlice nodeName marks remote backends, NodePorts are external, traffic policies Local are kept (not left out)', () => {
+  const spec = `  type: NodePort
+  clusterIP: 10.96.0.10
+  externalTrafficPolicy: Local
+  internalTrafficPolicy: Local
+  ports: [{name: http, port: 80, protocol: TCP, nodePort: 30080}]`;
+  const eps = slice('  - {addresses: [10.0.1.1], nodeName: node-a}\n  - {addresses: [10.0.2.1], nodeName: node-b}');
+  const d = load(svc(spec, eps), { nodeAddresses: ['192.0.2.10'], nodeName: 'node-a' });
+  assert.deepEqual(d.state.node, { name: 'node-a', addresses: ['192.0.2.10'] });
+  const [cluster, nodePort] = d.state.services;
+  assert.deepEqual([cluster!.external, cluster!.internalTrafficPolicy, cluster!.externalTrafficPolicy], [undefined, 'Local', undefined]);
+  assert.deepEqual([nodePort!.external, nodePort!.externalTrafficPolicy, nodePort!.internalTrafficPolicy], [true, 'Local', undefined]);
+  assert.deepEqual(nodePort!.backends.map((b) => `${b.ip} ${b.nodeName}`), ['10.0.1.1 node-a', '10.0.2.1 node-b']);
+  // without the node's name nothing is node-aware: Local is reported as left out, as before
+  assert.equal(refusal(svc(spec, eps), { nodeAddresses: ['192.0.2.10'] }).findings[0]!.path, 'spec.internalTrafficPolicy');
+});

@@ -17,6 +17,8 @@ export interface DesiredOptions {
   allowPartial?: boolean;
   /** NodePort services match on these addresses */
   nodeAddresses?: string[];
+  /** this node's name (remote backends, traffic policies): see TranslateOptions */
+  nodeName?: string;
 }
 
 export interface Desired {
@@ -55,7 +57,7 @@ export function desiredFromFiles(files: InputFile[], options: DesiredOptions = {
     return { state, format: 'state', leftOut: [], notes: [], origins: identityOrigins(state), counts: {} };
   }
   const { objects, notObjects } = inputObjects(files);
-  const t = translate(objects, options.nodeAddresses ? { nodeAddresses: options.nodeAddresses } : {});
+  const t = translate(objects, { ...(options.nodeAddresses && { nodeAddresses: options.nodeAddresses }), ...(options.nodeName !== undefined && { nodeName: options.nodeName }) });
   for (const n of notObjects) t.findings.add(n.origin, [], 'expected a Kubernetes object (a map with apiVersion and kind)', 'this document is left out');
   const findings = t.findings.list;
   if (findings.length > 0 && !options.allowPartial) {

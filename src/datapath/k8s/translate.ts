@@ -42,6 +42,9 @@ export const ALGORITHM_ANNOTATION = 'prep-node.io/lb-algorithm';
 export interface TranslateOptions {
   /** the node's addresses: NodePort services get one datapath service per address */
   nodeAddresses?: string[];
+  /** this node's name: pods and endpoints elsewhere are remote (spec.nodeName, nodeName), and
+   * externalTrafficPolicy/internalTrafficPolicy Local are enforced; absent: every backend is local */
+  nodeName?: string;
 }
 
 /** Who a datapath object came from, for observe and dry runs. */
@@ -58,7 +61,7 @@ export interface Origins {
 
 export interface Translation {
   /** the desired state (not yet validated by the schema: the caller does) */
-  state: { endpoints: DatapathState['endpoints']; services: ServiceOut[]; policies: PolicyOut[] };
+  state: { endpoints: DatapathState['endpoints']; services: ServiceOut[]; policies: PolicyOut[]; node?: DatapathState['node'] };
   findings: Findings;
   /** what was read and deliberately not used (no IP yet, headless services, ...) */
   notes: string[];
@@ -72,9 +75,12 @@ type ServiceOut = {
   vip: string;
   port: number;
   protocol: 'tcp' | 'udp';
-  backends: { ip: string; port: number; weight: number }[];
+  backends: { ip: string; port: number; weight: number; nodeName?: string }[];
   algorithm: 'random' | 'maglev';
   sessionAffinity?: { timeoutSeconds: number };
+  external?: boolean;
+  externalTrafficPolicy?: 'Cluster' | 'Local';
+  internalTrafficPolicy?: 'Cluster' | 'Local';
 };
 type PortOut = { port?: number; endPort?: number; protocol: 'tcp' | 'udp' | 'icmp' };
 type PeerOut = { selector?: Record<string, string>; cidr?: string; except?: string[] };
@@ -92,6 +98,7 @@ interface Pod {
   ready: boolean;
   ports: { name: string; port: number; protocol: string }[];
   group: string;
+  nodeName?: string;
 }
 
 interface Group {
@@ -215,7 +222,7 @@ export function translate(objects: InputObject[], options: TranslateOptions = {}
         .map((p) => ({ name: p.name as string, port: p.containerPort as number, protocol: lower(str(p.protocol) ?? 'TCP') })),
     );
     const group = createHash('sha256').update(canonicalLabels(labels)).digest('hex').slice(0, 16);
-    const pod: Pod = { ns, name, ip, labels, ciliumView, ready, ports, group };
+    const pod: Pod = { ns, name, ip, labels, ciliumView, ready, ports, group, ...(str(spec.nodeName) !== undefined && { nodeName: str(spec.nodeName) }) };
     pods.push(pod);
     byIp.set(ip, pod);
   }
@@ -226,17 +233,18 @@ export function translate(objects: InputObject[], options: TranslateOptions = {}
     groups.set(p.group, g);
   }
   const endpoints = pods
-    .map((p) => ({ name: `${p.ns}.${p.name}`, ip: p.ip, labels: { ...p.labels, [LABELSET_LABEL]: p.group } }))
+    .map((p) => ({ name: `${p.ns}.${p.name}`, ip: p.ip, labels: { ...p.labels, [LABELSET_LABEL]: p.group }, ...(options.nodeName !== undefined && p.nodeName !== undefined && { nodeName: p.nodeName }) }))
     .sort((a, b) => a.name.localeCompare(b.name));
   for (const p of pods) origins.endpoints.set(`${p.ns}.${p.name}`, `${p.ns}/${p.name}`);
 
-  const services = translateServices(list, { nsOf, nameOf, pods, findings, notes, origins, nodeAddresses: options.nodeAddresses ?? [] });
+  const services = translateServices(list, { nsOf, nameOf, pods, findings, notes, origins, nodeAddresses: options.nodeAddresses ?? [], ...(options.nodeName !== undefined && { nodeName: options.nodeName }) });
   const policies: PolicyOut[] = [];
   const ctx: PolicyCtx = { findings, groups: [...groups.values()], labelsOfNs, origins, policies };
   for (const o of list('NetworkPolicy')) networkPolicy(o, nsOf(o), nameOf(o), ctx);
   for (const o of list('CiliumNetworkPolicy')) ciliumPolicy(o, nsOf(o), nameOf(o), ctx);
   for (const o of list('CiliumClusterwideNetworkPolicy')) ciliumPolicy(o, null, nameOf(o), ctx);
-  return { state: { endpoints, services, policies }, findings, notes, origins, counts };
+  const node = options.nodeName === undefined ? {} : { node: { name: options.nodeName, ...(options.nodeAddresses?.length && { addresses: options.nodeAddresses }) } };
+  return { state: { endpoints, services, policies, ...node }, findings, notes, origins, counts };
 }
 
 // ------------------------------------------------------------------------------------------ services
@@ -249,6 +257,7 @@ interface SvcCtx {
   notes: string[];
   origins: Origins;
   nodeAddresses: string[];
+  nodeName?: string;
 }
 
 const SERVICE_SPEC = new Set([
@@ -266,6 +275,7 @@ interface Backend {
   ready: boolean;
   serving: boolean;
   terminating: boolean;
+  nodeName?: string;
 }
 
 function translateServices(list: (kind: string) => InputObject[], c: SvcCtx): ServiceOut[] {
@@ -303,9 +313,9 @@ function translateServices(list: (kind: string) => InputObject[], c: SvcCtx): Se
     if (!['ClusterIP', 'NodePort', 'LoadBalancer'].includes(type)) findings.add(o.origin, ['spec', 'type'], `unknown Service type ${type}`, LEFT);
     if (spec.loadBalancerSourceRanges !== undefined && arr(spec.loadBalancerSourceRanges).length > 0)
       findings.add(o.origin, ['spec', 'loadBalancerSourceRanges'], 'source ranges are a firewall on the load balancer; the datapath does not filter service traffic by source', LEFT);
-    if (spec.internalTrafficPolicy === 'Local') findings.add(o.origin, ['spec', 'internalTrafficPolicy'], 'Local needs to know which backends run on this node; the datapath balances over all of them', LEFT);
+    if (spec.internalTrafficPolicy === 'Local' && c.nodeName === undefined) findings.add(o.origin, ['spec', 'internalTrafficPolicy'], 'Local needs to know which backends run on this node; the datapath balances over all of them', LEFT);
     const external = type !== 'ClusterIP' || arr(spec.externalIPs).length > 0;
-    if (spec.externalTrafficPolicy === 'Local' && external)
+    if (spec.externalTrafficPolicy === 'Local' && external && c.nodeName === undefined)
       findings.add(o.origin, ['spec', 'externalTrafficPolicy'], 'Local needs node-local backends and source address preservation; the datapath balances over all backends', LEFT);
     const clusterIPs = [...new Set([str(spec.clusterIP), ...arr(spec.clusterIPs).map(str)].filter((x): x is string => !!x))];
     if (clusterIPs.includes('None')) {
@@ -358,7 +368,7 @@ function translateServices(list: (kind: string) => InputObject[], c: SvcCtx): Se
         return;
       }
       const portName = str(p.name) ?? '';
-      const backends = pickBackends(chooseBackends(c, o, key, portName, proto, p, selector, slices.get(key), endpointsObjs.get(key), at));
+      const backends = pickBackends(chooseBackends(c, o, key, portName, proto, p, selector, slices.get(key), endpointsObjs.get(key), at), c.nodeName !== undefined);
       if (backends === null) return;
       const portVips = [...vips];
       if ((type === 'NodePort' || type === 'LoadBalancer') && typeof p.nodePort === 'number') {
@@ -378,6 +388,12 @@ function translateServices(list: (kind: string) => InputObject[], c: SvcCtx): Se
         seenVip.set(vkey, `Service ${ns}/${name}`);
         const svc: ServiceOut = { name: svcName, vip: vip.ip, port: vport, protocol: proto, backends, algorithm };
         if (affinity) svc.sessionAffinity = affinity;
+        if (c.nodeName !== undefined) {
+          // node-aware: external addresses SNAT remote backends; Local policies take this node's only
+          if (vip.kind !== 'ClusterIP') svc.external = true;
+          const tp = vip.kind === 'ClusterIP' ? spec.internalTrafficPolicy : spec.externalTrafficPolicy;
+          if (tp === 'Local') svc[vip.kind === 'ClusterIP' ? 'internalTrafficPolicy' : 'externalTrafficPolicy'] = 'Local';
+        }
         if (algorithm === 'maglev' && backends.length > LB_MAGLEV_M) {
           findings.add(o.origin, ['metadata', 'annotations', ALGORITHM_ANNOTATION], `${backends.length} backends do not fit a Maglev table of ${LB_MAGLEV_M}`, 'this port is left out');
           continue;
@@ -391,7 +407,7 @@ function translateServices(list: (kind: string) => InputObject[], c: SvcCtx): Se
 }
 
 /** kube-proxy's choice: the ready endpoints; when none is ready, the serving ones that are terminating. */
-function pickBackends(all: Backend[] | null): { ip: string; port: number; weight: number }[] | null {
+function pickBackends(all: Backend[] | null, withNode: boolean): { ip: string; port: number; weight: number; nodeName?: string }[] | null {
   if (all === null) return null;
   const dedup = new Map<string, Backend>();
   for (const b of all) {
@@ -402,7 +418,7 @@ function pickBackends(all: Backend[] | null): { ip: string; port: number; weight
   const list = [...dedup.values()];
   const ready = list.filter((b) => b.ready);
   const chosen = ready.length > 0 ? ready : list.filter((b) => b.serving && b.terminating);
-  return chosen.map((b) => ({ ip: b.ip, port: b.port, weight: 1 })).sort((a, b) => (a.ip + a.port).localeCompare(b.ip + b.port));
+  return chosen.map((b) => ({ ip: b.ip, port: b.port, weight: 1, ...(withNode && b.nodeName !== undefined && { nodeName: b.nodeName }) })).sort((a, b) => (a.ip + a.port).localeCompare(b.ip + b.port));
 }
 
 /** The candidate backends of one service port: EndpointSlices, else Endpoints, else the Pods its selector picks. */
@@ -437,7 +453,8 @@ function chooseBackends(
         const ready = cond.ready !== false; // nil = ready
         const serving = cond.serving === undefined ? ready : cond.serving !== false;
         const terminating = cond.terminating === true;
-        for (const ip of arr(obj(e).addresses)) if (typeof ip === 'string' && parseIpv4(ip) !== null) out.push({ ip, port: sp.port as number, ready, serving, terminating });
+        const nodeName = str(obj(e).nodeName);
+        for (const ip of arr(obj(e).addresses)) if (typeof ip === 'string' && parseIpv4(ip) !== null) out.push({ ip, port: sp.port as number, ready, serving, terminating, ...(nodeName !== undefined && { nodeName }) });
       });
     }
     return out;
@@ -451,7 +468,8 @@ function chooseBackends(
       if (!ep || typeof ep.port !== 'number') continue;
       for (const a of arr(sub.addresses).map(obj)) {
         const ip = str(a.ip);
-        if (ip && parseIpv4(ip) !== null) out.push({ ip, port: ep.port, ready: true, serving: true, terminating: false });
+        const nodeName = str(a.nodeName);
+        if (ip && parseIpv4(ip) !== null) out.push({ ip, port: ep.port, ready: true, serving: true, terminating: false, ...(nodeName !== undefined && { nodeName }) });
       }
     }
     return out;
@@ -467,7 +485,7 @@ function chooseBackends(
     else if (typeof target === 'string' && /^\d+$/.test(target)) num = Number(target);
     else if (typeof target === 'string') num = p.ports.find((cp) => cp.name === target && cp.protocol === proto)?.port;
     if (num === undefined) continue; // the pod has no port of that name: not a backend of this port
-    out.push({ ip: p.ip, port: num, ready: p.ready, serving: p.ready, terminating: false });
+    out.push({ ip: p.ip, port: num, ready: p.ready, serving: p.ready, terminating: false, ...(p.nodeName !== undefined && { nodeName: p.nodeName }) });
   }
   if (typeof target === 'string' && !/^\d+$/.test(target) && chosen.length > 0 && out.length === 0)
     findings.add(svc.origin, [...at, 'targetPort'], `no pod the selector picks has a container port named "${target}"`, 'this port is left out');
