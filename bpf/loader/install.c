@@ -289,6 +289,8 @@ static int probe_kernel(void)
 		{ 1, BPF_MAP_TYPE_RINGBUF, 0, "ring buffer maps (5.8)" },
 		{ 2, BPF_FUNC_get_netns_cookie, BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
 		  "bpf_get_netns_cookie in sock_addr programs (5.7)" },
+		{ 2, BPF_FUNC_redirect_neigh, BPF_PROG_TYPE_SCHED_CLS,
+		  "bpf_redirect_neigh in tc programs (5.10; SNAT forwarding)" },
 	};
 	size_t i;
 	int ret;
