@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DELETE_ON_ERROR:
 NODE_TEST := node --test --test-reporter=spec --test-concurrency=1
 
-.PHONY: all deps build lint typecheck test test-unit test-kernel test-vagrant demo bench clean cloud-init
+.PHONY: all deps build sea lint typecheck test test-unit test-kernel test-vagrant demo bench clean cloud-init
 
 all: build
 
@@ -17,6 +17,11 @@ node_modules/.installed: package.json package-lock.json
 build: node_modules/.installed
 	npx tsc -p tsconfig.json
 	$(MAKE) -C bpf
+
+# The agent as one executable for nodes without Node.js (dist/sea/: prep-node, koffi.node and the
+# loader beside it; about 30 s). Not part of `build`: the VM test that installs it builds it.
+sea: build
+	scripts/build-sea.sh
 
 typecheck: node_modules/.installed
 	npx tsc -p tsconfig.json --noEmit
@@ -50,10 +55,12 @@ cloud-init: build
 	node dist/src/cloudinit/gen.js
 
 # The datapath against kube-proxy-style iptables and nftables on this machine (root; about 5 minutes
-# on 2 cores): the table on stdout, the report with plots in docs/bench/ (the README shows it).
+# on 2 cores): the table on stdout, the report with plots in docs/bench/ (the README shows it); then
+# the agent against the fake API server (10k services; a few minutes): docs/bench/agent.{json,txt}.
 bench: deps build
 	$(MAKE) -C bpf -j1 all
 	node dist/src/cli.js bench --report docs/bench
+	node dist/src/cli.js bench --agent --report docs/bench
 
 clean:
 	rm -rf dist node_modules

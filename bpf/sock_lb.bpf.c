@@ -61,11 +61,9 @@ static __always_inline int sock4_xlate(struct bpf_sock_addr *ctx, __u8 hook)
 	__u64 cookie;
 	__u8 proto;
 
-	if (ctx->type == SOCK_STREAM)
-		proto = IPPROTO_TCP;
-	else if (ctx->type == SOCK_DGRAM)
-		proto = IPPROTO_UDP;
-	else
+	/* the socket's protocol, not its type: an SCTP socket is SOCK_STREAM or SOCK_SEQPACKET */
+	proto = (__u8)ctx->protocol;
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP && proto != IPPROTO_SCTP)
 		return 1;
 
 	svc = lb_lookup_service(vip, vport, proto);

@@ -4,7 +4,8 @@
  * and NodePort traffic. Per packet, in this order:
  *   0. IPv6: policy for IPv6 endpoints, no NAT (tc_lb6 below);
  *   1. parse IPv4 (malformed/truncated -> numbered drops; neither IPv4 nor IPv6 -> pass untouched);
- *   2. ICMP fragmentation-needed passes, always (path MTU discovery must keep working);
+ *   2. ICMP errors quoting a NATed flow are translated back, inner header included (icmp_nat.h),
+ *      and pass; ICMP fragmentation-needed passes, always (path MTU discovery must keep working);
  *   3. fragments: ports from the first fragment (frags map);
  *   4. conntrack hit: established flow or reply of an allowed one -> NAT as recorded, pass;
  *   5. new flow: service lookup -> backend (DNAT), then policy on the translated tuple, then two
@@ -23,6 +24,8 @@
 #include "lib/nat.h"
 #include "lib/lb.h"
 #include "lib/policy.h"
+#include "lib/icmp_nat.h"
+#include "lib/ct_gc.h"
 #include "lib/snat.h"
 
 /* Count, report and drop. */
@@ -42,8 +45,8 @@ static __always_inline int tc_fib_forward(struct __sk_buff *skb, struct drop_eve
 }
 
 /* Both directions of a new flow into conntrack: orig (as received) and its reply after NAT. */
-static __always_inline int ct_create(const struct pkt *p, __be32 daddr, __be16 dport, bool nat,
-				     __u32 svc_id)
+static __always_inline int ct_create(struct __sk_buff *skb, const struct pkt *p, __be32 daddr,
+				     __be16 dport, bool nat, __u32 svc_id)
 {
 	struct ct_key orig = { .saddr = p->saddr, .daddr = p->daddr, .sport = p->sport,
 			       .dport = p->dport, .proto = p->proto };
@@ -53,14 +56,15 @@ static __always_inline int ct_create(const struct pkt *p, __be32 daddr, __be16 d
 
 	ent.last_seen_ns = bpf_ktime_get_ns();
 	ent.svc_id = svc_id;
+	ct_life_init(skb, p, &ent); /* lifetime and TCP state bits, the same for both directions */
 	if (nat) {
-		ent.flags = CT_F_DNAT;
+		ent.flags |= CT_F_DNAT;
 		ent.nat_addr = daddr;
 		ent.nat_port = dport;
 	}
 	if (bpf_map_update_elem(&conntrack, &orig, &ent, BPF_ANY))
 		return -1;
-	ent.flags = CT_F_REPLY;
+	ent.flags = (ent.flags & CT_F_TCP_STATE) | CT_F_REPLY;
 	if (nat) {
 		ent.flags |= CT_F_REVNAT;
 		ent.nat_addr = p->daddr; /* the VIP */
@@ -198,6 +202,14 @@ int tc_lb(struct __sk_buff *skb)
 	if (ret)
 		return tc_drop(skb, &ev, ret);
 
+	if (icmp_is_error(&p)) { /* of a NATed flow: translated back, inner header too */
+		ret = icmp_err_nat(skb, &p, &ev.svc_id);
+		if (ret > 0)
+			return tc_drop(skb, &ev, ret);
+		if (ret == 0)
+			return TC_ACT_OK;
+		ret = 0;
+	}
 	if (p.proto == IPPROTO_ICMP && p.has_l4 && p.icmp_type == ICMP_DEST_UNREACH_T &&
 	    p.icmp_code == ICMP_FRAG_NEEDED_C)
 		return TC_ACT_OK;
@@ -216,12 +228,9 @@ int tc_lb(struct __sk_buff *skb)
 	ckey.sport = p.sport;
 	ckey.dport = p.dport;
 	ckey.proto = p.proto;
-	ct = bpf_map_lookup_elem(&conntrack, &ckey);
+	ct = ct_lookup_live(&ckey, bpf_ktime_get_ns()); /* expired = absent: a new flow again */
 	if (ct) {
-		__u64 now = bpf_ktime_get_ns();
-
-		if (now - ct->last_seen_ns > NSEC_PER_SEC)
-			ct->last_seen_ns = now; /* coarse, to keep writes to shared cache lines rare */
+		ct_refresh(skb, &p, ct, bpf_ktime_get_ns());
 		if (ct->flags & CT_F_DNAT)
 			ret = nat_rewrite(skb, &p, NAT_DST, ct->nat_addr, ct->nat_port);
 		else if (ct->flags & CT_F_REVNAT)
@@ -242,7 +251,7 @@ int tc_lb(struct __sk_buff *skb)
 	daddr = p.daddr;
 	dport = p.dport;
 	policy_port = p.policy_port;
-	if (p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP)
+	if (p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP || p.proto == IPPROTO_SCTP)
 		svc = lb_lookup_service(p.daddr, p.dport, p.proto);
 	if (svc) {
 		ev.svc_id = svc->svc_id;
@@ -265,11 +274,11 @@ int tc_lb(struct __sk_buff *skb)
 		return tc_drop(skb, &ev, reason);
 
 	if (snat) {
-		reason = snat_ct_create(&p, daddr, dport, ev.svc_id, &snat_addr, &snat_port);
+		reason = snat_ct_create(skb, &p, daddr, dport, ev.svc_id, &snat_addr, &snat_port);
 		if (reason)
 			return tc_drop(skb, &ev, reason);
 	} else if (nat || tracked) {
-		if (ct_create(&p, daddr, dport, nat, ev.svc_id))
+		if (ct_create(skb, &p, daddr, dport, nat, ev.svc_id))
 			return tc_drop(skb, &ev, DROP_CT_CREATE_FAILED);
 		if (external)
 			snat_mark_reply_fib(&p, daddr, dport);

@@ -11,7 +11,7 @@ packages=(
   vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients dnsmasq-base
   shellcheck                                    # lint for the harness scripts
   clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev  # the eBPF datapath: BPF objects, skeletons, static libbpf
-  libbpf1                                       # the agent binds libbpf.so.1 in-process (koffi)
+  libbpf1 libelf1                               # the agent binds libbpf.so.1 in-process (koffi); `make sea` ships both
   ethtool nftables                              # NIC channels on the test hosts; kube-proxy-style rule sets
   cloud-init genisoimage                        # `cloud-init schema` on emitted docs; NoCloud seed ISOs for the VM
   busybox-static kmod cpio                      # the kernel matrix: a minimal initramfs per Debian kernel

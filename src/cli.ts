@@ -5,13 +5,14 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ExitCode, PrepNodeError, oneLine, printable } from './errors.js';
 import { parsePort } from './host/target.js';
+import { seaAsset } from './sea.js';
 import type { CheckOptions } from './commands/check.js';
 import type { ApplyOptions, RollbackOptions } from './commands/apply.js';
 import type { DatapathOptions, ObserveOptions } from './commands/datapath.js';
 import type { CloudInitOptions } from './commands/cloud-init.js';
 import type { BenchOptions } from './commands/bench.js';
 
-const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const VERSION = (JSON.parse(seaAsset('package.json') ?? readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 const TARGETS = `
 Targets:
@@ -36,8 +37,8 @@ export function exitCodesHelp(codes: Codes): string {
 }
 
 const EXIT = {
-  program: { 0: 'success (check: every check passed)', 1: 'findings: a check failed or could not tell; a datapath check failed', ...USAGE, ...REACH, 5: 'apply, datapath: the node cannot take what was asked; nothing was changed', 6: 'apply: an MTU or channel change cut the SSH session and the node reverted it', 7: 'rollback: the restore failed on the node; the journal is kept, run rollback again', ...BUG },
-  check: { 0: 'every check passed (warnings allowed)', 1: 'findings: a check failed, or could not tell (error)', ...USAGE, ...REACH, ...BUG },
+  program: { 0: 'success (check: every check passed)', 1: 'findings: a check failed or could not tell; a datapath check failed', ...USAGE, ...REACH, 5: 'apply, datapath: the node cannot take what was asked; nothing was changed', 6: 'apply: an MTU or channel change cut the SSH session and the node reverted it', 7: 'rollback: the restore failed on the node; the journal is kept, run rollback again', 8: 'apply: a change failed on the node part-way; what was done is journaled, rollback undoes it', ...BUG },
+  check: { 0: 'every check passed (warnings allowed)', 1: 'findings: a check or a fleet check failed, or a check could not tell (error)', ...USAGE, ...REACH, ...BUG },
   apply: {
     0: 'applied and verified (or nothing to change; --dry-run: the plan was printed)',
     1: 'a change was applied but did not verify',
@@ -45,12 +46,14 @@ const EXIT = {
     ...REACH,
     5: 'the node cannot take the profile (unknown sysctl, missing module, MTU above the link\'s maximum, a tool missing, a node file prep-node will not touch); nothing was changed',
     6: 'an MTU or channel change cut the SSH session and the node reverted it',
+    8: 'a change failed on the node part-way (the message names the step); what was done is journaled: fix the cause and apply again, or rollback',
     ...BUG,
   },
   rollback: { 0: 'restored (or nothing to restore)', 1: 'a restored value did not verify', ...USAGE, ...REACH, 5: 'a node file prep-node will not touch (a journal that is not ours); nothing was changed', 7: 'the restore failed on the node; the journal is kept, run rollback again', ...BUG },
   datapath: { 0: 'done', 1: 'the datapath is not healthy, or a selftest check failed', ...USAGE, ...REACH, 5: 'the node cannot run the datapath (kernel, bpffs, cgroup v2); nothing was changed', ...BUG },
   local: { 0: 'done', ...USAGE, ...BUG },
   agent: { 0: 'stopped by SIGTERM or SIGINT (the datapath keeps serving unless --remove-on-exit)', ...USAGE, 5: 'the datapath could not be installed or its maps opened', ...BUG },
+  agentInstall: { 0: 'done on every node', ...USAGE, ...REACH, 5: 'the node cannot take the agent (no systemd, already installed, a path in the way); nothing was changed', ...BUG },
   bench: { 0: 'done', ...USAGE, 4: 'not run as root', ...BUG },
 } satisfies Record<string, Codes>;
 
@@ -88,6 +91,8 @@ export function buildProgram(): Command {
   const program = new Command('prep-node')
     .description('Check and tune KVM VPS nodes over SSH for Kubernetes networking.')
     .version(VERSION)
+    // program options before the command only: `agent install` has options named as `agent`'s own
+    .enablePositionalOptions()
     .addHelpText('after', TARGETS + exitCodesHelp(EXIT.program))
     .showHelpAfterError('(run prep-node --help for usage)')
     .exitOverride();
@@ -158,6 +163,7 @@ export function buildProgram(): Command {
     .option('--cgroup <dir>', 'cgroup v2 directory for the socket programs (default: the cgroup v2 root)')
     .option('--force', 're-install over an existing install (map contents are lost)')
     .option('--no-flow-events', 'send events for drops only, not one per new forwarded flow (busy nodes)')
+    .option('--ct-timeout <name=duration,...>', 'conntrack lifetimes: tcp-syn (60s), tcp-established (6h), tcp-closing (10s), udp (60s), other (60s); durations in s/m/h/d, e.g. tcp-established=1d,udp=30s')
     .option('--metrics-textfile <dir>', "keep <dir>/prep_node_datapath.prom up to date for node_exporter's textfile collector")
     .addOption(new Option('--metrics-interval <seconds>', 'how often the metrics file is rewritten').default(15).argParser(int('--metrics-interval', 1, 3600)));
   verb('sync', 'make the maps hold exactly the desired state: a prep-node state file, or Kubernetes manifests (a file or a directory)')
@@ -187,8 +193,11 @@ export function buildProgram(): Command {
     const { observe } = await import('./commands/datapath.js');
     process.exitCode = await observe(targets, options, io());
   });
-  program
+  const agentCmd = program
     .command('agent')
+    // the agent's own --kubeconfig and --listen are not install's: options after `install` are install's
+    .enablePositionalOptions()
+    .version(VERSION)
     .description('run on the node as root: follow the API server and keep the datapath in step (kube-proxy replacement and policy)')
     .option('--kubeconfig <file>', 'kubeconfig (default: in-cluster service account)')
     .option('--node-name <name>', "this node's Node object, for NodePort addresses (default: the host name)")
@@ -204,6 +213,27 @@ export function buildProgram(): Command {
     .action(async (options: import('./commands/agent.js').AgentOptions) => {
       process.exitCode = await (await import('./commands/agent.js')).agent(options);
     });
+  hostOptions(
+    agentCmd
+      .command('install')
+      .description('upload the agent executable (`make sea`) and run it on the node as a systemd service (journaled: `agent remove` undoes it)')
+      .argument('[targets...]', 'nodes')
+      .option('--kubeconfig <file>', "kubeconfig the node's agent uses (copied to the node with mode 0600)")
+      .option('--node-name <name>', "the node's Node object (default: the node's host name)")
+      .option('--listen <addr:port>', "the agent's /healthz, /readyz and /metrics on the node", '127.0.0.1:10260')
+      .addHelpText('after', TARGETS + exitCodesHelp(EXIT.agentInstall)),
+  ).action(async (targets: string[], options: import('./commands/agent.js').AgentInstallCliOptions) => {
+    process.exitCode = await (await import('./commands/agent.js')).agentInstall(targets, options, io());
+  });
+  hostOptions(
+    agentCmd
+      .command('remove')
+      .description('stop and remove the agent service, and put back every file `agent install` changed, byte for byte')
+      .argument('[targets...]', 'nodes')
+      .addHelpText('after', TARGETS + exitCodesHelp(EXIT.agentInstall)),
+  ).action(async (targets: string[], options: import('./commands/hosts.js').HostOptions) => {
+    process.exitCode = await (await import('./commands/agent.js')).agentRemove(targets, options, io());
+  });
   program
     .command('npd')
     .description('write a node-problem-detector custom plugin monitor, its POSIX sh plugin and node-feature-discovery timer units, for after bootstrap')
@@ -225,10 +255,17 @@ export function buildProgram(): Command {
     .addOption(new Option('--endpoints <n>', 'endpoints per service').default(2).argParser(int('--endpoints', 1, 100)))
     .option('--modes <list>', 'modes to run besides the direct baseline: prepnode-sock, prepnode-tc, iptables-nft, iptables-legacy, nftables (default all)', list)
     .addOption(new Option('--program-timeout <seconds>', 'a mode that takes longer to program a size is stopped there (larger sizes are skipped)').default(60).argParser(int('--program-timeout', 1, 3600)))
+    .option('--pkt-sizes <list>', 'numbers of services for the per-packet section (tc_lb through BPF_PROG_TEST_RUN; default 10,10k,1m)', list)
+    .addOption(new Option('--pkt-repeat <n>', 'per-packet section: iterations of the kernel\'s loop per repeat case').default(1000000).argParser(int('--pkt-repeat', 1, 100000000)))
+    .addOption(new Option('--pkt-flows <n>', 'per-packet section: flows (one test run each) per first-packet case').default(10000).argParser(int('--pkt-flows', 1, 50000)))
+    .option('--no-pkt', 'leave the per-packet section out')
     .option('--json', 'print one JSON document (schema prep-node/bench/v1) instead of the table')
     .option('--report <dir>', 'also write DIR/README.md with SVG plots and DIR/bench.json')
     .option('--cleanup', 'only remove the namespaces, mounts and cgroups that interrupted runs left behind')
     .option('--quiet', 'no progress lines on stderr')
+    .option('--agent', 'instead: the agent against the fake API server on real pinned maps (10k services, 50k endpoints, 5k pods; churn at 100/s and 1000/s for 30 s each) beside kube-proxy nftables\'s cost of one endpoint change')
+    .option('--quick', 'with --agent: 1000 services, 5000 endpoints, 500 pods, 10 s of churn per rate')
+    .addOption(new Option('--churn <seconds>', 'with --agent: seconds of churn per rate (default 30; 10 with --quick); --sizes N sets the services (5 endpoints each, N/2 pods)').argParser(int('--churn', 1, 600)))
     .addHelpText('after', exitCodesHelp(EXIT.bench))
     .action(async (options: BenchOptions) => {
       const { bench } = await import('./commands/bench.js');
@@ -296,4 +333,5 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
-await main(process.argv);
+// not awaited at the top: the single executable's bundle is CommonJS, which has no top-level await
+void main(process.argv);

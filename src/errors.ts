@@ -14,6 +14,8 @@ export const ExitCode = {
   reverted: 6,
   /** rollback: the restore script failed on the node; the journal is kept so a rollback can be run again. */
   rollbackFailed: 7,
+  /** apply: a write step failed on the node part-way; what was done before it is journaled and `prep-node rollback` undoes it. */
+  applyFailed: 8,
   internal: 70,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
@@ -61,6 +63,21 @@ export class RollbackError extends PrepNodeError {
   ) {
     super(`${host}: ${detail}`, ExitCode.rollbackFailed);
     this.name = 'RollbackError';
+  }
+}
+
+/**
+ * Apply's write script stopped at a step that failed on the node (a full disk, a read-only file, a
+ * sysctl the kernel refused at write time): exit 8. The steps before it are journaled, so `prep-node
+ * rollback` undoes them; the message names the step, why, and what ran before it.
+ */
+export class ApplyError extends PrepNodeError {
+  constructor(
+    readonly host: string,
+    detail: string,
+  ) {
+    super(`${host}: ${detail}`, ExitCode.applyFailed);
+    this.name = 'ApplyError';
   }
 }
 

@@ -135,7 +135,6 @@ enum drop_reason {
 #define CT_F_REVNAT (1 << 1)
 /* this entry is the reply direction of a flow that passed policy */
 #define CT_F_REPLY (1 << 2)
-/* (bit 3 left for the conntrack-lifetime work) */
 /* SNATed flow: also rewrite the source (original direction) or destination (reply direction) to
  * snat_addr:snat_port */
 #define CT_F_SNAT (1 << 4)
@@ -143,6 +142,12 @@ enum drop_reason {
  * own address (SNAT, or a reply from an external VIP that is the node's address), which the
  * kernel's input route would drop as a martian */
 #define CT_F_FIB (1 << 5)
+/* TCP state (lib/ct_gc.h), high bits so other CT_F_* flags can grow from the bottom: a plain ACK
+ * was seen (lifetime: established), a FIN or RST was seen in either direction (lifetime: closing) */
+#define CT_F_TCP_ESTABLISHED (1 << 8)
+#define CT_F_TCP_CLOSING (1 << 9)
+/* the state bits, which both directions' entries of a new flow start with */
+#define CT_F_TCP_STATE (CT_F_TCP_ESTABLISHED | CT_F_TCP_CLOSING)
 
 /* ---- identities (cilium's numbering for the reserved ones) ---- */
 

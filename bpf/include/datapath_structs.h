@@ -102,7 +102,7 @@ struct ct_entry {
 	__be16 nat_port;
 	__u16 flags;        /* CT_F_* */
 	__u32 svc_id;       /* service for NATed flows, 0 otherwise */
-	__u32 pad;
+	__u32 lifetime_s;   /* seconds it lives after last_seen_ns, by state (ct_gc.h); 0 = no expiry */
 	/* CT_F_SNAT (added at the end, issue 13 item 2): the flow's second rewrite. Original direction:
 	 * source -> snat_addr:snat_port (the node's address, a port of the SNAT range); reply direction:
 	 * destination -> snat_addr:snat_port (the client as it sent the flow). */

@@ -26,7 +26,7 @@
 struct pkt {
 	__be32 saddr;
 	__be32 daddr;
-	__be16 sport;       /* TCP/UDP ports, ICMP echo id (both), from the first fragment if fragmented */
+	__be16 sport;       /* TCP/UDP/SCTP ports, ICMP echo id (both), from the first fragment if fragmented */
 	__be16 dport;
 	__be16 policy_port; /* port policy matches: TCP/UDP destination port, ICMP htons(type) */
 	__be16 frag_id;
@@ -104,6 +104,18 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct pkt *p)
 		p->dport = udp.dest;
 		p->policy_port = udp.dest;
 		p->csum_off = p->l4_off + offsetof(struct udphdr, check);
+	} else if (p->proto == IPPROTO_SCTP) {
+		__be16 ports[2]; /* the common header starts with the ports, as TCP's and UDP's do */
+
+		if (ihl_bytes + 12 > p->tot_len ||
+		    bpf_skb_load_bytes(skb, p->l4_off, ports, sizeof(ports)))
+			return DROP_TRUNCATED_L4;
+		p->sport = ports[0];
+		p->dport = ports[1];
+		p->policy_port = ports[1];
+		/* csum_off stays 0: SCTP's CRC32c covers no pseudo header, so an address rewrite keeps
+		 * it valid, and nat_rewrite() rewrites no port (userspace refuses SCTP services whose
+		 * backend port differs from the service port) */
 	} else if (p->proto == IPPROTO_ICMP) {
 		struct icmp_hdr8 icmp;
 
@@ -147,7 +159,7 @@ static __always_inline int frag_track(struct pkt *p)
 		return DROP_FRAG_NO_FIRST;
 	p->sport = known->sport;
 	p->dport = known->dport;
-	if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP)
+	if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP || p->proto == IPPROTO_SCTP)
 		p->policy_port = known->dport;
 	return 0;
 }

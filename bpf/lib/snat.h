@@ -27,6 +27,7 @@
 #include "parse.h"
 #include "nat.h"
 #include "lb_hash.h"
+#include "ct_gc.h"
 
 #ifndef AF_INET
 #define AF_INET 2
@@ -59,13 +60,14 @@ static __always_inline bool snat_needed(const struct lb_service *svc, const stru
  * Both conntrack entries of a new SNATed flow p -> (DNAT) baddr:bport, source -> node:port.
  * 0 with *node_out and *port_out set, or a DROP_* reason (nothing written then).
  */
-static __always_inline __u32 snat_ct_create(const struct pkt *p, __be32 baddr, __be16 bport,
-					    __u32 svc_id, __be32 *node_out, __be16 *port_out)
+static __always_inline __u32 snat_ct_create(struct __sk_buff *skb, const struct pkt *p,
+					    __be32 baddr, __be16 bport, __u32 svc_id,
+					    __be32 *node_out, __be16 *port_out)
 {
 	struct ct_key orig = { .saddr = p->saddr, .daddr = p->daddr, .sport = p->sport,
 			       .dport = p->dport, .proto = p->proto };
 	struct ct_key reply = { .saddr = baddr, .sport = bport, .proto = p->proto };
-	struct ct_entry ent = {};
+	struct ct_entry ent = {}, *old;
 	__u32 min = cfg_snat_port_min, max = cfg_snat_port_max, range, hash, i;
 	__be32 node = snat_node_addr();
 	__be16 port = 0;
@@ -79,8 +81,9 @@ static __always_inline __u32 snat_ct_create(const struct pkt *p, __be32 baddr, _
 
 	ent.last_seen_ns = bpf_ktime_get_ns();
 	ent.svc_id = svc_id;
+	ct_life_init(skb, p, &ent); /* lifetime and TCP state bits, the same for both directions */
 	/* reply: backend -> node:port; source back to the VIP, destination back to the client */
-	ent.flags = CT_F_REPLY | CT_F_REVNAT | CT_F_SNAT | CT_F_FIB;
+	ent.flags |= CT_F_REPLY | CT_F_REVNAT | CT_F_SNAT | CT_F_FIB;
 	ent.nat_addr = p->daddr;
 	ent.nat_port = p->dport;
 	ent.snat_addr = p->saddr;
@@ -91,12 +94,17 @@ static __always_inline __u32 snat_ct_create(const struct pkt *p, __be32 baddr, _
 		reply.dport = port;
 		if (bpf_map_update_elem(&conntrack, &reply, &ent, BPF_NOEXIST) == 0)
 			break;
+		/* a port whose flow has expired (not yet collected by ct-gc) is free again */
+		old = bpf_map_lookup_elem(&conntrack, &reply);
+		if (old && ct_expired(old, ent.last_seen_ns) &&
+		    bpf_map_update_elem(&conntrack, &reply, &ent, BPF_EXIST) == 0)
+			break;
 	}
 	if (i == SNAT_PORT_TRIES)
 		return DROP_SNAT_NO_PORT;
 
 	/* original: client -> VIP; destination to the backend, source to node:port */
-	ent.flags = CT_F_DNAT | CT_F_SNAT | CT_F_FIB;
+	ent.flags = (ent.flags & CT_F_TCP_STATE) | CT_F_DNAT | CT_F_SNAT | CT_F_FIB;
 	ent.nat_addr = baddr;
 	ent.nat_port = bport;
 	ent.snat_addr = node;

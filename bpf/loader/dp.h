@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <linux/types.h>
+#include <linux/bpf.h>
 
 /* exit codes: stable, the TypeScript side maps them (bpf/README.md "Loader") */
 enum dp_exit {
@@ -147,6 +148,23 @@ int dp_hex_decode(const char *hex, void *out, size_t len);
 /* parse a decimal/hex number with optional k/m/g suffix (powers of 1024) */
 int dp_parse_u64(const char *s, unsigned long long *out);
 
+/* ---- names.c: service names from the names index `datapath sync` leaves on the node ---- */
+
+struct dp_name {
+	__u32 id;
+	char *name; /* decoded from JSON (UTF-8), len bytes */
+	size_t len;
+};
+struct dp_names {
+	struct dp_name *v; /* sorted by id */
+	size_t n;
+};
+/* 0: loaded; 1: no such file; -errno: unreadable, too large (EFBIG), not a version-1 index
+ * (EBADMSG). Anything but 0 leaves names empty. */
+int dp_names_load(const char *path, struct dp_names *names);
+const struct dp_name *dp_names_find(const struct dp_names *names, __u32 id);
+void dp_names_free(struct dp_names *names);
+
 /* ---- commands ---- */
 
 int cmd_install(int argc, char **argv);
@@ -158,8 +176,37 @@ int cmd_events(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
 int cmd_features(int argc, char **argv);
+int cmd_metrics(int argc, char **argv);
+int cmd_bench_pkt(int argc, char **argv);
+int cmd_ct_gc(int argc, char **argv);
 
 /* status as JSON members of w (shared by `status` and an idempotent `install`) */
 int dp_status_members(struct jw *w);
+/* installed: bpffs mounted and an install record there; st: that record (0, or a recorded
+ * "state-version" failure when the record is unreadable) */
+int dp_status_open(struct dp_state *st, bool *installed);
+
+/* One attached (or recorded) program, as status and metrics show it. */
+struct dp_prog_row {
+	const char *name;   /* the pin's name (links/<name>), or tc_lb */
+	const char *type;   /* dp_prog_type_name(), NULL when the program is gone */
+	const char *attach; /* "cgroup/<attach type> <cgroup>" or "tc/ingress <ifname>" */
+	__u32 id, link_id;  /* link_id 0: not a link (tc) */
+	bool attached;      /* read back from the kernel */
+};
+typedef void (*dp_prog_fn)(const struct dp_prog_row *r, void *ctx);
+/* every program of the install: cgroup links (in pin directory order), then tc filters */
+void dp_walk_programs(const struct dp_state *st, dp_prog_fn fn, void *ctx);
+
+/* One pinned map of the install. */
+struct dp_map_row {
+	const char *name;
+	struct bpf_map_info info;
+	long long entries; /* arrays: max_entries; -1: unknown (ring buffer) */
+	long long memlock; /* bytes charged, -1: unknown */
+};
+typedef void (*dp_map_fn)(const struct dp_map_row *r, void *ctx);
+/* every pinned map of the install, in pin directory order */
+void dp_walk_maps(dp_map_fn fn, void *ctx);
 
 #endif /* PREP_NODE_DP_H */

@@ -40,6 +40,8 @@ struct install_opts {
 	bool no_flow_events; /* --no-flow-events: cfg_flow_events = 0 (drop events only) */
 	unsigned long long ram_mib; /* --ram-mib: size the maps for this much RAM (0: the node's) */
 	unsigned snat_min, snat_max; /* --snat-ports MIN-MAX (0: choose, see snat_ports()) */
+	/* --ct-timeout: conntrack lifetimes in seconds, 0 = the datapath's default (lib/ct_gc.h) */
+	__u32 ct_tcp_syn, ct_tcp_established, ct_tcp_closing, ct_udp, ct_other;
 };
 
 /* the SNAT source port range chosen (0-0: none) and why, for the install output */
@@ -92,6 +94,65 @@ static int parse_caps(struct install_opts *o, char *spec)
 	return 0;
 }
 
+/* a duration: seconds, or a number with s/m/h/d; 1 s .. 30 days */
+static int parse_secs(const char *v, __u32 *out)
+{
+	char *end;
+	unsigned long long n, mul = 1;
+
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno || end == v)
+		return -1;
+	if (*end) {
+		if (end[1])
+			return -1;
+		switch (*end) {
+		case 's': mul = 1; break;
+		case 'm': mul = 60; break;
+		case 'h': mul = 3600; break;
+		case 'd': mul = 86400; break;
+		default: return -1;
+		}
+	}
+	if (n == 0 || n > 30ULL * 86400 / mul)
+		return -1;
+	*out = (__u32)(n * mul);
+	return 0;
+}
+
+/* --ct-timeout tcp-syn=60,tcp-established=6h,tcp-closing=10,udp=60,other=60 (any subset) */
+static int parse_ct_timeouts(struct install_opts *o, char *spec)
+{
+	char *save = NULL, *item, *eq;
+	__u32 *slot;
+
+	for (item = strtok_r(spec, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		eq = strchr(item, '=');
+		if (!eq)
+			return usage_err("--ct-timeout wants name=duration[,name=duration...] "
+					 "(tcp-syn, tcp-established, tcp-closing, udp, other)", item);
+		*eq = 0;
+		if (!strcmp(item, "tcp-syn"))
+			slot = &o->ct_tcp_syn;
+		else if (!strcmp(item, "tcp-established"))
+			slot = &o->ct_tcp_established;
+		else if (!strcmp(item, "tcp-closing"))
+			slot = &o->ct_tcp_closing;
+		else if (!strcmp(item, "udp"))
+			slot = &o->ct_udp;
+		else if (!strcmp(item, "other"))
+			slot = &o->ct_other;
+		else
+			return usage_err("--ct-timeout: no such timeout (tcp-syn, tcp-established, tcp-closing, "
+					 "udp, other)", item);
+		if (parse_secs(eq + 1, slot))
+			return usage_err("--ct-timeout: a duration from 1s to 30d (seconds, or with s/m/h/d)",
+					 eq + 1);
+	}
+	return 0;
+}
+
 static int parse_args(struct install_opts *o, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -102,6 +163,7 @@ static int parse_args(struct install_opts *o, int argc, char **argv)
 		{ "no-flow-events", no_argument, NULL, 'n' },
 		{ "ram-mib", required_argument, NULL, 'r' },
 		{ "snat-ports", required_argument, NULL, 's' },
+		{ "ct-timeout", required_argument, NULL, 'T' },
 		{}
 	};
 	int c, i;
@@ -144,6 +206,10 @@ static int parse_args(struct install_opts *o, int argc, char **argv)
 				return usage_err("--snat-ports wants MIN-MAX with 1024 <= MIN <= MAX <= 65535", optarg);
 			break;
 		}
+		case 'T':
+			if (parse_ct_timeouts(o, optarg))
+				return -1;
+			break;
 		default:
 			return usage_err("unknown option (see prep-node-dp --help)", NULL);
 		}
@@ -507,6 +573,16 @@ static int build(struct install *in, const struct install_opts *o, const __u32 *
 	in->tc->rodata->cfg_snat_port_min = (__u16)snat_min;
 	in->tc->rodata->cfg_snat_port_max = (__u16)snat_max;
 	in->sock->rodata->cfg_flow_events = !o->no_flow_events;
+	if (o->ct_tcp_syn)
+		in->tc->rodata->cfg_ct_tcp_syn_s = o->ct_tcp_syn;
+	if (o->ct_tcp_established)
+		in->tc->rodata->cfg_ct_tcp_established_s = o->ct_tcp_established;
+	if (o->ct_tcp_closing)
+		in->tc->rodata->cfg_ct_tcp_closing_s = o->ct_tcp_closing;
+	if (o->ct_udp)
+		in->tc->rodata->cfg_ct_udp_s = o->ct_udp;
+	if (o->ct_other)
+		in->tc->rodata->cfg_ct_other_s = o->ct_other;
 
 	dp_libbpf_log_reset();
 	if ((err = tc_lb_bpf__load(in->tc)))

@@ -2,7 +2,8 @@
 /*
  * prep-node-dp: the node-side loader of the prep-node eBPF datapath. A static binary with both BPF
  * objects embedded (libbpf skeletons), uploaded by prep-node over SSH: a node needs nothing but its
- * kernel. Every command prints one JSON document on stdout (`events` and `dump` print lines);
+ * kernel. Every command prints one JSON document on stdout (`events` and `dump` print lines,
+ * `metrics` the Prometheus text format);
  * failures print {"error": "...", "code": "..."} and exit with the codes of enum dp_exit.
  */
 #include <stdio.h>
@@ -20,6 +21,9 @@ static const struct {
 	{ "install", cmd_install }, { "apply", cmd_apply },   { "dump", cmd_dump },
 	{ "status", cmd_status },   { "events", cmd_events }, { "remove", cmd_remove },
 	{ "serve", cmd_serve },     { "probe", cmd_probe },   { "features", cmd_features },
+	{ "metrics", cmd_metrics },
+	{ "bench-pkt", cmd_bench_pkt },
+	{ "ct-gc", cmd_ct_gc },
 };
 
 static const char usage[] =
@@ -27,14 +31,19 @@ static const char usage[] =
 	"  install [--cap MAP=N,...] [--tc-dev IF]... [--cgroup PATH] [--force] [--no-flow-events]\n"
 	"          [--ram-mib N]  (default capacities follow RAM below 4 GiB; --cap overrides)\n"
 	"          [--snat-ports MIN-MAX]  (default: above net.ipv4.ip_local_port_range)\n"
+	"          [--ct-timeout tcp-syn=60,tcp-established=6h,tcp-closing=10,udp=60,other=60]\n"
+	"  ct-gc [--backend ADDR:PORT[/tcp|udp|sctp]]...  delete expired conntrack entries (and backends')\n"
 	"  apply                      lines on stdin: put MAP KEYHEX VALUEHEX | del MAP KEYHEX | clear MAP\n"
 	"  dump MAP [--per-cpu]       KEYHEX VALUEHEX per line\n"
 	"  status\n"
+	"  metrics [--names FILE]     the counters in the Prometheus text format (FILE: sync's names index)\n"
 	"  events [--follow] [--timeout-ms N] [--max N]\n"
 	"  remove\n"
 	"  serve --port P --name NAME [--addr A]\n"
 	"  probe --connect IP:PORT [--count N] [--timeout-ms T] [--udp]\n"
 	"  features                   what this kernel does (BPF program/attach types, helpers, maps, modules)\n"
+	"  bench-pkt [--repeat N] [--flows N]   tc_lb's ns/packet (BPF_PROG_TEST_RUN) beside a floor program;\n"
+	"                             cases on stdin: NAME flows|repeat tcp|udp SRC SPORT DST DPORT\n"
 	"  version\n"
 	"--bpffs DIR: the bpffs holding prep-node/ (default /sys/fs/bpf)\n"
 	"-v: libbpf's messages on stderr\n"

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /*
  * status: what is attached (read back from the kernel, not from memory), the maps with their fill
- * and memory, the per-reason drop counters, forwarded totals (svc_counters summed). Entries are counted by walking the keys: O(entries)
- * syscalls, fine for a status command (1M entries take well under a second).
+ * and memory, the per-reason drop counters, forwarded totals (svc_counters summed). Entries are
+ * counted by walking the keys: O(entries) syscalls, fine for a status command (1M entries take well
+ * under a second). The program and map walks are shared with `metrics` (metrics.c).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -19,29 +20,23 @@
 #include "maps_user.h"
 
 /* name: the pin's (the kernel keeps only 15 characters of a program name) */
-static void prog_member(struct jw *w, const char *name, __u32 id, const char *attach, __u32 link_id,
-			bool attached)
+static void prog_row(dp_prog_fn fn, void *ctx, const char *name, __u32 id, const char *attach,
+		     __u32 link_id, bool attached)
 {
 	struct bpf_prog_info info = {};
 	__u32 len = sizeof(info);
 	int fd = bpf_prog_get_fd_by_id(id);
+	struct dp_prog_row r = { .name = name, .id = id, .attach = attach, .link_id = link_id,
+				 .attached = attached };
 
-	if (fd >= 0)
-		bpf_obj_get_info_by_fd(fd, &info, &len);
-	jw_open(w, NULL);
-	jw_str(w, "name", name);
-	jw_str(w, "type", fd >= 0 ? dp_prog_type_name(info.type) : NULL);
-	jw_str(w, "attach", attach);
-	jw_u64(w, "id", id);
-	if (link_id)
-		jw_u64(w, "link_id", link_id);
-	jw_bool(w, "attached", attached);
-	jw_close_obj(w);
+	if (fd >= 0 && bpf_obj_get_info_by_fd(fd, &info, &len) == 0)
+		r.type = dp_prog_type_name(info.type);
+	fn(&r, ctx);
 	if (fd >= 0)
 		close(fd);
 }
 
-static void programs(struct jw *w, const struct dp_state *st)
+void dp_walk_programs(const struct dp_state *st, dp_prog_fn fn, void *ctx)
 {
 	DECLARE_LIBBPF_OPTS(bpf_tc_hook, hook, .attach_point = BPF_TC_INGRESS);
 	char path[1024], attach[400], name[IF_NAMESIZE];
@@ -49,7 +44,6 @@ static void programs(struct jw *w, const struct dp_state *st)
 	DIR *d;
 	__u32 i;
 
-	jw_array(w, "programs");
 	d = opendir(dp_pin_path(path, sizeof(path), "links"));
 	while (d && (e = readdir(d))) {
 		struct bpf_link_info info = {};
@@ -68,7 +62,7 @@ static void programs(struct jw *w, const struct dp_state *st)
 		snprintf(attach, sizeof(attach), "cgroup/%s %s", dp_attach_type_name(info.cgroup.attach_type),
 			 st->cgroup);
 		/* a detached link keeps its program but has no cgroup any more */
-		prog_member(w, e->d_name, info.prog_id, attach, info.id, info.cgroup.cgroup_id != 0);
+		prog_row(fn, ctx, e->d_name, info.prog_id, attach, info.id, info.cgroup.cgroup_id != 0);
 		close(fd);
 	}
 	if (d)
@@ -80,10 +74,24 @@ static void programs(struct jw *w, const struct dp_state *st)
 
 		hook.ifindex = (int)r->ifindex;
 		snprintf(attach, sizeof(attach), "tc/ingress %s", r->ifname);
-		prog_member(w, "tc_lb", r->prog_id, attach, 0,
-			    here && bpf_tc_query(&hook, &opts) == 0 && opts.prog_id == r->prog_id);
+		prog_row(fn, ctx, "tc_lb", r->prog_id, attach, 0,
+			 here && bpf_tc_query(&hook, &opts) == 0 && opts.prog_id == r->prog_id);
 	}
-	jw_close_arr(w);
+}
+
+static void prog_json(const struct dp_prog_row *r, void *ctx)
+{
+	struct jw *w = ctx;
+
+	jw_open(w, NULL);
+	jw_str(w, "name", r->name);
+	jw_str(w, "type", r->type);
+	jw_str(w, "attach", r->attach);
+	jw_u64(w, "id", r->id);
+	if (r->link_id)
+		jw_u64(w, "link_id", r->link_id);
+	jw_bool(w, "attached", r->attached);
+	jw_close_obj(w);
 }
 
 /* "memlock:" of the map's fdinfo: what the kernel charges for it */
@@ -121,48 +129,52 @@ static long long count_entries(int fd, const struct bpf_map_info *info)
 	return n;
 }
 
-static void maps(struct jw *w)
+void dp_walk_maps(dp_map_fn fn, void *ctx)
 {
 	char path[1024];
 	struct dirent *e;
 	DIR *d;
 
-	jw_array(w, "maps");
 	d = opendir(dp_pin_path(path, sizeof(path), "maps"));
 	while (d && (e = readdir(d))) {
-		struct bpf_map_info info = {};
-		__u32 len = sizeof(info);
-		long long n, mem;
+		struct dp_map_row r = { .name = e->d_name };
+		__u32 len = sizeof(r.info);
 		int fd;
 
 		if (e->d_name[0] == '.')
 			continue;
 		fd = dp_map_open(e->d_name);
-		if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len)) {
+		if (fd < 0 || bpf_obj_get_info_by_fd(fd, &r.info, &len)) {
 			if (fd >= 0)
 				close(fd);
 			continue;
 		}
-		n = count_entries(fd, &info);
-		mem = memlock(fd);
-		jw_open(w, NULL);
-		jw_str(w, "name", e->d_name);
-		jw_str(w, "type", dp_map_type_name(info.type));
-		jw_u64(w, "max_entries", info.max_entries);
-		/* left out when unknown (the ring buffer has no entries), never null */
-		if (n >= 0)
-			jw_i64(w, "entries", n);
-		if (mem >= 0)
-			jw_i64(w, "memlock_bytes", mem);
-		jw_u64(w, "key_size", info.key_size);
-		jw_u64(w, "value_size", info.value_size);
-		jw_u64(w, "id", info.id);
-		jw_close_obj(w);
+		r.entries = count_entries(fd, &r.info);
+		r.memlock = memlock(fd);
+		fn(&r, ctx);
 		close(fd);
 	}
 	if (d)
 		closedir(d);
-	jw_close_arr(w);
+}
+
+static void map_json(const struct dp_map_row *r, void *ctx)
+{
+	struct jw *w = ctx;
+
+	jw_open(w, NULL);
+	jw_str(w, "name", r->name);
+	jw_str(w, "type", dp_map_type_name(r->info.type));
+	jw_u64(w, "max_entries", r->info.max_entries);
+	/* left out when unknown (the ring buffer has no entries), never null */
+	if (r->entries >= 0)
+		jw_i64(w, "entries", r->entries);
+	if (r->memlock >= 0)
+		jw_i64(w, "memlock_bytes", r->memlock);
+	jw_u64(w, "key_size", r->info.key_size);
+	jw_u64(w, "value_size", r->info.value_size);
+	jw_u64(w, "id", r->info.id);
+	jw_close_obj(w);
 }
 
 /* drops: every reason of drop_reasons.h by name, packets summed over CPUs */
@@ -216,18 +228,29 @@ static void forwarded(struct jw *w)
 	jw_close_obj(w);
 }
 
+int dp_status_open(struct dp_state *st, bool *installed)
+{
+	char dir[512];
+
+	*installed = dp_bpffs_mounted() && dp_installed();
+	if (*installed && dp_state_read(dp_pin_path(dir, sizeof(dir), NULL), st))
+		return dp_fail(DP_EXIT_ENV, "state-version",
+			       "the install record under %s is unreadable (another prep-node-dp version?)", dir);
+	return 0;
+}
+
 int dp_status_members(struct jw *w)
 {
 	static struct dp_state st;
 	struct utsname u;
 	char dir[512];
-	bool installed = dp_bpffs_mounted() && dp_installed();
+	bool installed;
 	__u32 i;
 
 	uname(&u);
-	if (installed && dp_state_read(dp_pin_path(dir, sizeof(dir), NULL), &st))
-		return dp_fail(DP_EXIT_ENV, "state-version",
-			       "the install record under %s is unreadable (another prep-node-dp version?)", dir);
+	if (dp_status_open(&st, &installed))
+		return -1;
+	dp_pin_path(dir, sizeof(dir), NULL);
 	jw_bool(w, "installed", installed);
 	jw_str(w, "kernel", u.release);
 	if (!installed) {
@@ -243,8 +266,12 @@ int dp_status_members(struct jw *w)
 		jw_bool(w, "bpffs", dp_bpffs_mounted());
 		return 0;
 	}
-	programs(w, &st);
-	maps(w);
+	jw_array(w, "programs");
+	dp_walk_programs(&st, prog_json, w);
+	jw_close_arr(w);
+	jw_array(w, "maps");
+	dp_walk_maps(map_json, w);
+	jw_close_arr(w);
 	drops(w);
 	forwarded(w);
 	jw_u64(w, "events_lost", dp_events_lost());

@@ -38,6 +38,21 @@ void pkt_fix_ip_csum(uint8_t *frame)
 	put16(ip + 10, fold(sum16(ip, ihl, 0)));
 }
 
+/* CRC32c (Castagnoli), as SCTP's checksum (RFC 4960 appendix B): reflected, init and final ~0 */
+static uint32_t crc32c(const uint8_t *p, size_t n)
+{
+	uint32_t crc = 0xffffffffu;
+	size_t i;
+	int k;
+
+	for (i = 0; i < n; i++) {
+		crc ^= p[i];
+		for (k = 0; k < 8; k++)
+			crc = crc & 1 ? (crc >> 1) ^ 0x82f63b78u : crc >> 1;
+	}
+	return ~crc;
+}
+
 size_t pkt_build(const struct pkt_spec *s, uint8_t *buf)
 {
 	static const uint8_t dmac[6] = { 0x02, 0, 0, 0, 0, 0x02 }, smac[6] = { 0x02, 0, 0, 0, 0, 0x01 };
@@ -55,6 +70,7 @@ size_t pkt_build(const struct pkt_spec *s, uint8_t *buf)
 	switch (s->proto) {
 	case IPPROTO_TCP: l4_len = 20; break;
 	case IPPROTO_UDP: l4_len = 8; break;
+	case IPPROTO_SCTP: l4_len = 12; break; /* the common header; the payload stands for chunks */
 	default: l4_len = 8; break; /* ICMP */
 	}
 	for (i = 0; i < s->payload_len; i++)
@@ -91,6 +107,17 @@ size_t pkt_build(const struct pkt_spec *s, uint8_t *buf)
 		put16(l4 + 4, (uint16_t)(l4_len + s->payload_len));
 		c = fold(sum16(l4, l4_len + s->payload_len, acc));
 		put16(l4 + 6, s->udp_zero_csum ? 0 : (c ? c : 0xffff));
+	} else if (s->proto == IPPROTO_SCTP) {
+		uint32_t c;
+
+		put16(l4, s->sport);
+		put16(l4 + 2, s->dport);
+		put16(l4 + 4, 0xbeef); /* verification tag */
+		c = crc32c(l4, l4_len + s->payload_len); /* over the SCTP packet only: no pseudo header */
+		l4[8] = c & 0xff; /* sent least significant byte first, as Linux's sctp_compute_cksum() */
+		l4[9] = (c >> 8) & 0xff;
+		l4[10] = (c >> 16) & 0xff;
+		l4[11] = c >> 24;
 	} else {
 		l4[0] = s->icmp_type;
 		l4[1] = s->icmp_code;
@@ -211,4 +238,35 @@ const char *pkt_diff(const uint8_t *a, size_t alen, const uint8_t *b, size_t ble
 		snprintf(msg, sizeof(msg), "byte %zu is %02x, expected %02x (length %zu, expected %zu)",
 			 i, a[i], b[i], alen, blen);
 	return msg;
+}
+
+size_t pkt_icmp_error(const char *src, const char *dst, uint8_t type, uint8_t code, uint16_t mtu,
+		      const uint8_t *quoted, size_t quoted_len, size_t quote_max, uint8_t *buf)
+{
+	static const uint8_t dmac[6] = { 0x02, 0, 0, 0, 0, 0x02 }, smac[6] = { 0x02, 0, 0, 0, 0, 0x01 };
+	uint8_t *ip = buf + PKT_IP_OFF, *icmp = ip + 20;
+	size_t q = quoted_len - PKT_ETH_LEN;
+	struct in_addr a;
+
+	if (q > quote_max)
+		q = quote_max;
+	memset(buf, 0, PKT_MAX);
+	memcpy(buf, dmac, 6);
+	memcpy(buf + 6, smac, 6);
+	put16(buf + 12, 0x0800);
+	ip[0] = 0x45;
+	put16(ip + 2, (uint16_t)(20 + 8 + q));
+	ip[8] = 64;
+	ip[9] = IPPROTO_ICMP;
+	inet_pton(AF_INET, src, &a);
+	memcpy(ip + 12, &a, 4);
+	inet_pton(AF_INET, dst, &a);
+	memcpy(ip + 16, &a, 4);
+	pkt_fix_ip_csum(buf);
+	icmp[0] = type;
+	icmp[1] = code;
+	put16(icmp + 6, mtu);
+	memcpy(icmp + 8, quoted + PKT_ETH_LEN, q);
+	put16(icmp + 2, fold(sum16(icmp, 8 + q, 0)));
+	return PKT_ETH_LEN + 20 + 8 + q;
 }

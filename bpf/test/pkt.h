@@ -19,7 +19,7 @@
 struct pkt_spec {
 	const char *src;        /* dotted IPv4 */
 	const char *dst;
-	uint8_t proto;          /* IPPROTO_TCP / UDP / ICMP */
+	uint8_t proto;          /* IPPROTO_TCP / UDP / SCTP (CRC32c from scratch) / ICMP */
 	uint16_t sport, dport;  /* host order */
 	uint8_t tcp_flags;      /* default 0x02 (SYN) when 0 */
 	uint8_t icmp_type, icmp_code;
@@ -60,6 +60,11 @@ struct pkt6_spec {
 /* Build a whole IPv6 frame into buf (PKT_MAX); returns its length. A fragment header with
  * frag_off > 0 is followed by pattern bytes only (a later fragment: no L4 header). */
 size_t pkt6_build(const struct pkt6_spec *s, uint8_t *buf);
+
+/* An ICMP error (type, code; mtu for fragmentation needed) from src to dst quoting the first
+ * quote_max bytes of the IPv4 packet in quoted (a frame from pkt_build), checksums from scratch. */
+size_t pkt_icmp_error(const char *src, const char *dst, uint8_t type, uint8_t code, uint16_t mtu,
+		      const uint8_t *quoted, size_t quoted_len, size_t quote_max, uint8_t *buf);
 
 /* Recompute the IPv4 header checksum (after a test edits the header on purpose). */
 void pkt_fix_ip_csum(uint8_t *frame);

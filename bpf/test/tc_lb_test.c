@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/pkt_cls.h>
@@ -244,6 +245,7 @@ static void run_table(const struct tcase *cases, size_t n)
 
 #define TCP(s, sp, d, dp, ...) { .src = s, .sport = sp, .dst = d, .dport = dp, .proto = IPPROTO_TCP, .payload_len = 100, __VA_ARGS__ }
 #define UDP(s, sp, d, dp, ...) { .src = s, .sport = sp, .dst = d, .dport = dp, .proto = IPPROTO_UDP, .payload_len = 100, __VA_ARGS__ }
+#define SCTP(s, sp, d, dp, ...) { .src = s, .sport = sp, .dst = d, .dport = dp, .proto = IPPROTO_SCTP, .payload_len = 100, __VA_ARGS__ }
 #define ICMP(s, d, t, c, ...) { .src = s, .dst = d, .proto = IPPROTO_ICMP, .icmp_type = t, .icmp_code = c, .icmp_id = 77, .payload_len = 56, __VA_ARGS__ }
 #define OUT(...) (&(const struct pkt_spec)__VA_ARGS__)
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -259,6 +261,7 @@ static void run_table(const struct tcase *cases, size_t n)
 #define SVC_RANDOM 7
 #define SVC_WEIGHTED 8
 #define SVC_AFFINITY 9
+#define SVC_SCTP 10
 
 static void setup_lb(void)
 {
@@ -287,6 +290,9 @@ static void setup_lb(void)
 	for (i = 0; i < 3; i++)
 		err |= dp_backend_set(b, SVC_WEIGHTED, i, ip4(BE1), htons(8080), 101);
 	err |= dp_backend_set(b, SVC_WEIGHTED, 3, ip4(BE2), htons(8080), 102);
+	/* SCTP: the backend listens on the service's port (addresses are translated, ports are not) */
+	err |= dp_service_set(s, ip4(VIP), htons(3868), IPPROTO_SCTP, SVC_SCTP, 1, 0, 0);
+	err |= dp_backend_set(b, SVC_SCTP, 0, ip4(BE1), htons(3868), 101);
 	err |= dp_service_set(s, ip4(VIP), htons(87), IPPROTO_TCP, SVC_AFFINITY, 2, SVC_F_AFFINITY, 60);
 	err |= dp_backend_set(b, SVC_AFFINITY, 0, ip4(BE1), htons(8080), 101);
 	err |= dp_backend_set(b, SVC_AFFINITY, 1, ip4(BE2), htons(8080), 102);
@@ -339,6 +345,13 @@ static const struct tcase lb_cases[] = {
 	{ "later fragment whose first fragment was never seen: dropped as FRAG_NO_FIRST",
 	  UDP(CLIENT, 40010, VIP, 53, .ip_id = 4343, .payload_len = 200), NULL, DROP, NULL,
 	  DROP_FRAG_NO_FIRST, FRAG_LATER },
+	{ "SCTP to VIP:3868 is DNATed to 10.0.1.5:3868: the address and IPv4 checksum change, the SCTP "
+	  "CRC32c (no pseudo header) stays valid untouched",
+	  SCTP(CLIENT, 40012, VIP, 3868), NULL, PASS, OUT(SCTP(CLIENT, 40012, BE1, 3868)), 0, 0 },
+	{ "the SCTP backend's reply is reverse-NATed to VIP:3868",
+	  SCTP(BE1, 3868, CLIENT, 40012), NULL, PASS, OUT(SCTP(VIP, 3868, CLIENT, 40012)), 0, 0 },
+	{ "SCTP to a TCP-only VIP:80 passes untouched (a service is VIP+port+protocol)",
+	  SCTP(CLIENT, 40013, VIP, 80), NULL, PASS, NULL, 0, 0 },
 	{ "a malformed packet to a VIP is dropped before any service lookup (ihl 4: MALFORMED_IP)",
 	  TCP(CLIENT, 40011, VIP, 81), set_ihl_4, DROP, NULL, DROP_MALFORMED_IP, 0 },
 };
@@ -423,6 +436,194 @@ static void lb_selection_cases(void)
 	tap_result("session affinity is per client: 32 other clients spread over the backends");
 }
 
+/* ---------------------------------------------------------------- ICMP errors of NATed flows */
+
+#define ROUTER "10.0.2.1"      /* a router between the node and the backend */
+#define ROUTER_C "192.0.2.1"   /* a router on the client's side */
+
+/* run a packet through and expect PASS (for setting up a flow) */
+static void flow_open(const struct pkt_spec *s)
+{
+	uint8_t in[PKT_MAX], out[PKT_MAX];
+	size_t in_len = pkt_build(s, in), out_len;
+
+	if (run(in, in_len, out, &out_len) != PASS)
+		tap_fail("setting up the flow %s:%u -> %s:%u: not passed", s->src, s->sport, s->dst, s->dport);
+}
+
+struct icmp_case {
+	const char *desc;
+	const char *src, *dst, *want_src, *want_dst; /* outer addresses in and expected out */
+	uint8_t type, code;
+	struct pkt_spec quote, want_quote;           /* quoted packet in, and as it must come out */
+	size_t quote_max;                            /* bytes of the quoted IPv4 packet */
+};
+
+static void icmp_case(const struct icmp_case *c)
+{
+	uint8_t q[PKT_MAX], wq[PKT_MAX], in[PKT_MAX], want[PKT_MAX], got[PKT_MAX];
+	size_t q_len = pkt_build(&c->quote, q), wq_len = pkt_build(&c->want_quote, wq);
+	size_t in_len = pkt_icmp_error(c->src, c->dst, c->type, c->code, 1280, q, q_len, c->quote_max, in);
+	size_t want_len = pkt_icmp_error(c->want_src, c->want_dst, c->type, c->code, 1280, wq, wq_len,
+					 c->quote_max, want);
+	size_t got_len = 0;
+	int verdict;
+
+	ring_buffer__consume(rb);
+	events_seen = 0;
+	verdict = run(in, in_len, got, &got_len);
+	ring_buffer__consume(rb);
+	if (verdict != PASS)
+		tap_fail("verdict %d, expected PASS (last drop event: %s)", verdict,
+			 events_seen ? dp_drop_reason(last_event.reason) : "none");
+	else if (got_len != want_len || memcmp(got, want, want_len))
+		tap_fail("output packet differs: %s", pkt_diff(got, got_len, want, want_len));
+	if (events_seen)
+		tap_fail("%d unexpected drop events (reason %u)", events_seen, last_event.reason);
+	tap_result(c->desc);
+}
+
+static void icmp_error_cases(void)
+{
+	static const struct icmp_case cases[] = {
+		{ "fragmentation needed from a router about a DNATed TCP segment: the quote's backend "
+		  "10.0.1.5:8080 becomes VIP:80, inner IPv4, TCP and ICMP checksums updated",
+		  ROUTER, CLIENT, ROUTER, CLIENT, 3, 4,
+		  TCP(CLIENT, 45000, BE1, 8080, .tcp_flags = 0x10, .payload_len = 1400),
+		  TCP(CLIENT, 45000, VIP, 80, .tcp_flags = 0x10, .payload_len = 1400), 548 },
+		{ "fragmentation needed quoting only 8 bytes of TCP (no checksum quoted): addresses and "
+		  "port translated, ICMP checksum updated",
+		  ROUTER, CLIENT, ROUTER, CLIENT, 3, 4,
+		  TCP(CLIENT, 45000, BE1, 8080, .tcp_flags = 0x10, .payload_len = 1400),
+		  TCP(CLIENT, 45000, VIP, 80, .tcp_flags = 0x10, .payload_len = 1400), 28 },
+		{ "port unreachable sent by the UDP backend itself: outer source 10.0.1.5 becomes the VIP, "
+		  "quote C -> 10.0.1.5:5353 becomes C -> VIP:53",
+		  BE1, CLIENT, VIP, CLIENT, 3, 3,
+		  UDP(CLIENT, 45001, BE1, 5353), UDP(CLIENT, 45001, VIP, 53), 548 },
+		{ "port unreachable quoting a UDP datagram without checksum: the quoted checksum stays 0",
+		  BE1, CLIENT, VIP, CLIENT, 3, 3,
+		  UDP(CLIENT, 45002, BE1, 5353, .udp_zero_csum = true),
+		  UDP(CLIENT, 45002, VIP, 53, .udp_zero_csum = true), 548 },
+		{ "time exceeded on the client's side about a reverse-NATed reply VIP:80 -> C: sent to the "
+		  "VIP, it reaches the backend as 10.0.1.5 quoting 10.0.1.5:8080 -> C",
+		  ROUTER_C, VIP, ROUTER_C, BE1, 11, 0,
+		  TCP(VIP, 80, CLIENT, 45000, .tcp_flags = 0x12, .payload_len = 100),
+		  TCP(BE1, 8080, CLIENT, 45000, .tcp_flags = 0x12, .payload_len = 100), 548 },
+		{ "an ICMP error quoting a flow conntrack does not know passes untouched",
+		  ROUTER, CLIENT, ROUTER, CLIENT, 3, 4,
+		  TCP(CLIENT, 45999, BE1, 8080, .tcp_flags = 0x10, .payload_len = 100),
+		  TCP(CLIENT, 45999, BE1, 8080, .tcp_flags = 0x10, .payload_len = 100), 548 },
+	};
+	size_t i;
+
+	flow_open(&(const struct pkt_spec)TCP(CLIENT, 45000, VIP, 80));
+	flow_open(&(const struct pkt_spec)UDP(CLIENT, 45001, VIP, 53));
+	flow_open(&(const struct pkt_spec)UDP(CLIENT, 45002, VIP, 53, .udp_zero_csum = true));
+	for (i = 0; i < N(cases); i++)
+		icmp_case(&cases[i]);
+}
+
+/* ---------------------------------------------------------------- conntrack lifetimes */
+
+/* a second tc_lb with lifetimes short enough to wait out (2 s; established stays 1 h) */
+static struct tc_lb_bpf *life_open(void)
+{
+	struct tc_lb_bpf *s = tc_lb_bpf__open();
+
+	if (!s)
+		return NULL;
+	bpf_map__set_max_entries(s->maps.services, 64);
+	bpf_map__set_max_entries(s->maps.backends, 64);
+	bpf_map__set_max_entries(s->maps.maglev, 4);
+	bpf_map__set_max_entries(s->maps.conntrack, 1024);
+	s->rodata->cfg_ct_tcp_syn_s = 2;
+	s->rodata->cfg_ct_tcp_established_s = 3600;
+	s->rodata->cfg_ct_tcp_closing_s = 2;
+	s->rodata->cfg_ct_udp_s = 2;
+	s->rodata->cfg_ct_other_s = 2;
+	if (tc_lb_bpf__load(s)) {
+		tc_lb_bpf__destroy(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* the destination a packet leaves with (0: not passed) */
+static __be32 dst_of(const struct pkt_spec *s)
+{
+	uint8_t in[PKT_MAX], out[PKT_MAX];
+	size_t in_len = pkt_build(s, in), out_len;
+	__be32 dst;
+
+	if (run(in, in_len, out, &out_len) != PASS)
+		return 0;
+	memcpy(&dst, out + PKT_IP_OFF + 16, 4);
+	return dst;
+}
+
+#define UDP_FLOW UDP(CLIENT, 46000, VIP, 53)
+#define TCP_EST(f) TCP(CLIENT, 46001, VIP, 80, .tcp_flags = f)
+#define TCP_FIN(f) TCP(CLIENT, 46002, VIP, 80, .tcp_flags = f)
+#define TCP_SYN(f) TCP(CLIENT, 46003, VIP, 80, .tcp_flags = f)
+#define TO(...) dst_of(&(const struct pkt_spec)__VA_ARGS__)
+
+static void lifetime_cases(void)
+{
+	struct tc_lb_bpf *main_skel = skel;
+	int s, b, err = 0;
+	__be32 be1 = ip4(BE1), be2 = ip4(BE2);
+
+	skel = life_open();
+	if (!skel) {
+		skel = main_skel;
+		tap_fail("loading tc_lb with short lifetimes: %s", strerror(errno));
+		tap_result("conntrack lifetimes");
+		return;
+	}
+	s = maps_fd(skel->maps.services);
+	b = maps_fd(skel->maps.backends);
+	err |= dp_service_set(s, ip4(VIP), htons(53), IPPROTO_UDP, SVC_UDP, 1, 0, 0);
+	err |= dp_backend_set(b, SVC_UDP, 0, be1, htons(5353), 101);
+	err |= dp_service_set(s, ip4(VIP), htons(80), IPPROTO_TCP, SVC_TCP, 1, 0, 0);
+	err |= dp_backend_set(b, SVC_TCP, 0, be1, htons(8080), 101);
+	if (err)
+		tap_fail("setting up the services failed");
+
+	/* four flows on BE1: UDP; TCP established; TCP closed by a FIN; TCP that only sent a SYN */
+	if (TO(UDP_FLOW) != be1 || TO(TCP_EST(0x02)) != be1 || TO(TCP_EST(0x10)) != be1 ||
+	    TO(TCP_FIN(0x02)) != be1 || TO(TCP_FIN(0x10)) != be1 || TO(TCP_FIN(0x11)) != be1 ||
+	    TO(TCP_SYN(0x02)) != be1)
+		tap_fail("the flows did not start on BE1");
+	/* the service's backend becomes BE2: live entries keep their flows where they were */
+	err |= dp_backend_set(b, SVC_UDP, 0, be2, htons(5353), 102);
+	err |= dp_backend_set(b, SVC_TCP, 0, be2, htons(8080), 102);
+	if (err)
+		tap_fail("changing the backends failed");
+	if (TO(UDP_FLOW) != be1 || TO(TCP_EST(0x10)) != be1 || TO(TCP_FIN(0x10)) != be1)
+		tap_fail("a flow left its backend before its lifetime passed");
+	tap_result("conntrack lifetimes: live entries keep UDP, established and closing TCP flows on their "
+		   "backend after the service moved to another");
+
+	/* 2 s lifetimes, last_seen_ns kept to the second: 3.5 s later they are over */
+	usleep(3500 * 1000);
+	if (TO(UDP_FLOW) != be2)
+		tap_fail("UDP flow idle past udp=2s still went to BE1");
+	tap_result("conntrack lifetimes: a UDP flow idle past its lifetime is a new flow: the service's "
+		   "current backend");
+	if (TO(TCP_EST(0x10)) != be1)
+		tap_fail("established TCP flow (lifetime 1 h) left BE1 after 3.5 s");
+	tap_result("conntrack lifetimes: an established TCP flow keeps its backend (tcp-established=1h)");
+	if (TO(TCP_FIN(0x10)) != be2)
+		tap_fail("TCP flow closed by a FIN still on BE1 after tcp-closing=2s");
+	tap_result("conntrack lifetimes: a TCP flow past a FIN expires after tcp-closing");
+	if (TO(TCP_SYN(0x10)) != be2)
+		tap_fail("TCP flow that only sent a SYN still on BE1 after tcp-syn=2s");
+	tap_result("conntrack lifetimes: a TCP flow that never got past its SYN expires after tcp-syn");
+
+	tc_lb_bpf__destroy(skel);
+	skel = main_skel;
+}
+
 /* ---------------------------------------------------------------- policy */
 
 #define P1 "10.0.1.5" /* identity 1000, ingress default-deny */
@@ -461,6 +662,8 @@ static void setup_policy(void)
 	/* rule 7: P2 egress to P1, all TCP; rule 8: P2 egress ICMP echo (type 8) to anyone */
 	err |= dp_policy_set(pol, ID_P2, ID_P1, POLICY_EGRESS, IPPROTO_TCP, 0, 0, POLICY_ALLOW, 7);
 	err |= dp_policy_set(pol, ID_P2, IDENTITY_ANY, POLICY_EGRESS, IPPROTO_ICMP, 8, 16, POLICY_ALLOW, 8);
+	/* rule 11: P1 ingress from P3, SCTP 3868 */
+	err |= dp_policy_set(pol, ID_P1, ID_P3, POLICY_INGRESS, IPPROTO_SCTP, 3868, 16, POLICY_ALLOW, 11);
 	if (err || n < 0)
 		fprintf(stderr, "# setup_policy: a map write failed\n");
 }
@@ -470,6 +673,12 @@ static const struct tcase policy_cases[] = {
 	  TCP(P3, 50000, P1, 80), NULL, PASS, NULL, 0, 0 },
 	{ "identity + port: P3 -> P1 TCP 81 is not covered: default deny",
 	  TCP(P3, 50001, P1, 81), NULL, DROP, NULL, DROP_POLICY_DEFAULT_DENY, 0 },
+	{ "SCTP port: P3 -> P1 SCTP 3868 allowed (rule 11)",
+	  SCTP(P3, 50040, P1, 3868), NULL, PASS, NULL, 0, 0 },
+	{ "SCTP port: P3 -> P1 SCTP 3869 is not covered: default deny",
+	  SCTP(P3, 50041, P1, 3869), NULL, DROP, NULL, DROP_POLICY_DEFAULT_DENY, 0 },
+	{ "SCTP port: P3 -> P1 SCTP 80 is not rule 1's (TCP 80): default deny",
+	  SCTP(P3, 50042, P1, 80), NULL, DROP, NULL, DROP_POLICY_DEFAULT_DENY, 0 },
 	{ "identity + port: P3 -> P1 UDP 80 (other protocol) is not covered: default deny",
 	  UDP(P3, 50002, P1, 80), NULL, DROP, NULL, DROP_POLICY_DEFAULT_DENY, 0 },
 	{ "port range 1000-1999: lower bound 1000 allowed",
@@ -1024,6 +1233,8 @@ int main(void)
 	run_table(flow_cases, N(flow_cases));
 	flow_knob_case();
 	lb_selection_cases();
+	icmp_error_cases();
+	lifetime_cases();
 
 	reset_maps();
 	setup_policy();

@@ -6,12 +6,14 @@
 //   - a lone change is synced at once; changes arriving while a sync runs or within
 //     `minSyncIntervalMs` of the last one are coalesced into the next (kube-proxy's minSyncPeriod).
 import { MAPS, type MapName } from '../datapath/consts.js';
-import { incrementalSync, type CurrentEntries } from '../datapath/sync.js';
+import { deltaSync, incrementalSync, type CurrentEntries } from '../datapath/sync.js';
 import type { MapWriter } from '../datapath/writer.js';
-import { compile, HeldObjects } from './desired.js';
+import type { NamesIndex } from '../datapath/observe.js';
+import { compile, HeldObjects, nodeAddresses } from './desired.js';
 import { resourceOf, type ApiError, type InformerEvents } from './informers.js';
 import type { Logger } from './log.js';
 import { AgentMetrics } from './metrics.js';
+import { agentNames, NAMED_KINDS } from './names.js';
 import { objectKey, type Kind } from './slim.js';
 
 type Obj = Record<string, unknown>;
@@ -26,6 +28,8 @@ export interface AgentOptions {
   minSyncIntervalMs?: number;
   /** retry a failed write after this long (default 1 s) */
   retryMs?: number;
+  /** leave the names index for `datapath observe` (rebuilt after a change to a named kind, at most once per `intervalMs`, default 1 s) */
+  names?: { write(n: NamesIndex): Promise<void>; source: string; intervalMs?: number };
 }
 
 /** What one sync did. */
@@ -51,6 +55,11 @@ export class Agent implements InformerEvents {
   private inSync = false;
   private seenFindings = new Set<string>();
   private closed = false;
+  private namesDirty = false;
+  private namesTimer: NodeJS.Timeout | undefined;
+  private namesWriting: Promise<void> | null = null;
+  private namesLast = 0;
+  private namesFailed = false;
   /** resolves after each sync (tests and the bench wait on it) */
   private waiters: ((r: SyncReport) => void)[] = [];
 
@@ -60,16 +69,28 @@ export class Agent implements InformerEvents {
 
   upsert(kind: Kind, obj: Obj): void {
     this.metrics.events.inc({ kind, type: 'upsert' });
-    if (this.held.upsert(kind, obj)) this.changed(`${kind} ${objectKey(obj)} changed`);
+    if (this.held.upsert(kind, obj)) {
+      if (NAMED_KINDS.has(kind)) this.namesDirty = true;
+      this.changed(`${kind} ${objectKey(obj)} changed`);
+    }
   }
 
   remove(kind: Kind, obj: Obj): void {
     this.metrics.events.inc({ kind, type: 'delete' });
-    if (this.held.remove(kind, objectKey(obj))) this.changed(`${kind} ${objectKey(obj)} deleted`);
+    if (this.held.remove(kind, objectKey(obj))) {
+      if (NAMED_KINDS.has(kind)) this.namesDirty = true;
+      this.changed(`${kind} ${objectKey(obj)} deleted`);
+    }
+  }
+
+  bookmark(kind: Kind): void {
+    this.metrics.events.inc({ kind, type: 'bookmark' });
   }
 
   listed(kind: Kind, relist: boolean): void {
     this.hasListed.add(kind);
+    this.metrics.lists.inc({ kind, type: relist ? 'relist' : 'initial' });
+    this.namesDirty = true;
     if (relist) {
       this.o.log('info', 'relisted: a full diff follows', { kind });
       this.needFull = true;
@@ -121,6 +142,12 @@ export class Agent implements InformerEvents {
     return '';
   }
 
+  /** While ready: what is degraded ('' when nothing), e.g. informers failing during an API outage. */
+  degraded(): string {
+    if (this.failing.size === 0) return '';
+    return `the API server does not answer for ${[...this.failing].join(', ')}: serving the last state, retrying with backoff`;
+  }
+
   /** The next sync's report. */
   nextSync(): Promise<SyncReport> {
     return new Promise((res) => this.waiters.push(res));
@@ -152,19 +179,17 @@ export class Agent implements InformerEvents {
     this.pending = [];
     const full = this.needFull || this.model === null;
     try {
-      const c = compile(this.held, this.o.nodeName);
+      // a full sync diffs everything desired against the pinned maps; otherwise only the entries of
+      // the units the batch touched (desired.ts) are compared with what the maps are known to hold
+      const c = full ? compile(this.held, this.o.nodeName) : this.held.delta(this.o.nodeName);
       for (const f of c.findings) if (!this.seenFindings.has(f)) this.o.log('warn', `left out: ${f}`);
       this.seenFindings = new Set(c.findings);
-      if (c.refused !== undefined) {
-        this.o.log('error', `the held objects translate to a state the datapath refuses; nothing written: ${c.refused}`);
-        this.finish(batch, { full, put: 0, deleted: 0, changes: batch.map((b) => b.what) }, false);
-        return;
-      }
+      if (c.refused !== undefined) this.o.log('error', `the datapath refuses what these objects translate to; their entries are left as they were: ${c.refused}`);
       if (full) {
         this.needFull = false;
         this.model = await this.o.writer.dump(MAPS);
       }
-      const plan = incrementalSync(c.entries, this.model!);
+      const plan = 'entries' in c ? incrementalSync(c.entries, this.model!) : deltaSync(c.changes, this.model!);
       const ops = plan.ops;
       if (ops.length > 0) await this.o.writer.batch(ops);
       for (const e of plan.put) (this.model![e.map] ??= new Map()).set(e.keyHex, e.valueHex);
@@ -201,16 +226,51 @@ export class Agent implements InformerEvents {
     if (report.full) this.metrics.lastFullSync = t / 1000;
     for (const m of MAPS as readonly MapName[]) this.metrics.entries[m] = this.model?.[m]?.size ?? 0;
     for (const k of this.o.kinds) this.metrics.objects[k] = this.held.count(k);
+    if (ok) this.scheduleNames();
     for (const w of this.waiters.splice(0)) w(report);
+  }
+
+  // ---- the names index (off the event-to-map path)
+
+  private scheduleNames(): void {
+    if (!this.o.names || !this.namesDirty || this.namesTimer || this.namesWriting || this.closed) return;
+    const wait = Math.max(0, this.namesLast + (this.o.names.intervalMs ?? 1000) - Date.now());
+    this.namesTimer = setTimeout(() => {
+      this.namesTimer = undefined;
+      this.namesWriting = this.writeNames().finally(() => {
+        this.namesWriting = null;
+        this.scheduleNames();
+      });
+    }, wait);
+  }
+
+  private async writeNames(): Promise<void> {
+    const o = this.o.names!;
+    this.namesDirty = false;
+    this.namesLast = Date.now();
+    try {
+      const names = agentNames(this.held.all(), nodeAddresses(this.held.get('Node', this.o.nodeName)), o.source);
+      if (names === null) return;
+      await o.write(names);
+      this.metrics.namesWritten.inc();
+      if (this.namesFailed) this.o.log('info', 'names index written again: observe names what the agent wrote');
+      this.namesFailed = false;
+    } catch (err) {
+      if (!this.namesFailed) this.o.log('warn', `writing the names index failed (observe shows addresses without names); retrying after the next change: ${(err as Error).message.split('\n')[0]}`);
+      this.namesFailed = true;
+      this.namesDirty = true;
+    }
   }
 
   /** Stop syncing (after the one in flight). */
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.namesTimer);
     if (this.timer) {
       clearTimeout(this.timer as NodeJS.Timeout);
       clearImmediate(this.timer as NodeJS.Immediate);
     }
     await this.running;
+    await this.namesWriting;
   }
 }

@@ -1,15 +1,30 @@
 // Held objects → desired map entries: the ONE place where the agent turns what the informers hold
-// into the datapath's state. Today it re-translates the whole held set (translate + compileState) on
-// each sync; the per-kind contribution store of the seams work replaces the body of `compile` here.
-// kube-proxy's own rules that translate does not apply are applied here: Services labelled
-// service.kubernetes.io/service-proxy-name belong to another proxy; NodePort addresses come from
-// this node's Node object.
-import { compileState, type MapEntry } from '../datapath/compile.js';
-import { parseIpv4 } from '../datapath/ip.js';
+// into the datapath's state, as a sum of per-object contributions (datapath/k8s/kinds/). Each event
+// replaces one object's contribution and marks the units it touches dirty; a sync recomputes only
+// those units and yields the changed map entries:
+//   - one unit per Service: its VIPs and ports joined with its EndpointSlices (or, with none, the
+//     pods its selector picks) and this node's addresses → services, backends, maglev entries;
+//   - one unit for endpoints and policies: pods, namespaces and policies → endpoints, ipcache,
+//     policy entries (label sets and selectors are resolved across all of them, so a pod, namespace
+//     or policy change recomputes this unit; a Service or EndpointSlice change never does).
+// kube-proxy's own rules apply here: Services labelled service.kubernetes.io/service-proxy-name
+// belong to another proxy; NodePort addresses come from this node's Node object.
+import { compileState, serviceEntries, type MapEntry } from '../datapath/compile.js';
+import { fnv1a32 } from '../datapath/identity.js';
+import { contributionOf, newOrigins, sumPolicyHalf, type Contribution } from '../datapath/k8s/sum.js';
+import { newSink, type Sink } from '../datapath/k8s/kinds/common.js';
+import type { BackendSource } from '../datapath/k8s/kinds/endpointslice.js';
+import type { NamespaceFacts } from '../datapath/k8s/kinds/namespace.js';
+import { nodeAddresses } from '../datapath/k8s/kinds/node.js';
+import type { PodFacts } from '../datapath/k8s/kinds/pod.js';
+import type { PolicyFacts } from '../datapath/k8s/kinds/rules.js';
+import { serviceOutputs, type ServiceFacts } from '../datapath/k8s/kinds/service.js';
 import type { InputObject, Origin } from '../datapath/k8s/manifests.js';
-import { translate } from '../datapath/k8s/translate.js';
 import { DatapathStateSchema } from '../datapath/schema.js';
+import type { EntryChange } from '../datapath/sync.js';
 import { objectKey, SERVICE_PROXY_NAME, type Kind } from './slim.js';
+
+export { nodeAddresses } from '../datapath/k8s/kinds/node.js';
 
 type Obj = Record<string, unknown>;
 
@@ -17,7 +32,13 @@ export interface Compiled {
   entries: MapEntry[];
   /** what cannot be enforced, one line each ("Service ns/name: spec.x: why: what is left out") */
   findings: string[];
-  /** the schema refused the translated state: nothing should be programmed from it */
+  /** units the schema refused (their entries stay as they were): one line each */
+  refused?: string;
+}
+
+export interface Delta {
+  changes: EntryChange[];
+  findings: string[];
   refused?: string;
 }
 
@@ -25,9 +46,61 @@ function origin(kind: Kind, key: string): Origin {
   return { file: 'api', doc: 0, base: [], what: `${kind} ${key}`, line: 0, col: 0, at: () => ({ line: 0, col: 0 }) };
 }
 
-/** The objects the informers hold, by kind and "namespace/name". */
+const POLICY_UNIT = 'policy';
+const svcUnit = (key: string) => `svc:${key}`;
+const entryKey = (e: { map: string; keyHex: string }) => `${e.map}\0${e.keyHex}`;
+const findingLines = (s: Sink) => s.findings.list.map((f) => `${f.object}: ${f.path}: ${f.why}: ${f.leftOut}`);
+
+/** svc_ids by VIP:port/protocol, kept while the VIP is desired (so a change elsewhere never moves one). */
+class ServiceIds {
+  private readonly byVip = new Map<string, number>();
+  private readonly taken = new Set<number>();
+  get(vkey: string): number {
+    let id = this.byVip.get(vkey);
+    if (id !== undefined) return id;
+    let off = fnv1a32(vkey) % 0x7fffffff;
+    while (this.taken.has(1 + off)) off = (off + 1) % 0x7fffffff;
+    id = 1 + off;
+    this.byVip.set(vkey, id);
+    this.taken.add(id);
+    return id;
+  }
+  release(vkey: string): void {
+    const id = this.byVip.get(vkey);
+    if (id === undefined) return;
+    this.byVip.delete(vkey);
+    this.taken.delete(id);
+  }
+}
+
+interface Unit {
+  entries: Map<string, MapEntry>;
+  findings: string[];
+  /** VIP:port/protocol keys a service unit holds */
+  vips: string[];
+}
+
+/** The objects the informers hold, by kind and "namespace/name", and their contributions. */
 export class HeldObjects {
   private readonly byKind = new Map<Kind, Map<string, Obj>>();
+  private readonly contributions = new Map<string, Contribution>();
+  /** the findings of each contribution that has some (a delta lists them without walking every object) */
+  private readonly objectFindings = new Map<string, string[]>();
+  private readonly services = new Map<string, ServiceFacts>();
+  private readonly slices = new Map<string, Map<string, BackendSource>>();
+  private readonly pods = new Map<string, PodFacts>();
+  private readonly namespaces = new Map<string, NamespaceFacts>();
+  private readonly policies = new Map<string, PolicyFacts[]>();
+  /** Services with a selector and no EndpointSlice: their backends are pods */
+  private readonly bySelector = new Set<string>();
+  private readonly units = new Map<string, Unit>();
+  private readonly dirty = new Set<string>([POLICY_UNIT]);
+  private readonly vipOwner = new Map<string, string>();
+  /** services that lost a VIP to another: recomputed when it is released */
+  private readonly vipWaiting = new Map<string, Set<string>>();
+  private readonly ids = new ServiceIds();
+  private addresses: string[] = [];
+  private refused = new Map<string, string>();
 
   /** Store (or replace) an object; false when it equals what is held (a resync or a status-only change). */
   upsert(kind: Kind, o: Obj): boolean {
@@ -36,12 +109,16 @@ export class HeldObjects {
     const key = objectKey(o);
     const before = m.get(key);
     m.set(key, o);
-    return !before || !sameExceptVersion(before, o);
+    if (before && sameExceptVersion(before, o)) return false;
+    this.contribute(kind, key, o);
+    return true;
   }
 
   /** Forget an object; false when it was not held. */
   remove(kind: Kind, key: string): boolean {
-    return this.byKind.get(kind)?.delete(key) ?? false;
+    if (!this.byKind.get(kind)?.delete(key)) return false;
+    this.contribute(kind, key, undefined);
+    return true;
   }
 
   count(kind: Kind): number {
@@ -55,6 +132,163 @@ export class HeldObjects {
   *all(): Generator<[Kind, string, Obj]> {
     for (const [kind, m] of this.byKind) for (const [key, o] of m) yield [kind, key, o];
   }
+
+  /** Replace one object's contribution and mark what it touches dirty. */
+  private contribute(kind: Kind, key: string, o: Obj | undefined): void {
+    const id = `${kind}/${key}`;
+    const old = this.contributions.get(id);
+    const skip = kind === 'Node' || (kind === 'Service' && ((o?.metadata as Obj | undefined)?.labels as Obj | undefined)?.[SERVICE_PROXY_NAME] !== undefined);
+    const c = o === undefined || skip ? undefined : contributionOf({ origin: origin(kind, key), obj: o } satisfies InputObject);
+    if (c) this.contributions.set(id, c);
+    else this.contributions.delete(id);
+    if (c && c.sink.findings.length > 0) this.objectFindings.set(id, findingLines(c.sink));
+    else this.objectFindings.delete(id);
+    const ns = key.includes('/') ? key.slice(0, key.indexOf('/')) : '';
+    switch (kind) {
+      case 'Service': {
+        const f = c?.kind === 'Service' ? c.service : null;
+        if (f) this.services.set(key, f);
+        else this.services.delete(key);
+        this.bySelectorUpdate(key);
+        this.dirty.add(svcUnit(key));
+        break;
+      }
+      case 'EndpointSlice': {
+        const was = old?.kind === 'EndpointSlice' ? old.source?.service : undefined;
+        const now = c?.kind === 'EndpointSlice' ? c.source : null;
+        if (was !== undefined) {
+          this.slices.get(was)?.delete(key);
+          if (this.slices.get(was)?.size === 0) this.slices.delete(was);
+          this.bySelectorUpdate(was);
+          this.dirty.add(svcUnit(was));
+        }
+        if (now) {
+          const m = this.slices.get(now.service) ?? new Map<string, BackendSource>();
+          m.set(key, now);
+          this.slices.set(now.service, m);
+          this.bySelectorUpdate(now.service);
+          this.dirty.add(svcUnit(now.service));
+        }
+        break;
+      }
+      case 'Pod': {
+        const p = c?.kind === 'Pod' ? c.pod : null;
+        if (p) this.pods.set(key, p);
+        else this.pods.delete(key);
+        this.dirty.add(POLICY_UNIT);
+        for (const s of this.bySelector) if (s.startsWith(`${ns}/`)) this.dirty.add(svcUnit(s));
+        break;
+      }
+      case 'Namespace':
+        if (c?.kind === 'Namespace') this.namespaces.set(key, c.namespace);
+        else this.namespaces.delete(key);
+        this.dirty.add(POLICY_UNIT);
+        break;
+      case 'NetworkPolicy':
+      case 'CiliumNetworkPolicy':
+        if (c && 'policies' in c) this.policies.set(id, c.policies);
+        else this.policies.delete(id);
+        this.dirty.add(POLICY_UNIT);
+        break;
+      case 'Node':
+        break;
+    }
+  }
+
+  private bySelectorUpdate(svc: string): void {
+    if (this.services.get(svc)?.selector && !this.slices.has(svc)) this.bySelector.add(svc);
+    else this.bySelector.delete(svc);
+  }
+
+  /** The entries changed since the last delta or compile, on the node `nodeName`. */
+  delta(nodeName: string): Delta {
+    const addrs = nodeAddresses(this.get('Node', nodeName));
+    if (addrs.join(',') !== this.addresses.join(',')) {
+      this.addresses = addrs;
+      for (const s of this.services.keys()) if (this.services.get(s)!.ports.some((p) => p.nodePort !== undefined)) this.dirty.add(svcUnit(s));
+    }
+    const changes = new Map<string, EntryChange>();
+    while (this.dirty.size > 0) {
+      const unit = this.dirty.values().next().value!;
+      this.dirty.delete(unit);
+      const before = this.units.get(unit);
+      const after = unit === POLICY_UNIT ? this.policyUnit() : this.serviceUnit(unit.slice(4));
+      if (after === null) continue; // refused: its entries stay as they were
+      if (after.entries.size === 0 && after.findings.length === 0) this.units.delete(unit);
+      else this.units.set(unit, after);
+      for (const [k, e] of after.entries) if (before?.entries.get(k)?.valueHex !== e.valueHex) changes.set(k, { ...e });
+      for (const [k, e] of before?.entries ?? []) if (!after.entries.has(k)) changes.set(k, { map: e.map, keyHex: e.keyHex, valueHex: null, note: e.note });
+    }
+    return { changes: [...changes.values()], findings: this.findings(), ...(this.refused.size > 0 && { refused: [...this.refused.values()].join('; ') }) };
+  }
+
+  private findings(): string[] {
+    const out: string[] = [];
+    for (const f of this.objectFindings.values()) out.push(...f);
+    for (const u of this.units.values()) out.push(...u.findings);
+    return out;
+  }
+
+  private serviceUnit(key: string): Unit | null {
+    const f = this.services.get(key);
+    const sink = newSink();
+    const claimed: string[] = [];
+    const claim = (vkey: string, owner: string) => {
+      const other = this.vipOwner.get(vkey);
+      if (claimed.includes(vkey)) return owner;
+      if (other !== undefined && other !== key) {
+        const w = this.vipWaiting.get(vkey) ?? new Set<string>();
+        this.vipWaiting.set(vkey, w.add(key));
+        return `Service ${other}`;
+      }
+      claimed.push(vkey);
+      return undefined;
+    };
+    const ns = key.slice(0, key.indexOf('/'));
+    const outs = f ? serviceOutputs(f, { slices: [...(this.slices.get(key)?.values() ?? [])], pods: () => [...this.pods.values()].filter((p) => p.ns === ns), nodeAddresses: this.addresses, claim, origins: new Map() }, sink) : [];
+    const r = DatapathStateSchema.safeParse({ services: outs });
+    if (!r.success) {
+      const issue = r.error.issues[0]!;
+      this.refused.set(svcUnit(key), `Service ${key}: ${issue.path.map(String).join('.')}: ${issue.message}`);
+      return null;
+    }
+    this.refused.delete(svcUnit(key));
+    const old = this.units.get(svcUnit(key))?.vips ?? [];
+    for (const v of claimed) this.vipOwner.set(v, key);
+    const entries = new Map<string, MapEntry>();
+    for (const s of r.data.services) for (const e of serviceEntries(s, this.ids.get(`${s.vip}:${s.port}/${s.protocol}`))) entries.set(entryKey(e), e);
+    for (const v of old)
+      if (!claimed.includes(v)) {
+        this.vipOwner.delete(v);
+        this.ids.release(v);
+        for (const w of this.vipWaiting.get(v) ?? []) this.dirty.add(svcUnit(w));
+        this.vipWaiting.delete(v);
+      }
+    return { entries, findings: findingLines(sink), vips: claimed };
+  }
+
+  private policyUnit(): Unit | null {
+    const sink = newSink();
+    const sorted = <T>(m: Map<string, T>) => [...m.keys()].sort().map((k) => m.get(k)!);
+    const half = sumPolicyHalf(sorted(this.pods), this.namespaces, sorted(this.policies).flat(), sink, newOrigins());
+    const r = DatapathStateSchema.safeParse({ endpoints: half.endpoints, policies: half.policies });
+    if (!r.success) {
+      const issue = r.error.issues[0]!;
+      this.refused.set(POLICY_UNIT, `endpoints and policies: ${issue.path.map(String).join('.')}: ${issue.message}`);
+      return null;
+    }
+    this.refused.delete(POLICY_UNIT);
+    const entries = new Map<string, MapEntry>();
+    for (const e of compileState(r.data).entries) entries.set(entryKey(e), e);
+    return { entries, findings: findingLines(sink), vips: [] };
+  }
+
+  /** Every entry desired now (the full sync's side of the diff against the pinned maps). */
+  compile(nodeName: string): Compiled {
+    const d = this.delta(nodeName);
+    const entries = [...this.units.values()].flatMap((u) => [...u.entries.values()]);
+    return { entries, findings: d.findings, ...(d.refused !== undefined && { refused: d.refused }) };
+  }
 }
 
 function sameExceptVersion(a: Obj, b: Obj): boolean {
@@ -62,33 +296,7 @@ function sameExceptVersion(a: Obj, b: Obj): boolean {
   return strip(a) === strip(b);
 }
 
-/** This node's IPv4 addresses (InternalIP, ExternalIP) from its Node object: NodePort services listen there. */
-export function nodeAddresses(node: Obj | undefined): string[] {
-  const addrs = (node?.status as Obj | undefined)?.addresses;
-  if (!Array.isArray(addrs)) return [];
-  return [
-    ...new Set(
-      addrs
-        .filter((a: Obj) => (a.type === 'InternalIP' || a.type === 'ExternalIP') && typeof a.address === 'string' && parseIpv4(a.address) !== null)
-        .map((a: Obj) => a.address as string),
-    ),
-  ];
-}
-
 /** Every map entry the held objects ask for, on the node `nodeName`. */
 export function compile(held: HeldObjects, nodeName: string): Compiled {
-  const objects: InputObject[] = [];
-  for (const [kind, key, o] of held.all()) {
-    if (kind === 'Node') continue;
-    if (kind === 'Service' && ((o.metadata as Obj).labels as Obj | undefined)?.[SERVICE_PROXY_NAME] !== undefined) continue;
-    objects.push({ origin: origin(kind, key), obj: o });
-  }
-  const t = translate(objects, { nodeAddresses: nodeAddresses(held.get('Node', nodeName)) });
-  const findings = t.findings.list.map((f) => `${f.object}: ${f.path}: ${f.why}: ${f.leftOut}`);
-  const r = DatapathStateSchema.safeParse(t.state);
-  if (!r.success) {
-    const issue = r.error.issues[0]!;
-    return { entries: [], findings, refused: `${issue.path.map(String).join('.')}: ${issue.message}` };
-  }
-  return { entries: compileState(r.data).entries, findings };
+  return held.compile(nodeName);
 }

@@ -9,6 +9,8 @@ import { UsageError } from '../errors.js';
 export interface Endpoints {
   ready(): boolean;
   notReadyReason(): string;
+  /** said after "ok" on /readyz while ready but degraded ('' when nothing) */
+  degraded?(): string;
   metrics(): Promise<string>;
 }
 
@@ -30,7 +32,11 @@ export async function serveEndpoints(listen: { host: string; port: number }, e: 
     };
     if (req.method !== 'GET' && req.method !== 'HEAD') return text(405, 'only GET\n');
     if (path === '/healthz') return text(200, 'ok\n');
-    if (path === '/readyz') return e.ready() ? text(200, 'ok\n') : text(503, `not ready: ${e.notReadyReason()}\n`);
+    if (path === '/readyz') {
+      if (!e.ready()) return text(503, `not ready: ${e.notReadyReason()}\n`);
+      const note = e.degraded?.() ?? '';
+      return text(200, note ? `ok: ${note}\n` : 'ok\n');
+    }
     if (path === '/metrics')
       return void e.metrics().then(
         (m) => text(200, m, 'text/plain; version=0.0.4; charset=utf-8'),

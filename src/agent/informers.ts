@@ -3,7 +3,11 @@
 // (API server unreachable, 403, a reset connection) it emits `error` and stops: each one here is
 // restarted with exponential backoff (1 s doubling to 30 s), and the agent is told so it can report
 // the error and diff the maps in full once the kind is back.
-import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, KubeConfig, makeInformer, NetworkingV1Api, type Informer, type KubernetesObject, type ObjectCache } from '@kubernetes/client-node';
+// Objects are slimmed before the ListWatch caches them (its list function and its watch callback
+// are wrapped here), so neither its cache nor the agent's holds managedFields or whole specs. Watches
+// ask for BOOKMARKs and end after a random 5–10 min (timeoutSeconds), as client-go's reflector does:
+// a bookmark moves the resourceVersion on, so a rewatch after a quiet spell is not a 410 and a relist.
+import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, KubeConfig, ListWatch, NetworkingV1Api, Watch, type KubernetesObject } from '@kubernetes/client-node';
 import { slim, type Kind } from './slim.js';
 
 type Obj = Record<string, unknown>;
@@ -22,6 +26,8 @@ export interface InformerEvents {
   recovered(kind: Kind): void;
   /** the kind is not served by this API server (CiliumNetworkPolicy without its CRD) */
   absent(kind: Kind): void;
+  /** a watch event that changes no object (BOOKMARK) */
+  bookmark?(kind: Kind): void;
 }
 
 /** An API failure reduced to what the log line needs. */
@@ -79,10 +85,39 @@ function safeJson(s: string): unknown {
 
 const BACKOFF_MIN_MS = 1000;
 const BACKOFF_MAX_MS = 30_000;
+/** client-go's reflector: minWatchTimeout 5 min, each watch's timeoutSeconds random in [5, 10) min */
+const WATCH_TIMEOUT_MIN_S = 300;
+
+type WatchCallback = (phase: string, obj: unknown, watchObj?: unknown) => void;
+
+/** client-node's Watch with bookmarks and timeoutSeconds asked for, and ADDED/MODIFIED/DELETED objects slimmed before the cache sees them. */
+class SlimWatch extends Watch {
+  constructor(
+    kc: KubeConfig,
+    private readonly kind: Kind,
+    private readonly onBookmark: () => void,
+  ) {
+    super(kc);
+  }
+
+  override watch(path: string, queryParams: Record<string, string | number | boolean | undefined>, callback: WatchCallback, done: (err: unknown) => void): Promise<AbortController> {
+    const q = { ...queryParams, allowWatchBookmarks: true, timeoutSeconds: WATCH_TIMEOUT_MIN_S + Math.floor(Math.random() * WATCH_TIMEOUT_MIN_S) };
+    return super.watch(
+      path,
+      q,
+      (phase, obj, watchObj) => {
+        if (phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED') return callback(phase, slim(this.kind, obj), watchObj);
+        if (phase === 'BOOKMARK') this.onBookmark();
+        return callback(phase, obj, watchObj);
+      },
+      done,
+    );
+  }
+}
 
 /** One kind's informer, restarted with backoff whenever it stops on an error. */
 class KindInformer {
-  private informer: Informer<KubernetesObject> & ObjectCache<KubernetesObject>;
+  private informer: ListWatch<KubernetesObject>;
   private lists = 0;
   private failures = 0;
   private phase: 'list' | 'watch' = 'list';
@@ -98,6 +133,8 @@ class KindInformer {
     const listFn = async () => {
       this.phase = 'list';
       const r = await list();
+      // slimmed here, before the ListWatch caches the items
+      const slimmed = { metadata: { resourceVersion: r.metadata?.resourceVersion }, items: r.items.map((o) => slim(spec.kind, o)) };
       this.lists++;
       this.phase = 'watch';
       // the cache adds the items right after this returns; the agent syncs on a later tick
@@ -105,12 +142,12 @@ class KindInformer {
         this.ok();
         this.ev.listed(spec.kind, this.lists > 1);
       });
-      return r as never;
+      return slimmed as never;
     };
-    this.informer = makeInformer(kc, spec.path, listFn);
-    this.informer.on('add', (o) => this.event(() => this.ev.upsert(spec.kind, slim(spec.kind, o))));
-    this.informer.on('update', (o) => this.event(() => this.ev.upsert(spec.kind, slim(spec.kind, o))));
-    this.informer.on('delete', (o) => this.event(() => this.ev.remove(spec.kind, slim(spec.kind, o))));
+    this.informer = new ListWatch(spec.path, new SlimWatch(kc, spec.kind, () => this.ev.bookmark?.(spec.kind)), listFn, false);
+    this.informer.on('add', (o) => this.event(() => this.ev.upsert(spec.kind, o as unknown as Obj)));
+    this.informer.on('update', (o) => this.event(() => this.ev.upsert(spec.kind, o as unknown as Obj)));
+    this.informer.on('delete', (o) => this.event(() => this.ev.remove(spec.kind, o as unknown as Obj)));
     this.informer.on('error', (err: unknown) => this.error(err));
   }
 
@@ -152,6 +189,15 @@ class KindInformer {
     clearTimeout(this.timer);
     await this.informer.stop();
   }
+
+  /** What the ListWatch's own cache holds (tests: slimmed objects only). */
+  cached(): readonly KubernetesObject[] {
+    return this.informer.list();
+  }
+
+  get kind(): Kind {
+    return this.spec.kind;
+  }
 }
 
 /** The informers of every kind the agent watches. */
@@ -167,6 +213,11 @@ export class Informers {
 
   start(): void {
     for (const k of this.kinds) void k.start();
+  }
+
+  /** The objects client-node's cache holds for a kind. */
+  cached(kind: Kind): readonly KubernetesObject[] {
+    return this.kinds.find((k) => k.kind === kind)!.cached();
   }
 
   async stop(): Promise<void> {

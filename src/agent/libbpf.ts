@@ -1,8 +1,11 @@
 // libbpf.so.1 bound in-process with koffi: the handful of calls the agent's map writer needs. This is
 // the only file that imports koffi. libbpf ≥ 1.0 returns -errno from these calls (no errno to read).
 // Debian 12 ships libbpf 1.1 (package libbpf1), which has the batch calls (kernel ≥ 5.6 for hash maps).
+import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
 import { ExitCode, PrepNodeError } from '../errors.js';
+import { besideSea, seaDir } from '../sea.js';
 
 type Fn = (...args: unknown[]) => number;
 
@@ -23,13 +26,15 @@ let bound: Libbpf | undefined;
 /** Load libbpf.so.1 once; a missing library is one line saying which package brings it. */
 export function libbpf(): Libbpf {
   if (bound) return bound;
+  // (in the single executable's CommonJS bundle import.meta.url is a stand-in: this require is not used there)
   const require = createRequire(import.meta.url);
-  let koffi: typeof import('koffi');
+  const koffi = seaDir() === null ? (require('koffi') as typeof import('koffi')) : seaKoffi();
   let lib: ReturnType<typeof import('koffi').load>;
   let libc: ReturnType<typeof import('koffi').load>;
   try {
-    koffi = require('koffi') as typeof import('koffi');
-    lib = koffi.load('libbpf.so.1');
+    // beside the single executable: libelf first, so libbpf's DT_NEEDED finds it loaded by its soname
+    if (seaDir() !== null) koffi.load(besideSea('libelf.so.1', ''));
+    lib = koffi.load(seaDir() === null ? 'libbpf.so.1' : besideSea('libbpf.so.1', ''));
     libc = koffi.load('libc.so.6');
   } catch (err) {
     throw new PrepNodeError(`the agent cannot load libbpf.so.1 (${(err as Error).message.split('\n')[0]}): install it with \`apt-get install libbpf1\``, ExitCode.refused, { cause: err });
@@ -54,6 +59,32 @@ export function libbpf(): Libbpf {
     close: (fd) => close(fd),
   };
   return bound;
+}
+
+/** Files beside the single executable the agent loads code from (`make sea` puts them there). */
+const SEA_LIBS = ['koffi.node', 'libelf.so.1', 'libbpf.so.1'] as const;
+
+/**
+ * The agent runs as root: what it loads code from beside the single executable (koffi's native module,
+ * libbpf and the libelf it needs) and their directory must be root's and writable by root only, or
+ * another account could swap the code root is about to run.
+ */
+function checkSeaLibs(): void {
+  const files = SEA_LIBS.map((n) => besideSea(n, n));
+  for (const p of [dirname(files[0]!), ...files]) {
+    const st = statSync(p);
+    if (st.uid !== 0 || (st.mode & 0o022) !== 0) {
+      throw new PrepNodeError(`${p} is owned by uid ${st.uid} with mode ${(st.mode & 0o7777).toString(8)}: the agent loads code from there as root, so it must be root's and writable by root only (chown root ${p}; chmod go-w ${p})`, ExitCode.refused);
+    }
+  }
+}
+
+/** koffi's native module beside the single executable (a SEA's require takes built-in modules only). */
+function seaKoffi(): typeof import('koffi') {
+  checkSeaLibs();
+  const mod = { exports: {} as typeof import('koffi') };
+  process.dlopen(mod, besideSea('koffi.node', ''));
+  return mod.exports;
 }
 
 /** What the kernel says about a map (struct bpf_map_info, include/uapi/linux/bpf.h). */

@@ -3,7 +3,7 @@
 import { escapeLabel } from '../datapath/metrics.js';
 
 /** Histogram buckets (seconds) for event received → map written. */
-export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+export const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 type Labels = Record<string, string>;
 const key = (l: Labels) => Object.entries(l).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',');
@@ -23,6 +23,8 @@ export class AgentMetrics {
   readonly reconnects = new Counter();
   readonly syncs = new Counter();
   readonly syncErrors = new Counter();
+  readonly lists = new Counter();
+  readonly namesWritten = new Counter();
   readonly latencyCounts = new Array<number>(LATENCY_BUCKETS.length + 1).fill(0);
   latencySum = 0;
   latencyN = 0;
@@ -51,6 +53,8 @@ export class AgentMetrics {
     counter('prep_node_agent_events_total', 'Watch and list events received, by kind and type.', this.events);
     counter('prep_node_agent_api_errors_total', 'Failed lists and watches, by kind, verb and HTTP status (0: no response).', this.apiErrors);
     counter('prep_node_agent_reconnects_total', 'Informers restarted after an error, by kind.', this.reconnects);
+    counter('prep_node_agent_lists_total', 'Lists completed, by kind and type (initial; relist: after a 410 Gone or an outage).', this.lists);
+    counter('prep_node_agent_names_written_total', 'Names index writes (what observe and metrics name services, pods and policies by).', this.namesWritten);
     counter('prep_node_agent_syncs_total', 'Syncs written to the maps, by type (full: diffed against a dump of the pinned maps; delta).', this.syncs);
     counter('prep_node_agent_sync_errors_total', 'Syncs that failed to write the maps.', this.syncErrors);
     out.push('# HELP prep_node_agent_event_to_map_seconds Time from an event received to its change written to the maps.', '# TYPE prep_node_agent_event_to_map_seconds histogram');

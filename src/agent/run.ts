@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import { ExitCode, PrepNodeError, UsageError } from '../errors.js';
 import { LocalHost } from '../host/local.js';
 import { loader, type InstallOptions } from '../datapath/loader.js';
-import { renderMetrics } from '../datapath/metrics.js';
+import { removeNames, writeNames } from '../datapath/observe.js';
 import { Agent } from './agent.js';
 import { listening, serveEndpoints } from './http.js';
 import { Informers, loadKubeConfig } from './informers.js';
@@ -52,13 +52,22 @@ export async function runAgent(o: RunOptions): Promise<number> {
   const writer = openPinnedMaps(bpffs);
   const caps = writer.capacities();
   o.log('info', 'pinned maps opened', { services: caps.services, backends: caps.backends, policy: caps.policy });
-  const agent = new Agent({ writer, nodeName: o.nodeName, log: o.log, kinds: Informers.KINDS, ...(o.minSyncIntervalMs !== undefined && { minSyncIntervalMs: o.minSyncIntervalMs }) });
+  const server0 = kc.getCurrentCluster()?.server ?? 'in-cluster';
+  const agent = new Agent({
+    writer,
+    nodeName: o.nodeName,
+    log: o.log,
+    kinds: Informers.KINDS,
+    ...(o.minSyncIntervalMs !== undefined && { minSyncIntervalMs: o.minSyncIntervalMs }),
+    names: { write: (n) => writeNames(host, n), source: `agent on ${o.nodeName} (${server0})` },
+  });
   let server: Server | undefined;
   const informers = new Informers(kc, agent);
   try {
     server = await serveEndpoints(o.listen, {
       ready: () => agent.ready(),
       notReadyReason: () => agent.notReadyReason(),
+      degraded: () => agent.degraded(),
       metrics: async () => agent.metrics.render(agent.ready()) + (await datapathMetrics(host)),
     });
     o.log('info', 'endpoints listening: /healthz /readyz /metrics', { listen: listening(server), node: o.nodeName, server: kc.getCurrentCluster()?.server });
@@ -78,6 +87,7 @@ export async function runAgent(o: RunOptions): Promise<number> {
   }
   if (o.removeOnExit) {
     await loader.remove(host);
+    await removeNames(host);
     o.log('info', 'datapath removed (--remove-on-exit)');
   }
   return ExitCode.ok;
@@ -86,8 +96,7 @@ export async function runAgent(o: RunOptions): Promise<number> {
 /** The datapath's own families, as `datapath metrics` prints them; a comment when they cannot be read. */
 async function datapathMetrics(host: LocalHost): Promise<string> {
   try {
-    const [status, drops, svcs] = await Promise.all([loader.status(host), loader.dump(host, 'drop_counters'), loader.dump(host, 'svc_counters')]);
-    return renderMetrics(status, drops, svcs);
+    return await loader.metrics(host);
   } catch (err) {
     const msg = err instanceof PrepNodeError ? err.message : String(err);
     return `# the datapath's metrics could not be read: ${msg.split('\n')[0]}\n`;

@@ -1,4 +1,4 @@
-// What the agent keeps of each object: only the fields the datapath reads (translate.ts), so 50k
+// What the agent keeps of each object: only the fields the datapath reads (datapath/k8s/kinds/), so 50k
 // EndpointSlice endpoints and 5k Pods do not hold managedFields, whole pod specs and container
 // statuses in memory. Objects arrive in two forms (client-node's typed list models and the watch
 // stream's raw JSON); both become the same plain JSON here.

@@ -1,6 +1,6 @@
 // The bench document for people: a table on stdout, and the Markdown report with SVG plots.
 import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { MODE_IDS, type BenchDocument, type BenchResult, type Figure } from './schema.js';
+import { MODE_IDS, type BenchDocument, type BenchResult, type Figure, type PacketSection } from './schema.js';
 import { spread } from './stats.js';
 import { renderChart, shortNumber, type Series } from './svg.js';
 
@@ -120,6 +120,12 @@ export function renderText(doc: BenchDocument): string {
   }
   lines.push('');
   lines.push('kernel memory: charged to the memory cgroup of the programming command; prep-node also: (service maps / all maps) as the kernel accounts them.');
+  if (doc.packets) {
+    lines.push('');
+    lines.push('per packet: tc_lb through BPF_PROG_TEST_RUN, the kernel\'s duration (median of the runs, (min–max))');
+    lines.push(renderPacketTable(doc.packets).trimEnd());
+    for (const g of packetGrowth(doc.packets)) lines.push(g);
+  }
   return `${lines.join('\n')}\n`;
 }
 
@@ -132,6 +138,48 @@ export function renderMarkdownTable(doc: BenchDocument): string {
     lines.push(`| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+// ---------------------------------------------------------------- per packet
+
+const PKT_HEAD = ['services', 'case', 'family', 'how', 'ns/packet', 'over the floor', 'return codes', 'first output'];
+
+const fmtNs = (f: Figure) => (f.runs.length > 1 ? `${f.median} (${f.min}–${f.max})` : `${f.median}`);
+
+/** One row per size and case, the floors first; growth from the smallest to the largest size. */
+export function renderPacketTable(p: PacketSection): string {
+  const lines = [`| ${PKT_HEAD.join(' | ')} |`, '|--:|:--|:--|:--|--:|--:|:--|:--|'];
+  for (const r of p.results) {
+    if (r.status !== 'ok' || !r.floor) {
+      lines.push(`| ${r.services.toLocaleString('en-US')} | ${r.status}: ${(r.reason ?? '').replace(/\|/g, '\\|')} |  |  |  |  |  |  |`);
+      continue;
+    }
+    const n = r.services.toLocaleString('en-US');
+    lines.push(`| ${n} | floor (returns TC_ACT_OK) | – | repeat ${p.config.repeat.toLocaleString('en-US')} | ${fmtNs(r.floor.repeatNs)} | – | – | – |`);
+    lines.push(`| ${n} | floor (returns TC_ACT_OK) | – | flows ${p.config.flows.toLocaleString('en-US')} | ${fmtNs(r.floor.flowsNs)} | – | – | – |`);
+    for (const c of r.cases) {
+      const how = c.mode === 'repeat' ? `repeat ${p.config.repeat.toLocaleString('en-US')}` : `flows ${p.config.flows.toLocaleString('en-US')}`;
+      const rc = Object.entries(c.retvals).map(([k, v]) => `${k} ${v}`).join(', ');
+      lines.push(`| ${n} | ${c.name} | IPv${c.family} | ${how} | ${fmtNs(c.nsPerPacket)} | ${c.aboveFloorNs >= 0 ? '+' : ''}${c.aboveFloorNs} | ${rc} | ${c.outSrc} → ${c.outDst} |`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** Growth of each case's ns/packet from the smallest to the largest size measured, against the goals. */
+export function packetGrowth(p: PacketSection): string[] {
+  const ok = p.results.filter((r) => r.status === 'ok' && r.floor);
+  if (ok.length < 2) return [];
+  const first = ok[0]!;
+  const last = ok[ok.length - 1]!;
+  return first.cases.map((c, i) => {
+    const d = last.cases[i];
+    if (!d) return '';
+    const growth = (d.nsPerPacket.median / c.nsPerPacket.median - 1) * 100;
+    const flat = growth <= 10 ? 'flat (≤ 10 %)' : 'not flat (> 10 %)';
+    const under = d.aboveFloorNs < 100 ? 'under 100 ns over the floor' : 'not under 100 ns over the floor';
+    return `${c.name} IPv${c.family}: ${c.nsPerPacket.median} → ${d.nsPerPacket.median} ns from ${first.services.toLocaleString('en-US')} to ${last.services.toLocaleString('en-US')} services (${growth >= 0 ? '+' : ''}${growth.toFixed(1)} %): ${flat}; ${under} at ${last.services.toLocaleString('en-US')} (+${d.aboveFloorNs} ns)`;
+  }).filter(Boolean);
 }
 
 // ---------------------------------------------------------------- plots
@@ -280,6 +328,18 @@ export function renderReport(doc: BenchDocument): string {
   out.push('');
   for (const c of charts(doc)) {
     out.push(`![${c.alt}](${c.file})`);
+    out.push('');
+  }
+  if (doc.packets) {
+    out.push('## Per packet: tc_lb through BPF_PROG_TEST_RUN');
+    out.push('');
+    out.push(`The installed tc program, its maps filled through \`prep-node-dp apply\` with each size of services (one endpoint each) and one policy endpoint, run by \`prep-node-dp bench-pkt\`: ns/packet is the kernel's own duration, median of ${doc.packets.config.runs} runs (min–max), beside a tc program that only returns TC_ACT_OK (the floor). "repeat N": one packet in the kernel's loop; "flows N": N packets, each a new flow (or the same flows again for conntrack-hit), one test run each, against the floor measured the same way. Anchors: katran 194 ns/packet/core, a BPF hash lookup 20–32 ns; goals: flat (≤ 10 % growth from the smallest to the largest size) and under 100 ns over the floor.`);
+    out.push('');
+    out.push(renderPacketTable(doc.packets));
+    const g = packetGrowth(doc.packets);
+    for (const line of g) out.push(`- ${line}`);
+    if (g.length) out.push('');
+    for (const c of doc.packets.results.find((r) => r.status === 'ok')?.cases ?? []) out.push(`- ${c.name} (IPv${c.family}): ${c.path}`);
     out.push('');
   }
   out.push('## Notes');

@@ -10,7 +10,8 @@ import { z } from 'zod';
 import type { BenchEnv } from './env.js';
 import { run, why } from './exec.js';
 import { makeMode, Unavailable, type Mode, type ModeContext, type Tools } from './modes.js';
-import type { BenchConfig, BenchDocument, BenchResult, ConnectFigures, Machine, MemoryFigures, ModeInfo } from './schema.js';
+import { runPacketBench } from './packets.js';
+import type { BenchConfig, BenchDocument, BenchResult, ConnectFigures, Machine, MemoryFigures, ModeInfo, PacketConfig, PacketSection } from './schema.js';
 import { benchServices, type BenchService } from './services.js';
 import { figure } from './stats.js';
 import { createTopology } from './topology.js';
@@ -35,6 +36,8 @@ export interface RunOptions {
   tools: Tools;
   version: string;
   command: string;
+  /** the packet section (tc_lb through BPF_PROG_TEST_RUN), or undefined to leave it out */
+  packets?: PacketConfig;
   /** progress, one line at a time (stderr) */
   log: (line: string) => void;
 }
@@ -125,6 +128,10 @@ export async function runBench(o: RunOptions): Promise<{ doc: BenchDocument; mod
     r.vsDirect = base?.connect && r.connect ? Number((r.connect.perSec.median / base.connect.perSec.median).toFixed(3)) : null;
   }
 
+  // the tc program's cost per packet, after the connection runs (nothing else runs meanwhile)
+  let packets: PacketSection | undefined;
+  if (o.packets) packets = await runPacketBench(env, tools.loader, o.packets, log);
+
   const finished = new Date();
   const doc: BenchDocument = {
     schema: 'prep-node/bench/v1',
@@ -137,7 +144,8 @@ export async function runBench(o: RunOptions): Promise<{ doc: BenchDocument; mod
     config,
     modes: states.map((s) => s.info),
     results,
-    notes: notes(machine, env),
+    ...(packets ? { packets } : {}),
+    notes: [...notes(machine, env), ...(packets ? PACKET_NOTES : [])],
   };
   return { doc, modes: states.filter((s) => s.ctx).map((s) => s.mode) };
 }
@@ -328,6 +336,12 @@ async function machineInfo(tools: Tools): Promise<Omit<Machine, 'loadavgStart' |
     },
   };
 }
+
+const PACKET_NOTES = [
+  'Per packet: tc_lb as installed (maps filled through prep-node-dp apply) run by BPF_PROG_TEST_RUN; the figure is the kernel\'s own duration (the program runs only, no syscall), beside a tc program that only returns TC_ACT_OK (the floor). "repeat" cases run one packet in the kernel\'s loop; first packets of flows cannot (the first run creates the conntrack entries and rewrites the buffer), so "flows" cases make one test run per packet, each a new flow, and their floor is measured the same way: one run per call includes the kernel\'s timer reads, which the floor carries too.',
+  'Per packet: the events ring buffer has no reader during the packet runs; once it is full, drop and flow events are counted as lost instead of written, so later first packets and drops skip the copy into the ring a node with a reader pays.',
+  'Per packet: IPv6 Services do not exist yet (services are IPv4 only), so IPv6 has the policy cases only.',
+];
 
 function notes(machine: Omit<Machine, 'loadavgStart' | 'loadavgEnd'>, env: BenchEnv): string[] {
   const irq =

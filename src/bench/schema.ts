@@ -104,6 +104,61 @@ export const BenchConfig = z.strictObject({
 });
 export type BenchConfig = z.output<typeof BenchConfig>;
 
+/** The packet section: tc_lb through BPF_PROG_TEST_RUN (src/bench/packets.ts). */
+export const PacketConfig = z.strictObject({
+  /** numbers of services in the maps */
+  sizes: z.array(z.number().int().positive()).min(1),
+  /** iterations of the kernel's loop for `repeat` cases and the floor */
+  repeat: z.number().int().positive(),
+  /** packets (distinct flows, one test run each) of `flows` cases */
+  flows: z.number().int().positive(),
+  runs: z.number().int().positive(),
+});
+export type PacketConfig = z.output<typeof PacketConfig>;
+
+export const PacketCase = z.strictObject({
+  /** service-new, conntrack-hit, policy-allow, policy-ct-repeat, policy-deny */
+  name: z.string(),
+  family: z.union([z.literal(4), z.literal(6)]),
+  /** what the packet exercises */
+  path: z.string(),
+  /** repeat: one packet in the kernel's loop; flows: one test run per packet, each a new flow (or the same flows again) */
+  mode: z.enum(['flows', 'repeat']),
+  /** over all runs */
+  packets: z.number().int().nonnegative(),
+  /** the kernel's duration per packet (ns), median of the runs */
+  nsPerPacket: Figure,
+  /** nsPerPacket's median minus the floor's (measured the same way: repeat or flows) */
+  aboveFloorNs: z.number(),
+  /** the program's return codes (TC_ACT_* names) over all runs */
+  retvals: z.record(z.string(), z.number().int()),
+  /** the first output packet's source and destination (what NAT made of it) */
+  outSrc: z.string(),
+  outDst: z.string(),
+});
+export type PacketCase = z.output<typeof PacketCase>;
+
+export const PacketResult = z.strictObject({
+  services: z.number().int().positive(),
+  status: z.enum(['ok', 'skipped', 'failed']),
+  reason: z.string().nullable(),
+  /** the one `prep-node-dp apply` that filled the maps, ms */
+  fillMs: z.number().nullable(),
+  /** a tc program that returns TC_ACT_OK, both ways */
+  floor: z.strictObject({ repeatNs: Figure, flowsNs: Figure }).nullable(),
+  cases: z.array(PacketCase),
+  /** drop counters after the runs (reason -> packets, non-zero only) */
+  drops: z.record(z.string(), z.number()),
+  conntrackEntries: z.number().int().nullable(),
+});
+export type PacketResult = z.output<typeof PacketResult>;
+
+export const PacketSection = z.strictObject({
+  config: PacketConfig,
+  results: z.array(PacketResult),
+});
+export type PacketSection = z.output<typeof PacketSection>;
+
 export const BenchDocument = z.strictObject({
   schema: z.literal('prep-node/bench/v1'),
   version: z.string(),
@@ -115,6 +170,8 @@ export const BenchDocument = z.strictObject({
   config: BenchConfig,
   modes: z.array(ModeInfo),
   results: z.array(BenchResult),
+  /** the tc program's cost per packet (absent when the run was asked not to measure it) */
+  packets: PacketSection.optional(),
   notes: z.array(z.string()),
 });
 export type BenchDocument = z.output<typeof BenchDocument>;

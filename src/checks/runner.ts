@@ -8,6 +8,11 @@ export interface RunnerOptions {
   ignore?: string[];
   /** Called as each check finishes (progress views). */
   onResult?: (result: CheckResult) => void;
+  /**
+   * Start every check at once (a prerequisite is awaited, not assumed): with a BatchingHost, what
+   * they read travels together. Results and onResult stay in catalogue order.
+   */
+  concurrent?: boolean;
 }
 
 /** Reject unknown --ignore ids before anything runs. */
@@ -22,28 +27,43 @@ export function validateIgnore(checks: readonly Pick<Check, 'id'>[], ignore: str
 export async function runChecks(ctx: CheckContext, checks: readonly Check[], options: RunnerOptions = {}): Promise<CheckResult[]> {
   const ignore = new Set(options.ignore ?? []);
   const byId = new Map<string, CheckResult>();
-  for (const check of checks) {
+  const started = new Map<string, Promise<CheckResult>>();
+  const runOne = async (check: Check): Promise<CheckResult> => {
     const ignored = ignore.has('all') || ignore.has(check.id);
-    const blocked = (check.requires ?? []).filter((id) => !['pass', 'warn'].includes(byId.get(id)?.status ?? 'skip'));
-    let result: CheckResult;
+    // A prerequisite is judged once it has finished: in order, or (concurrent) by awaiting it.
+    const prereqs = new Map<string, CheckResult | undefined>();
+    for (const id of check.requires ?? []) prereqs.set(id, options.concurrent ? await started.get(id) : byId.get(id));
+    const blocked = [...prereqs].filter(([, r]) => !['pass', 'warn'].includes(r?.status ?? 'skip'));
     if (blocked.length > 0) {
-      result = {
+      return {
         id: check.id,
         title: check.title,
         status: 'skip',
         observed: '-',
         expected: '-',
-        detail: `skipped: ${blocked.map((id) => `${id} is ${byId.get(id)?.status ?? 'missing'}`).join(', ')}`,
+        detail: `skipped: ${blocked.map(([id, r]) => `${id} is ${r?.status ?? 'missing'}`).join(', ')}`,
         ignored,
       };
-    } else {
-      try {
-        result = { id: check.id, title: check.title, ...(await check.run(ctx)), ignored };
-      } catch (err) {
-        if (err instanceof HostError) throw err;
-        result = { id: check.id, title: check.title, status: 'error', observed: '-', expected: '-', detail: `could not check: ${oneLine(err)}`, ignored };
-      }
     }
+    try {
+      return { id: check.id, title: check.title, ...(await check.run(ctx)), ignored };
+    } catch (err) {
+      if (err instanceof HostError) throw err;
+      return { id: check.id, title: check.title, status: 'error', observed: '-', expected: '-', detail: `could not check: ${oneLine(err)}`, ignored };
+    }
+  };
+  if (options.concurrent) {
+    // Every check starts now, so the commands they start together share one round trip (a
+    // BatchingHost); results are still reported in catalogue order, and a HostError still ends the
+    // host at the first check (in that order) that met it.
+    for (const check of checks) {
+      const p = runOne(check);
+      p.catch(() => undefined);
+      started.set(check.id, p);
+    }
+  }
+  for (const check of checks) {
+    const result = await (started.get(check.id) ?? runOne(check));
     byId.set(check.id, result);
     options.onResult?.(result);
   }

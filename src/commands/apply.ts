@@ -1,6 +1,7 @@
 // `prep-node apply` and `prep-node rollback`: tune nodes from a profile, and undo it exactly.
 import { ExitCode } from '../errors.js';
 import { openHost } from '../host/connect.js';
+import { BatchingHost } from '../host/batch.js';
 import { DEFAULT_PROFILE, loadProfile } from '../profiles/load.js';
 import type { Profile } from '../profiles/schema.js';
 import { JOURNAL_FILE } from '../tuners/journal.js';
@@ -77,13 +78,15 @@ export async function apply(targets: string[], options: ApplyOptions, io: Io): P
     options,
     {
       work: async (host, spec, progress) => {
-        const report = await applyProfile(host, profileOf(spec.profile), {
+        // Reads started together (tuners planning side by side) travel as one script.
+        const batched = new BatchingHost(host);
+        const report = await applyProfile(batched, profileOf(spec.profile), {
           dryRun: options.dryRun === true,
           confirmTimeout: options.confirmTimeout,
-          reconnect: () => openHost(spec.target, conn),
+          reconnect: async () => new BatchingHost(await openHost(spec.target, conn)),
           progress,
         });
-        if (report.host !== host) await report.host.close();
+        if (report.host !== batched) await report.host.close();
         return report;
       },
       summarize: (r) => `${planSize(r.plans)} changes${options.dryRun ? ' planned' : ''}`,
@@ -115,7 +118,7 @@ export async function rollbackCommand(targets: string[], options: RollbackOption
   const outcomes = await runOnHosts<RollbackReport>(
     await resolveHosts(targets, options),
     options,
-    { work: (host) => rollback(host, options.dryRun === true), summarize: (r) => (r.journal ? 'rolled back' : 'nothing to roll back') },
+    { work: (host) => rollback(new BatchingHost(host), options.dryRun === true), summarize: (r) => (r.journal ? 'rolled back' : 'nothing to roll back') },
     io.stdout.isTTY === true,
   );
   return settle(outcomes, io, (spec, r) => renderRollback(spec.target.spec, r, options.dryRun === true), (r) => (r.mismatched.length > 0 ? ExitCode.findings : ExitCode.ok));

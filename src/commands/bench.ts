@@ -15,7 +15,9 @@ import { BenchEnv, removeLeftovers } from '../bench/env.js';
 import { killAll } from '../bench/exec.js';
 import { renderText, writeReport } from '../bench/render.js';
 import { runBench } from '../bench/run.js';
-import { MODE_IDS, type BenchConfig, type ModeId } from '../bench/schema.js';
+import { cleanupAgentBench, renderAgentText, runAgentBench } from '../bench/agent.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { MODE_IDS, type BenchConfig, type ModeId, type PacketConfig } from '../bench/schema.js';
 import { maxServices } from '../bench/services.js';
 import type { Tools } from '../bench/modes.js';
 import type { Io } from './check.js';
@@ -42,7 +44,23 @@ export interface BenchOptions {
   cleanup?: boolean;
   /** no progress lines on stderr */
   quiet?: boolean;
+  /** run the agent's benchmark instead of the datapath modes */
+  agent?: boolean;
+  /** the agent's benchmark at 1000 services and 10 s of churn per rate */
+  quick?: boolean;
+  /** with --agent: seconds of churn per rate */
+  churn?: number;
+  /** false: leave the packet section out (--no-pkt) */
+  pkt?: boolean;
+  /** numbers of services of the packet section */
+  pktSizes?: string[];
+  pktRepeat?: number;
+  pktFlows?: number;
 }
+
+export const DEFAULT_PKT_SIZES = [10, 10_000, 1_000_000];
+/** flows of all runs must fit below the deny case's source port (src/bench/packets.ts) */
+const PKT_PORTS = 60_000 - 1024;
 
 /** Tool paths; PREP_NODE_BENCH_<TOOL> overrides one (a missing tool makes its mode unavailable). */
 export function benchTools(env: NodeJS.ProcessEnv = process.env): Tools {
@@ -75,10 +93,21 @@ export function benchConfig(o: BenchOptions): BenchConfig {
   };
 }
 
-function parseSize(s: string): number {
-  const m = /^(\d+)(k)?$/i.exec(s.trim());
-  const n = m ? Number(m[1]) * (m[2] ? 1000 : 1) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--sizes: expected numbers of services such as 1,1000,10k, got "${s}"`);
+/** The packet section's configuration, or undefined with --no-pkt. */
+export function packetConfig(o: BenchOptions, runs: number): PacketConfig | undefined {
+  if (o.pkt === false) return undefined;
+  const sizes = o.pktSizes && o.pktSizes.length > 0 ? o.pktSizes.map((s) => parseSize(s, '--pkt-sizes')) : DEFAULT_PKT_SIZES;
+  const limit = maxServices(1);
+  for (const s of sizes) if (s > limit) throw new UsageError(`--pkt-sizes: ${s} services do not fit the bench's address ranges (at most ${limit})`);
+  const flows = o.pktFlows ?? 10_000;
+  if (flows * runs > PKT_PORTS) throw new UsageError(`--pkt-flows ${flows} x --runs ${runs} is more than the ${PKT_PORTS} source ports the flows of all runs use: lower one of them`);
+  return { sizes: [...new Set(sizes)].sort((a, b) => a - b), repeat: o.pktRepeat ?? 1_000_000, flows, runs };
+}
+
+function parseSize(s: string, flag = '--sizes'): number {
+  const m = /^(\d+)([km])?$/i.exec(s.trim());
+  const n = m ? Number(m[1]) * (m[2] ? (m[2].toLowerCase() === 'k' ? 1000 : 1_000_000) : 1) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`${flag}: expected numbers of services such as 1,1000,10k,1m, got "${s}"`);
   return n;
 }
 
@@ -97,7 +126,10 @@ export async function bench(options: BenchOptions, io: Io): Promise<number> {
     log(removed.length ? `removed ${removed.length} leftovers of interrupted runs` : 'nothing left behind by earlier runs');
     return ExitCode.ok;
   }
+  if (options.agent) return agentBench(options, io, log);
+  if (options.quick) throw new UsageError('--quick applies to --agent only');
   const config = benchConfig(options);
+  const packets = packetConfig(options, config.runs);
   const tools = benchTools();
   if (!existsSync(tools.bench)) throw new UsageError(`the load generator ${tools.bench} is missing: build it with \`make -C bpf\``);
 
@@ -122,7 +154,7 @@ export async function bench(options: BenchOptions, io: Io): Promise<number> {
   try {
     env.init();
     const command = ['prep-node', 'bench', ...process.argv.slice(process.argv.indexOf('bench') + 1)].join(' ');
-    const { doc, modes } = await runBench({ config, env, tools, version: io.version, command, log });
+    const { doc, modes } = await runBench({ config, env, tools, version: io.version, command, log, ...(packets ? { packets } : {}) });
     for (const m of modes) await m.teardown().catch(() => undefined);
     cleanup();
     if (options.report) {
@@ -135,4 +167,59 @@ export async function bench(options: BenchOptions, io: Io): Promise<number> {
     cleanup();
     for (const [sig, h] of handlers) process.off(sig, h);
   }
+}
+
+/** The CLI this file belongs to (dist/src/commands -> dist/src/cli.js). */
+const LOCAL_CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../cli.js');
+
+/** `bench --agent`: the agent against the fake API server on real pinned maps (src/bench/agent.ts). */
+async function agentBench(options: BenchOptions, io: Io, log: (line: string) => void): Promise<number> {
+  const tools = benchTools();
+  if (!existsSync(tools.loader)) throw new UsageError(`the loader ${tools.loader} is missing: build it with \`make -C bpf\``);
+  const quick = options.quick === true;
+  // interrupted: the agent child killed (its mount namespace, bpffs and datapath go with it), the
+  // nftables namespace and the cgroup removed
+  const handlers = Object.keys(SIGNALS).map((sig) => {
+    const h = () => {
+      io.stderr.write(`bench: ${sig}: stopping the agent, removing the namespace and cgroup of this run\n`);
+      killAll();
+      cleanupAgentBench();
+      process.exit(128 + SIGNALS[sig]!);
+    };
+    process.on(sig, h);
+    return [sig, h] as const;
+  });
+  try {
+    return await agentBenchRun(options, io, log, tools, quick);
+  } finally {
+    for (const [sig, h] of handlers) process.off(sig, h);
+  }
+}
+
+async function agentBenchRun(options: BenchOptions, io: Io, log: (line: string) => void, tools: Tools, quick: boolean): Promise<number> {
+  if (options.sizes && options.sizes.length !== 1) throw new UsageError('--agent takes one size: --sizes N (services)');
+  const services = options.sizes ? parseSize(options.sizes[0]!) : quick ? 1000 : 10_000;
+  if (services > maxServices(5) - 1) throw new UsageError(`--sizes: ${services} services with 5 endpoints each do not fit the bench's address ranges (at most ${maxServices(5) - 1})`);
+  const doc = await runAgentBench({
+    services,
+    endpointsPer: 5,
+    pods: Math.floor(services / 2),
+    rates: [100, 1000],
+    churnSeconds: options.churn ?? (quick ? 10 : 30),
+    nftRuns: options.runs ?? 3,
+    cli: LOCAL_CLI,
+    loader: tools.loader,
+    nft: tools.nft,
+    log,
+  });
+  killAll();
+  if (options.report) {
+    mkdirSync(options.report, { recursive: true });
+    const name = services === 10_000 && !options.churn ? 'agent' : `agent-${services}`;
+    writeFileSync(`${options.report}/${name}.json`, `${JSON.stringify(doc, null, 2)}\n`);
+    writeFileSync(`${options.report}/${name}.txt`, renderAgentText(doc));
+    log(`report: ${options.report}/${name}.json, ${options.report}/${name}.txt`);
+  }
+  io.stdout.write(options.json ? `${JSON.stringify(doc, null, 2)}\n` : renderAgentText(doc));
+  return ExitCode.ok;
 }

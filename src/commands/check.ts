@@ -10,6 +10,7 @@ import type { Profile } from '../profiles/schema.js';
 import { resolveHosts, runOnHosts, throwIfOnlyHostFailed, type HostOptions } from './hosts.js';
 import type { ExitCode } from '../errors.js';
 import { HostError } from '../errors.js';
+import { BatchingHost } from '../host/batch.js';
 
 export interface CheckOptions extends HostOptions {
   profile?: string;
@@ -37,7 +38,10 @@ export async function check(targets: string[], options: CheckOptions, io: Io): P
     specs,
     options,
     {
-      work: async (host, spec, progress) => {
+      work: async (node, spec, progress) => {
+        // Checks run side by side and their commands travel together: one gather round trip for
+        // everything the catalogue reads first, one more for what depends on it (README, "Round trips").
+        const host = new BatchingHost(node);
         const ctx = {
           host,
           profile: profiles.get(spec.profile ?? options.profile ?? DEFAULT_PROFILE)!,
@@ -45,6 +49,7 @@ export async function check(targets: string[], options: CheckOptions, io: Io): P
           cache: new Map(),
         };
         const results = await runChecks(ctx, CHECKS, {
+          concurrent: true,
           ...(options.ignore && { ignore: options.ignore }),
           onResult: (r) => progress(`${r.id}: ${r.status}`),
         });

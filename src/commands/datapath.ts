@@ -20,6 +20,7 @@ export interface DatapathOptions extends HostOptions {
   force?: boolean;
   /** commander's --no-flow-events: false when given */
   flowEvents?: boolean;
+  ctTimeout?: string;
   connections?: number;
   allowPartial?: boolean;
   nodeAddress?: string[];
@@ -42,7 +43,39 @@ export function parseCaps(text: string | undefined): Record<string, number> | un
   return caps;
 }
 
+/** Conntrack lifetimes the datapath knows (bpf/lib/ct_gc.h), with their defaults in seconds. */
+export const CT_TIMEOUTS = { 'tcp-syn': 60, 'tcp-established': 21600, 'tcp-closing': 10, udp: 60, other: 60 } as const;
+const DURATION_UNIT: Record<string, number> = { '': 1, s: 1, m: 60, h: 3600, d: 86400 };
+
+/** `tcp-established=1d,udp=30s` → {'tcp-established': 86400, udp: 30}; 1 s to 30 days each. */
+export function parseCtTimeouts(text: string | undefined): Record<string, number> | undefined {
+  if (!text) return undefined;
+  const out: Record<string, number> = {};
+  const names = Object.keys(CT_TIMEOUTS).join(', ');
+  for (const part of text.split(',')) {
+    const m = /^([a-z-]+)=(\d{1,9})([smhd]?)$/.exec(part.trim());
+    if (!m) throw new PrepNodeError(`--ct-timeout: expected name=duration[,name=duration], got "${part}" (e.g. --ct-timeout tcp-established=1d,udp=30s)`, ExitCode.usage);
+    if (!(m[1]! in CT_TIMEOUTS)) throw new PrepNodeError(`--ct-timeout: no timeout named "${m[1]}" (timeouts: ${names})`, ExitCode.usage);
+    const secs = Number(m[2]) * DURATION_UNIT[m[3]!]!;
+    if (secs < 1 || secs > 30 * 86400) throw new PrepNodeError(`--ct-timeout: ${m[1]}=${m[2]}${m[3]} is out of range (1s to 30d)`, ExitCode.usage);
+    out[m[1]!] = secs;
+  }
+  return out;
+}
+
 const pct = (n: number | undefined, max: number | undefined) => (n === undefined || !max ? '' : ` (${((100 * n) / max).toFixed(n > 0 && (100 * n) / max < 0.1 ? 3 : 1)}%)`);
+
+/** Flow-state maps (conntrack and the socket NAT map) at which status warns: an LRU map near full
+ * evicts live flows to make room for new ones, and a flow that loses its entry loses its NAT. */
+export const NEAR_FULL_PCT = 90;
+const FLOW_STATE_MAPS = ['conntrack', 'conntrack6', 'sock_revnat', 'frags'];
+
+/** A warning line per flow-state map at NEAR_FULL_PCT or more. */
+export function nearlyFull(maps: readonly { name: string; entries?: number | undefined; max_entries?: number | undefined }[]): string[] {
+  return maps
+    .filter((m) => FLOW_STATE_MAPS.includes(m.name) && m.entries !== undefined && m.max_entries && (100 * m.entries) / m.max_entries >= NEAR_FULL_PCT)
+    .map((m) => `warning: ${m.name} is ${Math.floor((100 * m.entries!) / m.max_entries!)}% full: new flows evict the least recently used ones; raise it with \`datapath install --force --cap ${m.name}=${2 * m.max_entries!}\``);
+}
 
 /** One host's outcome: the lines to print, whether it passed, its --json document. */
 interface Outcome {
@@ -55,8 +88,9 @@ interface Outcome {
 const WORK: Record<Verb, (host: Host, options: DatapathOptions, desired: Desired | undefined) => Promise<Outcome>> = {
   async install(host, options) {
     const caps = parseCaps(options.cap);
+    const ctTimeouts = parseCtTimeouts(options.ctTimeout);
     if (options.metricsTextfile) await dp.checkMetricsTextfileDir(host, options.metricsTextfile);
-    const doc = await dp.install(host, { ...(caps && { caps }), ...(options.tcDev && { tcDevs: options.tcDev }), ...(options.cgroup && { cgroup: options.cgroup }), ...(options.force && { force: true }), ...(options.flowEvents === false && { flowEvents: false }) });
+    const doc = await dp.install(host, { ...(caps && { caps }), ...(options.tcDev && { tcDevs: options.tcDev }), ...(options.cgroup && { cgroup: options.cgroup }), ...(options.force && { force: true }), ...(options.flowEvents === false && { flowEvents: false }), ...(ctTimeouts && { ctTimeouts }) });
     const lines = [doc.already_installed ? 'already installed (use --force to re-install; map contents are lost)' : 'installed: programs attached, maps pinned under /sys/fs/bpf/prep-node/'];
     if (!options.metricsTextfile) return { lines, ok: true, json: doc };
     const tf = await dp.installMetricsTextfile(host, options.metricsTextfile, options.metricsInterval ?? 15);
@@ -67,6 +101,7 @@ const WORK: Record<Verb, (host: Host, options: DatapathOptions, desired: Desired
     const d = desired!;
     const r = await dp.syncState(host, d.state, { ...(options.full && { full: true }), ...(options.dryRun && { dryRun: true }) });
     const lines = [`${options.dryRun ? 'would write' : 'synced'}: ${r.plan.puts} put, ${r.plan.dels} deleted, ${r.plan.clears} cleared${r.plan.lines.length === 0 ? ' (already as desired)' : ''}`];
+    if (r.ctFlushed) lines.push(`  conntrack: ${r.ctFlushed.entries} entries of flows to ${r.ctFlushed.backends.length} removed UDP backend(s) flushed (${r.ctFlushed.backends.join(', ')})`);
     if (d.format === 'manifests') {
       const kinds = Object.entries(d.counts).map(([k, n]) => `${n} ${k}`).join(', ');
       lines.push(`  from ${kinds || 'no objects'}: ${d.state.endpoints.length} endpoints, ${d.state.services.length} service ports, ${d.state.policies.length} policies`);
@@ -94,6 +129,7 @@ const WORK: Record<Verb, (host: Host, options: DatapathOptions, desired: Desired
     for (const p of st.programs) lines.push(`  ${p.name}  ${p.type ?? ''}  ${p.attach ?? ''}${p.id !== undefined ? `  id ${p.id}` : ''}`);
     lines.push('maps (entries / capacity):');
     for (const m of st.maps) lines.push(`  ${m.name.padEnd(14)} ${m.entries ?? '-'} / ${m.max_entries ?? '-'}${pct(m.entries, m.max_entries)}${m.memlock_bytes !== undefined ? `  ${(m.memlock_bytes / 1048576).toFixed(1)} MiB` : ''}`);
+    lines.push(...nearlyFull(st.maps));
     lines.push('drops by reason:');
     for (const d of st.dropReasons) lines.push(`  ${String(d.num).padStart(3)} ${d.name.padEnd(22)} ${d.count}  ${d.description}`);
     return { lines, ok: true, json: st };

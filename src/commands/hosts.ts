@@ -58,7 +58,7 @@ export type HostOutcome<R> = { spec: HostSpec; value: R } | { spec: HostSpec; er
 /** A failure's stable kind for --json: the HostError's kind, else what its exit code means. */
 export function failureKind(err: PrepNodeError): string {
   if (err instanceof HostError) return err.kind;
-  const names: Partial<Record<ExitCode, string>> = { [ExitCode.usage]: 'usage', [ExitCode.refused]: 'refused', [ExitCode.reverted]: 'reverted', [ExitCode.rollbackFailed]: 'rollback-failed', [ExitCode.internal]: 'internal' };
+  const names: Partial<Record<ExitCode, string>> = { [ExitCode.usage]: 'usage', [ExitCode.refused]: 'refused', [ExitCode.reverted]: 'reverted', [ExitCode.rollbackFailed]: 'rollback-failed', [ExitCode.applyFailed]: 'apply-failed', [ExitCode.internal]: 'internal' };
   return names[err.exitCode] ?? 'failed';
 }
 
@@ -69,9 +69,9 @@ export function failureLine(spec: HostSpec, err: PrepNodeError): string {
 }
 
 /** The order in which failures decide a fleet run's exit code: the first present wins. */
-const FAILURE_ORDER: ExitCode[] = [ExitCode.unreachable, ExitCode.privilege, ExitCode.refused, ExitCode.reverted, ExitCode.rollbackFailed, ExitCode.internal];
+const FAILURE_ORDER: ExitCode[] = [ExitCode.unreachable, ExitCode.privilege, ExitCode.refused, ExitCode.reverted, ExitCode.rollbackFailed, ExitCode.applyFailed, ExitCode.internal];
 
-/** A fleet run's exit code: the first of 3, 4, 5, 6, 7, 70 among the failed hosts, else `otherwise` (from the hosts that finished). */
+/** A fleet run's exit code: the first of 3, 4, 5, 6, 7, 8, 70 among the failed hosts, else `otherwise` (from the hosts that finished). */
 export function fleetExitCode(outcomes: HostOutcome<unknown>[], otherwise: ExitCode): ExitCode {
   const codes = new Set(outcomes.flatMap((o) => ('error' in o ? [o.error.exitCode] : [])));
   return FAILURE_ORDER.find((c) => codes.has(c)) ?? ([...codes][0] ?? otherwise);

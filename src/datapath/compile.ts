@@ -29,7 +29,7 @@ export interface Compiled {
 
 const DIRECTION = ['ingress', 'egress'];
 const ACTION = ['', 'allow', 'deny'];
-const PROTO: Record<number, string> = { 0: 'any', 1: 'icmp', 6: 'tcp', 17: 'udp' };
+const PROTO: Record<number, string> = { 0: 'any', 1: 'icmp', 6: 'tcp', 17: 'udp', 132: 'sctp' };
 
 function entry(map: MapName, key: Buffer, value: Buffer, note: string): MapEntry {
   return { map, keyHex: key.toString('hex'), valueHex: value.toString('hex'), note };
@@ -68,7 +68,8 @@ export function backendSlots(svc: Service, nodeName?: string): { addr: number; p
   });
 }
 
-function serviceEntries(svc: Service, svcId: number, nodeName: string | undefined): MapEntry[] {
+/** The services, backends and maglev entries of one service with its svc_id, on the node `nodeName` (remote backends, Local policies). */
+export function serviceEntries(svc: Service, svcId: number, nodeName?: string): MapEntry[] {
   const out: MapEntry[] = [];
   const slots = backendSlots(svc, nodeName);
   const name = `${svc.name} ${svc.vip}:${svc.port}/${svc.protocol}`;

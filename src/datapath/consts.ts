@@ -47,6 +47,9 @@ export const CT_F_REVNAT = 1 << 1;
 export const CT_F_REPLY = 1 << 2;
 export const CT_F_SNAT = 1 << 4;
 export const CT_F_FIB = 1 << 5;
+/** TCP state of a conntrack entry (bpf/lib/ct_gc.h): an ACK seen / a FIN or RST seen. */
+export const CT_F_TCP_ESTABLISHED = 1 << 8;
+export const CT_F_TCP_CLOSING = 1 << 9;
 
 /** Wildcard remote identity in policy keys. */
 export const IDENTITY_ANY = 0;
@@ -117,5 +120,5 @@ export type MapName = (typeof MAPS)[number];
 /** Every map of the datapath, for dump and status. */
 export const ALL_MAPS = [...MAPS, 'affinity', 'sock_revnat', 'conntrack', 'frags', 'drop_counters', 'svc_counters', 'events_lost', 'events', 'conntrack6'] as const;
 
-export const IPPROTO = { icmp: 1, tcp: 6, udp: 17 } as const;
+export const IPPROTO = { icmp: 1, tcp: 6, udp: 17, sctp: 132 } as const;
 export type Protocol = keyof typeof IPPROTO;

@@ -2,6 +2,7 @@
 // in, map ops out through a MapWriter (writer.ts): the node-side loader over a Host here
 // (LoaderMapWriter), the pinned maps in-process in the agent. Planning (compile, diff) is pure and
 // done before the first write; a writer validates a whole batch before applying any of it.
+import { removedUdpBackends, type FlushTarget } from './ct-flush.js';
 import type { Host } from '../host/host.js';
 import { NodeRefusal } from '../errors.js';
 import { compileState, type Compiled } from './compile.js';
@@ -14,8 +15,8 @@ import { fullSync, incrementalSync, type CurrentEntries, type SyncPlan } from '.
 import type { BatchResult, MapWriter } from './writer.js';
 import type { MapEntry } from './compile.js';
 import type { Desired } from './k8s/index.js';
-import { installTextfile, removeTextfile, renderMetrics, type TextfileResult } from './metrics.js';
-import { buildNames, readNames, removeNames, writeNames } from './observe.js';
+import { installTextfile, removeTextfile, type TextfileResult } from './metrics.js';
+import { buildNames, NAMES_PATH, removeNames, writeNames } from './observe.js';
 
 export { loadState, parseState } from './state.js';
 export type { DatapathState } from './schema.js';
@@ -26,7 +27,7 @@ export type { MapEntry } from './compile.js';
 export type { MapWriter, MapOp, BatchResult } from './writer.js';
 export { ALL_MAPS, MAPS, type MapName } from './consts.js';
 export { loadDesired, formatLeftOut, type Desired } from './k8s/index.js';
-export { checkTextfileDir as checkMetricsTextfileDir, renderMetrics, type TextfileResult } from './metrics.js';
+export { checkTextfileDir as checkMetricsTextfileDir, type TextfileResult } from './metrics.js';
 export { VERDICTS, decorate, formatFlow, readNames, verdictMatches, type NamesIndex, type VerdictFilter } from './observe.js';
 export { parseIpv4 } from './ip.js';
 export { selftest, type SelftestResult, type SelftestStep, type SelftestOptions } from './selftest.js';
@@ -50,6 +51,8 @@ export interface SyncResult {
   compiled: Compiled;
   /** what the writer reports (the loader's whole apply document); null on a dry run */
   applied: BatchResult | null;
+  /** UDP backends that left (`addr:port/udp`) and the conntrack entries of their flows deleted */
+  ctFlushed?: { backends: FlushTarget[]; entries: number };
 }
 
 /** What the node's owned maps hold now (every map's dump in one round-trip). */
@@ -81,11 +84,14 @@ async function compileFor(host: Host, state: DatapathState, options: SyncOptions
  * nothing differs. writer null: a full dry run (nothing read, nothing written). The same plan goes to
  * any MapWriter: the loader over a Host (the CLI) or the pinned maps in-process (the agent).
  */
-export async function syncEntries(writer: MapWriter | null, entries: readonly MapEntry[], options: SyncOptions = {}): Promise<{ plan: SyncPlan; applied: BatchResult | null }> {
+export async function syncEntries(writer: MapWriter | null, entries: readonly MapEntry[], options: SyncOptions = {}): Promise<{ plan: SyncPlan; applied: BatchResult | null; removedUdp: FlushTarget[] }> {
   if (writer === null && !(options.full && options.dryRun)) throw new Error('syncEntries: only a full dry run goes without a writer');
-  const plan = options.full ? fullSync(entries) : incrementalSync(entries, await writer!.dump(MAPS));
-  if (options.dryRun) return { plan, applied: null };
-  return { plan, applied: await writer!.batch(plan.ops) };
+  const current = options.full ? undefined : await writer!.dump(MAPS);
+  const plan = current ? incrementalSync(entries, current) : fullSync(entries);
+  // a full sync read nothing: it cannot tell which backends left
+  const removedUdp = current ? removedUdpBackends(current, entries) : [];
+  if (options.dryRun) return { plan, applied: null, removedUdp };
+  return { plan, applied: await writer!.batch(plan.ops), removedUdp };
 }
 
 /** Make the node's maps hold exactly the desired state, through the loader (LoaderMapWriter). */
@@ -98,8 +104,11 @@ export async function syncState(host: Host, state: DatapathState, options: SyncO
     if (!options.full && bin === null) throw new NodeRefusal(host.name, 'datapath sync --dry-run: this prep-node\'s loader is not on the node, and a dry run uploads nothing (run datapath install first, or --dry-run --full to list every entry)');
     writer = bin === null ? null : new LoaderMapWriter(host, bin);
   }
-  const { plan, applied } = await syncEntries(writer, compiled.entries, options);
-  return { plan, compiled, applied };
+  const { plan, applied, removedUdp } = await syncEntries(writer, compiled.entries, options);
+  if (options.dryRun || removedUdp.length === 0) return { plan, compiled, applied };
+  // their live UDP flows would stay on them: flush after the maps no longer name them
+  const gc = await loader.ctGc(host, removedUdp);
+  return { plan, compiled, applied, ctFlushed: { backends: removedUdp, entries: gc.flushed } };
 }
 
 /** Leave the names index on the node (services, pods, policies by id) that observe and metrics read. */
@@ -107,14 +116,9 @@ export function recordNames(host: Host, desired: Desired, compiled: Compiled, so
   return writeNames(host, buildNames(desired.state, compiled, desired.origins, source));
 }
 
-/** The node's datapath counters in the Prometheus text exposition format (metrics.ts renders it). */
-export async function metrics(host: Host): Promise<string> {
-  const st = await loader.status(host);
-  const counters = st.installed ? await loader.dump(host, 'drop_counters') : '';
-  // an install from an older loader has no svc_counters map: no forwarded samples then
-  const svc = st.installed && st.maps.some((m) => m.name === 'svc_counters') ? await loader.dump(host, 'svc_counters') : '';
-  const names = st.installed ? await readNames(host) : null;
-  return renderMetrics(st, counters, svc, names);
+/** The node's datapath counters in the Prometheus text exposition format, services named from the node's index (one loader run). */
+export function metrics(host: Host): Promise<string> {
+  return loader.metrics(host, { names: NAMES_PATH });
 }
 
 /** Keep the node's metrics textfile for node_exporter (after checkMetricsTextfileDir and install). */

@@ -9,14 +9,15 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { parseSections, sectionHeader } from '../probes/sections.js';
+import { besideSea } from '../sea.js';
 import { ExitCode, NodeRefusal, PrepNodeError, UsageError } from '../errors.js';
 import { shQuote, type Host, type RunResult } from '../host/host.js';
 import type { MapName } from './consts.js';
 import { parseDump, type CurrentEntries } from './sync.js';
 import { opLines, type BatchResult, type MapOp, type MapWriter } from './writer.js';
 
-/** The loader built by `make -C bpf` (dist/src/datapath → repo root/bpf/build). */
-export const LOCAL_LOADER = resolve(dirname(fileURLToPath(import.meta.url)), '../../../bpf/build/prep-node-dp');
+/** The loader built by `make -C bpf` (dist/src/datapath → repo root/bpf/build), or beside the single executable. */
+export const LOCAL_LOADER = besideSea('prep-node-dp', resolve(dirname(fileURLToPath(import.meta.url)), '../../../bpf/build/prep-node-dp'));
 /** Where loaders live on the node, one file per version. */
 export const REMOTE_BIN_DIR = '/var/lib/prep-node/bin';
 
@@ -172,6 +173,18 @@ export const StatusDoc = z.looseObject({
 });
 export type StatusDoc = z.output<typeof StatusDoc>;
 
+/** `ct-gc`'s document (bpf/loader/ct.c). */
+export const CtGcDoc = z.looseObject({
+  scanned: z.number(),
+  expired: z.number(),
+  flushed: z.number(),
+  entries: z.number(),
+  capacity: z.number(),
+  fill_pct: z.number(),
+  warning: z.string().nullable(),
+});
+export type CtGcDoc = z.output<typeof CtGcDoc>;
+
 export const InstallDoc = z.looseObject({ installed: z.boolean().optional(), already_installed: z.boolean().optional(), matches_request: z.boolean().optional() });
 export type InstallDoc = z.output<typeof InstallDoc>;
 
@@ -192,6 +205,8 @@ export interface InstallOptions {
   force?: boolean;
   /** false: no event per new forwarded flow (`--no-flow-events`; drops are still sent) */
   flowEvents?: boolean;
+  /** conntrack lifetimes in seconds by name (`--ct-timeout tcp-established=21600,...`) */
+  ctTimeouts?: Record<string, number>;
 }
 
 /** `install` arguments from options. */
@@ -203,6 +218,8 @@ export function installArgs(o: InstallOptions): string[] {
   if (o.cgroup) args.push('--cgroup', o.cgroup);
   if (o.force) args.push('--force');
   if (o.flowEvents === false) args.push('--no-flow-events');
+  const ct = Object.entries(o.ctTimeouts ?? {});
+  if (ct.length > 0) args.push('--ct-timeout', ct.map(([k, v]) => `${k}=${v}`).join(','));
   return args;
 }
 
@@ -226,8 +243,27 @@ export const loader = {
     if (r.code !== 0) throw loaderError(host.name, 'dump', r);
     return parseSections(r.stdout);
   },
+  /** `ct-gc`: expired conntrack entries deleted, and every entry of these backends' flows (up to 256 a call). */
+  async ctGc(host: Host, backends: readonly string[] = []): Promise<CtGcDoc> {
+    let doc: CtGcDoc | undefined;
+    let flushed = 0;
+    for (let i = 0; i === 0 || i < backends.length; i += 256) {
+      const args = ['ct-gc', ...backends.slice(i, i + 256).flatMap((b) => ['--backend', b])];
+      doc = parseOutput(host.name, 'ct-gc', await runLoader(host, args, { timeoutMs: 300_000 }), CtGcDoc);
+      flushed += doc.flushed;
+    }
+    return { ...doc!, flushed };
+  },
   async status(host: Host, loaderPath?: string): Promise<StatusDoc> {
     return parseOutput(host.name, 'status', await runLoader(host, ['status'], {}, loaderPath), StatusDoc);
+  },
+  /**
+   * The datapath's counters in the Prometheus text format, rendered by the loader (bpf/loader/
+   * metrics.c); names: the node's names index for service names (a missing or unusable one costs
+   * the names only). Not installed: `prep_node_datapath_up 0` alone.
+   */
+  async metrics(host: Host, o: { names?: string } = {}, loaderPath?: string): Promise<string> {
+    return runLoader(host, ['metrics', ...(o.names ? ['--names', o.names] : [])], { timeoutMs: 300_000 }, loaderPath);
   },
   /** Drop events (one JSON line each) and the count the ring buffer lost (the last line). */
   async events(host: Host, o: { timeoutMs?: number; max?: number } = {}): Promise<{ events: EventDoc[]; lost: number }> {

@@ -15,8 +15,8 @@ import { selects } from './identity.js';
 import { IDENTITY_WORLD } from './consts.js';
 import type { EventDoc } from './loader.js';
 import type { DatapathState } from './schema.js';
-import type { Origins } from './k8s/translate.js';
-import { LABELSET_LABEL } from './k8s/translate.js';
+import type { Origins } from './k8s/sum.js';
+import { LABELSET_LABEL } from './k8s/sum.js';
 
 export const NAMES_PATH = '/var/lib/prep-node/datapath/names.json';
 

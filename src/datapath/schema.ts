@@ -83,7 +83,7 @@ const service = z.strictObject({
   name,
   vip: ipv4,
   port,
-  protocol: z.enum(['tcp', 'udp'], { error: 'expected tcp or udp (the load balancer handles TCP and UDP only)' }),
+  protocol: z.enum(['tcp', 'udp', 'sctp'], { error: 'expected tcp, udp or sctp (the load balancer handles these only)' }),
   backends: z.array(backend).max(65535).default([]),
   algorithm: z.enum(['random', 'maglev']).default('random'),
   sessionAffinity: z.strictObject({ timeoutSeconds: z.number().int().min(1).max(86400).default(10800) }).optional(),
@@ -95,7 +95,7 @@ const service = z.strictObject({
   internalTrafficPolicy: trafficPolicy.optional(),
 });
 
-const protocol = z.enum(['tcp', 'udp', 'icmp'], { error: 'expected tcp, udp or icmp (the datapath parses only these: SCTP and others cannot be matched)' });
+const protocol = z.enum(['tcp', 'udp', 'sctp', 'icmp'], { error: 'expected tcp, udp, sctp or icmp (the datapath parses only these)' });
 
 const policyPort = z
   .strictObject({
@@ -195,6 +195,9 @@ export const DatapathStateSchema = z
       unique(ctx, svc.backends, `services.${i}.backends`, (b) => `${b.ip}:${b.port}`, 'port', 'backend address:port', ['services', i, 'backends']);
       const slots = svc.backends.reduce((n, b) => n + b.weight, 0);
       if (slots > 65535) ctx.addIssue({ code: 'custom', path: ['services', i, 'backends'], message: `the weights add up to ${slots} slots; the datapath takes at most 65535 per service (maglev slots are 16-bit)` });
+      svc.backends.forEach((b, j) => {
+        if (svc.protocol === 'sctp' && b.port !== svc.port) ctx.addIssue({ code: 'custom', path: ['services', i, 'backends', j, 'port'], message: `SCTP backends must listen on the service's port ${svc.port}: the datapath translates SCTP addresses only (a port rewrite would need SCTP's CRC32c recomputed)` });
+      });
       if (svc.algorithm === 'maglev' && svc.backends.length > LB_MAGLEV_M) ctx.addIssue({ code: 'custom', path: ['services', i, 'backends'], message: `${svc.backends.length} backends do not fit a Maglev table of ${LB_MAGLEV_M} entries: use algorithm: random or build the datapath with a bigger LB_MAGLEV_M` });
     });
     s.policies.forEach((p, i) => {

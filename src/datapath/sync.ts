@@ -80,3 +80,25 @@ export function deleteEntries(entries: readonly MapEntry[]): MapOp[] {
   const grouped = byMap(entries);
   return DEL_ORDER.flatMap((m) => grouped.get(m)!.map((e): MapOp => ({ op: 'del', map: m, keyHex: e.keyHex })));
 }
+
+/** One desired entry that changed: its new value, or null when it is no longer desired. */
+export interface EntryChange {
+  map: MapName;
+  keyHex: string;
+  valueHex: string | null;
+  note: string;
+}
+
+/**
+ * The ops for changed entries only (the agent's delta: no walk over everything desired), skipping
+ * what `current` already holds, in the same safe order as incrementalSync.
+ */
+export function deltaSync(changes: readonly EntryChange[], current: CurrentEntries): SyncPlan {
+  const put: MapEntry[] = [];
+  const deleted: { map: MapName; keyHex: string }[] = [];
+  for (const m of PUT_ORDER)
+    for (const c of changes) if (c.map === m && c.valueHex !== null && current[m]?.get(c.keyHex) !== c.valueHex) put.push({ map: m, keyHex: c.keyHex, valueHex: c.valueHex, note: c.note });
+  for (const m of DEL_ORDER) for (const c of changes) if (c.map === m && c.valueHex === null && current[m]?.has(c.keyHex)) deleted.push({ map: m, keyHex: c.keyHex });
+  const ops = [...put.map(putOp), ...deleted.map((d): MapOp => ({ op: 'del', map: d.map, keyHex: d.keyHex }))];
+  return { ops, lines: opLines(ops), puts: put.length, dels: deleted.length, clears: 0, put, deleted };
+}

@@ -49,8 +49,8 @@ export const bpffsTuner: Tuner = {
     } else plan.unchanged.push(`persistent: ${persist}`);
     return plan;
   },
-  async apply({ host }, plan): Promise<void> {
-    if (plan.changes.length > 0) await host.exec(`mkdir -p ${BPFFS} && ${MOUNT}`, { sudo: true });
+  applyCommand(): string {
+    return `mkdir -p ${BPFFS} && ${MOUNT}`;
   },
   restoreCommand(original: Original): string {
     return original.value === 'unmounted' ? `if grep -q ' ${BPFFS} bpf ' /proc/mounts; then umount ${BPFFS}; fi` : 'true';

@@ -136,9 +136,8 @@ export const channelsTuner: Tuner = {
     if (plan.changes.length > 0 || installed) plan.files = wanted.filter((f) => !fileMatches(states.get(f.path)!, f));
     return plan;
   },
-  async apply({ host }, plan): Promise<void> {
-    if (plan.changes.length === 0) return;
-    await host.exec(plan.changes.map((c) => `{ ${setCommand(c.key, Number.parseInt(c.desired, 10))}; }`).join(' && '), { sudo: true });
+  applyCommand(plan): string {
+    return plan.changes.map((c) => `{ ${setCommand(c.key, Number.parseInt(c.desired, 10))}; }`).join(' && ');
   },
   restoreCommand(original: Original): string {
     return setCommand(original.key, /^\d+$/.test(original.value) ? original.value : '1');

@@ -76,17 +76,22 @@ export async function readJournal(host: Host): Promise<Journal | null> {
   return parseJournal(r.stdout, host.name);
 }
 
-/** Hosts on which STATE_DIR is known to exist. */
-const stateDirReady = new WeakSet<Host>();
+/**
+ * The root command that writes the journal read from stdin atomically (it holds copies of system
+ * files: mode 600 in a 700 directory), creating STATE_DIR when missing. Also a step of apply's write script.
+ */
+export const WRITE_JOURNAL_COMMAND =
+  `set -e; mkdir -p ${STATE_DIR}; chmod 700 ${STATE_DIR}; t=$(mktemp ${STATE_DIR}/.prep-node.XXXXXX); ` +
+  `trap 'rm -f -- "$t"' EXIT; cat > "$t"; chmod 600 "$t"; mv -f -- "$t" ${JOURNAL_FILE}; trap - EXIT`;
 
-/** Write the journal atomically (root only: it holds copies of system files). */
+/** The journal as written on the node. */
+export function journalText(journal: Journal): string {
+  return JSON.stringify(journal, null, 2) + '\n';
+}
+
+/** Write the journal: one round trip. */
 export async function writeJournal(host: Host, journal: Journal): Promise<void> {
-  // Once per connection: apply writes the journal before each tuner, and each command is a round-trip.
-  if (!stateDirReady.has(host)) {
-    await host.exec(`mkdir -p ${STATE_DIR} && chmod 700 ${STATE_DIR}`, { sudo: true });
-    stateDirReady.add(host);
-  }
-  await host.writeFile(JOURNAL_FILE, JSON.stringify(journal, null, 2) + '\n', { sudo: true, mode: 0o600 });
+  await host.exec(WRITE_JOURNAL_COMMAND, { sudo: true, stdin: journalText(journal) });
 }
 
 /** Record originals not yet journaled (first write wins). Returns true when something was added. */
@@ -133,6 +138,9 @@ export function fileState(original: FileOriginal): FileState {
   if (original.kind === 'file') return { kind: 'file', content: Buffer.from(original.base64, 'base64'), mode: original.mode, uid: original.uid, gid: original.gid };
   return original;
 }
+
+/** The command printing the auto-revert's marker lines (nothing when none), reading only. */
+export const PEEK_REVERTED_COMMAND = `if [ -e ${REVERTED_FILE} ]; then cat ${REVERTED_FILE}; fi`;
 
 /** Lines the auto-revert script left, one per revert that ran; removed once reported. */
 export async function takeRevertedMarker(host: Host): Promise<string[]> {

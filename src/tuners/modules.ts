@@ -46,6 +46,10 @@ export const modulesTuner: Tuner = {
     const names = profile.modules;
     const empty: TunerPlan = { tuner: 'modules', changes: [], files: [], originals: [], unchanged: [], notes: [] };
     if (names.length === 0) return empty;
+    // The file is read alongside the modules (one round trip with a BatchingHost); a refusal about
+    // the modules comes first, so its read failing is only reported once it is needed.
+    const fileRead = readFiles(host, [MODULES_FILE]);
+    fileRead.catch(() => undefined);
     const output = await host.exec(modulesCommand(names), { sudo: true });
     const facts = parseModules(output, names);
     const missing = [...facts.states].filter(([, st]) => st.state === 'missing' || st.state === 'unknown');
@@ -84,13 +88,12 @@ export const modulesTuner: Tuner = {
       }
     }
     const file = modulesFile(profile);
-    const now = (await readFiles(host, [file.path])).get(file.path);
+    const now = (await fileRead).get(file.path) ?? (await readFiles(host, [file.path])).get(file.path);
     plan.files = now && fileMatches(now, file) ? [] : [file];
     return plan;
   },
-  async apply({ host }, plan): Promise<void> {
-    if (plan.changes.length === 0) return;
-    await host.exec(`modprobe -a ${plan.changes.map((c) => c.key).join(' ')}`, { sudo: true });
+  applyCommand(plan): string {
+    return `modprobe -a ${plan.changes.map((c) => c.key).join(' ')}`;
   },
   restoreCommand(original: Original): string {
     // rmmod, not modprobe -r: every module the load brought in is journaled itself (see plan) and is

@@ -316,9 +316,8 @@ export const mtuTuner: Tuner = {
     plan.changes.sort((a, b) => Number(a.key === facts.defaultRoute) - Number(b.key === facts.defaultRoute));
     return plan;
   },
-  async apply({ host }, plan): Promise<void> {
-    if (plan.changes.length === 0) return;
-    await host.exec(plan.changes.map((c) => setMtu(c.key, c.desired)).join(' && '), { sudo: true });
+  applyCommand(plan): string {
+    return plan.changes.map((c) => setMtu(c.key, c.desired)).join(' && ');
   },
   restoreCommand(original: Original): string {
     return setMtu(original.key, /^\d+$/.test(original.value) ? original.value : '1500');

@@ -7,7 +7,8 @@ import { HostError, NodeRefusal, PrepNodeError, ExitCode, RollbackError, oneLine
 import type { Host } from '../host/host.js';
 import type { Profile } from '../profiles/schema.js';
 import { shQuote } from '../host/host.js';
-import { missingParentsCommand, readFiles, restoreFileCommand, writeFilesScript } from './files.js';
+import { missingParentsCommand, readFiles, restoreFileCommand, writeFilesScript, type FileState } from './files.js';
+import { runSteps, type Step } from './steps.js';
 import {
   JOURNAL_FILE,
   STATE_DIR,
@@ -18,6 +19,9 @@ import {
   recordDirs,
   recordFiles,
   recordValues,
+  PEEK_REVERTED_COMMAND,
+  WRITE_JOURNAL_COMMAND,
+  journalText,
   takeRevertedMarker,
   writeJournal,
   type Journal,
@@ -57,21 +61,38 @@ export function planSize(plans: TunerPlan[]): number {
   return plans.reduce((n, p) => n + p.changes.length + p.files.length, 0);
 }
 
-/** Find what an earlier run left: reverts the node ran (reported), reverts still armed (cancelled: we are connected), an unfinished journal. */
-async function recover(host: Host, journal: Journal | null, finishing: 'finishing' | 'rolling back' = 'finishing'): Promise<string[]> {
+/** What an earlier run left on the node, read only: the auto-revert's marker lines and reverts still armed. */
+interface Leftovers {
+  marker: string[];
+  pending: string[];
+}
+
+/** Read what earlier runs left (no write): starts its commands at once, so they join the caller's batch. */
+async function leftovers(host: Host): Promise<Leftovers> {
+  const [marker, pending] = await Promise.all([host.exec(PEEK_REVERTED_COMMAND, { sudo: true }), pendingReverts(host)]);
+  return { marker: marker.split('\n').filter((l) => l.trim() !== ''), pending };
+}
+
+/**
+ * Act on what earlier runs left: report the reverts the node ran (taking the marker), cancel reverts
+ * still armed (we are connected), note an unfinished journal. Writes only when something was left
+ * (its commands start together: one round trip).
+ */
+async function recover(host: Host, journal: Journal | null, left: Leftovers, finishing: 'finishing' | 'rolling back' = 'finishing'): Promise<string[]> {
   const notes: string[] = [];
-  for (const line of await takeRevertedMarker(host)) {
+  const [marker, cancels] = await Promise.all([
+    left.marker.length > 0 ? takeRevertedMarker(host) : Promise.resolve([]),
+    Promise.all(left.pending.map(async (id) => [id, await cancelRevert(host, id)] as const)),
+  ]);
+  for (const line of marker) {
     const [id, at, ...what] = line.split(' ');
     notes.push(`the node reverted ${what.join(' ')} at ${at} (run ${id}): prep-node could not reconnect after the change`);
   }
-  for (const id of await pendingReverts(host)) {
-    if ((await cancelRevert(host, id)) === 'cancelled') notes.push(`cancelled the auto-revert left armed by run ${id} (this connection works)`);
-  }
+  for (const [id, outcome] of cancels) if (outcome === 'cancelled') notes.push(`cancelled the auto-revert left armed by run ${id} (this connection works)`);
   if (journal?.run.state === 'applying') notes.push(`run ${journal.run.id} (profile ${journal.run.profile}, started ${journal.run.started}) did not finish: ${finishing} it now`);
   return notes;
 }
 
-/** A tuner that cannot plan on this node, and why (the refusal's line without the host). */
 export interface Refusal {
   tuner: TunerId;
   reason: string;
@@ -79,44 +100,61 @@ export interface Refusal {
 
 /** Plan every tuner; read-only. A refusal throws. */
 export async function planAll(ctx: TuneContext, tuners: Tuner[] = TUNERS): Promise<TunerPlan[]> {
-  const plans: TunerPlan[] = [];
-  for (const t of tuners) plans.push(await t.plan(ctx));
-  return plans;
+  // Tuners plan side by side (each only reads): with a BatchingHost their reads share round trips.
+  // The first refusal in tuner order is the one thrown, as when they planned one by one.
+  const settled = await Promise.allSettled(tuners.map((t) => t.plan(ctx)));
+  return settled.map((r) => {
+    if (r.status === 'rejected') throw r.reason;
+    return r.value;
+  });
 }
 
 /** Plan every tuner, going on past refusals (for a dry run, which shows everything at once). */
 export async function planEach(ctx: TuneContext, tuners: Tuner[] = TUNERS): Promise<{ plans: TunerPlan[]; refused: Refusal[] }> {
   const plans: TunerPlan[] = [];
   const refused: Refusal[] = [];
-  for (const t of tuners) {
-    try {
-      plans.push(await t.plan(ctx));
-    } catch (err) {
-      if (!(err instanceof NodeRefusal)) throw err;
-      refused.push({ tuner: t.id, reason: err.message.startsWith(`${ctx.host.name}: `) ? err.message.slice(ctx.host.name.length + 2) : err.message });
-    }
-  }
+  const settled = await Promise.allSettled(tuners.map((t) => t.plan(ctx)));
+  tuners.forEach((t, i) => {
+    const r = settled[i]!;
+    if (r.status === 'fulfilled') return void plans.push(r.value);
+    const err: unknown = r.reason;
+    if (!(err instanceof NodeRefusal)) throw err;
+    refused.push({ tuner: t.id, reason: err.message.startsWith(`${ctx.host.name}: `) ? err.message.slice(ctx.host.name.length + 2) : err.message });
+  });
   return { plans, refused };
 }
 
 /** Planned files whose path holds a directory, a device or a socket: refused before the first write. */
-async function nonFiles(host: Host, plans: TunerPlan[]): Promise<Refusal[]> {
-  const paths = plans.flatMap((p) => p.files.map((f) => f.path));
-  if (paths.length === 0) return [];
-  const states = await readFiles(host, paths);
+function nonFiles(host: Host, plans: TunerPlan[], states: Map<string, FileState>): Refusal[] {
   return plans.flatMap((p) => p.files.filter((f) => states.get(f.path)?.kind === 'other').map((f) => ({ tuner: p.tuner, reason: notAFile(host.name, f.path).message.slice(host.name.length + 2) })));
 }
 
-/** Journal then write a plan's files, and run the tuner's reload. */
-async function writeFiles(host: Host, journal: Journal, tuner: Tuner, plan: TunerPlan): Promise<void> {
-  if (plan.files.length === 0) return;
-  const paths = plan.files.map((f) => f.path);
-  const dirs = (await host.exec(missingParentsCommand(paths), { sudo: true })).split('\n').filter(Boolean).sort((a, b) => a.length - b.length);
-  recordDirs(journal, dirs);
-  recordFiles(journal, await readFiles(host, paths), host.name);
-  await writeJournal(host, journal);
-  await host.exec('sh -s', { sudo: true, stdin: writeFilesScript(plan.files) });
-  if (tuner.reloadCommand) await host.exec(tuner.reloadCommand, { sudo: true });
+/** Every planned file's path, once. */
+function plannedPaths(plans: TunerPlan[]): string[] {
+  return [...new Set(plans.flatMap((p) => p.files.map((f) => f.path)))];
+}
+
+/**
+ * The files' states (their originals) and the directories `mkdir -p` would create for them, read
+ * together (one round trip with a BatchingHost, none without files).
+ */
+async function readOriginals(host: Host, paths: string[]): Promise<{ states: Map<string, FileState>; dirs: string[] }> {
+  if (paths.length === 0) return { states: new Map(), dirs: [] };
+  const [states, parents] = await Promise.all([readFiles(host, paths), host.exec(missingParentsCommand(paths), { sudo: true })]);
+  return { states, dirs: parents.split('\n').filter(Boolean).sort((a, b) => a.length - b.length) };
+}
+
+/** The steps writing a plan's files and running the tuner's reload. */
+function fileSteps(tuner: Tuner, plan: TunerPlan): Step[] {
+  if (plan.files.length === 0) return [];
+  const steps: Step[] = [{ label: `${tuner.id}: ${plan.files.map((f) => f.path).join(' ')}`, script: writeFilesScript(plan.files) }];
+  if (tuner.reloadCommand) steps.push({ label: `${tuner.id}: reload`, script: tuner.reloadCommand });
+  return steps;
+}
+
+/** The step journaling `journal` (always first: nothing is written before its original is kept). */
+function journalStep(journal: Journal): Step {
+  return { label: 'journal', script: WRITE_JOURNAL_COMMAND, stdin: journalText(journal) };
 }
 
 // A handshake fits in small packets: only full-size segments both ways show that a new MTU works on
@@ -149,7 +187,7 @@ async function applyCutting(ctx: TuneContext, tuner: Tuner, plan: TunerPlan, run
   const armed = await armRevert(ctx.host, `${runId}-${tuner.id}`, plan.originals.map((o) => tuner.restoreCommand(o)), what, options.confirmTimeout);
   options.progress?.(`${tuner.id}: applying, auto-revert armed for ${options.confirmTimeout} s`);
   const answerWithin = Math.min(15, Math.max(3, Math.floor(options.confirmTimeout / 4))) * 1000;
-  await Promise.race([tuner.apply(ctx, plan).catch(() => undefined), sleep(answerWithin)]);
+  await Promise.race([ctx.host.exec(tuner.applyCommand(plan), { sudo: true }).catch(() => undefined), sleep(answerWithin)]);
   options.progress?.(`${tuner.id}: reconnecting on a fresh connection`);
   let fresh: Host | undefined;
   while (!fresh && Date.now() < armed.deadline.getTime() - 2000) {
@@ -185,60 +223,127 @@ async function applyCutting(ctx: TuneContext, tuner: Tuner, plan: TunerPlan, run
   );
 }
 
-/** Plan, and unless dry-run, apply the profile on one host. `host` may be replaced by a fresh connection: the caller closes `report.host`. */
+/**
+ * Plan, and unless dry-run, apply the profile on one host. `host` may be replaced by a fresh
+ * connection: the caller closes `report.host`. With a BatchingHost, a run without session-cutting
+ * changes or modules to load takes four round trips: the reads (journal, leftovers, every plan), the
+ * files' originals, the writes as one script (journal first), and verification with the journal's
+ * final state. Modules to load add two (their sysctls appear only once they are loaded: the other
+ * tuners plan again); a session-cutting change adds its arm, apply, reconnect and confirm.
+ */
 export async function applyProfile(host: Host, profile: Profile, options: ApplyOptions): Promise<ApplyReport & { host: Host }> {
   const runId = newRunId();
   let ctx: TuneContext = { host, profile, cache: new Map() };
-  const journal0 = await readJournal(host);
-  const recovered = options.dryRun ? [] : await recover(host, journal0);
   options.progress?.('planning');
   if (options.dryRun) {
-    const { plans, refused } = await planEach(ctx);
-    refused.push(...(await nonFiles(host, plans)));
-    return { recovered, plans, applied: false, unverified: [], refused, runId, host };
+    // The journal is read (a damaged one is reported) alongside the plans: one round trip with a BatchingHost.
+    const [, { plans, refused }] = await Promise.all([readJournal(host), planEach(ctx)]);
+    refused.push(...nonFiles(host, plans, await readFiles(host, plannedPaths(plans))));
+    return { recovered: [], plans, applied: false, unverified: [], refused, runId, host };
   }
-  const plans = await planAll(ctx);
-  const notFiles = await nonFiles(host, plans);
+  // Round trip 1, reads only: the journal, what earlier runs left, every tuner's plan, whether
+  // STATE_DIR exists. A journal that is not ours stops the run here, before anything is written.
+  const [journalRead, leftRead, plansRead, stateDir] = await Promise.allSettled([readJournal(host), leftovers(host), planAll(ctx), host.run(`test -d ${STATE_DIR}`)]);
+  const settled = <T>(r: PromiseSettledResult<T>): T => {
+    if (r.status === 'rejected') throw r.reason;
+    return r.value;
+  };
+  const journal0 = settled(journalRead);
+  const left = settled(leftRead);
+  const createdDir = settled(stateDir).code !== 0;
+  // Round trip 2: recovery (only when an earlier run left something; even when a tuner refuses, as
+  // before) together with the planned files' originals and the directories they need.
+  const [recovered, originals] = await Promise.all([
+    recover(host, journal0, left),
+    plansRead.status === 'fulfilled' ? readOriginals(host, plannedPaths(plansRead.value)) : Promise.resolve(undefined),
+  ]);
+  const plans = settled(plansRead);
+  const states = originals!.states;
+  const notFiles = nonFiles(host, plans, states);
   if (notFiles.length > 0) throw new NodeRefusal(host.name, notFiles[0]!.reason);
   const report = { recovered, plans, applied: false, unverified: [] as string[], refused: [], runId, host };
   if (planSize(plans) === 0) {
     if (journal0?.run.state === 'applying') await writeJournal(host, { ...journal0, run: { ...journal0.run, state: 'applied', finished: new Date().toISOString() } });
     return report;
   }
-  const createdDir = (await host.run(`test -d ${STATE_DIR}`)).code !== 0;
   const journal: Journal = journal0 ?? newJournal(createdDir, runId, profile.name);
   journal.run = { id: runId, profile: profile.name, state: 'applying', started: new Date().toISOString() };
-  await writeJournal(host, journal);
+  // Every original the plans will touch is journaled in the first step of the first write script.
+  for (const plan of plans) recordValues(journal, plan.originals);
+  recordDirs(journal, originals!.dirs);
+  recordFiles(journal, states, host.name);
 
-  for (const tuner of TUNERS) {
-    options.progress?.(`${tuner.id}: planning`);
-    const plan = await tuner.plan(ctx);
-    // Report what is applied: this plan, not the first one (a sysctl that appeared once its module
-    // loaded, such as nf_conntrack_max, is only in this one).
-    report.plans = report.plans.map((p) => (p.tuner === tuner.id ? plan : p));
-    if (plan.changes.length === 0 && plan.files.length === 0) continue;
-    recordValues(journal, plan.originals);
-    await writeJournal(ctx.host, journal);
-    if (tuner.cutsSession && plan.changes.length > 0) {
-      // Running value first, under the auto-revert; the persistent form only once confirmed, so a
-      // reboot inside the window also comes back with the old configuration.
-      ctx = { ...ctx, host: await applyCutting(ctx, tuner, plan, runId, options) };
-      report.host = ctx.host;
-      await writeFiles(ctx.host, journal, tuner, plan);
-    } else {
-      options.progress?.(`${tuner.id}: applying`);
-      await writeFiles(ctx.host, journal, tuner, plan);
-      await tuner.apply(ctx, plan);
+  const byId = new Map(plans.map((p) => [p.tuner, p]));
+  const cuts = (tuner: Tuner, plan: TunerPlan) => tuner.cutsSession === true && plan.changes.length > 0;
+  /** Steps for the tuners in `tuners` that do not cut the session (a cutting tuner's files wait for its confirmation). */
+  const steps = (tuners: Tuner[]): Step[] =>
+    tuners.flatMap((tuner) => {
+      const plan = byId.get(tuner.id)!;
+      if (cuts(tuner, plan)) return [];
+      return [...fileSteps(tuner, plan), ...(plan.changes.length > 0 ? [{ label: `${tuner.id}: running values`, script: tuner.applyCommand(plan) }] : [])];
+    });
+  const modules = TUNERS.find((t) => t.id === 'modules')!;
+  let modulesDone = false;
+  if ((byId.get('modules')?.changes.length ?? 0) > 0) {
+    // Modules first, alone: once loaded they bring sysctls (nf_conntrack_max with ip_vs) that the
+    // other tuners plan again before their own writes.
+    options.progress?.('modules: applying');
+    await runSteps(host, [journalStep(journal), ...steps([modules])]);
+    modulesDone = true;
+    options.progress?.('planning again (modules loaded)');
+    ctx = { ...ctx, cache: new Map() };
+    const again = await planAll(
+      ctx,
+      TUNERS.filter((t) => t !== modules),
+    );
+    const more = await readOriginals(
+      host,
+      plannedPaths(again).filter((p) => !states.has(p)),
+    );
+    const refusedNow = nonFiles(host, again, more.states);
+    if (refusedNow.length > 0) throw new NodeRefusal(host.name, refusedNow[0]!.reason);
+    for (const plan of again) {
+      byId.set(plan.tuner, plan);
+      recordValues(journal, plan.originals);
     }
+    recordDirs(journal, more.dirs);
+    recordFiles(journal, more.states, host.name);
+    report.plans = report.plans.map((p) => byId.get(p.tuner) ?? p);
+  }
+  options.progress?.('applying');
+  await runSteps(host, [journalStep(journal), ...steps(modulesDone ? TUNERS.filter((t) => t !== modules) : TUNERS)]);
+
+  // Session-cutting changes last, one tuner at a time: running value first, under the auto-revert;
+  // the persistent form only once a fresh connection confirmed it, so a reboot inside the window also
+  // comes back with the old configuration.
+  let stale = false;
+  for (const tuner of TUNERS) {
+    let plan = byId.get(tuner.id)!;
+    if (!cuts(tuner, plan)) continue;
+    if (stale) {
+      // A fresh connection after an earlier cut: plan again (the reference list of what to apply).
+      plan = await tuner.plan(ctx);
+      report.plans = report.plans.map((p) => (p.tuner === tuner.id ? plan : p));
+      if (plan.changes.length === 0 && plan.files.length === 0) continue;
+      if (recordValues(journal, plan.originals)) await writeJournal(ctx.host, journal);
+    }
+    stale = true;
+    ctx = { ...ctx, host: await applyCutting(ctx, tuner, plan, runId, options) };
+    report.host = ctx.host;
+    const more = await readOriginals(ctx.host, plan.files.map((f) => f.path).filter((p) => !journal.files.some((f) => f.path === p)));
+    recordDirs(journal, more.dirs);
+    const added = recordFiles(journal, more.states, host.name);
+    await runSteps(ctx.host, [...(added ? [journalStep(journal)] : []), ...fileSteps(tuner, plan)]);
   }
   options.progress?.('verifying');
   ctx = { ...ctx, cache: new Map() };
-  for (const plan of await planAll(ctx)) {
+  journal.run = { ...journal.run, state: 'applied', finished: new Date().toISOString() };
+  // Verification reads and the journal's final state travel together: the journal is not read by any tuner.
+  const [verified] = await Promise.all([planAll(ctx), writeJournal(ctx.host, journal)]);
+  for (const plan of verified) {
     for (const c of plan.changes) report.unverified.push(`${plan.tuner} ${c.key} = ${c.current}, expected ${c.desired}`);
     for (const f of plan.files) report.unverified.push(`${plan.tuner} ${f.path} differs from what was written`);
   }
-  journal.run = { ...journal.run, state: 'applied', finished: new Date().toISOString() };
-  await writeJournal(ctx.host, journal);
   report.applied = true;
   return report;
 }
@@ -279,8 +384,13 @@ export function rollbackScript(journal: Journal): string {
 
 /** Put everything prep-node changed back as it was, and remove what it created. */
 export async function rollback(host: Host, dryRun: boolean): Promise<RollbackReport> {
-  const journal = await readJournal(host);
-  const recovered = dryRun ? [] : await recover(host, journal, 'rolling back');
+  // The journal and what earlier runs left, read together; recovery writes only when something was left.
+  const [journalRead, leftRead] = await Promise.allSettled([readJournal(host), dryRun ? undefined : leftovers(host)]);
+  // A journal that is not ours is the refusal reported, whatever else failed.
+  if (journalRead.status === 'rejected') throw journalRead.reason;
+  if (leftRead.status === 'rejected') throw leftRead.reason;
+  const [journal, left] = [journalRead.value, leftRead.value];
+  const recovered = left ? await recover(host, journal, left, 'rolling back') : [];
   const report: RollbackReport = { recovered, journal, mismatched: [], warnings: [] };
   if (!journal || dryRun) return report;
   const r = await host.run('sh -s', { sudo: true, stdin: rollbackScript(journal), timeoutMs: 120_000 });

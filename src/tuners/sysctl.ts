@@ -8,7 +8,7 @@ import { NodeRefusal } from '../errors.js';
 import { shQuote } from '../host/host.js';
 import { SYSCTL_FILE, effectiveDesired, ifAboveFloor, normalizeSysctl, parseSysctls, procSysPath, sysctlCommand, type SysctlValue } from '../probes/sysctl.js';
 import type { Profile } from '../profiles/schema.js';
-import { fileMatches, readFiles } from './files.js';
+import { fileMatches, readFiles, type FileState } from './files.js';
 import type { Change, FileWrite, Original, Tuner, TunerPlan } from './types.js';
 
 /** Sysctl prefixes that exist only while a module is loaded (kernel: br_netfilter, nf_conntrack, ip_vs register them). */
@@ -70,6 +70,10 @@ export const sysctlTuner: Tuner = {
   title: 'sysctls',
   async plan({ host, profile }): Promise<TunerPlan> {
     const keys = Object.keys(profile.sysctl).sort();
+    // The file is read alongside the values (one round trip with a BatchingHost); a refusal about
+    // the values comes first, so its read failing is only reported once it is needed.
+    const fileRead = keys.length > 0 ? readFiles(host, [SYSCTL_FILE]) : Promise.resolve(new Map<string, FileState>());
+    fileRead.catch(() => undefined);
     const current = keys.length > 0 ? parseSysctls(await host.exec(sysctlCommand(keys), { sudo: true }), keys) : new Map<string, SysctlValue>();
     // A key a profile module brings (net.bridge.* with br_netfilter) is absent until the module loads;
     // the modules tuner runs first, and this plan runs again after it.
@@ -118,12 +122,11 @@ export const sysctlTuner: Tuner = {
     // A profile without sysctls owns no sysctl.d file.
     if (keys.length === 0) return { tuner: 'sysctl', changes, originals, unchanged, notes, files: [] };
     const file = sysctlFile(profile, above, merged);
-    const files = (await readFiles(host, [file.path])).get(file.path);
+    const files = (await fileRead).get(file.path) ?? (await readFiles(host, [file.path])).get(file.path);
     return { tuner: 'sysctl', changes, originals, unchanged, notes, files: files && fileMatches(files, file) ? [] : [file] };
   },
-  async apply({ host }, plan): Promise<void> {
-    if (plan.changes.length === 0) return;
-    await host.exec(plan.changes.map((c) => writeCommand(c.key, c.desired)).join(' && '), { sudo: true });
+  applyCommand(plan): string {
+    return plan.changes.map((c) => writeCommand(c.key, c.desired)).join(' && ');
   },
   restoreCommand(original: Original): string {
     return writeCommand(original.key, original.value);

@@ -69,8 +69,11 @@ export interface Tuner {
    * (an unknown sysctl on this kernel, an MTU above the link's maximum, a tool missing).
    */
   plan(ctx: TuneContext): Promise<TunerPlan>;
-  /** Set the running values of `plan.changes`. Persistent files are the runner's job. */
-  apply(ctx: TuneContext, plan: TunerPlan): Promise<void>;
+  /**
+   * The root sh command that sets the running values of `plan.changes` (called only when there are
+   * some). Persistent files are the runner's job; the runner runs it as a step of its write script.
+   */
+  applyCommand(plan: TunerPlan): string;
   /** A POSIX sh command that puts one original running value back (used by rollback and the auto-revert script). */
   restoreCommand(original: Original): string;
   /** A sh command, safe on any node, run after this tuner's files were written or restored (`systemctl daemon-reload` where systemd runs). */

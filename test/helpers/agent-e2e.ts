@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { endpointSlice, FakeApiServer, namespace, networkPolicy, node, pod, service } from './fake-apiserver.js';
+import { endpointSlice, FakeApiServer, namespace, networkPolicy, node, pod, service } from '../../src/bench/fake-apiserver.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
 const DP = fileURLToPath(new URL('../../../bpf/build/prep-node-dp', import.meta.url));
@@ -25,6 +25,7 @@ const PODS: [string, string][] = [
 ];
 const VIP = '198.18.3.10';
 const ECHO_VIP = '198.18.3.20';
+const GONE_VIP = '198.18.3.40';
 
 const out = (o: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(o)}\n`);
 const sh = (cmd: string) => spawnSync('sh', ['-c', cmd], { encoding: 'utf8', timeout: 60_000 });
@@ -57,10 +58,24 @@ function probe(from: string, to: string, cg: string | null, timeoutMs = 1500): {
   return doc.results?.[0] ?? { ok: false, errno: r.stderr.trim() };
 }
 
+/** The sum of a metric's samples whose labels contain every `label="value"` given. */
+function metric(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const l of text.split('\n')) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(l);
+    if (!m || m[1] !== name) continue;
+    if (Object.entries(labels).every(([k, v]) => (m[2] ?? '').includes(`${k}="${v}"`))) sum += Number(m[3]);
+  }
+  return sum;
+}
+
 class AgentProc {
   proc: ChildProcess;
   lines: Record<string, unknown>[] = [];
   listen = '';
+  logged(re: RegExp): Record<string, unknown> | undefined {
+    return this.lines.find((l) => re.test(String(l.msg)));
+  }
   constructor(kubeconfig: string) {
     this.proc = spawn(process.execPath, [CLI, 'agent', '--kubeconfig', kubeconfig, '--node-name', 'node-a', '--listen', '127.0.0.1:0', '--log-format', 'json', '--min-sync-interval', '10'], { stdio: ['ignore', 'ignore', 'pipe'] });
     createInterface(this.proc.stderr!).on('line', (l) => {
@@ -76,6 +91,9 @@ class AgentProc {
   async get(path: string): Promise<{ status: number; body: string }> {
     const r = await fetch(`http://${this.listen}${path}`);
     return { status: r.status, body: await r.text() };
+  }
+  async metrics(): Promise<string> {
+    return (await this.get('/metrics')).body;
   }
   async ready(): Promise<boolean> {
     return this.listen !== '' && (await this.get('/readyz').catch(() => ({ status: 0 }))).status === 200;
@@ -109,7 +127,7 @@ async function main(): Promise<void> {
     must(`nsenter --net=/run/netns/pnag-sw ${DP} install --tc-dev sw-fe --tc-dev sw-be1 --tc-dev sw-be2 --cgroup ${cg}`);
     // the frontend reaches VIPs outside the cgroup through tc_lb on sw-fe: a route and be1's MAC stand in for a node's routing
     const be1Mac = must('ip netns exec pnag-be1 cat /sys/class/net/eth0/address').trim();
-    for (const vip of [VIP, ECHO_VIP]) must(`ip -n pnag-fe route add ${vip}/32 dev eth0 && ip -n pnag-fe neigh add ${vip} lladdr ${be1Mac} dev eth0`);
+    for (const vip of [VIP, ECHO_VIP, GONE_VIP]) must(`ip -n pnag-fe route add ${vip}/32 dev eth0 && ip -n pnag-fe neigh add ${vip} lladdr ${be1Mac} dev eth0`);
 
     // ---- the cluster, and the agent
     fake.apply(namespace('shop'));
@@ -155,6 +173,8 @@ async function main(): Promise<void> {
     fake.apply(networkPolicy('shop', 'web-admin-only', { podSelector: { matchLabels: { app: 'web' } }, policyTypes: ['Ingress'], ingress: [{ from: [{ podSelector: { matchLabels: { role: 'admin' } } }], ports: [{ protocol: 'TCP', port: 8080 }] }] }));
     const synced = (what: string) => agent!.lines.some((l) => typeof l.changes === 'string' && l.changes.includes(what));
     await waitFor('policy programmed', () => synced('NetworkPolicy shop/web-admin-only changed'));
+    // the agent leaves the names index observe reads (off the event-to-map path, within a second)
+    await waitFor('names index with the policy', () => sh('cat /var/lib/prep-node/datapath/names.json').stdout.includes('web-admin-only'), 10_000);
     const denied = probe('fe', '198.18.2.20:8080', null, 800);
     const obs = sh(`nsenter --net=/run/netns/pnag-sw ${process.execPath} ${CLI} datapath observe --verdict dropped --json`);
     out({ step: 'policy', denied, observe: obs.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as unknown), observeExit: obs.status });
@@ -163,16 +183,59 @@ async function main(): Promise<void> {
     // meanwhile (an endpoint back, a new Service) applied after it returns
     fake.delete('NetworkPolicy', 'shop', 'web-admin-only');
     await waitFor('policy removed', () => synced('NetworkPolicy shop/web-admin-only deleted'));
+    fake.apply(service('shop', 'gone', GONE_VIP, [{ port: 80, targetPort: 8080 }]));
+    fake.apply(endpointSlice('shop', 'gone', 'a', [{ port: 8080 }], [{ ip: '198.18.2.20' }]));
+    await waitFor('gone programmed', () => entries('backends') === 3);
+    const goneBefore = probe('fe', `${GONE_VIP}:80`, cg).ok;
+    const reconnectsBefore = metric(await agent.metrics(), 'prep_node_agent_reconnects_total');
     await fake.stop();
     await waitFor('agent notices', () => agent!.lines.some((l) => /failed; the datapath keeps serving/.test(String(l.msg))), 30_000);
     const during = probe('fe', `${VIP}:80`, cg);
+    const readyDuring = await agent.get('/readyz');
+    // two backoff periods (1 s, 2 s) pass with the server away: each retry is counted
+    await waitFor('retries counted', async () => metric(await agent!.metrics(), 'prep_node_agent_reconnects_total', { kind: 'Service' }) >= 2, 15_000);
+    const metricsDuring = await agent.metrics();
+    fake.delete('Service', 'shop', 'gone');
+    fake.delete('EndpointSlice', 'shop', 'gone-a');
     fake.apply(endpointSlice('shop', 'web', 'x1', [{ name: 'http', port: 8080 }], [{ ip: '198.18.2.20' }, { ip: '198.18.2.21' }]));
     fake.apply(service('shop', 'late', '198.18.3.30', [{ port: 80, targetPort: 8080 }]));
     fake.apply(endpointSlice('shop', 'late', 'a', [{ port: 8080 }], [{ ip: '198.18.2.21' }]));
     fake.compact();
     await fake.start();
-    await waitFor('changes applied after the return', () => entries('backends') === 4, 60_000);
-    out({ step: 'api-away', during, after: probe('fe', '198.18.3.30:80', cg), echo: await ping('two') });
+    await waitFor('changes applied after the return', () => entries('backends') === 4 && probe('fe', `${GONE_VIP}:80`, cg, 300).ok === false, 60_000);
+    await waitFor('ready after the return', () => agent!.get('/readyz').then((r) => r.body === 'ok\n'), 10_000);
+    const metricsAfter = await agent.metrics();
+    out({
+      step: 'api-away',
+      goneBefore,
+      during,
+      readyDuring,
+      reconnects: [reconnectsBefore, metric(metricsDuring, 'prep_node_agent_reconnects_total'), metric(metricsDuring, 'prep_node_agent_api_errors_total', { kind: 'Service', code: '0' })],
+      relists: metric(metricsAfter, 'prep_node_agent_lists_total', { type: 'relist' }),
+      relistLogged: agent.logged(/^relisted/) !== undefined,
+      after: probe('fe', '198.18.3.30:80', cg),
+      goneAfter: probe('fe', `${GONE_VIP}:80`, cg, 500).ok,
+      echo: await ping('two'),
+    });
+
+    // watches: BOOKMARKs asked for and counted; timeoutSeconds sent; a stream the server ends (its
+    // timeout) is rewatched from where it was, a stream dropped mid-way restarts the informer
+    const q = fake.watchQueries.filter((w) => w.kind === 'Service').at(-1)!.query;
+    fake.bookmark();
+    await waitFor('bookmark counted', async () => metric(await agent!.metrics(), 'prep_node_agent_events_total', { type: 'bookmark' }) >= 6, 5000);
+    const watchesBefore = fake.requests.get('watch EndpointSlice') ?? 0;
+    const listsBefore = fake.requests.get('list EndpointSlice') ?? 0;
+    fake.endWatches();
+    await waitFor('rewatched after a clean end', () => (fake.requests.get('watch EndpointSlice') ?? 0) > watchesBefore, 10_000);
+    fake.apply(endpointSlice('shop', 'late', 'a', [{ port: 8080 }], [{ ip: '198.18.2.21' }, { ip: '198.18.2.20' }]));
+    await waitFor('change after the rewatch', () => entries('backends') === 5, 10_000);
+    const cleanEnd = { watches: (fake.requests.get('watch EndpointSlice') ?? 0) - watchesBefore, lists: (fake.requests.get('list EndpointSlice') ?? 0) - listsBefore };
+    const restartsBefore = metric(await agent.metrics(), 'prep_node_agent_reconnects_total', { kind: 'EndpointSlice' });
+    fake.dropWatches();
+    await waitFor('informer restarted after a dropped stream', async () => metric(await agent!.metrics(), 'prep_node_agent_reconnects_total', { kind: 'EndpointSlice' }) > restartsBefore, 10_000);
+    fake.apply(endpointSlice('shop', 'late', 'a', [{ port: 8080 }], [{ ip: '198.18.2.21' }]));
+    await waitFor('change after the restart', () => entries('backends') === 4, 15_000);
+    out({ step: 'watch', query: Object.fromEntries(q), bookmarks: metric(await agent.metrics(), 'prep_node_agent_events_total', { type: 'bookmark' }), cleanEnd, restarted: metric(await agent.metrics(), 'prep_node_agent_reconnects_total', { kind: 'EndpointSlice' }) - restartsBefore });
 
     // kill -9 and restart: converges, writes nothing that was right, the connection survives
     await agent.stop('SIGKILL');
@@ -186,6 +249,17 @@ async function main(): Promise<void> {
     // SIGTERM leaves the datapath in place
     const code = await Promise.race([agent.stop('SIGTERM'), sleep(15_000).then(() => 'still running 15 s after SIGTERM')]);
     out({ step: 'sigterm', code, services: entries('services'), stillServes: probe('fe', `${VIP}:80`, cg).ok });
+    agent = undefined;
+
+    // 403: the RBAC lacks EndpointSlices: one line naming the verb and resource, not ready, nothing written
+    fake.forbidden.add('EndpointSlice');
+    const servicesBefore = entries('services');
+    agent = new AgentProc(kc);
+    await waitFor('forbidden logged', () => agent!.logged(/^forbidden/) !== undefined, 20_000);
+    await waitFor('endpoints up', () => agent!.listen !== '', 10_000);
+    const forbidden = agent.lines.filter((l) => /forbidden/.test(String(l.msg)));
+    out({ step: 'forbidden', lines: forbidden.map((l) => l.msg), readyz: await agent.get('/readyz'), services: [servicesBefore, entries('services')], stillServes: probe('fe', `${VIP}:80`, cg).ok });
+    await agent.stop('SIGKILL');
     agent = undefined;
   } catch (err) {
     out({ step: 'error', message: (err as Error).message, agentLog: agent?.lines.slice(-20) });

@@ -54,7 +54,7 @@ export function refusal(text: string, o: DesiredOptions = {}): ManifestRefusal {
   assert.fail('the manifests were not refused');
 }
 
-type Proto = 'tcp' | 'udp' | 'icmp';
+type Proto = 'tcp' | 'udp' | 'sctp' | 'icmp';
 type Verdict = 'allow' | 'deny' | 'default-deny';
 
 /** What tc_lb decides for a new flow src → dst:port (policy.h: egress of src, ingress of dst). */

@@ -4,8 +4,11 @@
 // what it observed; the assertions are here:
 //   a Service created → reachable; an endpoint removed → no new connection reaches it; a
 //   NetworkPolicy added → denied and seen by `observe`; the API server stopped → traffic still flows,
-//   changes made meanwhile applied after it returns; kill -9 and restart → converges without writing,
-//   an established connection survives; SIGTERM leaves the datapath serving.
+//   /readyz stays ready and says why, retries counted in /metrics, changes made meanwhile (a Service
+//   deleted, an endpoint back, a Service added) applied after it returns, 410 Expired → relist;
+//   watches ask for bookmarks and a timeout, a cleanly ended one is rewatched, a dropped one restarts
+//   the informer; kill -9 and restart → converges without writing, an established connection
+//   survives; SIGTERM leaves the datapath serving; 403 → one line naming verb and resource.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -55,10 +58,38 @@ exec ${process.execPath} ${DRIVER}`;
   assert.equal((get('policy').denied as { ok: boolean }).ok, false);
   const drops = (get('policy').observe as { verdict?: string; destination?: { ip: string; port: number }; reason_name?: string; reason?: unknown }[]).filter((e) => e.destination?.ip === '198.18.2.20' && e.destination.port === 8080);
   assert.ok(drops.length >= 1, `observe shows the denied connection:\n${JSON.stringify(get('policy').observe)}`);
+  // ... with the names the agent left: the pods by namespace/name, the policy that made it default-deny
+  const named = drops[0] as { source?: { endpoint?: string }; destination?: { endpoint?: string }; policy?: unknown };
+  assert.deepEqual([named.source?.endpoint, named.destination?.endpoint], ['shop/fe', 'shop/be1'], JSON.stringify(drops[0]));
+  assert.match(JSON.stringify(named.policy), /web-admin-only/, JSON.stringify(drops[0]));
   // API server away: traffic flows; changes made meanwhile applied after it returns
-  assert.equal((get('api-away').during as { ok: boolean }).ok, true);
+  const away = get('api-away');
+  assert.equal(away.goneBefore, true, 'the Service deleted while away was reachable before');
+  assert.equal((away.during as { ok: boolean }).ok, true);
+  // /readyz stays ready (the datapath serves the last state) and says what is degraded
+  const rd = away.readyDuring as { status: number; body: string };
+  assert.equal(rd.status, 200, rd.body);
+  assert.match(rd.body, /^ok: the API server does not answer for .*Service.*: serving the last state, retrying with backoff\n$/);
+  // retries counted in /metrics (each backoff period one), the outage's errors with code 0 (no response)
+  const [rcBefore, rcDuring, errs] = away.reconnects as number[];
+  assert.ok(rcDuring! >= rcBefore! + 7, `every kind retried: ${String(away.reconnects)}`);
+  assert.ok(errs! >= 2, String(away.reconnects));
+  // the history was compacted while away: the watch got 410 Expired and the kinds relisted
+  assert.ok((away.relists as number) >= 1 && away.relistLogged === true, JSON.stringify(away));
+  // deleted while away → gone after the return (the full diff removed it)
+  assert.equal(away.goneAfter, false, 'the Service deleted while away is no longer served');
   assert.match((get('api-away').after as { reply?: string }).reply ?? '', /^be2 /, 'the Service created while away is reachable after the return');
   assert.equal(get('api-away').echo, true);
+  // watches: bookmarks and a timeout asked for, as client-go's reflector does
+  const w = get('watch');
+  const q = w.query as Record<string, string>;
+  assert.equal(q.allowWatchBookmarks, 'true');
+  assert.ok(Number(q.timeoutSeconds) >= 300 && Number(q.timeoutSeconds) < 600, JSON.stringify(q));
+  assert.ok((w.bookmarks as number) >= 7, `one bookmark per kind counted: ${String(w.bookmarks)}`);
+  // a stream the server ends cleanly (its timeout) is rewatched, not relisted
+  assert.deepEqual(w.cleanEnd, { watches: 1, lists: 0 });
+  // a stream dropped mid-way: the informer stops on the error and is restarted (counted)
+  assert.ok((w.restarted as number) >= 1, JSON.stringify(w));
   // kill -9 and restart: the same maps, a full diff that writes nothing, the connection alive
   const rs = get('restart');
   assert.equal(rs.services, rs.killedAt);
@@ -69,4 +100,13 @@ exec ${process.execPath} ${DRIVER}`;
   // SIGTERM: exit 0, the datapath still serves
   assert.deepEqual([get('sigterm').code, get('sigterm').stillServes], [0, true]);
   assert.equal(get('sigterm').services, rs.services);
+  // 403: one line naming the verb and the resource; not ready (saying why); the maps untouched
+  const fb = get('forbidden');
+  assert.ok((fb.lines as string[]).length >= 1, JSON.stringify(fb));
+  assert.equal((fb.lines as string[])[0], "forbidden: RBAC does not allow list on endpointslices.discovery.k8s.io (cluster-wide); grant list and watch on it to the agent's account");
+  const fr = fb.readyz as { status: number; body: string };
+  assert.deepEqual([fr.status, fr.body], [503, 'not ready: waiting for the first list of EndpointSlice\n']);
+  const [sb, sa] = fb.services as number[];
+  assert.equal(sa, sb);
+  assert.equal(fb.stillServes, true);
 });

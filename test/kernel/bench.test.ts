@@ -161,7 +161,7 @@ describe('prep-node bench', { skip: notRoot }, () => {
 
   it('a tiny run: JSON with every figure for every mode and size, a report with plots, nothing left behind', async (t) => {
     const report = `${scratch}/report`;
-    const child = spawn(process.execPath, [CLI, 'bench', '--sizes', '1,100', '--runs', '2', '--duration', '200', '--warmup', '50', '--json', '--report', report], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'bench', '--sizes', '1,100', '--runs', '2', '--duration', '200', '--warmup', '50', '--pkt-sizes', '10,100', '--pkt-flows', '200', '--pkt-repeat', '2000', '--json', '--report', report], { stdio: ['ignore', 'pipe', 'pipe'] });
     pids.push(child.pid!);
     let stdout = '';
     let stderr = '';
@@ -207,9 +207,23 @@ describe('prep-node bench', { skip: notRoot }, () => {
         }
       }
     }
+    // the packet section: every case at both sizes, each packet down its path (the timings are
+    // not checked: they belong to make bench; test/kernel/bench-pkt.test.ts checks the paths closely)
+    const pk = doc.packets!;
+    assert.deepEqual(pk.config, { sizes: [10, 100], repeat: 2000, flows: 200, runs: 2 });
+    for (const r of pk.results) {
+      assert.equal(r.status, 'ok', `${r.services}: ${r.reason}`);
+      fig.parse(r.floor!.repeatNs);
+      assert.deepEqual(r.cases.map((c) => `${c.name}/${c.family}`), ['service-new/4', 'conntrack-hit/4', 'policy-allow/4', 'policy-ct-repeat/4', 'policy-deny/4', 'policy-allow/6', 'conntrack-hit/6', 'policy-ct-repeat/6', 'policy-deny/6']);
+      for (const c of r.cases) assert.deepEqual(c.retvals, c.name === 'policy-deny' ? { SHOT: 2 } : c.mode === 'repeat' ? { OK: 2 } : { OK: 400 }, `${r.services} ${c.name}/${c.family}`);
+      assert.equal(r.cases[0]!.outDst, `10.128.0.${r.services}:8080`, 'DNAT to the last service\'s one endpoint');
+      assert.equal(r.drops.POLICY_DENY, 2 * 2 * 2000, 'IPv4 and IPv6, 2 runs');
+    }
     // the report: Markdown with the table and the plots, each plot a standalone SVG naming every mode
     const md = readFileSync(`${report}/README.md`, 'utf8');
     assert.match(md, /\| services \| mode \| conn\/s \|/);
+    assert.match(md, /## Per packet: tc_lb through BPF_PROG_TEST_RUN/);
+    assert.match(md, /\| 100 \| service-new \| IPv4 \| flows 200 \|/);
     BenchDocument.parse(JSON.parse(readFileSync(`${report}/bench.json`, 'utf8')));
     for (const svg of ['connections.svg', 'latency.svg', 'programming.svg', 'update.svg']) {
       assert.match(md, new RegExp(`\\]\\(${svg.replace('.', '\\.')}\\)`));
@@ -229,7 +243,7 @@ describe('prep-node bench', { skip: notRoot }, () => {
     const fake = `${scratch}/nft`;
     writeFileSync(fake, '#!/bin/sh\n[ "$1" = --version ] && { echo "nftables v9.9.9 (fake)"; exit 0; }\necho "Error: Could not process rule: Operation not supported" >&2\nexit 1\n');
     chmodSync(fake, 0o755);
-    const r = await cli(['bench', '--modes', 'nftables,prepnode-sock', '--sizes', '1', '--runs', '1', '--duration', '100', '--json'], { ...process.env, PREP_NODE_BENCH_NFT: fake });
+    const r = await cli(['bench', '--modes', 'nftables,prepnode-sock', '--sizes', '1', '--runs', '1', '--duration', '100', '--no-pkt', '--json'], { ...process.env, PREP_NODE_BENCH_NFT: fake });
     assert.equal(r.code, 0, r.stderr);
     const doc = BenchDocument.parse(JSON.parse(r.stdout));
     const nft = doc.modes.find((m) => m.id === 'nftables');
@@ -240,10 +254,35 @@ describe('prep-node bench', { skip: notRoot }, () => {
     assert.match(r.stderr, /nftables: unavailable/);
   });
 
+  it('--agent: the agent CLI against the fake API server on real pinned maps; every change written, figures present, nothing left behind', async () => {
+    const r = await cli(['bench', '--agent', '--sizes', '100', '--churn', '2', '--runs', '1', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const doc = JSON.parse(r.stdout) as import('../../src/bench/agent.js').AgentBenchDoc;
+    assert.equal(doc.schema, 'prep-node/bench-agent/v1');
+    assert.deepEqual([doc.config.services, doc.config.endpointsPer, doc.config.pods], [100, 5, 50]);
+    // the initial sync wrote the set: 100 services with 5 backends each
+    assert.equal(doc.initial.entries.backends, 500, JSON.stringify(doc.initial));
+    assert.equal(doc.initial.entries.services, 100, JSON.stringify(doc.initial));
+    assert.ok(doc.initial.readyS > 0 && doc.initial.rssBytes > 0 && doc.initial.peakRssBytes >= doc.initial.rssBytes);
+    assert.deepEqual(doc.churn.map((c) => [c.rate, c.changes]), [[100, 200], [1000, 2000]]);
+    for (const c of doc.churn) {
+      assert.ok(c.written >= c.changes, `every change written: ${JSON.stringify(c)}`);
+      assert.ok(c.syncs >= 1 && c.syncs <= c.written, JSON.stringify(c));
+      assert.ok(c.p50LeS !== null && c.p99LeS !== null && c.p50LeS <= c.p99LeS, JSON.stringify(c));
+      assert.ok(c.cpuPct > 0, JSON.stringify(c));
+    }
+    assert.ok(!('unavailable' in doc.nftables), JSON.stringify(doc.nftables));
+    if (!('unavailable' in doc.nftables)) assert.equal(doc.nftables.endpointChangeMs.runs.length, 2);
+    // nothing of the run is left: its network namespace, its cgroup
+    assert.doesNotMatch(sh('ip', ['netns', 'list']), /pn-bench-agent-nft-/);
+    for (const parent of ['/sys/fs/cgroup', '/sys/fs/cgroup/unified']) if (existsSync(parent)) assert.deepEqual(readdirSync(parent).filter((d) => d.startsWith('pn-bench-agent-')), [], parent);
+    assert.match(r.stderr, /agent: ready after .* s/);
+  });
+
   for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
     it(`a run killed midway (${signal}) leaves no namespaces, rules, pinned maps or cgroups${signal === 'SIGKILL' ? ' once the next run cleans up' : ''}`, async () => {
       // the first size has everything set up and programmed; the second is still running when killed
-      const { child, stderr } = await startUntil(['--sizes', '1,2000', '--runs', '3', '--duration', '300'], /\s1 services\s+nftables\s+programmed/);
+      const { child, stderr } = await startUntil(['--sizes', '1,2000', '--runs', '3', '--duration', '300', '--no-pkt'], /\s1 services\s+nftables\s+programmed/);
       pids.push(child.pid!);
       const pid = child.pid!;
       const ids = pinnedIds(pid);

@@ -95,3 +95,30 @@ cli datapath remove`,
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('datapath sync that removes a UDP backend flushes its conntrack entries (ct-gc --backend), and says so; one that removes nothing does not', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pn-dp-cli-ct-'));
+  const cg = join(cgroup2Root(), `pn-dp-cli-ct-${process.pid}`);
+  mkdirSync(cg);
+  const dns = (ips: string[]) => `services:\n  - name: dns\n    vip: 10.96.0.10\n    port: 53\n    protocol: udp\n    backends: [${ips.map((ip) => `{ip: ${ip}, port: 5353}`).join(', ')}]\n`;
+  try {
+    writeFileSync(join(dir, 'two.yaml'), dns(['10.0.1.1', '10.0.1.2']));
+    writeFileSync(join(dir, 'one.yaml'), dns(['10.0.1.2']));
+    const r = withBpffs(
+      `cli datapath install --cgroup ${cg} --cap services=1024,backends=1024,conntrack=4096 --ct-timeout udp=30s
+cli datapath sync -f ${join(dir, 'two.yaml')}
+cli datapath sync -f ${join(dir, 'one.yaml')}
+cli datapath remove`,
+    );
+    assert.equal(r.status, 0, r.stderr);
+    const s = sections(r.stdout);
+    const out = (i: number) => s[2 * i]?.[1] ?? '';
+    for (let i = 0; i <= 3; i++) assert.equal(s[2 * i + 1]?.[0], 'exit 0', `command ${i}: ${out(i)}`);
+    assert.doesNotMatch(out(1), /conntrack:/, 'nothing removed, nothing flushed');
+    assert.match(out(2), /^local: synced: \d+ put, \d+ deleted/m);
+    assert.match(out(2), /^ {2}conntrack: 0 entries of flows to 1 removed UDP backend\(s\) flushed \(10\.0\.1\.1:5353\/udp\)$/m);
+  } finally {
+    if (existsSync(cg)) rmdirSync(cg);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -14,10 +14,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { familyHeaders } from '../helpers/datapath-families.js';
 import { parsePrometheusText } from '../helpers/prometheus-text.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli.js', import.meta.url));
@@ -246,6 +247,7 @@ run after-remove sh -c 'ls ${tf}; test -e ${PIDFILE} && echo pidfile-left || ech
     const m = parsePrometheusText(get('metrics').out);
     const sample = (fam: string, labels: Record<string, string> = {}) => m.get(fam)?.samples.find((x) => Object.entries(labels).every(([k, v]) => x.labels[k] === v))?.value;
     assert.equal(sample('prep_node_datapath_up'), 1);
+    assert.deepEqual(get('metrics').out.split('\n').filter((l) => l.startsWith('# ')), familyHeaders(), 'every family, in order, HELP and TYPE as pinned');
     assert.ok((sample('prep_node_datapath_drops_total', { reason: 'POLICY_DENY' }) ?? 0) >= 3, get('metrics').out);
     assert.ok((sample('prep_node_datapath_drops_total', { reason: 'POLICY_DEFAULT_DENY' }) ?? 0) >= 1);
     assert.ok((sample('prep_node_datapath_drop_bytes_total', { reason: 'POLICY_DENY', code: '1' }) ?? 0) >= 120);
@@ -266,6 +268,7 @@ run after-remove sh -c 'ls ${tf}; test -e ${PIDFILE} && echo pidfile-left || ech
     ok0('textfile');
     const t = parsePrometheusText(get('textfile').out);
     assert.equal(t.get('prep_node_datapath_up')?.samples[0]?.value, 1);
+    assert.deepEqual(get('textfile').out.split('\n').filter((l) => l.startsWith('# ')), familyHeaders(), 'the writer prints what datapath metrics prints');
     assert.equal(
       t.get('prep_node_datapath_drops_total')?.samples.find((x) => x.labels.reason === 'POLICY_DENY')?.value,
       sample('prep_node_datapath_drops_total', { reason: 'POLICY_DENY' }),
@@ -289,6 +292,95 @@ run after-remove sh -c 'ls ${tf}; test -e ${PIDFILE} && echo pidfile-left || ech
       }
       rmSync(PIDFILE, { force: true });
     }
+    if (existsSync(cg)) rmdirSync(cg);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// Kubernetes' e2e "should allow egress access to server in CIDR block" and "should enforce except
+// clause while egress access to server in CIDR block" through the real datapath: a NetworkPolicy on
+// the client allows egress to an ipBlock that holds a pod's own address. The pod is reached (before,
+// its address resolved to its label set only and the connection was denied); a pod with the same
+// labels outside the block, or in its except, is not.
+//
+//     pnipb-a  [eth0 198.18.2.10] ── sw-a ──┐
+//     pnipb-b  [eth0 198.18.2.20] ── sw-b ──┤ br0 (pnipb-sw), tc_lb on every sw-* port
+//     pnipb-b2 [eth0 198.18.2.30] ── sw-b2 ─┘  (b2: b's labels)
+test('k8s ipBlock: egress to a CIDR that holds a pod reaches that pod, and no pod outside it or in its except', { skip: notRoot }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pn-dp-ipb-'));
+  const cg = join(cgroup2Root(), `pn-dp-ipb-${process.pid}`);
+  mkdirSync(cg);
+  mkdirSync('/var/lib/prep-node', { recursive: true });
+  const pods = [
+    ['a', '198.18.2.10', 'client'],
+    ['b', '198.18.2.20', 'server'],
+    ['b2', '198.18.2.30', 'server'],
+  ] as const;
+  const manifests = (block: string) =>
+    [
+      'apiVersion: v1\nkind: Namespace\nmetadata: {name: x}',
+      ...pods.map(([n, ip, app]) => `apiVersion: v1\nkind: Pod\nmetadata: {name: ${n}, namespace: x, labels: {app: ${app}}}\nspec: {containers: [{name: c, image: x}]}\nstatus: {phase: Running, podIP: ${ip}}`),
+      `apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: client-egress, namespace: x}\nspec:\n  podSelector: {matchLabels: {app: client}}\n  policyTypes: [Egress]\n  egress: [{to: [{ipBlock: ${block}}]}]`,
+    ].join('\n---\n');
+  mkdirSync(join(dir, 'cidr'));
+  mkdirSync(join(dir, 'except'));
+  writeFileSync(join(dir, 'cidr', 'm.yaml'), manifests('{cidr: 198.18.2.20/32}'));
+  writeFileSync(join(dir, 'except', 'm.yaml'), manifests('{cidr: 198.18.2.0/24, except: [198.18.2.30/32]}'));
+  const ns = ['pnipb-sw', ...pods.map(([n]) => `pnipb-${n}`)];
+  const script = `set -u
+mount --make-rprivate /
+mount -t bpf bpf /sys/fs/bpf
+mount -t tmpfs tmpfs /var/lib/prep-node
+PIDS=""
+cleanup() {
+  for p in $PIDS; do kill "$p" 2>/dev/null; done
+  for p in $PIDS; do wait "$p" 2>/dev/null; done
+  nsenter --net=/run/netns/pnipb-sw ${process.execPath} ${CLI} datapath remove >/dev/null 2>&1
+  for n in ${ns.join(' ')}; do ip netns del "$n" 2>/dev/null; done
+}
+trap cleanup EXIT
+run() { id=$1; shift; echo "@@ $id $*"; "$@" 2>&1; echo "@@ exit $?"; }
+cli() { ${process.execPath} ${CLI} "$@"; }
+for n in ${ns.join(' ')}; do ip netns del "$n" 2>/dev/null; done
+ip netns add pnipb-sw && ip -n pnipb-sw link set lo up && ip -n pnipb-sw link add br0 type bridge && ip -n pnipb-sw link set br0 up || exit 10
+${pods
+  .map(
+    ([n, ip]) => `ip netns add pnipb-${n} && ip -n pnipb-${n} link set lo up &&
+ip -n pnipb-sw link add sw-${n} type veth peer name eth0 netns pnipb-${n} &&
+ip -n pnipb-sw link set sw-${n} master br0 up &&
+ip -n pnipb-${n} addr add ${ip}/24 dev eth0 && ip -n pnipb-${n} link set eth0 up || exit 11`,
+  )
+  .join('\n')}
+for n in b b2; do ip netns exec pnipb-$n ${DP} serve --port 8080 --name $n >/dev/null 2>&1 & PIDS="$PIDS $!"; done
+i=0; until ip netns exec pnipb-b ss -Htln 'sport = :8080' | grep -q . && ip netns exec pnipb-b2 ss -Htln 'sport = :8080' | grep -q .; do i=$((i+1)); [ $i -gt 50 ] && exit 12; sleep 0.1; done
+run install nsenter --net=/run/netns/pnipb-sw ${process.execPath} ${CLI} datapath install --tc-dev sw-a --tc-dev sw-b --tc-dev sw-b2 --cgroup ${cg}
+run sync-cidr cli datapath sync -f ${dir}/cidr
+run cidr-b ip netns exec pnipb-a ${DP} probe --connect 198.18.2.20:8080 --timeout-ms 3000
+run cidr-b2 ip netns exec pnipb-a ${DP} probe --connect 198.18.2.30:8080 --timeout-ms 1500
+run sync-except cli datapath sync -f ${dir}/except
+run except-b ip netns exec pnipb-a ${DP} probe --connect 198.18.2.20:8080 --timeout-ms 3000
+run except-b2 ip netns exec pnipb-a ${DP} probe --connect 198.18.2.30:8080 --timeout-ms 1500
+run b2-b ip netns exec pnipb-b2 ${DP} probe --connect 198.18.2.20:8080 --timeout-ms 3000
+`;
+  try {
+    const r = spawnSync('unshare', ['--mount', 'sh', '-c', script], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 120_000 });
+    assert.equal(r.status, 0, `exit ${r.status}\n${r.stdout}\n${r.stderr}`);
+    const s = sections(r.stdout);
+    const get = (id: string) => {
+      const x = s.get(id);
+      assert.ok(x, `section ${id} missing in:\n${r.stdout}`);
+      return x;
+    };
+    for (const id of ['install', 'sync-cidr', 'sync-except']) assert.equal(get(id).exit, 'exit 0', `${id}: ${get(id).out}`);
+    const cidrB = probe(get('cidr-b'));
+    assert.equal(cidrB.ok, true, `should allow egress access to server in CIDR block: ${JSON.stringify(cidrB)}`);
+    assert.match(cidrB.reply ?? '', /^b 198\.18\.2\.10:/);
+    assert.equal(probe(get('cidr-b2')).ok, false, `b2 has b's labels but is outside the block: ${get('cidr-b2').out}`);
+    const exceptB = probe(get('except-b'));
+    assert.equal(exceptB.ok, true, JSON.stringify(exceptB));
+    assert.equal(probe(get('except-b2')).ok, false, `should enforce except clause while egress access to server in CIDR block: ${get('except-b2').out}`);
+    assert.equal(probe(get('b2-b')).ok, true, 'b2 is not selected by the policy');
+  } finally {
     if (existsSync(cg)) rmdirSync(cg);
     rmSync(dir, { recursive: true, force: true });
   }

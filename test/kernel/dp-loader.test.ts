@@ -14,9 +14,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { DROP_REASONS } from '../../src/datapath/drop-reasons.js';
+import { parsePrometheusText } from '../helpers/prometheus-text.js';
+import { familyHeaders } from '../helpers/datapath-families.js';
 
 const BPF_DIR = fileURLToPath(new URL('../../../bpf/', import.meta.url));
 const DP = `${BPF_DIR}build/prep-node-dp`;
@@ -458,6 +461,67 @@ describe('prep-node-dp: the node-side loader', { skip: notRoot }, () => {
       assert.deepEqual(fw, { services: 2, packets: counters.get(1)!.packets, bytes: counters.get(1)!.bytes, connections: 4 });
       const drops = json(await dp(['status'])).drops as Record<string, number>;
       assert.equal(drops.NO_BACKEND, 1);
+    });
+
+    it('metrics: every family in order, each number what status and the raw dumps say, services named from an index', async () => {
+      const r = await dp(['metrics']);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      const text = r.stdout;
+      const m = parsePrometheusText(text);
+      // the families dashboards know, in order, with their HELP and TYPE lines exactly
+      assert.deepEqual(text.split('\n').filter((l) => l.startsWith('# ')), familyHeaders());
+      const samples = (fam: string) => m.get(fam)?.samples ?? [];
+      assert.deepEqual(samples('prep_node_datapath_up').map((s) => s.value), [1]);
+      // drops: every reason of drop_reasons.h in table order; numbers as the raw per-reason dump decodes them
+      const drops = new Map((await dp(['dump', 'drop_counters'])).stdout.split('\n').filter(Boolean).map((l) => {
+        const [k, v] = l.split(' ');
+        const b = Buffer.from(v!, 'hex');
+        return [Buffer.from(k!, 'hex').readUInt32LE(0), { packets: Number(b.readBigUInt64LE(0)), bytes: Number(b.readBigUInt64LE(8)) }];
+      }));
+      assert.deepEqual(samples('prep_node_datapath_drops_total').map((s) => [s.labels.reason, s.labels.code]), DROP_REASONS.map((x) => [x.name, String(x.num)]));
+      for (const x of DROP_REASONS) {
+        assert.equal(samples('prep_node_datapath_drops_total').find((s) => s.labels.reason === x.name)!.value, drops.get(x.num)?.packets ?? 0, x.name);
+        assert.equal(samples('prep_node_datapath_drop_bytes_total').find((s) => s.labels.reason === x.name)!.value, drops.get(x.num)?.bytes ?? 0, x.name);
+      }
+      assert.equal(samples('prep_node_datapath_drops_total').find((s) => s.labels.reason === 'NO_BACKEND')!.value, 1, 'the refused connect above');
+      // forwarded by service, in the map's order; no index given: service=""
+      const svc = (await dp(['dump', 'svc_counters'])).stdout.split('\n').filter(Boolean).map((l) => {
+        const [k, v] = l.split(' ');
+        const b = Buffer.from(v!, 'hex');
+        return { id: String(Buffer.from(k!, 'hex').readUInt32LE(0)), packets: Number(b.readBigUInt64LE(0)), bytes: Number(b.readBigUInt64LE(8)), connections: Number(b.readBigUInt64LE(16)) };
+      });
+      assert.equal(svc.length, 2);
+      for (const [fam, pick] of [['prep_node_datapath_forwarded_packets_total', 'packets'], ['prep_node_datapath_forwarded_bytes_total', 'bytes'], ['prep_node_datapath_service_connections_total', 'connections']] as const) {
+        assert.deepEqual(samples(fam).map((s) => [s.labels.service, s.labels.svc_id, s.value]), svc.map((c) => ['', c.id, c[pick]]), fam);
+      }
+      // maps and programs: what status reports, in its order
+      const st = json(await dp(['status'])) as { maps: { name: string; entries?: number; max_entries: number }[]; programs: { name: string; attach: string; attached: boolean }[]; events_lost: number };
+      assert.deepEqual(samples('prep_node_datapath_events_lost_total').map((s) => s.value), [st.events_lost]);
+      assert.deepEqual(samples('prep_node_datapath_map_capacity').map((s) => [s.labels.map, s.value]), st.maps.map((x) => [x.name, x.max_entries]));
+      // counts can move between the two reads (conntrack); which maps have a count cannot
+      assert.deepEqual(samples('prep_node_datapath_map_entries').map((s) => s.labels.map), st.maps.filter((x) => x.entries !== undefined).map((x) => x.name));
+      assert.equal(samples('prep_node_datapath_map_entries').find((s) => s.labels.map === 'events'), undefined, 'the ring buffer has no entry count');
+      assert.equal(samples('prep_node_datapath_map_entries').find((s) => s.labels.map === 'services')!.value, st.maps.find((x) => x.name === 'services')!.entries);
+      assert.deepEqual(samples('prep_node_datapath_program_attached').map((s) => [s.labels.program, s.labels.attach, s.value]), st.programs.map((p) => [p.name, p.attach, p.attached ? 1 : 0]));
+      assert.equal(st.programs.length, 6, '4 cgroup programs, tc_lb on n0 and n1');
+
+      // an index names services: JSON escapes decoded (UTF-8 from \u and surrogate pairs), then
+      // backslash, quote and newline escaped as the exposition format wants; an id it lacks stays ""
+      const names = `${scratch}/names.json`;
+      writeFileSync(names, JSON.stringify({ version: 1, synced_at: 'now', source: 'test', endpoints: { '10.2.0.2': { name: 'pod', labels: {}, identity: 5, default_deny: { ingress: [], egress: [] } } }, identities: {}, cidrs: {}, services: { 1: { name: 'ns/a"b\\c\nd é\u{1F642}\t', vip: VIP, port: 80, protocol: 'tcp' }, 99: { name: 'gone', vip: VIP, port: 1, protocol: 'tcp' } }, rules: {} }).replace('é', '\\u00e9').replace('\u{1F642}', '\\ud83d\\ude42'));
+      const named = await dp(['metrics', '--names', names]);
+      assert.equal(named.code, 0, named.stdout + named.stderr);
+      assert.equal(named.stderr, '');
+      assert.ok(named.stdout.includes('prep_node_datapath_service_connections_total{service="ns/a\\"b\\\\c\\nd é\u{1F642}\t",svc_id="1"} 3\n'), named.stdout);
+      assert.match(named.stdout, /^prep_node_datapath_service_connections_total\{service="",svc_id="2"\} 1$/m);
+      const nm = parsePrometheusText(named.stdout);
+      assert.equal(nm.get('prep_node_datapath_forwarded_packets_total')!.samples.find((s) => s.labels.svc_id === '1')!.labels.service, 'ns/a"b\\c\nd é\u{1F642}\t');
+      // a broken index: the same text as without one, and one line saying why
+      writeFileSync(names, '{"version":1,"services":{"1":{"name":"x"}');
+      const broken = await dp(['metrics', '--names', names]);
+      assert.equal(broken.code, 0);
+      assert.match(broken.stderr, /^prep-node-dp metrics: no service names from .*names\.json: not a version-1 names index \(JSON\)\n$/);
+      assert.doesNotMatch(broken.stdout, /service="x"/);
     });
 
     it('remove from another network namespace is refused and changes nothing', async () => {

@@ -65,7 +65,7 @@ test('npm pack: the tarball holds the CLI, the profiles and the prebuilt loader 
   for (const need of ['dist/src/cli.js', 'bpf/build/prep-node-dp', 'bpf/build/prep-node-dp.sha256', 'profiles/k8s-worker.yaml', 'package.json', 'README.md']) {
     assert.ok(files.includes(need), `${need} in the tarball`);
   }
-  const junk = files.filter((f) => !/^(dist\/src\/.*\.js|profiles\/[\w-]+\.yaml|cloud-init\/[\w-]+\.yaml|bpf\/build\/prep-node-dp(\.sha256)?|package\.json|README\.md)$/.test(f));
+  const junk = files.filter((f) => !/^(dist\/src\/.*\.js|profiles\/[\w-]+\.yaml|cloud-init\/[\w-]+\.yaml|deploy\/[\w-]+\.yaml|deploy\/node\/prep-node-check\.sh|bpf\/build\/prep-node-dp(\.sha256)?|package\.json|README\.md)$/.test(f));
   assert.deepEqual(junk, [], 'no tests, fixtures, sources, source maps or build junk');
   assert.ok(!files.includes('dist/src/cloudinit/gen.js'), 'the cloud-init generator is a development tool');
   t.diagnostic(`${basename(tarball)}: ${(doc!.size / 1e3).toFixed(0)} kB packed, ${(doc!.unpackedSize / 1e3).toFixed(0)} kB unpacked, ${files.length} files`);

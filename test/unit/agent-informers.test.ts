@@ -1,5 +1,5 @@
 // The agent's informers (@kubernetes/client-node 1.x, unchanged) against the loopback stand-in for
-// kube-apiserver (test/helpers/fake-apiserver.ts, the real wire protocol), writing an in-memory map
+// kube-apiserver (src/bench/fake-apiserver.ts, the real wire protocol), writing an in-memory map
 // writer: list then watch; BOOKMARKs change nothing; a dropped watch is resumed; the API server gone
 // → the maps keep the last state, the failure is reported and retried; changes made meanwhile (and a
 // compaction: 410 Expired → relist) are applied after it returns, with a full diff; 403 names the verb
@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { Agent } from '../../src/agent/agent.js';
 import { Informers, loadKubeConfig } from '../../src/agent/informers.js';
 import { MemWriter } from '../helpers/mem-writer.js';
-import { endpointSlice, FakeApiServer, namespace, node, service } from '../helpers/fake-apiserver.js';
+import { endpointSlice, FakeApiServer, namespace, node, pod, service } from '../../src/bench/fake-apiserver.js';
 
 async function waitFor(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
@@ -110,6 +110,33 @@ test('agent informers: 403 is one line naming the verb and resource; a missing C
     // RBAC fixed: the retry lists and the agent becomes ready
     fake.forbidden.clear();
     await waitFor('ready after RBAC is fixed', () => agent.ready(), 15_000);
+  } finally {
+    await close();
+  }
+});
+
+test('agent informers: client-node\'s cache holds slimmed objects, from the list and from the watch', async () => {
+  const fake = new FakeApiServer();
+  fake.apply(namespace('shop'));
+  fake.apply(node('node-a', '198.18.0.1'));
+  fake.apply(pod('shop', 'be1', '198.18.2.20', { app: 'web' }, { ports: [{ name: 'http', containerPort: 8080 }] }));
+  const { agent, informers, close } = await setup(fake);
+  try {
+    informers.start();
+    await waitFor('ready', () => agent.ready());
+    fake.apply(pod('shop', 'be2', '198.18.2.21', { app: 'web' }));
+    await waitFor('the watched pod', () => agent.held.count('Pod') === 2);
+    const pods = informers.cached('Pod') as unknown as Record<string, Record<string, unknown>>[];
+    assert.deepEqual(pods.map((p) => p.metadata!.name).sort(), ['be1', 'be2']);
+    for (const p of pods) {
+      const text = JSON.stringify(p);
+      // what the server sent and the datapath does not read is not held: managedFields, uid,
+      // ownerReferences, annotations, container images and statuses
+      for (const gone of ['managedFields', 'uid', 'ownerReferences', 'restartedAt', 'containerStatuses', 'image', 'tolerations', 'startTime']) assert.ok(!text.includes(gone), `${gone} in ${text}`);
+      assert.equal((p.status as { podIP: string }).podIP.startsWith('198.18.2.'), true);
+    }
+    // the same objects as the agent's (one copy, not two)
+    assert.equal(agent.held.get('Pod', 'shop/be2'), pods.find((p) => p.metadata!.name === 'be2'));
   } finally {
     await close();
   }

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { Agent } from '../../src/agent/agent.js';
 import { slim, type Kind } from '../../src/agent/slim.js';
 import { MemWriter } from '../helpers/mem-writer.js';
-import { endpointSlice, namespace, node, pod, service } from '../helpers/fake-apiserver.js';
+import { endpointSlice, namespace, node, pod, service } from '../../src/bench/fake-apiserver.js';
 
 const KINDS: Kind[] = ['Namespace', 'Node', 'Pod', 'Service', 'EndpointSlice', 'NetworkPolicy', 'CiliumNetworkPolicy'];
 type Obj = Record<string, unknown>;
@@ -149,4 +149,49 @@ test('slim: keeps what the datapath reads, drops managedFields, annotations, con
   assert.ok(JSON.stringify(s).length < JSON.stringify(full).length / 3);
   const ns = slim('Namespace', namespace('shop', { team: 'a' }));
   assert.deepEqual(ns.metadata, { name: 'shop', labels: { 'kubernetes.io/metadata.name': 'shop', team: 'a' } });
+});
+
+test('agent: the names index observe reads — written after the first sync, rebuilt after a Service change, not after EndpointSlice churn; at most once per interval', async () => {
+  const written: { at: number; services: string[]; endpoints: string[] }[] = [];
+  const a = new Agent({
+    writer: new MemWriter(),
+    nodeName: 'node-a',
+    kinds: KINDS,
+    log: () => undefined,
+    minSyncIntervalMs: 5,
+    names: {
+      source: 'agent on node-a (test)',
+      intervalMs: 100,
+      write: (n) => {
+        written.push({ at: Date.now(), services: Object.values(n.services).map((s) => s.name), endpoints: Object.values(n.endpoints).map((e) => e.name) });
+        return Promise.resolve();
+      },
+    },
+  });
+  const put = (o: Obj) => a.upsert(o.kind as Kind, slim(o.kind as Kind, o));
+  put(namespace('shop'));
+  put(node('node-a', '198.18.0.1'));
+  put(pod('shop', 'be1', '198.18.2.20', { app: 'web' }));
+  for (const o of web()) put(o);
+  for (const k of KINDS) a.listed(k, false);
+  const wait = async (n: number) => {
+    for (let i = 0; i < 100 && written.length < n; i++) await new Promise((r) => setTimeout(r, 10));
+  };
+  await wait(1);
+  assert.equal(written.length, 1);
+  assert.deepEqual(written[0]!.services, ['shop/web:http (ClusterIP 198.18.3.10:80/tcp)']);
+  assert.deepEqual(written[0]!.endpoints, ['shop/be1']);
+  // endpoint churn: the maps change, the names do not
+  put(endpointSlice('shop', 'web', 'x1', [{ name: 'http', port: 8080 }], [{ ip: '198.18.2.20' }]));
+  await a.nextSync();
+  await new Promise((r) => setTimeout(r, 250));
+  assert.equal(written.length, 1, 'EndpointSlice changes do not rebuild the names');
+  // a Service change does, once per interval however many come
+  put(service('shop', 'api', '198.18.3.11', [{ port: 443 }]));
+  put(service('shop', 'db', '198.18.3.12', [{ port: 5432 }]));
+  await wait(2);
+  await new Promise((r) => setTimeout(r, 150));
+  assert.equal(written.length, 2);
+  assert.deepEqual(written[1]!.services.map((n) => n.split(':')[0]).sort(), ['shop/api', 'shop/db', 'shop/web']);
+  await a.close();
 });

@@ -39,6 +39,8 @@ test('every constant of datapath_consts.h the control plane uses has the same va
     CT_F_DNAT: C.CT_F_DNAT,
     CT_F_REVNAT: C.CT_F_REVNAT,
     CT_F_REPLY: C.CT_F_REPLY,
+    CT_F_TCP_ESTABLISHED: C.CT_F_TCP_ESTABLISHED,
+    CT_F_TCP_CLOSING: C.CT_F_TCP_CLOSING,
     IDENTITY_ANY: C.IDENTITY_ANY,
     IDENTITY_HOST: C.IDENTITY_HOST,
     IDENTITY_WORLD: C.IDENTITY_WORLD,

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureLoader, installArgs, loader, loaderError, parseEvents } from '../../src/datapath/loader.js';
 import { ExitCode, PrepNodeError } from '../../src/errors.js';
+import { nearlyFull, parseCtTimeouts } from '../../src/commands/datapath.js';
 import type { Host, RunOptions, RunResult, WriteOptions } from '../../src/host/host.js';
 
 /** A host that answers run() from a function and keeps files written to it. */
@@ -151,10 +152,34 @@ test('install arguments', () => {
   ]);
 });
 
+test('conntrack lifetimes: --ct-timeout durations become seconds the loader takes; bad ones exit 2 with the fix', () => {
+  const ct = parseCtTimeouts('tcp-established=1d, udp=30s,tcp-closing=2m,tcp-syn=90,other=1h');
+  assert.deepEqual(ct, { 'tcp-established': 86400, udp: 30, 'tcp-closing': 120, 'tcp-syn': 90, other: 3600 });
+  assert.deepEqual(installArgs({ ctTimeouts: { 'tcp-established': 86400, udp: 30 } }), ['install', '--ct-timeout', 'tcp-established=86400,udp=30']);
+  assert.equal(parseCtTimeouts(undefined), undefined);
+  for (const [bad, says] of [['tcp=5', /no timeout named "tcp" \(timeouts: tcp-syn, tcp-established/], ['udp', /expected name=duration/], ['udp=0', /out of range \(1s to 30d\)/], ['udp=31d', /out of range/], ['udp=5w', /expected name=duration/], ['udp=-1', /expected name=duration/]] as const) {
+    assert.throws(() => parseCtTimeouts(bad), (e: unknown) => e instanceof PrepNodeError && e.exitCode === ExitCode.usage && says.test(e.message), bad);
+  }
+});
+
 test('events: one JSON line per drop, then the lost count', () => {
   const out = '{"ts_ns":1,"reason":1,"reason_name":"POLICY_DENY","hook":"tc","saddr":"10.0.0.1"}\n{"ts_ns":2,"reason":2,"reason_name":"POLICY_DEFAULT_DENY","hook":"tc"}\n{"lost":0}\n';
   const r = parseEvents('node1', out);
   assert.equal(r.events.length, 2);
   assert.equal(r.events[0]!.reason_name, 'POLICY_DENY');
   assert.equal(r.lost, 0);
+});
+
+test('status warns when a flow-state map (conntrack, sock_revnat, ...) is 90 % full or more, not before, not for other maps', () => {
+  const w = nearlyFull([
+    { name: 'conntrack', entries: 59000, max_entries: 65536 },
+    { name: 'sock_revnat', entries: 58981, max_entries: 65536 },
+    { name: 'conntrack6', entries: 58983, max_entries: 65536 },
+    { name: 'services', entries: 65536, max_entries: 65536 },
+    { name: 'frags' },
+  ]);
+  assert.deepEqual(w, [
+    'warning: conntrack is 90% full: new flows evict the least recently used ones; raise it with `datapath install --force --cap conntrack=131072`',
+    'warning: conntrack6 is 90% full: new flows evict the least recently used ones; raise it with `datapath install --force --cap conntrack6=131072`',
+  ]);
 });

@@ -1,135 +1,109 @@
-// metrics: the exposition text from a real loader's `status` and `dump drop_counters` (recorded by
-// test/kernel/datapath-k8s.test.ts), checked with a strict text-format parser; the awk program the
-// node-side textfile writer runs gives byte for byte the same text from the same input; and the
-// parser itself refuses malformed expositions (a test that cannot fail is not a test).
+// metrics: the one renderer is the loader's `metrics` command (bpf/loader/metrics.c). Here, without
+// root: the built loader on a directory that is not a bpffs (not installed: `up 0` and nothing else,
+// byte for byte), its refusal of bad arguments, what it says about names index files it cannot use
+// (read before anything else, so it shows without an install), the textfile writer script, and the
+// strict exposition parser the kernel tests judge the real output with (a test that cannot fail is
+// not a test). The installed output, pinned family by family, is in test/kernel/dp-loader.test.ts
+// and test/kernel/datapath-k8s.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { StatusDoc } from '../../src/datapath/loader.js';
-import { DROP_REASONS } from '../../src/datapath/drop-reasons.js';
-import { escapeLabel, metricsAwk, parseDropCounters, parseSvcCounters, renderMetrics, textfileScript } from '../../src/datapath/metrics.js';
-import { compileState } from '../../src/datapath/compile.js';
-import { loadDesired } from '../../src/datapath/k8s/index.js';
-import { buildNames } from '../../src/datapath/observe.js';
+import { escapeLabel, textfileScript } from '../../src/datapath/metrics.js';
+import { NAMES_PATH } from '../../src/datapath/observe.js';
 import { parsePrometheusText } from '../helpers/prometheus-text.js';
+import { DATAPATH_FAMILIES } from '../helpers/datapath-families.js';
 
-const FIX = (p: string) => readFileSync(fileURLToPath(new URL(`../../../test/fixtures/k8s/${p}`, import.meta.url)), 'utf8');
-const STATUS_LINE = FIX('status-installed.json').trim();
-const DUMP = FIX('drop-counters.dump');
-const status = StatusDoc.parse(JSON.parse(STATUS_LINE));
+const DP = fileURLToPath(new URL('../../../bpf/build/prep-node-dp', import.meta.url));
 
-test('drop_counters dump: reason → packets and bytes (two little-endian u64 words)', () => {
-  const c = parseDropCounters(DUMP);
-  assert.equal(c.size, 64);
-  assert.deepEqual(c.get(1), { packets: 4n, bytes: 296n });
-  assert.deepEqual(c.get(2), { packets: 2n, bytes: 148n });
-  assert.deepEqual(c.get(3), { packets: 0n, bytes: 0n });
-});
-
-test('the exposition parses strictly: HELP and TYPE for every family, every reason, maps and programs', () => {
-  const text = renderMetrics(status, DUMP);
-  const m = parsePrometheusText(text);
-  for (const f of m.values()) {
-    assert.ok(f.help && f.type, `${f.name} has HELP and TYPE`);
-    if (f.type === 'counter') assert.match(f.name, /_total$/);
+function withDir(fn: (dir: string) => void): void {
+  const dir = mkdtempSync(join(tmpdir(), 'pn-metrics-'));
+  try {
+    fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
-  assert.equal(m.get('prep_node_datapath_up')!.samples[0]!.value, 1);
-  const drops = m.get('prep_node_datapath_drops_total')!;
-  assert.deepEqual(
-    drops.samples.map((s) => s.labels.reason),
-    DROP_REASONS.map((r) => r.name),
-  );
-  assert.equal(drops.samples.find((s) => s.labels.reason === 'POLICY_DENY')!.value, 4);
-  assert.equal(drops.samples.find((s) => s.labels.reason === 'POLICY_DENY')!.labels.code, '1');
-  assert.equal(m.get('prep_node_datapath_drop_bytes_total')!.samples.find((s) => s.labels.reason === 'POLICY_DEFAULT_DENY')!.value, 148);
-  assert.equal(m.get('prep_node_datapath_events_lost_total')!.samples[0]!.value, 0);
-  assert.equal(m.get('prep_node_datapath_map_entries')!.samples.find((s) => s.labels.map === 'endpoints')!.value, 3);
-  assert.equal(m.get('prep_node_datapath_map_entries')!.samples.find((s) => s.labels.map === 'events'), undefined, 'the ring buffer has no entry count');
-  assert.equal(m.get('prep_node_datapath_map_capacity')!.samples.find((s) => s.labels.map === 'events')!.value, 262144);
-  assert.equal(m.get('prep_node_datapath_program_attached')!.samples.length, 7);
-});
-
-test('not installed: only up 0', () => {
-  const text = renderMetrics(StatusDoc.parse({ installed: false, programs: [], maps: [], drops: {} }), '');
-  assert.equal(text, '# HELP prep_node_datapath_up Whether the prep-node datapath is installed (programs loaded, maps pinned).\n# TYPE prep_node_datapath_up gauge\nprep_node_datapath_up 0\n');
-  assert.equal(parsePrometheusText(text).get('prep_node_datapath_up')!.samples[0]!.value, 0);
-});
-
-function awk(input: string): string {
-  const r = spawnSync('awk', [metricsAwk()], { input, encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  return r.stdout;
 }
 
-test('the textfile writer (awk on the node) prints exactly what renderMetrics prints', () => {
-  assert.equal(awk(`${STATUS_LINE}\n${DUMP}`), renderMetrics(status, DUMP));
-  assert.equal(awk('{"installed":false,"kernel":"6.1.0","programs":[],"maps":[],"drops":{},"set_retval":true,"bpffs":true}\n'), renderMetrics(StatusDoc.parse({ installed: false }), ''));
-  // label values with quotes and backslashes, large counters
-  const odd = STATUS_LINE.replace('"attach":"tc/ingress sw-fe"', '"attach":"tc/ingress a\\"b\\\\c"');
-  const big = DUMP.replace(/^01000000 .*$/m, '01000000 ffffffffffff0f00ffffffffffff0f00');
-  const oddStatus = StatusDoc.parse(JSON.parse(odd));
-  assert.equal(awk(`${odd}\n${big}`), renderMetrics(oddStatus, big));
-  assert.match(renderMetrics(oddStatus, big), /attach="tc\/ingress a\\"b\\\\c"/);
-  assert.match(renderMetrics(oddStatus, big), /drops_total\{reason="POLICY_DENY",code="1"\} 4503599627370495$/m);
+/** The loader's metrics with --bpffs pointing at a plain directory: never installed. */
+function metrics(dir: string, args: string[] = []) {
+  return spawnSync(DP, ['--bpffs', dir, 'metrics', ...args], { encoding: 'utf8' });
+}
+
+test('not installed: only up 0, exactly as the family table says', () => {
+  withDir((dir) => {
+    const r = metrics(dir);
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    const up = DATAPATH_FAMILIES[0]!;
+    assert.equal(r.stdout, `# HELP ${up.name} ${up.help}\n# TYPE ${up.name} ${up.type}\n${up.name} 0\n`);
+    assert.equal(r.stderr, '');
+    assert.equal(parsePrometheusText(r.stdout).get('prep_node_datapath_up')!.samples[0]!.value, 0);
+  });
+});
+
+test('a bad argument is a usage error (exit 2, one JSON line), no half exposition', () => {
+  withDir((dir) => {
+    for (const args of [['--bogus'], ['--names']]) {
+      const r = metrics(dir, args);
+      assert.equal(r.status, 2, JSON.stringify(args));
+      assert.deepEqual(Object.keys(JSON.parse(r.stdout) as object), ['error', 'code']);
+      assert.doesNotMatch(r.stdout, /# HELP/);
+    }
+  });
+});
+
+test('a names index it cannot use costs the names only: one line on stderr, the metrics still printed, exit 0', () => {
+  withDir((dir) => {
+    const file = join(dir, 'names.json');
+    const cases: [string, string | null, RegExp | null][] = [
+      ['valid', '{"version":1,"synced_at":"x","source":"s","services":{"7":{"name":"ns/a\\"b\\\\c\\u00e9\\ud83d\\ude42","vip":"198.18.0.1","port":80,"protocol":"tcp"}},"rules":{},"endpoints":{},"identities":{},"cidrs":{}}\n', null],
+      ['empty services, nested values skipped', '{"endpoints":{"1.2.3.4":{"labels":{"a":"b"},"x":[1,-2.5e3,true,null,[{}]]}},"services":{},"version":1}', null],
+      ['missing file', null, null],
+      ['truncated JSON', '{"version":1,"services":{"7":{"name":"x"}', /no service names from .*names\.json: not a version-1 names index/],
+      ['version 2', '{"version":2,"services":{}}', /not a version-1 names index/],
+      ['no version', '{"services":{}}', /not a version-1 names index/],
+      ['services not an object', '{"version":1,"services":[]}', /not a version-1 names index/],
+      ['a raw control character in a string', '{"version":1,"services":{"7":{"name":"a\tb"}}}', /not a version-1 names index/],
+      ['a bad escape', '{"version":1,"services":{"7":{"name":"a\\qb"}}}', /not a version-1 names index/],
+      ['trailing garbage', '{"version":1,"services":{}} x', /not a version-1 names index/],
+      ['nested past 64 levels', `{"version":1,"x":${'['.repeat(100)}${']'.repeat(100)},"services":{}}`, /not a version-1 names index/],
+    ];
+    for (const [what, text, warn] of cases) {
+      rmSync(file, { force: true });
+      if (text !== null) writeFileSync(file, text);
+      const r = metrics(dir, ['--names', file]);
+      assert.equal(r.status, 0, `${what}: ${r.stdout}`);
+      assert.match(r.stdout, /^prep_node_datapath_up 0$/m, what);
+      if (warn) {
+        assert.match(r.stderr, warn, what);
+        assert.equal(r.stderr.trim().split('\n').length, 1, what);
+      } else assert.equal(r.stderr, '', what);
+    }
+    // larger than 64 MiB (sparse: nothing is written), a directory, a symlink: refused before reading
+    writeFileSync(file, '');
+    truncateSync(file, 65 * 1024 * 1024);
+    assert.match(metrics(dir, ['--names', file]).stderr, /larger than 64 MiB/);
+    assert.match(metrics(dir, ['--names', dir]).stderr, /no service names from .*: Invalid argument/);
+    symlinkSync(file, join(dir, 'link.json'));
+    assert.match(metrics(dir, ['--names', join(dir, 'link.json')]).stderr, /no service names from .*link\.json: Too many levels of symbolic links/);
+  });
+});
+
+test('escapeLabel escapes what the exposition format wants escaped (the agent\'s own families)', () => {
   assert.equal(escapeLabel('a"b\\c\nd'), 'a\\"b\\\\c\\nd');
 });
 
-/** The shop's names index, and a svc_counters dump (fixture: service 0x0badf00d, 77) with the shop service's id. */
-async function shopCounters() {
-  const d = await loadDesired(fileURLToPath(new URL('../../../test/fixtures/k8s/shop', import.meta.url)));
-  const c = compileState(d.state);
-  const names = buildNames(d.state, c, d.origins, 'shop', new Date('2025-01-01T00:00:00Z'));
-  const id = [...c.serviceIds.values()][0]!;
-  const le = Buffer.alloc(4);
-  le.writeUInt32LE(id);
-  return { names, id, dump: FIX('svc-counters.dump').replace('0df0ad0b', le.toString('hex')) };
-}
-
-test('svc_counters dump: svc_id → packets, bytes, connections (three little-endian u64 words), in dump order', () => {
-  const c = parseSvcCounters(FIX('svc-counters.dump') + DUMP);
-  assert.deepEqual(c, [
-    { svcId: 0x0badf00d, packets: 12n, bytes: 1530n, connections: 3n },
-    { svcId: 77, packets: 0n, bytes: 0n, connections: 5n },
-  ]);
-});
-
-test('forwarded packets, bytes and connections by service, named from the index; unknown ids have service=""', async () => {
-  const { names, id, dump } = await shopCounters();
-  const m = parsePrometheusText(renderMetrics(status, DUMP, dump, names));
-  const pk = m.get('prep_node_datapath_forwarded_packets_total')!;
-  assert.equal(pk.type, 'counter');
-  assert.deepEqual(pk.samples.map((s) => [s.labels.service, s.labels.svc_id, s.value]), [
-    ['shop/backend:http (ClusterIP 198.18.3.10:80/tcp)', String(id), 12],
-    ['', '77', 0],
-  ]);
-  assert.equal(m.get('prep_node_datapath_forwarded_bytes_total')!.samples[0]!.value, 1530);
-  assert.deepEqual(m.get('prep_node_datapath_service_connections_total')!.samples.map((s) => s.value), [3, 5]);
-  // no counters yet (or an older install): the families are there, empty
-  const empty = parsePrometheusText(renderMetrics(status, DUMP));
-  assert.equal(empty.get('prep_node_datapath_forwarded_packets_total')?.samples.length ?? 0, 0);
-});
-
-test('the textfile writer names services from the index line exactly as renderMetrics does', async () => {
-  const { names, dump } = await shopCounters();
-  const line = JSON.stringify(names);
-  assert.equal(awk(`${STATUS_LINE}\n${line}\n${DUMP}${dump}`), renderMetrics(status, DUMP, dump, names));
-  assert.equal(awk(`${STATUS_LINE}\n${DUMP}${dump}`), renderMetrics(status, DUMP, dump, null));
-  // a name with a quote and a backslash: JSON's escaping is the exposition format's
-  const odd = structuredClone(names);
-  for (const k of Object.keys(odd.services)) odd.services[k]!.name = 'ns/a"b\\c';
-  const text = renderMetrics(status, DUMP, dump, odd);
-  assert.equal(awk(`${STATUS_LINE}\n${JSON.stringify(odd)}\n${DUMP}${dump}`), text);
-  assert.match(text, /forwarded_packets_total\{service="ns\/a\\"b\\\\c",svc_id="\d+"\} 12$/m);
-  parsePrometheusText(text);
-});
-
-test('the writer script is valid sh and writes through a temporary file', () => {
+test('the writer script is valid sh, runs the loader\'s metrics with the names index and writes through a temporary file', () => {
   const s = textfileScript({ bin: '/var/lib/prep-node/bin/prep-node-dp-abc', dir: "/var/lib/node_exporter/text file's", intervalSeconds: 15 });
   assert.equal(spawnSync('sh', ['-n'], { input: s }).status, 0);
+  assert.match(s, /"\$DP" metrics --names \/var\/lib\/prep-node\/datapath\/names\.json >"\$tmp"/);
+  assert.ok(s.includes(NAMES_PATH));
   assert.match(s, /mv -f "\$tmp" "\$OUT"/);
   assert.match(s, /^DIR='\/var\/lib\/node_exporter\/text file'\\''s'$/m);
+  assert.doesNotMatch(s, /\bawk\b/, 'no second renderer on the node');
 });
 
 test('the strict parser refuses malformed expositions', () => {

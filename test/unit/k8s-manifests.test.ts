@@ -103,7 +103,7 @@ kind: NetworkPolicy
 metadata: {name: p, namespace: a}
 spec:
   podSelector: {}
-  ingress: [{ports: [{protocol: SCTP}]}]
+  ingress: [{ports: [{protocol: ICMP}]}]
 ---
 apiVersion: cilium.io/v2
 kind: CiliumNetworkPolicy

@@ -123,7 +123,7 @@ test('NetworkPolicy: a peer that selects no pod allows nothing (not everything)'
 test('NetworkPolicy: what cannot be enforced is refused, each with its path', () => {
   const cases: [string, string, RegExp][] = [
     [`  podSelector: {}\n  ingres: []`, 'spec.ingres', /unknown NetworkPolicy spec field/],
-    [`  podSelector: {}\n  ingress: [{ports: [{protocol: SCTP, port: 9}]}]`, 'spec.ingress[0].ports[0].protocol', /SCTP cannot be matched/],
+    [`  podSelector: {}\n  ingress: [{ports: [{protocol: ICMP, port: 9}]}]`, 'spec.ingress[0].ports[0].protocol', /TCP, UDP and SCTP ports only/],
     [`  podSelector: {}\n  ingress: [{from: [{ipBlock: {cidr: "fd00::/8"}}]}]`, 'spec.ingress[0].from[0].ipBlock.cidr', /IPv6/],
     [`  podSelector: {}\n  ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8}, podSelector: {}}]}]`, 'spec.ingress[0].from[0]', /cannot be combined/],
     [`  podSelector: {}\n  ingress: [{ports: [{port: http, endPort: 90}]}]`, 'spec.ingress[0].ports[0].endPort', /numeric port/],
@@ -137,8 +137,15 @@ test('NetworkPolicy: what cannot be enforced is refused, each with its path', ()
   }
 });
 
+test('NetworkPolicy: an SCTP port is enforced like TCP\'s and UDP\'s (SCTP is GA since Kubernetes 1.20)', () => {
+  const d = load(np(`  podSelector: {matchLabels: {app: backend}}\n  ingress: [{from: [{podSelector: {matchLabels: {app: frontend}}}], ports: [{protocol: SCTP, port: 3868}]}]`));
+  assert.equal(judge(d.state, IP.fe, IP.be, 'sctp', 3868), 'allow');
+  assert.equal(judge(d.state, IP.fe, IP.be, 'sctp', 3869), 'default-deny');
+  assert.equal(judge(d.state, IP.fe, IP.be, 'tcp', 3868), 'default-deny', 'the protocol is part of the rule');
+});
+
 test('NetworkPolicy: --allow-partial leaves out only the rule that cannot be enforced', () => {
-  const d = load(np(`  podSelector: {matchLabels: {app: backend}}\n  ingress:\n    - ports: [{protocol: SCTP, port: 9}]\n    - from: [{podSelector: {matchLabels: {app: frontend}}}]`), { allowPartial: true });
+  const d = load(np(`  podSelector: {matchLabels: {app: backend}}\n  ingress:\n    - ports: [{protocol: ICMP, port: 9}]\n    - from: [{podSelector: {matchLabels: {app: frontend}}}]`), { allowPartial: true });
   assert.equal(d.leftOut.length, 1);
   assert.equal(d.leftOut[0]!.path, 'spec.ingress[0].ports[0].protocol');
   assert.equal(judge(d.state, IP.fe, IP.be, 'tcp', 8080), 'allow');

@@ -117,9 +117,19 @@ test('headless and ExternalName services are noted, not refused', () => {
   assert.match(d.notes.join('\n'), /ExternalName/);
 });
 
+test('SCTP Service: load-balanced when targetPort equals port (addresses are translated, ports are not); refused by path otherwise', () => {
+  const sctpSlice = slice('  - {addresses: [10.0.1.1]}', '[{name: diameter, port: 3868, protocol: SCTP}]');
+  const ok = load(svc('  clusterIP: 10.96.0.10\n  ports: [{name: diameter, port: 3868, protocol: SCTP, targetPort: 3868}]', sctpSlice));
+  assert.deepEqual(ok.state.services.map((s) => [s.vip, s.port, s.protocol, s.backends.map((b) => `${b.ip}:${b.port}`)]), [['10.96.0.10', 3868, 'sctp', ['10.0.1.1:3868']]]);
+  const moved = slice('  - {addresses: [10.0.1.1]}', '[{name: diameter, port: 3869, protocol: SCTP}]');
+  const e = refusal(svc('  clusterIP: 10.96.0.10\n  ports: [{name: diameter, port: 3868, protocol: SCTP, targetPort: 3869}]', moved));
+  assert.equal(e.findings[0]?.path, 'spec.ports[0]');
+  assert.match(e.findings[0].why, /SCTP ClusterIP 10\.96\.0\.10:3868: the datapath translates SCTP addresses only .*targetPort must equal port/);
+});
+
 test('Service parts the datapath cannot do are refused by path', () => {
   const cases: [string, string, RegExp][] = [
-    ['  clusterIP: 10.96.0.10\n  ports: [{port: 80, protocol: SCTP}]', 'spec.ports[0].protocol', /TCP and UDP only/],
+    ['  clusterIP: 10.96.0.10\n  ports: [{port: 80, protocol: ICMP}]', 'spec.ports[0].protocol', /TCP, UDP and SCTP only/],
     ['  clusterIP: "fd00::10"\n  ports: [{port: 80}]', 'spec.clusterIPs', /IPv6/],
     ['  ports: [{port: 80}]', 'spec.clusterIP', /no clusterIP: the API server assigns it/],
     ['  clusterIP: 10.96.0.10\n  internalTrafficPolicy: Local\n  ports: [{port: 80}]', 'spec.internalTrafficPolicy', /this node/],

@@ -36,3 +36,30 @@ test('--ignore marks results ignored; unknown ids are a usage error', async () =
   assert.throws(() => validateIgnore(checks, ['a.three']), (e: unknown) => e instanceof UsageError && /unknown check "a\.three"/.test(e.message));
   validateIgnore(checks, ['all', 'a.one']);
 });
+
+test('concurrent: checks start together, a prerequisite is awaited, results keep catalogue order', async () => {
+  const log: string[] = [];
+  const slow = (id: string, status: 'pass' | 'fail', ms: number, requires?: string[]): Check => ({
+    id,
+    title: id,
+    ...(requires && { requires }),
+    run: async () => {
+      log.push(`start ${id}`);
+      await new Promise((r) => setTimeout(r, ms));
+      log.push(`end ${id}`);
+      return { status, observed: 'o', expected: 'e' };
+    },
+  });
+  const checks = [slow('a.parent', 'fail', 50), slow('a.child', 'pass', 1, ['a.parent']), slow('b.other', 'pass', 1), slow('c.later', 'pass', 1, ['z.missing'])];
+  const order: string[] = [];
+  const results = await runChecks(await fixtureContext({}), checks, { concurrent: true, onResult: (r) => order.push(r.id) });
+  assert.deepEqual(order, ['a.parent', 'a.child', 'b.other', 'c.later']);
+  assert.deepEqual(results.map((r) => r.status), ['fail', 'skip', 'pass', 'skip']);
+  assert.match(results[1]!.detail!, /a\.parent is fail/);
+  assert.match(results[3]!.detail!, /z\.missing is missing/);
+  // b.other ran while a.parent was still running; a.child never ran.
+  assert.ok(log.indexOf('end b.other') < log.indexOf('end a.parent'));
+  assert.ok(!log.includes('start a.child'));
+  const lost: Check = { id: 'x.lost', title: 'lost', run: () => Promise.reject(new HostError('h', 'disconnected', 'gone')) };
+  await assert.rejects(runChecks(await fixtureContext({}), [check('a.one', 'pass'), lost, check('a.two', 'pass')], { concurrent: true }), HostError);
+});

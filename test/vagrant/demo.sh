@@ -16,6 +16,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 echo "== booting the Debian 12 test VM (first run builds the image: a few minutes) =="
+echo "   (the harness reports the image, the accelerator probe and the boot itself as three figures)"
 "$here/qemu.sh" up "$state" --owner-pid $$ >/dev/null
 field() { node -e 'const t=require(process.argv[1]); console.log(t[process.argv[2]])' "$state/target.json" "$1"; }
 
@@ -48,7 +49,8 @@ cat "$state/ssh_config"
 show --expect 3 "the VM's host key is not in known_hosts yet, so it is refused; the next command trusts it" \
   check -F "$state/ssh_config" demo-vm
 show --expect 1 "findings on a fresh VM; apply below fixes what a tuner can" check -F "$state/ssh_config" --accept-new-host-key demo-vm
-show check -F "$state/ssh_config" prep@demo-vm local
+show --expect 1 "the same findings on the VM, and the fleet checks name what differs between the VM and this machine (kernel, machine-id, ...)" \
+  check -F "$state/ssh_config" prep@demo-vm local
 echo
 echo "== tune it: plan, apply (journaled), apply again (nothing to do), check, roll back =="
 show apply -F "$state/ssh_config" --dry-run prep@demo-vm

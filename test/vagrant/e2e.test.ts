@@ -4,13 +4,17 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO, bootVm, clientConfig, runCli, runNode, type Backend, type Ran, type Vm } from '../helpers/vm.js';
 import { CHECK_SCHEMA, type CheckDocument } from '../../src/report/json.js';
 import { CHECKS } from '../../src/checks/index.js';
+import { FLEET_CHECKS } from '../../src/checks/fleet.js';
 
 const backends = (process.env.PREP_NODE_VM_BACKENDS ?? 'qemu,vagrant').split(',') as Backend[];
+
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** The host was reached and checked: exit 0 (all good) or 1 (findings), never 2, 3, 4 or 70. */
 function assertReported(r: Ran): void {
@@ -71,6 +75,49 @@ for (const backend of backends) {
       const header = ['CHECK', vm.spec('root'), vm.spec(vm.target.sudoUser), 'local'];
       assert.ok(r.stdout.split('\n').some((l) => l.split(/\s+/).join(' ') === header.join(' ')), r.stdout);
       assert.match(r.stdout, /^kernel\.version\s+PASS\s+PASS\s+PASS$/m);
+    });
+
+    /** Run a command on the guest as root with the system's ssh client (where the VM is reachable). */
+    function sshVm(argv: string[]): string {
+      const [cmd, ...rest] = vm.wrap(['ssh', '-F', config, '-p', String(vm.target.port), '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes', `root@${vm.target.host}`, '--', ...argv]);
+      const r = spawnSync(cmd!, rest, { encoding: 'utf8', timeout: 60_000 });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout;
+    }
+
+    test('fleet checks over the VM (as two users) and this machine: the shared machine-id names the two logins, the other kernel names local, every clock is read', () => {
+      const r = runCli(vm, ['check', '-F', config, '--json', '--steal-seconds', '1', vm.spec('root'), vm.spec(vm.target.sudoUser), 'local']);
+      assertReported(r);
+      const doc = JSON.parse(r.stdout) as CheckDocument;
+      assert.ok(doc.fleet, `a run of several hosts has a fleet section: ${r.stdout.slice(0, 400)}`);
+      assert.deepEqual(doc.hosts.map((h) => h.target), [vm.spec('root'), vm.spec(vm.target.sudoUser), 'local']);
+      assert.deepEqual(doc.fleet.checks.map((c) => c.id), FLEET_CHECKS.map((c) => c.id), 'every fleet check, in catalogue order');
+      for (const c of doc.fleet.checks) assert.notEqual(c.status, 'error', `${c.id}: ${JSON.stringify(c)}`);
+      const byId = new Map(doc.fleet.checks.map((c) => [c.id, c]));
+      const vmLogins = [vm.spec('root'), vm.spec(vm.target.sudoUser)].sort();
+      // The two logins are one machine: its machine-id, read here over SSH, is shared by exactly those two.
+      const guestId = sshVm(['cat', '/etc/machine-id']).trim();
+      assert.match(guestId, /^[0-9a-f]{32}$/);
+      const mid = byId.get('fleet.machine-id')!;
+      assert.equal(mid.status, 'fail', JSON.stringify(mid));
+      assert.deepEqual([...mid.hosts].sort(), vmLogins, JSON.stringify(mid));
+      assert.ok(mid.observed.startsWith(`${guestId} on ${vm.spec('root')}, ${vm.spec(vm.target.sudoUser)}`), mid.observed);
+      assert.match(mid.remedy ?? '', /systemd-machine-id-setup/);
+      // Debian 12's 6.1 on the guest, another kernel here: the majority (the two logins) wins, local is named.
+      const kernel = byId.get('fleet.kernel')!;
+      assert.equal(vm.target.kernel.split('.').slice(0, 2).join('.'), '6.1');
+      assert.notEqual(kernel.status, 'pass', JSON.stringify(kernel));
+      assert.deepEqual(kernel.hosts, ['local'], JSON.stringify(kernel));
+      assert.ok(kernel.observed.startsWith(`6.1: ${vm.spec('root')}, ${vm.spec(vm.target.sudoUser)}; `), kernel.observed);
+      // Every host's clock was read with its round trip: each is listed with an offset, none unreadable.
+      const clock = byId.get('fleet.clock')!;
+      for (const t of [vm.spec('root'), vm.spec(vm.target.sudoUser), 'local']) assert.ok(new RegExp(`(: |, )${escapeRe(t)} [+-]?\\d+ ms ±\\d+ ms`).test(clock.observed), `${t}: ${clock.observed}`);
+      assert.doesNotMatch(clock.observed, /unreadable/);
+      // The shared hostname is named the same way (this machine's differs from the guest's).
+      const hostname = byId.get('fleet.hostname')!;
+      assert.equal(hostname.status, 'fail', JSON.stringify(hostname));
+      assert.deepEqual([...hostname.hosts].sort(), vmLogins, JSON.stringify(hostname));
+      assert.equal(doc.exitCode, r.status);
     });
 
     test('-i and -p work as with ssh: the key and the port come from the command line', () => {

@@ -254,7 +254,7 @@ up_cleanup() {
 }
 
 do_up() {
-  local owner="" t0 accel probe_file deadline out kernel fp image_script="$SELF_DIR/image.sh"
+  local owner="" t0 t_image accel probe_file deadline out kernel fp image_script="$SELF_DIR/image.sh"
   STATE="$(pn_abspath "$1")"
   shift
   while [ $# -gt 0 ]; do
@@ -311,6 +311,7 @@ do_up() {
   IMAGE_PID=$!
   wait "$IMAGE_PID" || pn_die "image build failed"
   IMAGE_PID=""
+  t_image=$(($(date +%s) - t0))
   IMG="$(tail -n1 "$STATE/image.out")"
   rm -f "$STATE/image.out"
   if [ -z "$IMG" ] || [ ! -f "$IMG/ok" ]; then
@@ -392,7 +393,9 @@ do_up() {
     fi
     sleep 1
   done
-  pn_log "SSH up after $(($(date +%s) - t_boot)) s of boot ($(($(date +%s) - t0)) s with the image and the accelerator probe; guest kernel $kernel)"
+  # three figures apart: the image (built or cached), the accelerator probe (a KVM boot that printed
+  # nothing, when it is tried), and the boot that came up, to SSH answering
+  pn_log "SSH up after $(($(date +%s) - t_boot)) s of boot (accel $accel); before it: image $t_image s, accelerator probe $((t_boot - t0 - t_image)) s; $(($(date +%s) - t0)) s in all; guest kernel $kernel"
 
   fp="$(ssh-keygen -lf "$IMG/ssh_host_ed25519_key.pub" | cut -d' ' -f2)"
   {

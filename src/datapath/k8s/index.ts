@@ -7,9 +7,9 @@ import { DatapathStateSchema, type DatapathState } from '../schema.js';
 import { parseState } from '../state.js';
 import { formatFinding, formatPath, type Finding } from './findings.js';
 import { inputObjects, isStateFormat, readInput, type InputFile } from './manifests.js';
-import { translate, type Origins } from './translate.js';
+import { translate, type Origins } from './sum.js';
 
-export { translate, LABELSET_LABEL, NAMESPACE_LABEL, type Origins, type Translation, type TranslateOptions } from './translate.js';
+export { translate, LABELSET_LABEL, NAMESPACE_LABEL, type Origins, type Translation, type TranslateOptions } from './sum.js';
 export { formatFinding, formatLeftOut, type Finding } from './findings.js';
 export { readInput, parseFile, inputObjects } from './manifests.js';
 

@@ -1,10 +1,10 @@
 // The shapes of the policy kinds' fields, as the API server's schema types them: a list is a list,
-// a map a map, a string a string. The untyped walker in translate.ts read anything that was not a
+// a map a map, a string a string. The old untyped walker (translate.ts) read anything that was not a
 // list as no list at all, so `from:` or `ports:` written as a map became an allow-all rule and a
 // scalar `fromCIDR` lost a deny (issue 17 item 2). A policy whose fields are wrongly shaped is
 // refused here, with the field path, before any rule of it is read. Optional fields read as the API
 // server does: null is the same as absent (nullish). Semantics (operators, CIDRs, ports, unknown
-// keys) stay with the translator; this file checks shapes only.
+// keys) stay with the kind modules (kinds/); this file checks shapes only.
 import { z } from 'zod';
 import type { Path } from './manifests.js';
 

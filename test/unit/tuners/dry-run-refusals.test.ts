@@ -23,7 +23,7 @@ const KEYS = ['net.core.somaxconn', 'net.ipv4.conf.all.rp_filter'];
 const JOURNAL_READ = `if [ -e ${JOURNAL_FILE} ]; then cat ${JOURNAL_FILE}; else echo '@@absent'; fi`;
 const READS = {
   [JOURNAL_READ]: '@@absent\n',
-  [`if [ -e ${REVERTED_FILE} ]; then cat ${REVERTED_FILE} && rm -f ${REVERTED_FILE}; fi`]: '',
+  [`if [ -e ${REVERTED_FILE} ]; then cat ${REVERTED_FILE}; fi`]: '',
   [`for f in ${STATE_DIR}/revert-*.sh; do [ -e "$f" ] && basename "$f"; done; true`]: '',
   // a kernel with module support whose modules directory lacks ip_vs
   [modulesCommand(['ip_vs'])]: '@@ release\n6.1.0-x\n@@ proc-modules\n@@ modules-dir\n@@ modules.dep\n@@ modules.builtin\n@@ sys-module\n@@ feature-files\n',
@@ -31,6 +31,10 @@ const READS = {
   // bpffs not mounted, no systemd: mount it and add the fstab line
   [BPFFS_SCRIPT]: '@@ mounts\n@@ pid1\ninit\n@@ systemd-booted\nno\n@@ systemd-version\n@@ fstab\n@@ mount-units\n',
   [readFilesCommand(['/etc/fstab'])]: '@@ /etc/fstab\nA\n',
+  [`test -d ${STATE_DIR}`]: '',
+  // each tuner reads its own file alongside its values (one round trip)
+  [readFilesCommand(['/etc/modules-load.d/prep-node.conf'])]: '@@ /etc/modules-load.d/prep-node.conf\nA\n',
+  [readFilesCommand(['/etc/sysctl.d/90-prep-node.conf'])]: '@@ /etc/sysctl.d/90-prep-node.conf\nA\n',
 };
 
 test('kernelRejects: integers where the kernel holds integers, as many fields as it holds; text keys are not judged', () => {

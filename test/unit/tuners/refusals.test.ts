@@ -10,7 +10,7 @@ import { ExitCode, NodeRefusal, PrepNodeError, RollbackError } from '../../../sr
 import { BPFFS_SCRIPT } from '../../../src/probes/mounts.js';
 import { parseProfile } from '../../../src/profiles/load.js';
 import { bpffsTuner } from '../../../src/tuners/bpffs.js';
-import { readFilesCommand, restoreFileCommand } from '../../../src/tuners/files.js';
+import { missingParentsCommand, readFilesCommand, restoreFileCommand } from '../../../src/tuners/files.js';
 import { JOURNAL_FILE, REVERTED_FILE, STATE_DIR, newJournal, parseJournal, readJournal, recordFiles, recordValues } from '../../../src/tuners/journal.js';
 import { netplanEthernets } from '../../../src/tuners/netmgr.js';
 import { applyProfile, rollback, rollbackScript } from '../../../src/tuners/runner.js';
@@ -22,7 +22,7 @@ const profileOf = (extra: string) => parseProfile(BASE + extra, 't.yaml');
 const JOURNAL_READ = `if [ -e ${JOURNAL_FILE} ]; then cat ${JOURNAL_FILE}; else echo '@@absent'; fi`;
 /** What recover() reads before apply and rollback: no revert ran, none armed. */
 const RECOVER = {
-  [`if [ -e ${REVERTED_FILE} ]; then cat ${REVERTED_FILE} && rm -f ${REVERTED_FILE}; fi`]: '',
+  [`if [ -e ${REVERTED_FILE} ]; then cat ${REVERTED_FILE}; fi`]: '',
   [`for f in ${STATE_DIR}/revert-*.sh; do [ -e "$f" ] && basename "$f"; done; true`]: '',
 };
 
@@ -51,10 +51,12 @@ test('a bpffs path that holds another filesystem is a refusal (exit 5)', async (
 test('a journal that is not ours (or not JSON) is a refusal (exit 5) for apply and rollback alike, before any write', async () => {
   assert.throws(() => parseJournal('{"schema":"someone-else/v3"}', 'node1'), refusal(ExitCode.refused, /journal\.json is not a prep-node journal \(schema: .*\); prep-node will not act on it/));
   assert.throws(() => parseJournal('not json', 'node1'), refusal(ExitCode.refused, /journal\.json is not valid JSON/));
-  const host = new FixtureHost({ [JOURNAL_READ]: '[1, 2, 3]\n' }, 'node1');
+  const host = new FixtureHost({ [JOURNAL_READ]: '[1, 2, 3]\n', ...RECOVER }, 'node1');
   await assert.rejects(readJournal(host), refusal(ExitCode.refused, /^node1: .*not a prep-node journal/));
   await assert.rejects(rollback(host, false), NodeRefusal);
-  assert.deepEqual(host.commands, [JOURNAL_READ, JOURNAL_READ], 'nothing but the journal read ran');
+  // Rollback reads what earlier runs left alongside the journal (read only: the marker is taken later).
+  assert.deepEqual(host.commands.filter((c) => c !== JOURNAL_READ && !(c in RECOVER)), [], 'nothing but reads ran');
+  assert.equal(host.commands.filter((c) => c === JOURNAL_READ).length, 2);
 });
 
 test('a path that is not a regular file is refused (exit 5) while planning, before the first write', async () => {
@@ -68,13 +70,14 @@ test('a path that is not a regular file is refused (exit 5) while planning, befo
       [JOURNAL_READ]: '@@absent\n',
       [sysctlCommand(['net.core.somaxconn'])]: '@@ net/core/somaxconn\n4096\n',
       [readFilesCommand([conf])]: `@@ ${conf}\nO\n`,
+      [missingParentsCommand([conf])]: '',
     },
     'node1',
   );
   const profile = profileOf('bpffs: false\nsysctl:\n  net.core.somaxconn: 32768\n');
   const options = { dryRun: false, confirmTimeout: 60, reconnect: () => Promise.reject(new Error('no reconnect in this test')) };
   await assert.rejects(applyProfile(host, profile, options), refusal(ExitCode.refused, /90-prep-node\.conf exists and is not a regular file/));
-  const reads = new Set([...Object.keys(RECOVER), JOURNAL_READ, readFilesCommand([conf]), sysctlCommand(['net.core.somaxconn'])]);
+  const reads = new Set([...Object.keys(RECOVER), JOURNAL_READ, readFilesCommand([conf]), missingParentsCommand([conf]), `test -d ${STATE_DIR}`, sysctlCommand(['net.core.somaxconn'])]);
   assert.deepEqual(host.commands.filter((c) => !reads.has(c)), [], 'nothing but reads ran');
 });
 

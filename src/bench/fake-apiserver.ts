@@ -69,6 +69,8 @@ export class FakeApiServer {
   crd = true;
   /** requests served: "list <kind>", "watch <kind>" → count */
   readonly requests = new Map<string, number>();
+  /** the query of every watch request, in order ("Service resourceVersion=…&timeoutSeconds=…") */
+  readonly watchQueries: { kind: string; query: URLSearchParams }[] = [];
   port = 0;
 
   /** Listen on 127.0.0.1 (port 0: any; a port: the same as before a stop). */
@@ -112,6 +114,15 @@ export class FakeApiServer {
     for (const w of this.watchers) {
       clearTimeout(w.timer);
       w.res.socket?.destroy();
+    }
+    this.watchers.clear();
+  }
+
+  /** End every open watch stream cleanly, as the server does when a watch's timeoutSeconds expires. */
+  endWatches(): void {
+    for (const w of this.watchers) {
+      clearTimeout(w.timer);
+      w.res.end();
     }
     this.watchers.clear();
   }
@@ -218,6 +229,7 @@ export class FakeApiServer {
       });
       return send(200, { kind: `${c.kind}List`, apiVersion: c.apiVersion, metadata: { resourceVersion: String(this.rv) }, items });
     }
+    this.watchQueries.push({ kind: c.kind, query: url.searchParams });
     const from = Number(url.searchParams.get('resourceVersion') ?? '0');
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
     if (from !== 0 && from < this.oldestRv - 1) {

@@ -1,0 +1,92 @@
+// EndpointSlice (discovery.k8s.io/v1) and Endpoints (v1) → the backends they offer a Service, per
+// port (name and protocol). Conditions as kube-proxy reads them: ready nil = ready, serving nil =
+// ready, terminating nil = false. Endpoints' addresses are ready; notReadyAddresses are not used.
+import { parseIpv4 } from '../../ip.js';
+import type { InputObject } from '../manifests.js';
+import { arr, lower, nameOf, nsOf, obj, str, type Sink } from './common.js';
+
+const SLICE_TOP = new Set(['apiVersion', 'kind', 'metadata', 'addressType', 'endpoints', 'ports']);
+const SLICE_EP = new Set(['addresses', 'conditions', 'hostname', 'targetRef', 'nodeName', 'zone', 'hints', 'deprecatedTopology']);
+/** The label naming the Service an EndpointSlice belongs to. */
+export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+
+export interface Backend {
+  ip: string;
+  port: number;
+  ready: boolean;
+  serving: boolean;
+  terminating: boolean;
+  /** the node it runs on (EndpointSlice endpoints[].nodeName, Endpoints addresses[].nodeName, Pod spec.nodeName) */
+  nodeName?: string;
+}
+
+/** An EndpointSlice's or Endpoints' contribution: the backends of its Service ("ns/name"), by "portName/protocol". */
+export interface BackendSource {
+  service: string;
+  from: 'EndpointSlice' | 'Endpoints';
+  byPort: Map<string, Backend[]>;
+}
+
+/** The key of a service port in a BackendSource. */
+export const portKey = (name: string, protocol: string) => `${name}/${protocol}`;
+
+/** The Service a slice belongs to ("ns/name"), or undefined (then it belongs to none). */
+export function sliceService(o: InputObject): string | undefined {
+  const svc = str(obj(obj(o.obj.metadata).labels)[SERVICE_NAME_LABEL]);
+  return svc === undefined ? undefined : `${nsOf(o)}/${svc}`;
+}
+
+export function endpointSliceFacts(o: InputObject, sink: Sink): BackendSource | null {
+  const mark = sink.findings.length;
+  for (const k of Object.keys(o.obj)) if (!SLICE_TOP.has(k)) sink.findings.add(o.origin, [k], 'unknown EndpointSlice field', 'this EndpointSlice is left out');
+  arr(o.obj.endpoints).forEach((e, i) => {
+    for (const k of Object.keys(obj(e))) if (!SLICE_EP.has(k)) sink.findings.add(o.origin, ['endpoints', i, k], 'unknown EndpointSlice endpoint field', 'this EndpointSlice is left out');
+  });
+  const service = sliceService(o);
+  if (!service) {
+    sink.notes.push(`${o.origin.what}: no ${SERVICE_NAME_LABEL} label: belongs to no service`);
+    return null;
+  }
+  const byPort = new Map<string, Backend[]>();
+  const source: BackendSource = { service, from: 'EndpointSlice', byPort };
+  const type = str(o.obj.addressType);
+  if (type === 'IPv6') return source; // its VIPs are findings of the Service already
+  if (type !== 'IPv4') {
+    sink.findings.add(o.origin, ['addressType'], `${type ?? 'no addressType'}: only IPv4 endpoint slices can be backends`, 'this EndpointSlice is left out');
+    return source;
+  }
+  if (sink.findings.length > mark) return source;
+  const endpoints = arr(o.obj.endpoints).map(obj);
+  for (const sp of arr(o.obj.ports).map(obj)) {
+    if (typeof sp.port !== 'number') continue;
+    const list: Backend[] = [];
+    for (const e of endpoints) {
+      const cond = obj(e.conditions);
+      const ready = cond.ready !== false;
+      const serving = cond.serving === undefined ? ready : cond.serving !== false;
+      const terminating = cond.terminating === true;
+      const nodeName = str(e.nodeName);
+      for (const ip of arr(e.addresses)) if (typeof ip === 'string' && parseIpv4(ip) !== null) list.push({ ip, port: sp.port, ready, serving, terminating, ...(nodeName !== undefined && { nodeName }) });
+    }
+    const k = portKey(str(sp.name) ?? '', lower(str(sp.protocol) ?? 'TCP'));
+    if (!byPort.has(k)) byPort.set(k, list);
+  }
+  return source;
+}
+
+export function endpointsFacts(o: InputObject): BackendSource {
+  const byPort = new Map<string, Backend[]>();
+  for (const sub of arr(o.obj.subsets).map(obj)) {
+    const addrs = arr(sub.addresses)
+      .map((a) => ({ ip: str(obj(a).ip), nodeName: str(obj(a).nodeName) }))
+      .filter((a): a is { ip: string; nodeName: string | undefined } => a.ip !== undefined && parseIpv4(a.ip) !== null);
+    for (const p of arr(sub.ports).map(obj)) {
+      if (typeof p.port !== 'number') continue;
+      const k = portKey(str(p.name) ?? '', lower(str(p.protocol) ?? 'TCP'));
+      const list = byPort.get(k) ?? [];
+      for (const a of addrs) list.push({ ip: a.ip, port: p.port, ready: true, serving: true, terminating: false, ...(a.nodeName !== undefined && { nodeName: a.nodeName }) });
+      byPort.set(k, list);
+    }
+  }
+  return { service: `${nsOf(o)}/${nameOf(o)}`, from: 'Endpoints', byPort };
+}

@@ -1,0 +1,248 @@
+// Service (v1) → its VIPs (clusterIPs, externalIPs, load balancer ingress IPs, node address:nodePort)
+// and ports; joined with its backends (EndpointSlices, else Endpoints, else the Pods its selector
+// picks) it becomes one datapath service per VIP and port. Backends are kube-proxy's choice: the
+// ready ones, or the serving-and-terminating ones when none is ready.
+import { LB_MAGLEV_M } from '../../consts.js';
+import { parseIpv4 } from '../../ip.js';
+import type { InputObject, Origin, Path } from '../manifests.js';
+import { arr, IPV6, labelsOf, lower, nameOf, nsOf, obj, parsePort, parsePortNumber, str, type Sink } from './common.js';
+import { portKey, type Backend, type BackendSource } from './endpointslice.js';
+import type { PodFacts } from './pod.js';
+
+/** Service annotation choosing the backend selection: random (default) or maglev. */
+export const ALGORITHM_ANNOTATION = 'prep-node.io/lb-algorithm';
+
+const SERVICE_SPEC = new Set([
+  'type', 'clusterIP', 'clusterIPs', 'ports', 'selector', 'sessionAffinity', 'sessionAffinityConfig', 'externalIPs', 'externalTrafficPolicy',
+  'internalTrafficPolicy', 'ipFamilies', 'ipFamilyPolicy', 'externalName', 'publishNotReadyAddresses', 'allocateLoadBalancerNodePorts',
+  'loadBalancerClass', 'healthCheckNodePort', 'loadBalancerIP', 'loadBalancerSourceRanges', 'trafficDistribution',
+]);
+const SERVICE_PORT = new Set(['name', 'protocol', 'port', 'targetPort', 'nodePort', 'appProtocol']);
+
+export type ServiceOut = {
+  name: string;
+  vip: string;
+  port: number;
+  protocol: 'tcp' | 'udp' | 'sctp';
+  backends: { ip: string; port: number; weight: number; nodeName?: string }[];
+  algorithm: 'random' | 'maglev';
+  sessionAffinity?: { timeoutSeconds: number };
+  external?: boolean;
+  externalTrafficPolicy?: 'Cluster' | 'Local';
+  internalTrafficPolicy?: 'Cluster' | 'Local';
+};
+
+interface ServicePort {
+  at: Path;
+  name: string;
+  protocol: 'tcp' | 'udp' | 'sctp';
+  port: number;
+  nodePort?: number;
+  targetPort: unknown;
+}
+
+/** A Service's contribution before its backends are known. */
+export interface ServiceFacts {
+  ns: string;
+  name: string;
+  /** "ns/name" */
+  key: string;
+  origin: Origin;
+  type: string;
+  vips: { ip: string; kind: string }[];
+  ports: ServicePort[];
+  /** the selector (equality only, as the API defines it), undefined when it is absent or empty */
+  selector?: Record<string, string>;
+  affinity?: { timeoutSeconds: number };
+  algorithm: 'random' | 'maglev';
+  /** spec.externalTrafficPolicy Local (and the Service has external addresses: NodePort, LoadBalancer, externalIPs) */
+  externalLocal: boolean;
+  /** spec.internalTrafficPolicy Local */
+  internalLocal: boolean;
+}
+
+export function serviceFacts(o: InputObject, sink: Sink): ServiceFacts | null {
+  const { findings } = sink;
+  const spec = obj(o.obj.spec);
+  const before = findings.length;
+  const LEFT = 'this Service is left out: its VIPs are not load-balanced';
+  for (const k of Object.keys(spec)) if (!SERVICE_SPEC.has(k)) findings.add(o.origin, ['spec', k], 'unknown Service field', LEFT);
+  const type = str(spec.type) ?? 'ClusterIP';
+  if (type === 'ExternalName') {
+    sink.notes.push(`${o.origin.what}: ExternalName (a DNS alias): nothing to load-balance`);
+    return null;
+  }
+  if (!['ClusterIP', 'NodePort', 'LoadBalancer'].includes(type)) findings.add(o.origin, ['spec', 'type'], `unknown Service type ${type}`, LEFT);
+  if (arr(spec.loadBalancerSourceRanges).length > 0)
+    findings.add(o.origin, ['spec', 'loadBalancerSourceRanges'], 'source ranges are a firewall on the load balancer; the datapath does not filter service traffic by source', LEFT);
+  // Local traffic policies need the node's name: serviceOutputs keeps them, or leaves the Service out without it
+  const internalLocal = spec.internalTrafficPolicy === 'Local';
+  const externalLocal = spec.externalTrafficPolicy === 'Local' && (type !== 'ClusterIP' || arr(spec.externalIPs).length > 0);
+  const clusterIPs = [...new Set([str(spec.clusterIP), ...arr(spec.clusterIPs).map(str)].filter((x): x is string => !!x))];
+  if (clusterIPs.includes('None')) {
+    sink.notes.push(`${o.origin.what}: headless (clusterIP: None): no VIP to load-balance`);
+    return null;
+  }
+  const vips: { ip: string; kind: string }[] = [];
+  clusterIPs.forEach((ip) => {
+    if (ip.includes(':')) findings.add(o.origin, ['spec', 'clusterIPs'], IPV6, 'the IPv6 cluster IP is left out');
+    else if (parseIpv4(ip) === null) findings.add(o.origin, ['spec', 'clusterIP'], `"${ip}" is not an IPv4 address`, LEFT);
+    else vips.push({ ip, kind: 'ClusterIP' });
+  });
+  if (clusterIPs.length === 0)
+    findings.add(o.origin, ['spec', 'clusterIP'], 'no clusterIP: the API server assigns it; take the Service from the cluster (kubectl get svc -o yaml) or set spec.clusterIP', LEFT);
+  arr(spec.externalIPs).forEach((ip, i) => {
+    if (typeof ip === 'string' && parseIpv4(ip) !== null) vips.push({ ip, kind: 'externalIP' });
+    else findings.add(o.origin, ['spec', 'externalIPs', i], typeof ip === 'string' && ip.includes(':') ? IPV6 : 'expected an IPv4 address', 'this external IP is left out');
+  });
+  if (type === 'LoadBalancer') {
+    arr(obj(obj(o.obj.status).loadBalancer).ingress).forEach((ing, i) => {
+      const ip = str(obj(ing).ip);
+      if (ip && parseIpv4(ip) !== null) vips.push({ ip, kind: 'LoadBalancer' });
+      else if (ip) findings.add(o.origin, ['status', 'loadBalancer', 'ingress', i, 'ip'], IPV6, 'this load balancer address is left out');
+    });
+  }
+  const affinity = spec.sessionAffinity === 'ClientIP' ? { timeoutSeconds: Number(obj(obj(spec.sessionAffinityConfig).clientIP).timeoutSeconds ?? 10800) } : undefined;
+  if (affinity && (!Number.isInteger(affinity.timeoutSeconds) || affinity.timeoutSeconds < 1 || affinity.timeoutSeconds > 86400))
+    findings.add(o.origin, ['spec', 'sessionAffinityConfig', 'clientIP', 'timeoutSeconds'], 'expected 1-86400 seconds', LEFT);
+  if (spec.sessionAffinity !== undefined && spec.sessionAffinity !== 'None' && spec.sessionAffinity !== 'ClientIP') findings.add(o.origin, ['spec', 'sessionAffinity'], 'expected None or ClientIP', LEFT);
+  const annotation = str(obj(obj(o.obj.metadata).annotations)[ALGORITHM_ANNOTATION]);
+  if (annotation !== undefined && annotation !== 'random' && annotation !== 'maglev') findings.add(o.origin, ['metadata', 'annotations', ALGORITHM_ANNOTATION], 'expected random or maglev', LEFT);
+  const rawPorts = arr(spec.ports);
+  if (rawPorts.length === 0 && findings.length === before) sink.notes.push(`${o.origin.what}: no ports`);
+  if (findings.length > before) return null;
+
+  const ports: ServicePort[] = [];
+  rawPorts.forEach((raw, i) => {
+    const p = obj(raw);
+    const at: Path = ['spec', 'ports', i];
+    for (const k of Object.keys(p)) if (!SERVICE_PORT.has(k)) findings.add(o.origin, [...at, k], 'unknown Service port field', 'this port is left out');
+    const protocol = lower(str(p.protocol) ?? 'TCP');
+    if (protocol !== 'tcp' && protocol !== 'udp' && protocol !== 'sctp') return findings.add(o.origin, [...at, 'protocol'], `${p.protocol as string}: the load balancer handles TCP, UDP and SCTP only`, 'this port is left out');
+    const port = parsePortNumber(p.port);
+    if (port === null) return findings.add(o.origin, [...at, 'port'], 'expected a port number 1-65535', 'this port is left out');
+    const nodePort = (type === 'NodePort' || type === 'LoadBalancer') && typeof p.nodePort === 'number' ? p.nodePort : undefined;
+    ports.push({ at, name: str(p.name) ?? '', protocol, port, ...(nodePort !== undefined && { nodePort }), targetPort: p.targetPort ?? p.port });
+  });
+  const key = `${nsOf(o)}/${nameOf(o)}`;
+  return {
+    ns: nsOf(o),
+    name: nameOf(o),
+    key,
+    origin: o.origin,
+    type,
+    vips,
+    ports,
+    // the API: "if empty or not present, the service is assumed to have an external process managing its endpoints"
+    ...(Object.keys(labelsOf(spec.selector)).length > 0 && { selector: labelsOf(spec.selector) }),
+    ...(affinity && { affinity }),
+    algorithm: annotation === 'maglev' ? 'maglev' : 'random',
+    externalLocal,
+    internalLocal,
+  };
+}
+
+/** Who holds a VIP:port/protocol already (another Service), or undefined after claiming it for `owner`. */
+export type ClaimVip = (vkey: string, owner: string) => string | undefined;
+
+export interface ServiceJoin {
+  /** the Service's EndpointSlices (empty: none) */
+  slices: readonly BackendSource[];
+  endpoints?: BackendSource | undefined;
+  /** the pods of the Service's namespace (read only when it has neither slices nor Endpoints) */
+  pods: () => readonly PodFacts[];
+  nodeAddresses: readonly string[];
+  /** this node's name: backends elsewhere are remote, Local traffic policies are kept; absent: every backend is local */
+  nodeName?: string | undefined;
+  claim: ClaimVip;
+  /** service name → "ns/svc:port (kind vip:port/proto)" */
+  origins: Map<string, string>;
+}
+
+const dashed = (ip: string) => ip.replace(/[.:]/g, '-');
+
+/** The datapath services of one Service: its contribution joined with its backends. */
+export function serviceOutputs(f: ServiceFacts, j: ServiceJoin, sink: Sink): ServiceOut[] {
+  const out: ServiceOut[] = [];
+  if (j.nodeName === undefined && (f.internalLocal || f.externalLocal)) {
+    const LEFT = 'this Service is left out: its VIPs are not load-balanced';
+    if (f.internalLocal) sink.findings.add(f.origin, ['spec', 'internalTrafficPolicy'], 'Local needs to know which backends run on this node (give the node\'s name: --node-name); the datapath balances over all of them', LEFT);
+    if (f.externalLocal) sink.findings.add(f.origin, ['spec', 'externalTrafficPolicy'], 'Local needs node-local backends (give the node\'s name: --node-name); the datapath balances over all backends', LEFT);
+    return out;
+  }
+  for (const p of f.ports) {
+    const backends = pickBackends(candidates(f, p, j, sink), j.nodeName !== undefined);
+    if (backends === null) continue;
+    const vips: { ip: string; kind: string; nodePort?: boolean }[] = [...f.vips];
+    if (p.nodePort !== undefined) {
+      if (j.nodeAddresses.length === 0)
+        sink.findings.add(f.origin, [...p.at, 'nodePort'], `NodePort ${p.nodePort} needs the node's addresses to match on (the tc program matches address:port exactly): give --node-address`, 'this node port is left out (the cluster IP is still load-balanced)');
+      for (const ip of j.nodeAddresses) vips.push({ ip, kind: `NodePort ${p.nodePort}`, nodePort: true });
+    }
+    for (const vip of vips) {
+      const vport = vip.nodePort ? p.nodePort! : p.port;
+      if (p.protocol === 'sctp' && backends.some((b) => b.port !== vport)) {
+        sink.findings.add(f.origin, p.at, `SCTP ${vip.kind} ${vip.ip}:${vport}: the datapath translates SCTP addresses only (SCTP's CRC32c covers the ports), so targetPort must equal ${vip.nodePort ? 'the node port' : 'port'}`, 'this port is left out');
+        continue;
+      }
+      const svcName = `${f.ns}.${f.name}.${dashed(vip.ip)}.${vport}-${p.protocol}`;
+      const vkey = `${vip.ip}:${vport}/${p.protocol}`;
+      if (f.algorithm === 'maglev' && backends.length > LB_MAGLEV_M) {
+        sink.findings.add(f.origin, ['metadata', 'annotations', ALGORITHM_ANNOTATION], `${backends.length} backends do not fit a Maglev table of ${LB_MAGLEV_M}`, 'this port is left out');
+        continue;
+      }
+      const other = j.claim(vkey, `Service ${f.ns}/${f.name}`);
+      if (other) {
+        sink.findings.add(f.origin, p.at, `${vkey} is also ${other}'s`, 'this port is left out');
+        continue;
+      }
+      const svc: ServiceOut = { name: svcName, vip: vip.ip, port: vport, protocol: p.protocol, backends, algorithm: f.algorithm, ...(f.affinity && { sessionAffinity: f.affinity }) };
+      if (j.nodeName !== undefined) {
+        // node-aware: external addresses SNAT remote backends; Local policies take this node's only
+        if (vip.kind !== 'ClusterIP') svc.external = true;
+        if (vip.kind === 'ClusterIP' ? f.internalLocal : f.externalLocal) svc[vip.kind === 'ClusterIP' ? 'internalTrafficPolicy' : 'externalTrafficPolicy'] = 'Local';
+      }
+      out.push(svc);
+      j.origins.set(svcName, `${f.ns}/${f.name}:${p.name || vport} (${vip.kind} ${vip.ip}:${vport}/${p.protocol})`);
+    }
+  }
+  return out;
+}
+
+/** kube-proxy's choice: the ready endpoints; when none is ready, the serving ones that are terminating. */
+function pickBackends(all: Backend[] | null, withNode: boolean): ServiceOut['backends'] | null {
+  if (all === null) return null;
+  const dedup = new Map<string, Backend>();
+  for (const b of all) {
+    const k = `${b.ip}:${b.port}`;
+    const had = dedup.get(k);
+    if (!had || (b.ready && !had.ready)) dedup.set(k, b);
+  }
+  const list = [...dedup.values()];
+  const ready = list.filter((b) => b.ready);
+  const chosen = ready.length > 0 ? ready : list.filter((b) => b.serving && b.terminating);
+  return chosen.map((b) => ({ ip: b.ip, port: b.port, weight: 1, ...(withNode && b.nodeName !== undefined && { nodeName: b.nodeName }) })).sort((a, b) => (a.ip + a.port).localeCompare(b.ip + b.port));
+}
+
+/** The candidate backends of one service port: EndpointSlices, else Endpoints, else the Pods its selector picks. */
+function candidates(f: ServiceFacts, p: ServicePort, j: ServiceJoin, sink: Sink): Backend[] | null {
+  const k = portKey(p.name, p.protocol);
+  if (j.slices.length > 0) return j.slices.flatMap((s) => s.byPort.get(k) ?? []);
+  if (j.endpoints) return j.endpoints.byPort.get(k) ?? [];
+  if (!f.selector) return [];
+  const selector = f.selector;
+  const chosen = j.pods().filter((pod) => pod.ns === f.ns && Object.entries(selector).every(([key, v]) => pod.labels[key] === v));
+  const out: Backend[] = [];
+  const target = p.targetPort;
+  const named = typeof target === 'string' && typeof parsePort(target) === 'string';
+  for (const pod of chosen) {
+    const num = named ? pod.ports.find((cp) => cp.name === target && cp.protocol === p.protocol)?.port : parsePort(target);
+    if (typeof num !== 'number') continue; // the pod has no port of that name: not a backend of this port
+    out.push({ ip: pod.ip, port: num, ready: pod.ready, serving: pod.ready, terminating: false, ...(pod.nodeName !== undefined && { nodeName: pod.nodeName }) });
+  }
+  if (named && chosen.length > 0 && out.length === 0) {
+    sink.findings.add(f.origin, [...p.at, 'targetPort'], `no pod the selector picks has a container port named "${String(target)}"`, 'this port is left out');
+    return null;
+  }
+  return out;
+}

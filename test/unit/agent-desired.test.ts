@@ -1,0 +1,75 @@
+// The agent's desired state as a sum of per-object contributions: an event recomputes only the units
+// it touches and yields exactly the entries that changed; after any sequence of events the entries
+// equal those of a fresh store given the same objects (what a restarted agent would compute).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { HeldObjects } from '../../src/agent/desired.js';
+
+type Obj = Record<string, unknown>;
+const svc = (i: number, extra: Obj = {}): Obj => ({ apiVersion: 'v1', kind: 'Service', metadata: { name: `s${i}`, namespace: 'a' }, spec: { clusterIP: `10.96.0.${i}`, selector: { app: `s${i}` }, ports: [{ name: 'http', port: 80, targetPort: 8080 }], ...extra } });
+const slice = (i: number, ips: string[]): Obj => ({
+  apiVersion: 'discovery.k8s.io/v1',
+  kind: 'EndpointSlice',
+  metadata: { name: `s${i}-x`, namespace: 'a', labels: { 'kubernetes.io/service-name': `s${i}` } },
+  addressType: 'IPv4',
+  ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+  endpoints: ips.map((ip) => ({ addresses: [ip] })),
+});
+const pod = (name: string, ip: string, app: string): Obj => ({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'a', labels: { app } }, spec: {}, status: { phase: 'Running', podIP: ip } });
+const np: Obj = { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: 'p', namespace: 'a' }, spec: { podSelector: { matchLabels: { app: 's1' } }, ingress: [{ from: [{ podSelector: { matchLabels: { app: 's2' } } }] }] } };
+const kindOf = (o: Obj) => o.kind as 'Service' | 'EndpointSlice' | 'Pod' | 'NetworkPolicy';
+const key = (o: Obj) => `${String((o.metadata as Obj).namespace)}/${String((o.metadata as Obj).name)}`;
+const sorted = (h: HeldObjects) => h.compile('n1').entries.map((e) => `${e.map} ${e.keyHex} ${e.valueHex}`).sort();
+
+function fresh(objects: Obj[]): HeldObjects {
+  const h = new HeldObjects();
+  for (const o of objects) h.upsert(kindOf(o), o);
+  return h;
+}
+
+test('an EndpointSlice change yields only its service\'s changed entries; the store then equals a fresh one', () => {
+  const objs = [svc(1), svc(2), slice(1, ['10.0.0.1', '10.0.0.2']), slice(2, ['10.0.0.3']), pod('p1', '10.0.0.1', 's1'), pod('p3', '10.0.0.3', 's2'), np];
+  const h = fresh(objs);
+  const before = sorted(h);
+  assert.ok(before.some((l) => l.startsWith('policy ')), 'the policy unit is compiled');
+  const changed = slice(1, ['10.0.0.1', '10.0.0.9']);
+  h.upsert('EndpointSlice', changed);
+  const d = h.delta('n1');
+  assert.ok(d.changes.length > 0 && d.changes.every((c) => c.map === 'backends' || c.map === 'services' || c.map === 'maglev'), JSON.stringify(d.changes));
+  assert.ok(d.changes.every((c) => /10\.96\.0\.1:80/.test(c.note)), 'only s1 changes');
+  assert.deepEqual(h.delta('n1').changes, [], 'nothing left to do');
+  assert.deepEqual(sorted(h), sorted(fresh([...objs.filter((o) => o !== objs[2]), changed])));
+});
+
+test('removing a Service deletes its entries; a second Service on the same VIP takes it over when the first goes', () => {
+  const dup = { ...svc(3), metadata: { name: 'dup', namespace: 'a' } };
+  const objs = [svc(3), slice(3, ['10.0.0.5']), dup];
+  const h = fresh(objs);
+  const first = h.compile('n1');
+  assert.ok(first.findings.some((f) => /10\.96\.0\.3:80\/tcp is also Service a\/s3's/.test(f)), first.findings.join('\n'));
+  h.remove('Service', key(svc(3)));
+  const d = h.delta('n1');
+  assert.ok(d.changes.some((c) => c.map === 'services' && c.valueHex !== null), 'dup now holds the VIP');
+  assert.deepEqual(sorted(h), sorted(fresh([slice(3, ['10.0.0.5']), dup])));
+  h.remove('Service', 'a/dup');
+  assert.ok(h.delta('n1').changes.every((c) => c.valueHex === null));
+  assert.deepEqual(h.compile('n1').entries, []);
+});
+
+test('a pod change recomputes the policy unit and the services whose backends are pods, not the others', () => {
+  const objs = [svc(1), svc(2), slice(2, ['10.0.0.3']), pod('p1', '10.0.0.1', 's1'), np];
+  const h = fresh(objs);
+  h.compile('n1');
+  const p2 = pod('p2', '10.0.0.2', 's1');
+  h.upsert('Pod', p2);
+  const d = h.delta('n1');
+  assert.ok(d.changes.some((c) => c.map === 'endpoints'), 'the new endpoint');
+  assert.ok(d.changes.some((c) => c.map === 'backends' && /10\.96\.0\.1:80/.test(c.note)), 's1 has no slice: its backends are the pods');
+  assert.ok(!d.changes.some((c) => /10\.96\.0\.2:80/.test(c.note)), 's2 has a slice: untouched');
+  assert.deepEqual(sorted(h), sorted(fresh([...objs, p2])));
+});
+
+test('a Service labelled service.kubernetes.io/service-proxy-name belongs to another proxy: no entries', () => {
+  const other = { ...svc(4), metadata: { name: 's4', namespace: 'a', labels: { 'service.kubernetes.io/service-proxy-name': 'other' } } };
+  assert.deepEqual(fresh([other, slice(4, ['10.0.0.7'])]).compile('n1').entries, []);
+});
