@@ -53,6 +53,7 @@ export async function loadDesired(path: string, options: DesiredOptions = {}): P
 export function desiredFromFiles(files: InputFile[], options: DesiredOptions = {}): Desired {
   if (isStateFormat(files)) {
     const f = files[0]!;
+    if (options.nodeName !== undefined) throw new UsageError(`--node-name is for Kubernetes manifests; ${f.file} is a prep-node state file: set its node: {name: ${options.nodeName}} instead`);
     const state = parseState(f.text, f.file);
     return { state, format: 'state', leftOut: [], notes: [], origins: identityOrigins(state), counts: {} };
   }
