@@ -10,7 +10,9 @@
  *   4. conntrack hit: established flow or reply of an allowed one -> NAT as recorded, pass;
  *   5. new flow: service lookup -> backend (DNAT), then policy on the translated tuple, then two
  *      conntrack entries (original and reply direction), then the rewrite, then one FORWARDED
- *      event (cfg_flow_events) for the flow.
+ *      event (cfg_flow_events) for the flow. A flow to a remote backend of an external address,
+ *      or a hairpin flow, is also SNATed to the node's address (lib/snat.h); packets whose source
+ *      becomes the node's address are forwarded by FIB lookup and redirect.
  * Service flows (new and established, both directions) count packets and bytes in svc_counters.
  * Attach on ingress of the node's uplink and of the host side of pod veths (the loader's job).
  */
@@ -24,6 +26,7 @@
 #include "lib/policy.h"
 #include "lib/icmp_nat.h"
 #include "lib/ct_gc.h"
+#include "lib/snat.h"
 
 /* Count, report and drop. */
 static __always_inline int tc_drop(struct __sk_buff *skb, struct drop_event *ev, __u32 reason)
@@ -31,6 +34,14 @@ static __always_inline int tc_drop(struct __sk_buff *skb, struct drop_event *ev,
 	ev->reason = reason;
 	drop_record(ev);
 	return TC_ACT_SHOT;
+}
+
+/* lib/snat.h's forward: its verdict, or its -DROP_* counted and dropped */
+static __always_inline int tc_fib_forward(struct __sk_buff *skb, struct drop_event *ev)
+{
+	int ret = snat_fib_forward(skb);
+
+	return ret < 0 ? tc_drop(skb, ev, -ret) : ret;
 }
 
 /* Both directions of a new flow into conntrack: orig (as received) and its reply after NAT. */
@@ -168,7 +179,10 @@ int tc_lb(struct __sk_buff *skb)
 	__be32 daddr;
 	__be16 dport, policy_port;
 	__u32 reason = 0;
-	bool nat = false, tracked = false;
+	bool nat = false, tracked = false, snat = false, external = false;
+	__be32 snat_addr = 0;
+	__be16 snat_port = 0;
+	__u16 ct_flags;
 	int ret;
 
 	ev.hook = HOOK_TC;
@@ -221,10 +235,15 @@ int tc_lb(struct __sk_buff *skb)
 			ret = nat_rewrite(skb, &p, NAT_DST, ct->nat_addr, ct->nat_port);
 		else if (ct->flags & CT_F_REVNAT)
 			ret = nat_rewrite(skb, &p, NAT_SRC, ct->nat_addr, ct->nat_port);
+		ct_flags = ct->flags;
+		if (!ret)
+			ret = snat_rewrite(skb, &p, ct_flags, ct->snat_addr, ct->snat_port);
 		if (ret)
 			return tc_drop(skb, &ev, DROP_NAT_FAILED);
-		if (ct->flags & (CT_F_DNAT | CT_F_REVNAT))
+		if (ct_flags & (CT_F_DNAT | CT_F_REVNAT))
 			svc_count(ct->svc_id, 1, skb->len, 0); /* both directions of a service flow */
+		if (ct_flags & CT_F_FIB)
+			return tc_fib_forward(skb, &ev);
 		return TC_ACT_OK;
 	}
 
@@ -244,6 +263,8 @@ int tc_lb(struct __sk_buff *skb)
 		dport = be->port;
 		policy_port = be->port;
 		nat = true;
+		snat = snat_needed(svc, be, &p);
+		external = svc->flags & SVC_F_EXTERNAL;
 	}
 
 	ev.daddr = daddr;
@@ -252,11 +273,19 @@ int tc_lb(struct __sk_buff *skb)
 	if (reason)
 		return tc_drop(skb, &ev, reason);
 
-	if (nat || tracked) {
+	if (snat) {
+		reason = snat_ct_create(skb, &p, daddr, dport, ev.svc_id, &snat_addr, &snat_port);
+		if (reason)
+			return tc_drop(skb, &ev, reason);
+	} else if (nat || tracked) {
 		if (ct_create(skb, &p, daddr, dport, nat, ev.svc_id))
 			return tc_drop(skb, &ev, DROP_CT_CREATE_FAILED);
+		if (external)
+			snat_mark_reply_fib(&p, daddr, dport);
 	}
 	if (nat && nat_rewrite(skb, &p, NAT_DST, daddr, dport))
+		return tc_drop(skb, &ev, DROP_NAT_FAILED);
+	if (snat && nat_rewrite(skb, &p, NAT_SRC, snat_addr, snat_port))
 		return tc_drop(skb, &ev, DROP_NAT_FAILED);
 	if (nat || tracked) {
 		/* a new flow with state: one event (later packets hit conntrack above) */
@@ -266,6 +295,8 @@ int tc_lb(struct __sk_buff *skb)
 	}
 	if (nat)
 		svc_count(ev.svc_id, 1, skb->len, 0);
+	if (snat)
+		return tc_fib_forward(skb, &ev);
 	return TC_ACT_OK;
 }
 

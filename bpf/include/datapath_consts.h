@@ -95,12 +95,33 @@ enum drop_reason {
 #define EVENTS_RINGBUF_BYTES (256 * 1024)
 #endif
 
+/* node_cfg: one entry (key 0); a hash so that sync can clear and rewrite it like the others */
+#ifndef NODE_CFG_MAX
+#define NODE_CFG_MAX 1
+#endif
+
 /* ---- service flags (struct lb_service.flags) ---- */
 
 /* pick the backend with the service's Maglev table instead of at random */
 #define SVC_F_MAGLEV (1 << 0)
 /* remember the client's backend for affinity_timeout_s seconds (ClientIP session affinity) */
 #define SVC_F_AFFINITY (1 << 1)
+/* an external address (NodePort, load balancer IP, externalIP): a flow to a remote backend
+ * (BE_F_REMOTE) is SNATed to the node's address so the reply comes back through this node */
+#define SVC_F_EXTERNAL (1 << 2)
+/* externalTrafficPolicy / internalTrafficPolicy Local: the backends are this node's only; none
+ * (backend_count 0) drops with DROP_NO_LOCAL_BACKEND instead of DROP_NO_BACKEND */
+#define SVC_F_LOCAL_ONLY (1 << 3)
+
+/* ---- backend flags (struct lb_backend.flags) ---- */
+
+/* the backend runs on another node (reached through the node network, not a local veth) */
+#define BE_F_REMOTE (1 << 0)
+
+/* ---- SNAT ---- */
+
+/* source ports tried for one new SNATed flow (hash, then the next ones) before DROP_SNAT_NO_PORT */
+#define SNAT_PORT_TRIES 8
 
 /* affinity client kinds (struct lb_affinity_key.kind): who "the client" is */
 #define AFFINITY_CLIENT_IP 0    /* tc: the client's IPv4 address */
@@ -114,6 +135,13 @@ enum drop_reason {
 #define CT_F_REVNAT (1 << 1)
 /* this entry is the reply direction of a flow that passed policy */
 #define CT_F_REPLY (1 << 2)
+/* SNATed flow: also rewrite the source (original direction) or destination (reply direction) to
+ * snat_addr:snat_port */
+#define CT_F_SNAT (1 << 4)
+/* after the rewrite, forward by FIB lookup and redirect: the packet's source is now this node's
+ * own address (SNAT, or a reply from an external VIP that is the node's address), which the
+ * kernel's input route would drop as a martian */
+#define CT_F_FIB (1 << 5)
 /* TCP state (lib/ct_gc.h), high bits so other CT_F_* flags can grow from the bottom: a plain ACK
  * was seen (lifetime: established), a FIN or RST was seen in either direction (lifetime: closing) */
 #define CT_F_TCP_ESTABLISHED (1 << 8)

@@ -45,7 +45,7 @@ struct lb_backend_key {
 struct lb_backend {
 	__be32 addr;       /* backend IPv4 address */
 	__be16 port;       /* backend port */
-	__u16 pad;
+	__u16 flags;       /* BE_F_*: BE_F_REMOTE = the backend runs on another node (was padding, 0) */
 	__u32 backend_id;  /* stable id of the backend (slots move when backends change; ids do not) */
 };
 
@@ -103,6 +103,18 @@ struct ct_entry {
 	__u16 flags;        /* CT_F_* */
 	__u32 svc_id;       /* service for NATed flows, 0 otherwise */
 	__u32 lifetime_s;   /* seconds it lives after last_seen_ns, by state (ct_gc.h); 0 = no expiry */
+	/* CT_F_SNAT (added at the end, issue 13 item 2): the flow's second rewrite. Original direction:
+	 * source -> snat_addr:snat_port (the node's address, a port of the SNAT range); reply direction:
+	 * destination -> snat_addr:snat_port (the client as it sent the flow). */
+	__be32 snat_addr;
+	__be16 snat_port;
+	__u16 pad2;
+};
+
+/* node_cfg value (key: __u32 0): what this node is, from the state's node: section. */
+struct node_cfg {
+	__be32 snat_addr;   /* the node's IPv4 address: source of SNATed flows (remote backends, hairpin) */
+	__u32 flags;        /* none yet: 0 */
 };
 
 /* frag key: one fragmented IPv4 datagram. */
@@ -234,7 +246,8 @@ _Static_assert(sizeof(struct lb_affinity) == 16, "lb_affinity layout");
 _Static_assert(sizeof(struct lb_sock_revnat_key) == 16, "lb_sock_revnat_key layout");
 _Static_assert(sizeof(struct lb_sock_revnat) == 12, "lb_sock_revnat layout");
 _Static_assert(sizeof(struct ct_key) == 16, "ct_key layout");
-_Static_assert(sizeof(struct ct_entry) == 24, "ct_entry layout");
+_Static_assert(sizeof(struct ct_entry) == 32, "ct_entry layout");
+_Static_assert(sizeof(struct node_cfg) == 8, "node_cfg layout");
 _Static_assert(sizeof(struct frag_key) == 12, "frag_key layout");
 _Static_assert(sizeof(struct endpoint6_key) == 16, "endpoint6_key layout");
 _Static_assert(sizeof(struct ipcache6_key) == 20, "ipcache6_key layout");

@@ -95,15 +95,15 @@ static __always_inline void ct_close_other(const struct pkt *p, const struct ct_
 	struct ct_key k = { .proto = p->proto };
 	struct ct_entry *o;
 
-	if (ct->flags & CT_F_DNAT) { /* orig C -> V: reply is B -> C */
+	if (ct->flags & CT_F_DNAT) { /* orig C -> V: reply is B -> C (B -> node:port if SNATed) */
 		k.saddr = ct->nat_addr;
-		k.daddr = p->saddr;
+		k.daddr = ct->flags & CT_F_SNAT ? ct->snat_addr : p->saddr;
 		k.sport = ct->nat_port;
-		k.dport = p->sport;
-	} else if (ct->flags & CT_F_REVNAT) { /* reply B -> C: orig is C -> V */
-		k.saddr = p->daddr;
+		k.dport = ct->flags & CT_F_SNAT ? ct->snat_port : p->sport;
+	} else if (ct->flags & CT_F_REVNAT) { /* reply B -> C (or B -> node:port): orig is C -> V */
+		k.saddr = ct->flags & CT_F_SNAT ? ct->snat_addr : p->daddr;
 		k.daddr = ct->nat_addr;
-		k.sport = p->dport;
+		k.sport = ct->flags & CT_F_SNAT ? ct->snat_port : p->dport;
 		k.dport = ct->nat_port;
 	} else {
 		k.saddr = p->daddr;

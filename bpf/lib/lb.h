@@ -35,7 +35,7 @@ static __always_inline struct lb_backend *lb_select_backend(const struct lb_serv
 	__u64 now = 0;
 
 	if (count == 0) {
-		*reason = DROP_NO_BACKEND;
+		*reason = svc->flags & SVC_F_LOCAL_ONLY ? DROP_NO_LOCAL_BACKEND : DROP_NO_BACKEND;
 		return NULL;
 	}
 

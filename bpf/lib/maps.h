@@ -125,6 +125,14 @@ struct {
 	__type(value, struct policy_entry);
 } policy SEC(".maps");
 
+/* node_cfg: key 0 -> this node's SNAT address (state node.addresses); absent = SNAT impossible */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NODE_CFG_MAX);
+	__type(key, __u32);
+	__type(value, struct node_cfg);
+} node_cfg SEC(".maps");
+
 /* drop_counters: drop reason -> packets and bytes, per CPU */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

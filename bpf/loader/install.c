@@ -39,9 +39,14 @@ struct install_opts {
 	bool force;
 	bool no_flow_events; /* --no-flow-events: cfg_flow_events = 0 (drop events only) */
 	unsigned long long ram_mib; /* --ram-mib: size the maps for this much RAM (0: the node's) */
+	unsigned snat_min, snat_max; /* --snat-ports MIN-MAX (0: choose, see snat_ports()) */
 	/* --ct-timeout: conntrack lifetimes in seconds, 0 = the datapath's default (lib/ct_gc.h) */
 	__u32 ct_tcp_syn, ct_tcp_established, ct_tcp_closing, ct_udp, ct_other;
 };
+
+/* the SNAT source port range chosen (0-0: none) and why, for the install output */
+static unsigned snat_min, snat_max;
+static char snat_why[160];
 
 /*
  * Default capacities follow the node's RAM (cilium's bpf-map-dynamic-size-ratio idea): the
@@ -157,6 +162,7 @@ static int parse_args(struct install_opts *o, int argc, char **argv)
 		{ "force", no_argument, NULL, 'f' },
 		{ "no-flow-events", no_argument, NULL, 'n' },
 		{ "ram-mib", required_argument, NULL, 'r' },
+		{ "snat-ports", required_argument, NULL, 's' },
 		{ "ct-timeout", required_argument, NULL, 'T' },
 		{}
 	};
@@ -192,6 +198,14 @@ static int parse_args(struct install_opts *o, int argc, char **argv)
 			if (dp_parse_u64(optarg, &o->ram_mib) || o->ram_mib < 64 || o->ram_mib > (1ULL << 30))
 				return usage_err("--ram-mib: a number of MiB from 64 to 2^30", optarg);
 			break;
+		case 's': {
+			char tail;
+
+			if (sscanf(optarg, "%u-%u%c", &o->snat_min, &o->snat_max, &tail) != 2 ||
+			    o->snat_min < 1024 || o->snat_max > 65535 || o->snat_min > o->snat_max)
+				return usage_err("--snat-ports wants MIN-MAX with 1024 <= MIN <= MAX <= 65535", optarg);
+			break;
+		}
 		case 'T':
 			if (parse_ct_timeouts(o, optarg))
 				return -1;
@@ -202,6 +216,88 @@ static int parse_args(struct install_opts *o, int argc, char **argv)
 	}
 	if (optind < argc)
 		return usage_err("unexpected argument", argv[optind]);
+	return 0;
+}
+
+/* Read a /proc/sys file into buf (NUL-terminated); 0 or -1. */
+static int read_sysctl(const char *path, char *buf, size_t len)
+{
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (!f)
+		return -1;
+	n = fread(buf, 1, len - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	return 0;
+}
+
+/* Is every port of lo..hi in net.ipv4.ip_local_reserved_ports ("8080,9000-9100")? */
+static bool ports_reserved(const char *reserved, unsigned lo, unsigned hi)
+{
+	const char *s = reserved;
+	unsigned a, b, next = lo;
+	int n;
+
+	while (next <= hi && *s) {
+		if (sscanf(s, "%u%n", &a, &n) != 1)
+			return false;
+		s += n;
+		b = a;
+		if (*s == '-') {
+			if (sscanf(s + 1, "%u%n", &b, &n) != 1)
+				return false;
+			s += 1 + n;
+		}
+		if (a <= next && b >= next)
+			next = b + 1;
+		while (*s == ',' || *s == ' ' || *s == '\n' || *s == '\t')
+			s++;
+	}
+	return next > hi;
+}
+
+/*
+ * The SNAT source port range (lib/snat.h), so that SNATed flows never take a port the node's own
+ * connections may take: the ports above net.ipv4.ip_local_port_range (kernel default 32768-60999:
+ * 61000-65535), if that leaves at least 1024; --snat-ports MIN-MAX takes a range that must lie
+ * outside ip_local_port_range or inside ip_local_reserved_ports. No room and no --snat-ports: no
+ * range (install still succeeds; flows that need SNAT drop with DROP_SNAT_NO_PORT, and the
+ * install output says why).
+ */
+static int snat_ports(const struct install_opts *o)
+{
+	char buf[4096], reserved[4096] = "";
+	unsigned lo, hi;
+
+	if (read_sysctl("/proc/sys/net/ipv4/ip_local_port_range", buf, sizeof(buf)) ||
+	    sscanf(buf, "%u %u", &lo, &hi) != 2)
+		return dp_fail(DP_EXIT_ENV, "no-port-range",
+			       "cannot read /proc/sys/net/ipv4/ip_local_port_range (is /proc mounted?)");
+	read_sysctl("/proc/sys/net/ipv4/ip_local_reserved_ports", reserved, sizeof(reserved));
+	if (o->snat_max) {
+		if (!(o->snat_max < lo || o->snat_min > hi) &&
+		    !ports_reserved(reserved, o->snat_min, o->snat_max))
+			return dp_fail(DP_EXIT_USAGE, "usage",
+				       "install: --snat-ports %u-%u overlaps net.ipv4.ip_local_port_range %u-%u, "
+				       "where the node's own connections take their ports: reserve them with "
+				       "`sysctl -w net.ipv4.ip_local_reserved_ports=%u-%u` or pick ports outside it",
+				       o->snat_min, o->snat_max, lo, hi, o->snat_min, o->snat_max);
+		snat_min = o->snat_min;
+		snat_max = o->snat_max;
+		snprintf(snat_why, sizeof(snat_why), "--snat-ports (ip_local_port_range %u-%u)", lo, hi);
+		return 0;
+	}
+	if (hi <= 65535 - 1024) {
+		snat_min = hi + 1;
+		snat_max = 65535;
+		snprintf(snat_why, sizeof(snat_why), "above ip_local_port_range %u-%u", lo, hi);
+	} else {
+		snprintf(snat_why, sizeof(snat_why),
+			 "none: ip_local_port_range %u-%u leaves under 1024 ports above it; give --snat-ports "
+			 "(reserved with ip_local_reserved_ports)", lo, hi);
+	}
 	return 0;
 }
 
@@ -259,6 +355,8 @@ static int probe_kernel(void)
 		{ 1, BPF_MAP_TYPE_RINGBUF, 0, "ring buffer maps (5.8)" },
 		{ 2, BPF_FUNC_get_netns_cookie, BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
 		  "bpf_get_netns_cookie in sock_addr programs (5.7)" },
+		{ 2, BPF_FUNC_redirect_neigh, BPF_PROG_TYPE_SCHED_CLS,
+		  "bpf_redirect_neigh in tc programs (5.10; SNAT forwarding)" },
 	};
 	size_t i;
 	int ret;
@@ -472,6 +570,8 @@ static int build(struct install *in, const struct install_opts *o, const __u32 *
 		return -1;
 	in->sock->rodata->cfg_has_set_retval = (__u8)in->st.set_retval;
 	in->tc->rodata->cfg_flow_events = !o->no_flow_events;
+	in->tc->rodata->cfg_snat_port_min = (__u16)snat_min;
+	in->tc->rodata->cfg_snat_port_max = (__u16)snat_max;
 	in->sock->rodata->cfg_flow_events = !o->no_flow_events;
 	if (o->ct_tcp_syn)
 		in->tc->rodata->cfg_ct_tcp_syn_s = o->ct_tcp_syn;
@@ -561,6 +661,9 @@ static void print_installed(const struct install *in, const struct install_opts 
 	jw_close_arr(&w);
 	jw_bool(&w, "set_retval", in->st.set_retval);
 	jw_u64(&w, "sized_for_ram_mib", sized_for_mib);
+	jw_u64(&w, "snat_port_min", snat_min);
+	jw_u64(&w, "snat_port_max", snat_max);
+	jw_str(&w, "snat_ports_from", snat_why);
 	jw_str(&w, "cgroup", in->st.cgroup);
 	jw_array(&w, "tc_devs");
 	for (i = 0; i < o->ntc; i++)
@@ -625,7 +728,7 @@ int cmd_install(int argc, char **argv)
 			return dp_fail(DP_EXIT_ATTACH, "no-such-dev",
 				       "--tc-dev %s: no such network device in this network namespace", o.tc_dev[i]);
 	}
-	if (probe_kernel())
+	if (probe_kernel() || snat_ports(&o))
 		return -1;
 	in.cg_fd = open_cgroup(cgroup);
 	if (in.cg_fd < 0)

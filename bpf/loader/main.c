@@ -30,6 +30,7 @@ static const char usage[] =
 	"usage: prep-node-dp [--bpffs DIR] [-v] COMMAND [options]\n"
 	"  install [--cap MAP=N,...] [--tc-dev IF]... [--cgroup PATH] [--force] [--no-flow-events]\n"
 	"          [--ram-mib N]  (default capacities follow RAM below 4 GiB; --cap overrides)\n"
+	"          [--snat-ports MIN-MAX]  (default: above net.ipv4.ip_local_port_range)\n"
 	"          [--ct-timeout tcp-syn=60,tcp-established=6h,tcp-closing=10,udp=60,other=60]\n"
 	"  ct-gc [--backend ADDR:PORT[/tcp|udp|sctp]]...  delete expired conntrack entries (and backends')\n"
 	"  apply                      lines on stdin: put MAP KEYHEX VALUEHEX | del MAP KEYHEX | clear MAP\n"

@@ -102,6 +102,8 @@ export class HeldObjects {
   private readonly vipWaiting = new Map<string, Set<string>>();
   private readonly ids = new ServiceIds();
   private addresses: string[] = [];
+  /** the node the entries are for (remote backends and endpoints, Local traffic policies, the SNAT address) */
+  private nodeName: string | undefined;
   private refused = new Map<string, string>();
 
   /** Store (or replace) an object; false when it equals what is held (a resync or a status-only change). */
@@ -204,9 +206,16 @@ export class HeldObjects {
   /** The entries changed since the last delta or compile, on the node `nodeName`. */
   delta(nodeName: string): Delta {
     const addrs = nodeAddresses(this.get('Node', nodeName));
+    if (nodeName !== this.nodeName) {
+      // which backends and endpoints are remote changes with the node: every unit again
+      this.nodeName = nodeName;
+      for (const s of this.services.keys()) this.dirty.add(svcUnit(s));
+      this.dirty.add(POLICY_UNIT);
+    }
     if (addrs.join(',') !== this.addresses.join(',')) {
       this.addresses = addrs;
       for (const s of this.services.keys()) if (this.services.get(s)!.ports.some((p) => p.nodePort !== undefined)) this.dirty.add(svcUnit(s));
+      this.dirty.add(POLICY_UNIT); // node_cfg: the SNAT address
     }
     const changes = new Map<string, EntryChange>();
     while (this.dirty.size > 0) {
@@ -252,8 +261,8 @@ export class HeldObjects {
       return undefined;
     };
     const ns = key.slice(0, key.indexOf('/'));
-    const outs = f ? serviceOutputs(f, { slices: [...(this.slices.get(key)?.values() ?? [])], pods: () => [...this.pods.values()].filter((p) => p.ns === ns), nodeAddresses: this.addresses, claim, origins: new Map() }, sink) : [];
-    const r = DatapathStateSchema.safeParse({ services: outs });
+    const outs = f ? serviceOutputs(f, { slices: [...(this.slices.get(key)?.values() ?? [])], pods: () => [...this.pods.values()].filter((p) => p.ns === ns), nodeAddresses: this.addresses, nodeName: this.nodeName, claim, origins: new Map() }, sink) : [];
+    const r = DatapathStateSchema.safeParse({ services: outs, ...(this.nodeName !== undefined && { node: { name: this.nodeName } }) });
     if (!r.success) {
       const issue = r.error.issues[0]!;
       this.refused.set(svcUnit(key), `Service ${key}: ${issue.path.map(String).join('.')}: ${issue.message}`);
@@ -263,7 +272,7 @@ export class HeldObjects {
     const old = this.units.get(svcUnit(key))?.vips ?? [];
     for (const v of claimed) this.vipOwner.set(v, key);
     const entries = new Map<string, MapEntry>();
-    for (const s of r.data.services) for (const e of serviceEntries(s, this.ids.get(`${s.vip}:${s.port}/${s.protocol}`))) entries.set(entryKey(e), flat(e));
+    for (const s of r.data.services) for (const e of serviceEntries(s, this.ids.get(`${s.vip}:${s.port}/${s.protocol}`), this.nodeName)) entries.set(entryKey(e), flat(e));
     for (const v of old)
       if (!claimed.includes(v)) {
         this.vipOwner.delete(v);
@@ -277,8 +286,10 @@ export class HeldObjects {
   private policyUnit(): Unit | null {
     const sink = newSink();
     const sorted = <T>(m: Map<string, T>) => [...m.keys()].sort().map((k) => m.get(k)!);
-    const half = sumPolicyHalf(sorted(this.pods), this.namespaces, sorted(this.policies).flat(), sink, newOrigins());
-    const r = DatapathStateSchema.safeParse({ endpoints: half.endpoints, policies: half.policies });
+    const half = sumPolicyHalf(sorted(this.pods), this.namespaces, sorted(this.policies).flat(), sink, newOrigins(), this.nodeName);
+    // the node (its SNAT address: node_cfg) goes with the endpoints: remote ones are told apart by it
+    const node = this.nodeName === undefined ? {} : { node: { name: this.nodeName, ...(this.addresses.length > 0 && { addresses: this.addresses }) } };
+    const r = DatapathStateSchema.safeParse({ endpoints: half.endpoints, policies: half.policies, ...node });
     if (!r.success) {
       const issue = r.error.issues[0]!;
       this.refused.set(POLICY_UNIT, `endpoints and policies: ${issue.path.map(String).join('.')}: ${issue.message}`);

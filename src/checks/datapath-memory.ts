@@ -78,6 +78,7 @@ export function datapathMapMemory(cap: Capacity, cpus: number): { atLoad: number
     lpm('ipcache6', cap.IPCACHE6_MAX, S.ipcache6_key, S.ipcache_entry),
     hash('conntrack6', cap.CT6_MAX, S.ct6_key, S.ct_entry, { prealloc: true }),
     lpm('policy', cap.POLICY_MAX, S.policy_key, S.policy_entry),
+    hash('node_cfg', 1, 4, S.node_cfg, { prealloc: true }),
     percpuArray('drop_counters', 64, DROP_COUNTER, cpus),
     hash('svc_counters', cap.LB_SVC_COUNTERS_MAX, 4, S.svc_counter, { prealloc: false, percpu: cpus }),
     percpuArray('events_lost', 1, 8, cpus),

@@ -24,6 +24,7 @@ export interface DatapathOptions extends HostOptions {
   connections?: number;
   allowPartial?: boolean;
   nodeAddress?: string[];
+  nodeName?: string;
   metricsTextfile?: string;
   metricsInterval?: number;
 }
@@ -157,9 +158,18 @@ export function hostLines(name: string, lines: string[]): string {
   return `${printable(name)}: ${lines.map(printable).join('\n')}\n`;
 }
 
+/** A Kubernetes node name (a DNS-1123 subdomain), as the state schema's node.name takes it. */
+const NODE_NAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/;
+
 export async function datapath(verb: Verb, targets: string[], options: DatapathOptions, io: Io): Promise<ExitCode> {
   for (const a of options.nodeAddress ?? []) if (parseIpv4(a) === null) throw new UsageError(`--node-address: expected an IPv4 address, got "${a}"`);
-  const desired = verb === 'sync' ? await loadDesired(options.file!, { ...(options.allowPartial && { allowPartial: true }), ...(options.nodeAddress && { nodeAddresses: options.nodeAddress }) }) : undefined;
+  if (options.nodeName !== undefined && !NODE_NAME.test(options.nodeName))
+    throw new UsageError(`--node-name: expected a Kubernetes node name (lowercase letters, digits, dots and dashes, at most 253), got "${options.nodeName}"`);
+  if (options.nodeName !== undefined && targets.length !== 1) throw new UsageError('--node-name names one node: give one target');
+  const desired =
+    verb === 'sync'
+      ? await loadDesired(options.file!, { ...(options.allowPartial && { allowPartial: true }), ...(options.nodeAddress && { nodeAddresses: options.nodeAddress }), ...(options.nodeName !== undefined && { nodeName: options.nodeName }) })
+      : undefined;
   if (verb === 'install') parseCaps(options.cap);
   const specs = await resolveHosts(targets, options);
   if (verb === 'metrics' && specs.length !== 1) throw new UsageError('datapath metrics prints one node\'s exposition: give one target');

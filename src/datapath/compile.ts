@@ -1,7 +1,7 @@
 // Desired state → every map entry the control plane owns, encoded, each with a note a person can
 // read (dry runs, diffs). Pure: the same state always gives the same entries, whatever the order of
 // its lists, and ids come from hashes of stable names, so a small change gives a small diff.
-import { IPPROTO, SVC_F_AFFINITY, SVC_F_MAGLEV, type MapName } from './consts.js';
+import { BE_F_REMOTE, IPPROTO, SVC_F_AFFINITY, SVC_F_EXTERNAL, SVC_F_LOCAL_ONLY, SVC_F_MAGLEV, type MapName } from './consts.js';
 import * as enc from './encode.js';
 import { allocateIdentities, hashedIds, type Identities } from './identity.js';
 import { formatIpv4, parseCidrAny, parseIp, parseIpv4 } from './ip.js';
@@ -42,9 +42,23 @@ export function serviceIds(services: readonly Service[]): Map<string, number> {
   return new Map(services.map((s) => [s.name, byKey.get(key(s))!]));
 }
 
-/** A service's backends in slot order (sorted by address so list order does not matter), weight w = w slots. */
-export function backendSlots(svc: Service): { addr: number; port: number; weight: number; firstSlot: number; backendId: number }[] {
-  const sorted = svc.backends.map((b) => ({ addr: parseIpv4(b.ip)!, port: b.port, weight: b.weight })).sort((x, y) => x.addr - y.addr || x.port - y.port);
+/** Is a backend on this node? No nodeName (the state does not say), or the node's own name. */
+export function backendIsLocal(b: Service['backends'][number], nodeName: string | undefined): boolean {
+  return b.nodeName === undefined || b.nodeName === nodeName;
+}
+
+/** Does the service take this node's backends only (externalTrafficPolicy or internalTrafficPolicy Local)? */
+export function localOnly(svc: Service): boolean {
+  return (svc.external ? svc.externalTrafficPolicy : svc.internalTrafficPolicy) === 'Local';
+}
+
+/**
+ * A service's backends in slot order (sorted by address so list order does not matter), weight w = w
+ * slots; with a Local traffic policy only this node's. remote: runs on another node.
+ */
+export function backendSlots(svc: Service, nodeName?: string): { addr: number; port: number; weight: number; firstSlot: number; backendId: number; remote: boolean }[] {
+  const picked = localOnly(svc) ? svc.backends.filter((b) => backendIsLocal(b, nodeName)) : svc.backends;
+  const sorted = picked.map((b) => ({ addr: parseIpv4(b.ip)!, port: b.port, weight: b.weight, remote: !backendIsLocal(b, nodeName) })).sort((x, y) => x.addr - y.addr || x.port - y.port);
   const ids = hashedIds(sorted.map((b) => `${formatIpv4(b.addr)}:${b.port}`), 1, 0x7fffffff);
   let slot = 0;
   return sorted.map((b) => {
@@ -54,15 +68,15 @@ export function backendSlots(svc: Service): { addr: number; port: number; weight
   });
 }
 
-/** The services, backends and maglev entries of one service with its svc_id. */
-export function serviceEntries(svc: Service, svcId: number): MapEntry[] {
+/** The services, backends and maglev entries of one service with its svc_id, on the node `nodeName` (remote backends, Local policies). */
+export function serviceEntries(svc: Service, svcId: number, nodeName?: string): MapEntry[] {
   const out: MapEntry[] = [];
-  const slots = backendSlots(svc);
+  const slots = backendSlots(svc, nodeName);
   const name = `${svc.name} ${svc.vip}:${svc.port}/${svc.protocol}`;
   let count = 0;
   for (const b of slots) {
     for (let w = 0; w < b.weight; w++, count++) {
-      out.push(entry('backends', enc.backendKey(svcId, count), enc.backendValue(b.addr, b.port, b.backendId), `${name} slot ${count} → ${formatIpv4(b.addr)}:${b.port}`));
+      out.push(entry('backends', enc.backendKey(svcId, count), enc.backendValue(b.addr, b.port, b.backendId, b.remote ? BE_F_REMOTE : 0), `${name} slot ${count} → ${formatIpv4(b.addr)}:${b.port}${b.remote ? ' (remote)' : ''}`));
     }
   }
   const maglev = svc.algorithm === 'maglev';
@@ -70,9 +84,11 @@ export function serviceEntries(svc: Service, svcId: number): MapEntry[] {
     const table = maglevTable(slots.map((b) => ({ addr: b.addr, port: b.port, weight: b.weight, slot: b.firstSlot })));
     out.push(entry('maglev', enc.u32Key(svcId), enc.maglevValue(table), `${name} Maglev table over ${slots.length} backends`));
   }
-  const flags = (maglev ? SVC_F_MAGLEV : 0) | (svc.sessionAffinity ? SVC_F_AFFINITY : 0);
+  const local = localOnly(svc);
+  const flags = (maglev ? SVC_F_MAGLEV : 0) | (svc.sessionAffinity ? SVC_F_AFFINITY : 0) | (svc.external ? SVC_F_EXTERNAL : 0) | (local ? SVC_F_LOCAL_ONLY : 0);
   const timeout = svc.sessionAffinity?.timeoutSeconds ?? 0;
-  out.push(entry('services', enc.svcKey(parseIpv4(svc.vip)!, svc.port, IPPROTO[svc.protocol]), enc.serviceValue(svcId, count, flags, timeout), `${name} id ${svcId}, ${count} slots, ${svc.algorithm}${timeout ? `, affinity ${timeout}s` : ''}`));
+  const traffic = `${svc.external ? ', external' : ''}${local ? `, ${svc.external ? 'externalTrafficPolicy' : 'internalTrafficPolicy'} Local` : ''}`;
+  out.push(entry('services', enc.svcKey(parseIpv4(svc.vip)!, svc.port, IPPROTO[svc.protocol]), enc.serviceValue(svcId, count, flags, timeout), `${name} id ${svcId}, ${count} slots, ${svc.algorithm}${timeout ? `, affinity ${timeout}s` : ''}${traffic}`));
   return out;
 }
 
@@ -80,10 +96,21 @@ export function serviceEntries(svc: Service, svcId: number): MapEntry[] {
 export function compileState(state: DatapathState, policyCapacity?: number): Compiled {
   const ids = allocateIdentities(state);
   const svcIds = serviceIds(state.services);
-  const entries: MapEntry[] = state.services.flatMap((s) => serviceEntries(s, svcIds.get(s.name)!));
+  const entries: MapEntry[] = state.services.flatMap((s) => serviceEntries(s, svcIds.get(s.name)!, state.node?.name));
+  const snatAddr = state.node?.addresses?.[0];
+  if (snatAddr !== undefined) entries.push(entry('node_cfg', enc.u32Key(0), enc.nodeCfgValue(parseIpv4(snatAddr)!), `node ${state.node?.name ?? ''} SNAT address ${snatAddr}`.replace('  ', ' ')));
   const policy = compilePolicies(state, ids, policyCapacity);
   for (const e of state.endpoints) {
     const identity = ids.byEndpoint.get(e.name)!;
+    if (e.nodeName !== undefined && e.nodeName !== state.node?.name) {
+      // another node's endpoint: its identity by address (ipcache), policy is enforced on its node
+      for (const ip of [e.ip, ...(e.ip6 === undefined ? [] : [e.ip6])]) {
+        const a = parseIp(ip)!;
+        const note = `${e.name} ${ip} on node ${e.nodeName}: identity ${identity}`;
+        entries.push(a.family === 4 ? entry('ipcache', enc.ipcacheKey(Number(a.addr), 32), enc.ipcacheValue(identity), note) : entry('ipcache6', enc.ipcache6Key(a.addr, 128), enc.ipcacheValue(identity), note));
+      }
+      continue;
+    }
     const flags = policy.endpointFlags.get(e.name) ?? 0;
     const enforce = [flags & 1 ? 'ingress' : '', flags & 2 ? 'egress' : ''].filter(Boolean).join('+') || 'none';
     // every address of the endpoint carries its identity and flags: IPv6 ones in endpoints6

@@ -32,6 +32,12 @@ export const LB_MAGLEV_M = 1021;
 
 export const SVC_F_MAGLEV = 1 << 0;
 export const SVC_F_AFFINITY = 1 << 1;
+/** An external address (NodePort, load balancer IP, externalIP): remote backends are SNATed. */
+export const SVC_F_EXTERNAL = 1 << 2;
+/** externalTrafficPolicy / internalTrafficPolicy Local: local backends only; none drops NO_LOCAL_BACKEND. */
+export const SVC_F_LOCAL_ONLY = 1 << 3;
+/** struct lb_backend.flags: the backend runs on another node. */
+export const BE_F_REMOTE = 1 << 0;
 
 export const AFFINITY_CLIENT_IP = 0;
 export const AFFINITY_CLIENT_NETNS = 1;
@@ -39,6 +45,8 @@ export const AFFINITY_CLIENT_NETNS = 1;
 export const CT_F_DNAT = 1 << 0;
 export const CT_F_REVNAT = 1 << 1;
 export const CT_F_REPLY = 1 << 2;
+export const CT_F_SNAT = 1 << 4;
+export const CT_F_FIB = 1 << 5;
 /** TCP state of a conntrack entry (bpf/lib/ct_gc.h): an ACK seen / a FIN or RST seen. */
 export const CT_F_TCP_ESTABLISHED = 1 << 8;
 export const CT_F_TCP_CLOSING = 1 << 9;
@@ -89,7 +97,8 @@ export const STRUCT_SIZE = {
   lb_sock_revnat_key: 16,
   lb_sock_revnat: 12,
   ct_key: 16,
-  ct_entry: 24,
+  ct_entry: 32,
+  node_cfg: 8,
   frag_key: 12,
   policy_key: 16,
   policy_entry: 8,
@@ -105,7 +114,7 @@ export const STRUCT_SIZE = {
 } as const;
 
 /** The maps the control plane writes (BPF map names, bpf/lib/maps.h). */
-export const MAPS = ['services', 'backends', 'maglev', 'endpoints', 'ipcache', 'policy', 'endpoints6', 'ipcache6'] as const;
+export const MAPS = ['services', 'backends', 'maglev', 'endpoints', 'ipcache', 'policy', 'endpoints6', 'ipcache6', 'node_cfg'] as const;
 export type MapName = (typeof MAPS)[number];
 
 /** Every map of the datapath, for dump and status. */

@@ -24,6 +24,10 @@ export const DROP_REASONS: readonly DropReason[] = [
   { num: 14, name: 'TRUNCATED_IPV6', description: 'packet shorter than its IPv6 header, payload length or an extension header' },
   { num: 15, name: 'IPV6_EXTHDR_LIMIT', description: 'IPv6 extension header chain longer than the datapath walks (IPV6_MAX_EXTHDRS)' },
   { num: 16, name: 'IPV6_FRAGMENT', description: 'IPv6 fragment to or from a policy-selected endpoint (IPv6 fragments are not tracked)' },
+  { num: 21, name: 'NO_LOCAL_BACKEND', description: 'externalTrafficPolicy or internalTrafficPolicy Local and no endpoint on this node' },
+  { num: 22, name: 'SNAT_NO_ADDRESS', description: "flow needs SNAT (remote backend of an external address, or hairpin) and the node's address is not set (state node.addresses)" },
+  { num: 23, name: 'SNAT_NO_PORT', description: 'flow needs SNAT and no source port is free (no SNAT port range at install, or every port tried is taken)' },
+  { num: 24, name: 'FIB_LOOKUP_FAILED', description: "a NATed packet whose source is the node's address has no route to forward it by" },
 ];
 
 /** The reason with this number or name, if the table has it. */

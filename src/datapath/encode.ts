@@ -32,12 +32,20 @@ export function backendKey(svcId: number, slot: number): Buffer {
   return b;
 }
 
-/** struct lb_backend { __be32 addr; __be16 port; __u16 pad; __u32 backend_id; } */
-export function backendValue(addr: number, port: number, backendId: number): Buffer {
+/** struct lb_backend { __be32 addr; __be16 port; __u16 flags; __u32 backend_id; } */
+export function backendValue(addr: number, port: number, backendId: number, flags = 0): Buffer {
   const b = Buffer.alloc(STRUCT_SIZE.lb_backend);
   b.writeUInt32BE(addr, 0);
   b.writeUInt16BE(port, 4);
+  b.writeUInt16LE(flags, 6);
   b.writeUInt32LE(backendId, 8);
+  return b;
+}
+
+/** struct node_cfg { __be32 snat_addr; __u32 flags; } (key: u32Key(0)) */
+export function nodeCfgValue(snatAddr: number): Buffer {
+  const b = Buffer.alloc(STRUCT_SIZE.node_cfg);
+  b.writeUInt32BE(snatAddr, 0);
   return b;
 }
 

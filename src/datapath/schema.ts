@@ -43,6 +43,9 @@ const labels = z.record(labelKey, z.string({ error: 'expected a string label val
 
 const endpoint = z
   .strictObject({
+    /** The node the endpoint runs on. Another node's: its addresses go into the ipcache with its
+     * identity (policy by a remote pod's labels), not into the local endpoints map. */
+    nodeName: z.lazy(() => nodeName).optional(),
     name,
     /** The endpoint's address: IPv4 or IPv6 (single-stack IPv6). */
     ip: endpointIp,
@@ -54,11 +57,26 @@ const endpoint = z
     if (e.ip6 !== undefined && parseIpv4(e.ip) === null) ctx.addIssue({ code: 'custom', path: ['ip6'], message: 'ip6 is the second address of a dual-stack endpoint: ip must then be its IPv4 address' });
   });
 
+const nodeName = z.string().min(1).max(253).regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/, 'expected a node name (lowercase letters, digits, dots and dashes)');
+
 const backend = z.strictObject({
   ip: ipv4,
   port,
   /** Share of the traffic relative to the service's other backends (slots in the table). */
   weight: z.number().int().min(1).max(1000).default(1),
+  /** The node the backend runs on (EndpointSlice endpoints[].nodeName). Absent, or node.name: local. */
+  nodeName: nodeName.optional(),
+});
+
+const TRAFFIC_POLICY = 'expected Cluster or Local';
+const trafficPolicy = z.enum(['Cluster', 'Local'], { error: TRAFFIC_POLICY });
+
+/** This node: which backends are local (name) and the address SNATed flows leave with. */
+const node = z.strictObject({
+  /** Backends whose nodeName is this are local; others are remote (SNATed from external addresses). */
+  name: nodeName.optional(),
+  /** The node's IPv4 addresses; the first is the source of SNATed flows (remote backends, hairpin). */
+  addresses: z.array(ipv4).min(1).max(16).optional(),
 });
 
 const service = z.strictObject({
@@ -69,7 +87,12 @@ const service = z.strictObject({
   backends: z.array(backend).max(65535).default([]),
   algorithm: z.enum(['random', 'maglev']).default('random'),
   sessionAffinity: z.strictObject({ timeoutSeconds: z.number().int().min(1).max(86400).default(10800) }).optional(),
-  externalTrafficPolicy: refused('traffic policies need node-aware backends; list only the backends to use'),
+  /** An external address (NodePort, load balancer IP, externalIP): remote backends are SNATed to the node's address. */
+  external: z.boolean().optional(),
+  /** external: Local = this node's backends only, the client address kept; none = dropped (NO_LOCAL_BACKEND). */
+  externalTrafficPolicy: trafficPolicy.optional(),
+  /** not external (a ClusterIP): Local = this node's backends only; none = dropped (NO_LOCAL_BACKEND). */
+  internalTrafficPolicy: trafficPolicy.optional(),
 });
 
 const protocol = z.enum(['tcp', 'udp', 'sctp', 'icmp'], { error: 'expected tcp, udp, sctp or icmp (the datapath parses only these)' });
@@ -142,8 +165,20 @@ export const DatapathStateSchema = z
     endpoints: z.array(endpoint).default([]),
     services: z.array(service).default([]),
     policies: z.array(policy).default([]),
+    node: node.optional(),
   })
   .superRefine((s, ctx) => {
+    const k = s.endpoints.findIndex((e) => e.nodeName !== undefined);
+    if (k >= 0 && s.node?.name === undefined) ctx.addIssue({ code: 'custom', path: ['endpoints', k, 'nodeName'], message: 'an endpoint names its node but node.name is not set: add node: {name: <this node>} so local and remote endpoints can be told apart' });
+    s.services.forEach((svc, i) => {
+      if (svc.externalTrafficPolicy !== undefined && !svc.external) ctx.addIssue({ code: 'custom', path: ['services', i, 'externalTrafficPolicy'], message: 'externalTrafficPolicy applies to external addresses: set external: true (NodePort, load balancer IP, externalIP) or use internalTrafficPolicy' });
+      if (svc.internalTrafficPolicy !== undefined && svc.external) ctx.addIssue({ code: 'custom', path: ['services', i, 'internalTrafficPolicy'], message: 'internalTrafficPolicy applies to cluster IPs: this service is external: true, use externalTrafficPolicy' });
+      const j = svc.backends.findIndex((b) => b.nodeName !== undefined);
+      const remote = svc.backends.findIndex((b) => b.nodeName !== undefined && b.nodeName !== s.node?.name);
+      if (svc.external && svc.externalTrafficPolicy !== 'Local' && remote >= 0 && s.node?.name !== undefined && s.node.addresses === undefined)
+        ctx.addIssue({ code: 'custom', path: ['services', i, 'backends', remote, 'nodeName'], message: 'flows from this external address to a backend on another node are SNATed to the node\'s address, and node.addresses is not set: add it (the node\'s InternalIP)' });
+      if (j >= 0 && s.node?.name === undefined) ctx.addIssue({ code: 'custom', path: ['services', i, 'backends', j, 'nodeName'], message: 'a backend names its node but node.name is not set: add node: {name: <this node>} so local and remote backends can be told apart' });
+    });
     unique(ctx, s.endpoints, 'endpoints', (e) => e.name, 'name', 'endpoint name');
     // every address once, whichever field holds it (canonical text: fd00::1 and fd00:0::1 are one)
     const addrs = s.endpoints.flatMap((e, i) => [{ i, field: 'ip', key: canonicalIp(e.ip) }, ...(e.ip6 === undefined ? [] : [{ i, field: 'ip6', key: canonicalIp(e.ip6) }])]);

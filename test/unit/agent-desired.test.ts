@@ -73,3 +73,28 @@ test('a Service labelled service.kubernetes.io/service-proxy-name belongs to ano
   const other = { ...svc(4), metadata: { name: 's4', namespace: 'a', labels: { 'service.kubernetes.io/service-proxy-name': 'other' } } };
   assert.deepEqual(fresh([other, slice(4, ['10.0.0.7'])]).compile('n1').entries, []);
 });
+
+test('the agent\'s node: its name and its Node\'s address give node_cfg, remote backends and pods, and Local policies', () => {
+  const h = new HeldObjects();
+  h.upsert('Node', { apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' }, status: { addresses: [{ type: 'InternalIP', address: '192.0.2.10' }] } });
+  h.upsert('Service', svc(1, { type: 'NodePort', externalTrafficPolicy: 'Local', ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 30080 }] }));
+  const s = slice(1, []);
+  s.endpoints = [{ addresses: ['10.0.0.1'], nodeName: 'n1' }, { addresses: ['10.0.0.2'], nodeName: 'n2' }];
+  h.upsert('EndpointSlice', s);
+  h.upsert('Pod', { ...pod('p1', '10.0.0.1', 's1'), spec: { nodeName: 'n1' } });
+  h.upsert('Pod', { ...pod('p2', '10.0.0.2', 's1'), spec: { nodeName: 'n2' } });
+  const c = h.compile('n1');
+  assert.deepEqual(c.findings, [], 'Local is kept, not left out, when the node is known');
+  const notes = c.entries.map((e) => `${e.map}: ${e.note}`);
+  assert.ok(notes.includes('node_cfg: node n1 SNAT address 192.0.2.10'), notes.join('\n'));
+  assert.equal(notes.filter((n) => /^backends: .*10\.96\.0\.1:80\/tcp slot \d → 10\.0\.0\.2:8080 \(remote\)$/.test(n)).length, 1, notes.join('\n'));
+  assert.deepEqual(notes.filter((n) => n.startsWith('backends: ') && n.includes('192.0.2.10:30080')).map((n) => n.replace(/.* → /, '')), ['10.0.0.1:8080']);
+  assert.ok(notes.some((n) => /^services: .*192\.0\.2\.10:30080\/tcp .*, external, externalTrafficPolicy Local$/.test(n)), notes.join('\n'));
+  assert.ok(notes.some((n) => n.startsWith('ipcache: a.p2 10.0.0.2 on node n2')), notes.join('\n'));
+  assert.ok(notes.some((n) => n.startsWith('endpoints: a.p1 10.0.0.1 ')));
+  // the same objects as seen from n2: the other backend is the local one, and a fresh store agrees
+  const other = new HeldObjects();
+  for (const [k, o] of [['Service', svc(1, { type: 'NodePort', externalTrafficPolicy: 'Local', ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 30080 }] })], ['EndpointSlice', s]] as const) other.upsert(k, o);
+  const remote = other.compile('n2').entries.map((e) => e.note).filter((n) => n.endsWith('(remote)'));
+  assert.deepEqual(remote.map((n) => n.replace(/.* → /, '')), ['10.0.0.1:8080 (remote)']);
+});

@@ -29,6 +29,11 @@ test('every constant of datapath_consts.h the control plane uses has the same va
     LB_MAGLEV_M: C.LB_MAGLEV_M,
     SVC_F_MAGLEV: C.SVC_F_MAGLEV,
     SVC_F_AFFINITY: C.SVC_F_AFFINITY,
+    SVC_F_EXTERNAL: C.SVC_F_EXTERNAL,
+    SVC_F_LOCAL_ONLY: C.SVC_F_LOCAL_ONLY,
+    BE_F_REMOTE: C.BE_F_REMOTE,
+    CT_F_SNAT: C.CT_F_SNAT,
+    CT_F_FIB: C.CT_F_FIB,
     AFFINITY_CLIENT_IP: C.AFFINITY_CLIENT_IP,
     AFFINITY_CLIENT_NETNS: C.AFFINITY_CLIENT_NETNS,
     CT_F_DNAT: C.CT_F_DNAT,
@@ -61,7 +66,7 @@ test('every constant of datapath_consts.h the control plane uses has the same va
   };
   for (const [name, value] of Object.entries(mirrored)) assert.equal(value, consts.get(name), `${name}: consts.ts ${value}, header ${consts.get(name)}`);
   // and nothing the header defines in these families is missing from the mirror
-  const families = /^(SVC_F_|AFFINITY_CLIENT_|CT_F_|IDENTITY_|EP_F_|POLICY_|HOOK_|LB_|CT6?_MAX|FRAG_MAX|ENDPOINTS6?_MAX|IPCACHE6?_MAX|IPV6_|EVENTS_|EVENT_VERDICT_)/;
+  const families = /^(SVC_F_|BE_F_|AFFINITY_CLIENT_|CT_F_|IDENTITY_|EP_F_|POLICY_|HOOK_|LB_|CT6?_MAX|FRAG_MAX|ENDPOINTS6?_MAX|IPCACHE6?_MAX|IPV6_|EVENTS_|EVENT_VERDICT_)/;
   const missing = [...consts.keys()].filter((k) => families.test(k) && !(k in mirrored) && !k.endsWith('_H'));
   assert.deepEqual(missing, []);
 });
@@ -80,6 +85,7 @@ test('struct sizes: every _Static_assert of datapath_structs.h equals STRUCT_SIZ
     lb_service: enc.serviceValue(1, 1, 0, 0).length,
     lb_backend_key: enc.backendKey(1, 0).length,
     lb_backend: enc.backendValue(1, 1, 1).length,
+    node_cfg: enc.nodeCfgValue(1).length,
     policy_key: enc.policyKey(1, 2, 0, { proto: 6, port: 80, portBits: 16 }).length,
     policy_entry: enc.policyValue(1, 1).length,
   };

@@ -1,6 +1,7 @@
 // Service + EndpointSlice / Endpoints / Pods → datapath services, as kube-proxy would program them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { compileState } from '../../src/datapath/compile.js';
 import { load, refusal } from '../helpers/k8s.js';
 
 const svc = (spec: string, extra = '', md = '') => `apiVersion: v1
@@ -168,4 +169,46 @@ test('Pods: IPv4 podIP makes an endpoint with the namespace label; no IP, host n
   assert.equal(dual.findings[0]!.path, 'status.podIPs');
   const same = refusal(`${pod('a', 'status: {podIP: 10.0.1.1}')}\n${pod('b', 'status: {podIP: 10.0.1.1}')}`);
   assert.match(same.findings[0]!.why, /also pod prod\/a's/);
+});
+
+test('with the node\'s name: EndpointSlice nodeName marks remote backends, NodePorts are external, traffic policies Local are kept (not left out)', () => {
+  const spec = `  type: NodePort
+  clusterIP: 10.96.0.10
+  externalTrafficPolicy: Local
+  internalTrafficPolicy: Local
+  ports: [{name: http, port: 80, protocol: TCP, nodePort: 30080}]`;
+  const eps = slice('  - {addresses: [10.0.1.1], nodeName: node-a}\n  - {addresses: [10.0.2.1], nodeName: node-b}');
+  const d = load(svc(spec, eps), { nodeAddresses: ['192.0.2.10'], nodeName: 'node-a' });
+  assert.deepEqual(d.state.node, { name: 'node-a', addresses: ['192.0.2.10'] });
+  const [cluster, nodePort] = d.state.services;
+  assert.deepEqual([cluster!.external, cluster!.internalTrafficPolicy, cluster!.externalTrafficPolicy], [undefined, 'Local', undefined]);
+  assert.deepEqual([nodePort!.external, nodePort!.externalTrafficPolicy, nodePort!.internalTrafficPolicy], [true, 'Local', undefined]);
+  assert.deepEqual(nodePort!.backends.map((b) => `${b.ip} ${b.nodeName}`), ['10.0.1.1 node-a', '10.0.2.1 node-b']);
+  // without the node's name nothing is node-aware: Local is reported as left out, as before
+  assert.equal(refusal(svc(spec, eps), { nodeAddresses: ['192.0.2.10'] }).findings[0]!.path, 'spec.internalTrafficPolicy');
+});
+
+test('sync -f manifests --node-name: the compiled maps carry the node (node_cfg), remote backends, Local policies and remote pods in the ipcache', () => {
+  const spec = `  type: NodePort
+  clusterIP: 10.96.0.10
+  externalTrafficPolicy: Local
+  ports: [{name: http, port: 80, protocol: TCP, nodePort: 30080}]`;
+  const eps = slice('  - {addresses: [10.0.1.1], nodeName: node-a}\n  - {addresses: [10.0.2.1], nodeName: node-b}');
+  const pods = ['a 10.0.1.1 node-a', 'b 10.0.2.1 node-b'].map((s) => s.split(' ')).map(([n, ip, node]) => `apiVersion: v1
+kind: Pod
+metadata: {name: ${n}, namespace: prod, labels: {app: web}}
+spec: {nodeName: ${node}}
+status: {podIP: ${ip}}`);
+  const d = load([svc(spec, eps), ...pods].join('\n---\n'), { nodeAddresses: ['192.0.2.10'], nodeName: 'node-a' });
+  assert.deepEqual(d.state.endpoints.map((e) => `${e.ip} ${e.nodeName}`), ['10.0.1.1 node-a', '10.0.2.1 node-b']);
+  const notes = compileState(d.state).entries.map((e) => `${e.map}: ${e.note}`);
+  assert.ok(notes.includes('node_cfg: node node-a SNAT address 192.0.2.10'), notes.join('\n'));
+  // the cluster IP balances over both, the remote one marked; the node port (Local) takes node-a's only
+  assert.equal(notes.filter((n) => /^backends: .* 10\.96\.0\.10:80\/tcp slot \d → 10\.0\.2\.1:8080 \(remote\)$/.test(n)).length, 1, notes.join('\n'));
+  assert.deepEqual(notes.filter((n) => n.startsWith('backends: ') && n.includes('192.0.2.10:30080')).map((n) => n.replace(/.* → /, '')), ['10.0.1.1:8080']);
+  assert.ok(notes.some((n) => /^services: .*192\.0\.2\.10:30080\/tcp .*, external, externalTrafficPolicy Local$/.test(n)), notes.join('\n'));
+  assert.ok(notes.some((n) => n.startsWith('ipcache: prod.b 10.0.2.1 on node node-b')), 'the other node\'s pod is in the ipcache, not the endpoints');
+  assert.ok(!notes.some((n) => n.startsWith('endpoints: prod.b ')));
+  // a state file says its node itself
+  assert.throws(() => load('endpoints: []\nservices: []\npolicies: []\n', { nodeName: 'node-a' }), /--node-name is for Kubernetes manifests/);
 });

@@ -17,6 +17,8 @@ export interface DesiredOptions {
   allowPartial?: boolean;
   /** NodePort services match on these addresses */
   nodeAddresses?: string[];
+  /** this node's name (remote backends, traffic policies): see TranslateOptions */
+  nodeName?: string;
 }
 
 export interface Desired {
@@ -51,11 +53,12 @@ export async function loadDesired(path: string, options: DesiredOptions = {}): P
 export function desiredFromFiles(files: InputFile[], options: DesiredOptions = {}): Desired {
   if (isStateFormat(files)) {
     const f = files[0]!;
+    if (options.nodeName !== undefined) throw new UsageError(`--node-name is for Kubernetes manifests; ${f.file} is a prep-node state file: set its node: {name: ${options.nodeName}} instead`);
     const state = parseState(f.text, f.file);
     return { state, format: 'state', leftOut: [], notes: [], origins: identityOrigins(state), counts: {} };
   }
   const { objects, notObjects } = inputObjects(files);
-  const t = translate(objects, options.nodeAddresses ? { nodeAddresses: options.nodeAddresses } : {});
+  const t = translate(objects, { ...(options.nodeAddresses && { nodeAddresses: options.nodeAddresses }), ...(options.nodeName !== undefined && { nodeName: options.nodeName }) });
   for (const n of notObjects) t.findings.add(n.origin, [], 'expected a Kubernetes object (a map with apiVersion and kind)', 'this document is left out');
   const findings = t.findings.list;
   if (findings.length > 0 && !options.allowPartial) {

@@ -48,11 +48,14 @@ const NS_LABELS_PREFIX = 'io.cilium.k8s.namespace.labels.';
 export interface TranslateOptions {
   /** the node's addresses: NodePort services get one datapath service per address */
   nodeAddresses?: string[];
+  /** this node's name: pods and endpoints elsewhere are remote (spec.nodeName, nodeName), and
+   * externalTrafficPolicy/internalTrafficPolicy Local are enforced; absent: every backend is local */
+  nodeName?: string;
 }
 
 export interface Translation {
   /** the desired state (not yet validated by the schema: the caller does) */
-  state: { endpoints: DatapathState['endpoints']; services: ServiceOut[]; policies: PolicyOut[] };
+  state: { endpoints: DatapathState['endpoints']; services: ServiceOut[]; policies: PolicyOut[]; node?: DatapathState['node'] };
   findings: Findings;
   /** what was read and deliberately not used (no IP yet, headless services, ...) */
   notes: string[];
@@ -131,7 +134,7 @@ export interface PolicyHalf {
  * Pods (first one per address wins; a later one is a finding), their label sets split by ipBlock
  * membership, and the policies resolved against them.
  */
-export function sumPolicyHalf(pods: readonly PodFacts[], namespaces: ReadonlyMap<string, NamespaceFacts>, policies: readonly PolicyFacts[], sink: Sink, origins: Origins): PolicyHalf {
+export function sumPolicyHalf(pods: readonly PodFacts[], namespaces: ReadonlyMap<string, NamespaceFacts>, policies: readonly PolicyFacts[], sink: Sink, origins: Origins, nodeName?: string): PolicyHalf {
   const byIp = new Map<string, PodFacts>();
   const kept: PodFacts[] = [];
   for (const p of pods) {
@@ -168,7 +171,7 @@ export function sumPolicyHalf(pods: readonly PodFacts[], namespaces: ReadonlyMap
     g.pods.push(p);
   }
   const endpoints = kept
-    .map((p) => ({ name: `${p.ns}.${p.name}`, ip: p.ip, labels: { ...p.labels, [LABELSET_LABEL]: markerOf.get(p)! } }))
+    .map((p) => ({ name: `${p.ns}.${p.name}`, ip: p.ip, labels: { ...p.labels, [LABELSET_LABEL]: markerOf.get(p)! }, ...(nodeName !== undefined && p.nodeName !== undefined && { nodeName: p.nodeName }) }))
     .sort((a, b) => a.name.localeCompare(b.name));
   for (const p of kept) origins.endpoints.set(`${p.ns}.${p.name}`, `${p.ns}/${p.name}`);
   const all = [...groups.values()];
@@ -194,7 +197,7 @@ export function translate(objects: InputObject[], options: TranslateOptions = {}
   const pods = of('Pod').flatMap((c) => (take(c.sink), c.pod ? [c.pod] : []));
   const policyContribs = [...of('NetworkPolicy'), ...of('CiliumNetworkPolicy'), ...of('CiliumClusterwideNetworkPolicy')];
   const podSink = newSink();
-  const half = sumPolicyHalf(pods, namespaces, policyContribs.flatMap((c) => c.policies), podSink, origins);
+  const half = sumPolicyHalf(pods, namespaces, policyContribs.flatMap((c) => c.policies), podSink, origins, options.nodeName);
   take(podSink);
 
   const slices = new Map<string, BackendSource[]>();
@@ -214,9 +217,10 @@ export function translate(objects: InputObject[], options: TranslateOptions = {}
     take(c.sink);
     if (!c.service) continue;
     const s = newSink();
-    services.push(...serviceOutputs(c.service, { slices: slices.get(c.service.key) ?? [], endpoints: endpointsObjs.get(c.service.key), pods: () => half.pods, nodeAddresses: options.nodeAddresses ?? [], claim, origins: origins.services }, s));
+    services.push(...serviceOutputs(c.service, { slices: slices.get(c.service.key) ?? [], endpoints: endpointsObjs.get(c.service.key), pods: () => half.pods, nodeAddresses: options.nodeAddresses ?? [], nodeName: options.nodeName, claim, origins: origins.services }, s));
     take(s);
   }
   policyContribs.forEach((c) => take(c.sink));
-  return { state: { endpoints: half.endpoints, services, policies: half.policies }, findings, notes, origins, counts };
+  const node = options.nodeName === undefined ? {} : { node: { name: options.nodeName, ...(options.nodeAddresses?.length && { addresses: options.nodeAddresses }) } };
+  return { state: { endpoints: half.endpoints, services, policies: half.policies, ...node }, findings, notes, origins, counts };
 }

@@ -10,8 +10,8 @@ test('every map of the datapath is in the estimate, once', () => {
 
 test('layouts worked by hand: a preallocated LRU, a NO_PREALLOC hash, a per-CPU array', () => {
   const m = new Map(datapathMapMemory(CAPACITY, 4).maps.map((x) => [x.map, x]));
-  // conntrack: LRU, 2^18 entries, preallocated: 16-byte buckets + (htab_elem 48 + key 16 + value 24) each.
-  assert.deepEqual(m.get('conntrack'), { map: 'conntrack', atLoad: 16 * 262144 + 262144 * 88, atCapacity: 16 * 262144 + 262144 * 88 });
+  // conntrack: LRU, 2^18 entries, preallocated: 16-byte buckets + (htab_elem 48 + key 16 + value 32) each.
+  assert.deepEqual(m.get('conntrack'), { map: 'conntrack', atLoad: 16 * 262144 + 262144 * 96, atCapacity: 16 * 262144 + 262144 * 96 });
   // services: NO_PREALLOC, 2^20 entries: only buckets at load; 48 + 8 + 16 = 72 → kmalloc-96 per entry.
   assert.deepEqual(m.get('services'), { map: 'services', atLoad: 16 * 1048576, atCapacity: 16 * 1048576 + 1048576 * 96 });
   // drop_counters: 64 reasons × 16 bytes × 4 CPUs.

@@ -16,6 +16,8 @@ export interface Backend {
   ready: boolean;
   serving: boolean;
   terminating: boolean;
+  /** the node it runs on (EndpointSlice endpoints[].nodeName, Endpoints addresses[].nodeName, Pod spec.nodeName) */
+  nodeName?: string;
 }
 
 /** An EndpointSlice's or Endpoints' contribution: the backends of its Service ("ns/name"), by "portName/protocol". */
@@ -63,7 +65,8 @@ export function endpointSliceFacts(o: InputObject, sink: Sink): BackendSource | 
       const ready = cond.ready !== false;
       const serving = cond.serving === undefined ? ready : cond.serving !== false;
       const terminating = cond.terminating === true;
-      for (const ip of arr(e.addresses)) if (typeof ip === 'string' && parseIpv4(ip) !== null) list.push({ ip, port: sp.port, ready, serving, terminating });
+      const nodeName = str(e.nodeName);
+      for (const ip of arr(e.addresses)) if (typeof ip === 'string' && parseIpv4(ip) !== null) list.push({ ip, port: sp.port, ready, serving, terminating, ...(nodeName !== undefined && { nodeName }) });
     }
     const k = portKey(str(sp.name) ?? '', lower(str(sp.protocol) ?? 'TCP'));
     if (!byPort.has(k)) byPort.set(k, list);
@@ -75,13 +78,13 @@ export function endpointsFacts(o: InputObject): BackendSource {
   const byPort = new Map<string, Backend[]>();
   for (const sub of arr(o.obj.subsets).map(obj)) {
     const addrs = arr(sub.addresses)
-      .map((a) => str(obj(a).ip))
-      .filter((ip): ip is string => ip !== undefined && parseIpv4(ip) !== null);
+      .map((a) => ({ ip: str(obj(a).ip), nodeName: str(obj(a).nodeName) }))
+      .filter((a): a is { ip: string; nodeName: string | undefined } => a.ip !== undefined && parseIpv4(a.ip) !== null);
     for (const p of arr(sub.ports).map(obj)) {
       if (typeof p.port !== 'number') continue;
       const k = portKey(str(p.name) ?? '', lower(str(p.protocol) ?? 'TCP'));
       const list = byPort.get(k) ?? [];
-      for (const ip of addrs) list.push({ ip, port: p.port, ready: true, serving: true, terminating: false });
+      for (const a of addrs) list.push({ ip: a.ip, port: p.port, ready: true, serving: true, terminating: false, ...(a.nodeName !== undefined && { nodeName: a.nodeName }) });
       byPort.set(k, list);
     }
   }

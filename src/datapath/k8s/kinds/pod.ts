@@ -20,6 +20,8 @@ export interface PodFacts {
   ports: { name: string; port: number; protocol: string }[];
   /** where it came from (a duplicate address is a finding on it) */
   origin: InputObject['origin'];
+  /** spec.nodeName: the node it runs on */
+  nodeName?: string;
 }
 
 export function podFacts(o: InputObject, sink: Sink): PodFacts | null {
@@ -56,5 +58,6 @@ export function podFacts(o: InputObject, sink: Sink): PodFacts | null {
       .filter((p) => typeof p.name === 'string' && typeof p.containerPort === 'number')
       .map((p) => ({ name: p.name as string, port: p.containerPort as number, protocol: lower(str(p.protocol) ?? 'TCP') })),
   );
-  return { ns, name: nameOf(o), ip: v4[0]!, labels, ready, ports, origin: o.origin };
+  const nodeName = str(spec.nodeName);
+  return { ns, name: nameOf(o), ip: v4[0]!, labels, ready, ports, origin: o.origin, ...(nodeName !== undefined && { nodeName }) };
 }

@@ -24,9 +24,12 @@ export type ServiceOut = {
   vip: string;
   port: number;
   protocol: 'tcp' | 'udp' | 'sctp';
-  backends: { ip: string; port: number; weight: number }[];
+  backends: { ip: string; port: number; weight: number; nodeName?: string }[];
   algorithm: 'random' | 'maglev';
   sessionAffinity?: { timeoutSeconds: number };
+  external?: boolean;
+  externalTrafficPolicy?: 'Cluster' | 'Local';
+  internalTrafficPolicy?: 'Cluster' | 'Local';
 };
 
 interface ServicePort {
@@ -52,6 +55,10 @@ export interface ServiceFacts {
   selector?: Record<string, string>;
   affinity?: { timeoutSeconds: number };
   algorithm: 'random' | 'maglev';
+  /** spec.externalTrafficPolicy Local (and the Service has external addresses: NodePort, LoadBalancer, externalIPs) */
+  externalLocal: boolean;
+  /** spec.internalTrafficPolicy Local */
+  internalLocal: boolean;
 }
 
 export function serviceFacts(o: InputObject, sink: Sink): ServiceFacts | null {
@@ -68,10 +75,9 @@ export function serviceFacts(o: InputObject, sink: Sink): ServiceFacts | null {
   if (!['ClusterIP', 'NodePort', 'LoadBalancer'].includes(type)) findings.add(o.origin, ['spec', 'type'], `unknown Service type ${type}`, LEFT);
   if (arr(spec.loadBalancerSourceRanges).length > 0)
     findings.add(o.origin, ['spec', 'loadBalancerSourceRanges'], 'source ranges are a firewall on the load balancer; the datapath does not filter service traffic by source', LEFT);
-  if (spec.internalTrafficPolicy === 'Local') findings.add(o.origin, ['spec', 'internalTrafficPolicy'], 'Local needs to know which backends run on this node; the datapath balances over all of them', LEFT);
-  const external = type !== 'ClusterIP' || arr(spec.externalIPs).length > 0;
-  if (spec.externalTrafficPolicy === 'Local' && external)
-    findings.add(o.origin, ['spec', 'externalTrafficPolicy'], 'Local needs node-local backends and source address preservation; the datapath balances over all backends', LEFT);
+  // Local traffic policies need the node's name: serviceOutputs keeps them, or leaves the Service out without it
+  const internalLocal = spec.internalTrafficPolicy === 'Local';
+  const externalLocal = spec.externalTrafficPolicy === 'Local' && (type !== 'ClusterIP' || arr(spec.externalIPs).length > 0);
   const clusterIPs = [...new Set([str(spec.clusterIP), ...arr(spec.clusterIPs).map(str)].filter((x): x is string => !!x))];
   if (clusterIPs.includes('None')) {
     sink.notes.push(`${o.origin.what}: headless (clusterIP: None): no VIP to load-balance`);
@@ -131,6 +137,8 @@ export function serviceFacts(o: InputObject, sink: Sink): ServiceFacts | null {
     ...(Object.keys(labelsOf(spec.selector)).length > 0 && { selector: labelsOf(spec.selector) }),
     ...(affinity && { affinity }),
     algorithm: annotation === 'maglev' ? 'maglev' : 'random',
+    externalLocal,
+    internalLocal,
   };
 }
 
@@ -144,6 +152,8 @@ export interface ServiceJoin {
   /** the pods of the Service's namespace (read only when it has neither slices nor Endpoints) */
   pods: () => readonly PodFacts[];
   nodeAddresses: readonly string[];
+  /** this node's name: backends elsewhere are remote, Local traffic policies are kept; absent: every backend is local */
+  nodeName?: string | undefined;
   claim: ClaimVip;
   /** service name → "ns/svc:port (kind vip:port/proto)" */
   origins: Map<string, string>;
@@ -154,8 +164,14 @@ const dashed = (ip: string) => ip.replace(/[.:]/g, '-');
 /** The datapath services of one Service: its contribution joined with its backends. */
 export function serviceOutputs(f: ServiceFacts, j: ServiceJoin, sink: Sink): ServiceOut[] {
   const out: ServiceOut[] = [];
+  if (j.nodeName === undefined && (f.internalLocal || f.externalLocal)) {
+    const LEFT = 'this Service is left out: its VIPs are not load-balanced';
+    if (f.internalLocal) sink.findings.add(f.origin, ['spec', 'internalTrafficPolicy'], 'Local needs to know which backends run on this node (give the node\'s name: --node-name); the datapath balances over all of them', LEFT);
+    if (f.externalLocal) sink.findings.add(f.origin, ['spec', 'externalTrafficPolicy'], 'Local needs node-local backends (give the node\'s name: --node-name); the datapath balances over all backends', LEFT);
+    return out;
+  }
   for (const p of f.ports) {
-    const backends = pickBackends(candidates(f, p, j, sink));
+    const backends = pickBackends(candidates(f, p, j, sink), j.nodeName !== undefined);
     if (backends === null) continue;
     const vips: { ip: string; kind: string; nodePort?: boolean }[] = [...f.vips];
     if (p.nodePort !== undefined) {
@@ -180,7 +196,13 @@ export function serviceOutputs(f: ServiceFacts, j: ServiceJoin, sink: Sink): Ser
         sink.findings.add(f.origin, p.at, `${vkey} is also ${other}'s`, 'this port is left out');
         continue;
       }
-      out.push({ name: svcName, vip: vip.ip, port: vport, protocol: p.protocol, backends, algorithm: f.algorithm, ...(f.affinity && { sessionAffinity: f.affinity }) });
+      const svc: ServiceOut = { name: svcName, vip: vip.ip, port: vport, protocol: p.protocol, backends, algorithm: f.algorithm, ...(f.affinity && { sessionAffinity: f.affinity }) };
+      if (j.nodeName !== undefined) {
+        // node-aware: external addresses SNAT remote backends; Local policies take this node's only
+        if (vip.kind !== 'ClusterIP') svc.external = true;
+        if (vip.kind === 'ClusterIP' ? f.internalLocal : f.externalLocal) svc[vip.kind === 'ClusterIP' ? 'internalTrafficPolicy' : 'externalTrafficPolicy'] = 'Local';
+      }
+      out.push(svc);
       j.origins.set(svcName, `${f.ns}/${f.name}:${p.name || vport} (${vip.kind} ${vip.ip}:${vport}/${p.protocol})`);
     }
   }
@@ -188,7 +210,7 @@ export function serviceOutputs(f: ServiceFacts, j: ServiceJoin, sink: Sink): Ser
 }
 
 /** kube-proxy's choice: the ready endpoints; when none is ready, the serving ones that are terminating. */
-function pickBackends(all: Backend[] | null): { ip: string; port: number; weight: number }[] | null {
+function pickBackends(all: Backend[] | null, withNode: boolean): ServiceOut['backends'] | null {
   if (all === null) return null;
   const dedup = new Map<string, Backend>();
   for (const b of all) {
@@ -199,7 +221,7 @@ function pickBackends(all: Backend[] | null): { ip: string; port: number; weight
   const list = [...dedup.values()];
   const ready = list.filter((b) => b.ready);
   const chosen = ready.length > 0 ? ready : list.filter((b) => b.serving && b.terminating);
-  return chosen.map((b) => ({ ip: b.ip, port: b.port, weight: 1 })).sort((a, b) => (a.ip + a.port).localeCompare(b.ip + b.port));
+  return chosen.map((b) => ({ ip: b.ip, port: b.port, weight: 1, ...(withNode && b.nodeName !== undefined && { nodeName: b.nodeName }) })).sort((a, b) => (a.ip + a.port).localeCompare(b.ip + b.port));
 }
 
 /** The candidate backends of one service port: EndpointSlices, else Endpoints, else the Pods its selector picks. */
@@ -216,7 +238,7 @@ function candidates(f: ServiceFacts, p: ServicePort, j: ServiceJoin, sink: Sink)
   for (const pod of chosen) {
     const num = named ? pod.ports.find((cp) => cp.name === target && cp.protocol === p.protocol)?.port : parsePort(target);
     if (typeof num !== 'number') continue; // the pod has no port of that name: not a backend of this port
-    out.push({ ip: pod.ip, port: num, ready: pod.ready, serving: pod.ready, terminating: false });
+    out.push({ ip: pod.ip, port: num, ready: pod.ready, serving: pod.ready, terminating: false, ...(pod.nodeName !== undefined && { nodeName: pod.nodeName }) });
   }
   if (named && chosen.length > 0 && out.length === 0) {
     sink.findings.add(f.origin, [...p.at, 'targetPort'], `no pod the selector picks has a container port named "${String(target)}"`, 'this port is left out');
