@@ -268,13 +268,26 @@ export async function applyProfile(host: Host, profile: Profile, options: ApplyO
   }
   const journal: Journal = journal0 ?? newJournal(createdDir, runId, profile.name);
   journal.run = { id: runId, profile: profile.name, state: 'applying', started: new Date().toISOString() };
-  // Every original the plans will touch is journaled in the first step of the first write script.
-  for (const plan of plans) recordValues(journal, plan.originals);
-  recordDirs(journal, originals!.dirs);
-  recordFiles(journal, states, host.name);
-
   const byId = new Map(plans.map((p) => [p.tuner, p]));
   const cuts = (tuner: Tuner, plan: TunerPlan) => tuner.cutsSession === true && plan.changes.length > 0;
+  /**
+   * The files a session-cutting tuner will write wait for its confirmation, and so does their journal
+   * entry: a file journaled but never written would be "restored" by rollback over the user's later edits.
+   */
+  const later = () => new Set(TUNERS.filter((t) => byId.has(t.id) && cuts(t, byId.get(t.id)!)).flatMap((t) => byId.get(t.id)!.files.map((f) => f.path)));
+  const notCutting = (s: typeof states): typeof states => {
+    const l = later();
+    return l.size === 0 ? s : new Map([...s].filter(([path]) => !l.has(path)));
+  };
+  /** Missing parent directories that a file written now needs (a cutting tuner's are read again at its write). */
+  const dirsNow = (dirs: string[], s: typeof states): string[] => {
+    const now = [...notCutting(s).keys()];
+    return dirs.filter((d) => now.some((p) => p.startsWith(`${d}/`)));
+  };
+  // Every original the plans will touch is journaled in the first step of the first write script.
+  for (const plan of plans) recordValues(journal, plan.originals);
+  recordDirs(journal, dirsNow(originals!.dirs, states));
+  recordFiles(journal, notCutting(states), host.name);
   /** Steps for the tuners in `tuners` that do not cut the session (a cutting tuner's files wait for its confirmation). */
   const steps = (tuners: Tuner[]): Step[] =>
     tuners.flatMap((tuner) => {
@@ -306,8 +319,8 @@ export async function applyProfile(host: Host, profile: Profile, options: ApplyO
       byId.set(plan.tuner, plan);
       recordValues(journal, plan.originals);
     }
-    recordDirs(journal, more.dirs);
-    recordFiles(journal, more.states, host.name);
+    recordDirs(journal, dirsNow(more.dirs, more.states));
+    recordFiles(journal, notCutting(more.states), host.name);
     report.plans = report.plans.map((p) => byId.get(p.tuner) ?? p);
   }
   options.progress?.('applying');
