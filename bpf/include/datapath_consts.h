@@ -56,6 +56,22 @@ enum drop_reason {
 #ifndef CT6_MAX
 #define CT6_MAX (1 << 16)
 #endif
+/* IPv6 services: {VIP6, port, proto} -> service (hash, not preallocated; ids shared with IPv4). */
+#ifndef LB6_SERVICES_MAX
+#define LB6_SERVICES_MAX (1 << 18)
+#endif
+/* IPv6 backend slots over all IPv6 services (hash, not preallocated). */
+#ifndef LB6_BACKENDS_MAX
+#define LB6_BACKENDS_MAX (1 << 19)
+#endif
+/* session-affinity entries {IPv6 client, service} -> backend, tc only (LRU). */
+#ifndef LB6_AFFINITY_MAX
+#define LB6_AFFINITY_MAX (1 << 14)
+#endif
+/* socket cookie + IPv6 backend -> VIP6 for getpeername6()/recvmsg6() (LRU). */
+#ifndef LB6_SOCK_REVNAT_MAX
+#define LB6_SOCK_REVNAT_MAX (1 << 16)
+#endif
 /* IPv4 datagrams being fragmented: {src, dst, id, proto} -> ports of the first fragment (LRU). */
 #ifndef FRAG_MAX
 #define FRAG_MAX 8192

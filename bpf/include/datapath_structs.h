@@ -6,8 +6,10 @@
  * gcc on x86_64/arm64 and the TypeScript encoder; _Static_asserts at the end pin the sizes.
  *
  * IPv6 has parallel structs and maps, as cilium does (lb4_* / lb6_*), so the v4 keys stay small:
- * endpoint6_key, ipcache6_key, ct6_key (policy for IPv6 endpoints at tc). IPv6 services (svc6_key,
- * backend6) are not there yet: see bpf/README.md "IPv6".
+ * endpoint6_key, ipcache6_key, ct6_key (policy for IPv6 endpoints at tc), and for IPv6 services
+ * lb6_svc_key, lb6_backend, lb6_affinity_key, lb6_sock_revnat_key/lb6_sock_revnat. Service ids are
+ * one space over both families: an IPv6 service's lb_service (the same value struct) has an svc_id
+ * no IPv4 service has, and maglev, svc_counters and socket-keyed affinity take it as they are.
  */
 #ifndef PREP_NODE_DATAPATH_STRUCTS_H
 #define PREP_NODE_DATAPATH_STRUCTS_H
@@ -237,6 +239,49 @@ struct svc_counter {
 	__u64 connections; /* sockets: connect() calls translated, and new socket-backend pairs of sendmsg() */
 };
 
+/* ---- IPv6 services (maps services6, backends6, affinity6, sock_revnat6) ---- */
+
+/* services6 key: an IPv6 VIP (value: struct lb_service, svc_id shared with IPv4's id space). */
+struct lb6_svc_key {
+	__be32 vip[4]; /* service IPv6 address */
+	__be16 port;   /* service port */
+	__u8 proto;    /* IPPROTO_TCP, IPPROTO_UDP or IPPROTO_SCTP */
+	__u8 scope;    /* 0, as lb_svc_key.scope */
+};
+
+/* backends6 value (key: struct lb_backend_key {svc_id, slot}, as backends). */
+struct lb6_backend {
+	__be32 addr[4];   /* backend IPv6 address */
+	__be16 port;      /* backend port */
+	__u16 flags;      /* BE_F_* */
+	__u32 backend_id; /* stable id of the backend */
+};
+
+/* affinity6 key: an IPv6 client of a service at tc (value: struct lb_affinity). Socket clients
+ * (AFFINITY_CLIENT_NETNS) of IPv6 services use the affinity map's netns-cookie keys as IPv4. */
+struct lb6_affinity_key {
+	__be32 client[4]; /* IPv6 client address */
+	__u32 svc_id;
+	__u32 pad;
+};
+
+/* sock_revnat6 key: a translated IPv6 socket and the backend it talks to. */
+struct lb6_sock_revnat_key {
+	__u64 cookie;  /* bpf_get_socket_cookie() */
+	__be32 addr[4];/* backend address */
+	__be16 port;   /* backend port */
+	__u16 pad;
+	__u32 pad2;
+};
+
+/* sock_revnat6 value: what the application asked for. */
+struct lb6_sock_revnat {
+	__be32 vip[4]; /* service address */
+	__be16 port;   /* service port */
+	__u16 pad;
+	__u32 svc_id;
+};
+
 _Static_assert(sizeof(struct lb_svc_key) == 8, "lb_svc_key layout");
 _Static_assert(sizeof(struct lb_service) == 16, "lb_service layout");
 _Static_assert(sizeof(struct lb_backend_key) == 8, "lb_backend_key layout");
@@ -256,5 +301,10 @@ _Static_assert(sizeof(struct policy_key) == 16, "policy_key layout");
 _Static_assert(sizeof(struct policy_entry) == 8, "policy_entry layout");
 _Static_assert(sizeof(struct drop_event) == 56, "drop_event layout");
 _Static_assert(sizeof(struct svc_counter) == 24, "svc_counter layout");
+_Static_assert(sizeof(struct lb6_svc_key) == 20, "lb6_svc_key layout");
+_Static_assert(sizeof(struct lb6_backend) == 24, "lb6_backend layout");
+_Static_assert(sizeof(struct lb6_affinity_key) == 24, "lb6_affinity_key layout");
+_Static_assert(sizeof(struct lb6_sock_revnat_key) == 32, "lb6_sock_revnat_key layout");
+_Static_assert(sizeof(struct lb6_sock_revnat) == 24, "lb6_sock_revnat layout");
 
 #endif /* PREP_NODE_DATAPATH_STRUCTS_H */

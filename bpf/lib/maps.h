@@ -116,6 +116,40 @@ struct {
 	__type(value, struct ct_entry);
 } conntrack6 SEC(".maps");
 
+/* services6: {IPv6 VIP, port, proto} -> service (struct lb_service; svc_id shared with IPv4) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB6_SERVICES_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lb6_svc_key);
+	__type(value, struct lb_service);
+} services6 SEC(".maps");
+
+/* backends6: {service id, slot} -> IPv6 backend address and port */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, LB6_BACKENDS_MAX);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lb_backend_key);
+	__type(value, struct lb6_backend);
+} backends6 SEC(".maps");
+
+/* affinity6: {IPv6 client, service id} -> last backend and when (tc, SVC_F_AFFINITY services) */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LB6_AFFINITY_MAX);
+	__type(key, struct lb6_affinity_key);
+	__type(value, struct lb_affinity);
+} affinity6 SEC(".maps");
+
+/* sock_revnat6: {socket cookie, IPv6 backend} -> VIP, for getpeername6()/recvmsg6() */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, LB6_SOCK_REVNAT_MAX);
+	__type(key, struct lb6_sock_revnat_key);
+	__type(value, struct lb6_sock_revnat);
+} sock_revnat6 SEC(".maps");
+
 /* policy: {local id, remote id, direction, proto, port prefix} -> allow/deny */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);

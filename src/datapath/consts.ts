@@ -14,6 +14,10 @@ export const CAPACITY = {
   LB_SOCK_REVNAT_MAX: 1 << 18,
   CT_MAX: 1 << 18,
   CT6_MAX: 1 << 16,
+  LB6_SERVICES_MAX: 1 << 18,
+  LB6_BACKENDS_MAX: 1 << 19,
+  LB6_AFFINITY_MAX: 1 << 14,
+  LB6_SOCK_REVNAT_MAX: 1 << 16,
   FRAG_MAX: 8192,
   ENDPOINTS_MAX: 1 << 16,
   ENDPOINTS6_MAX: 1 << 16,
@@ -110,6 +114,11 @@ export const STRUCT_SIZE = {
   endpoint6_key: 16,
   ipcache6_key: 20,
   ct6_key: 40,
+  lb6_svc_key: 20,
+  lb6_backend: 24,
+  lb6_affinity_key: 24,
+  lb6_sock_revnat_key: 32,
+  lb6_sock_revnat: 24,
   lb_maglev_table: 2 * LB_MAGLEV_M,
 } as const;
 
@@ -118,7 +127,7 @@ export const MAPS = ['services', 'backends', 'maglev', 'endpoints', 'ipcache', '
 export type MapName = (typeof MAPS)[number];
 
 /** Every map of the datapath, for dump and status. */
-export const ALL_MAPS = [...MAPS, 'affinity', 'sock_revnat', 'conntrack', 'frags', 'drop_counters', 'svc_counters', 'events_lost', 'events', 'conntrack6'] as const;
+export const ALL_MAPS = [...MAPS, 'affinity', 'sock_revnat', 'conntrack', 'frags', 'drop_counters', 'svc_counters', 'events_lost', 'events', 'conntrack6', 'services6', 'backends6', 'affinity6', 'sock_revnat6'] as const;
 
 export const IPPROTO = { icmp: 1, tcp: 6, udp: 17, sctp: 132 } as const;
 export type Protocol = keyof typeof IPPROTO;

@@ -20,7 +20,7 @@ test('layouts worked by hand: a preallocated LRU, a NO_PREALLOC hash, a per-CPU 
 
 test('more CPUs cost more (per-CPU maps); smaller capacities cost less', () => {
   assert.ok(datapathMapMemory(CAPACITY, 16).atCapacity > datapathMapMemory(CAPACITY, 2).atCapacity);
-  const small = { ...CAPACITY, LB_SERVICES_MAX: 1 << 12, LB_BACKENDS_MAX: 1 << 14, LB_SVC_COUNTERS_MAX: 1 << 12, CT_MAX: 1 << 16, CT6_MAX: 1 << 12, LB_MAGLEV_SERVICES_MAX: 1 << 10 };
+  const small = { ...CAPACITY, LB_SERVICES_MAX: 1 << 12, LB_BACKENDS_MAX: 1 << 14, LB_SVC_COUNTERS_MAX: 1 << 12, CT_MAX: 1 << 16, CT6_MAX: 1 << 12, LB_MAGLEV_SERVICES_MAX: 1 << 10, LB6_SERVICES_MAX: 1 << 10, LB6_BACKENDS_MAX: 1 << 12 };
   assert.ok(datapathMapMemory(small, 2).atCapacity < datapathMapMemory(CAPACITY, 2).atCapacity / 4);
 });
 
