@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DELETE_ON_ERROR:
 NODE_TEST := node --test --test-reporter=spec --test-concurrency=1
 
-.PHONY: all deps build sea lint typecheck test test-unit test-kernel test-vagrant demo bench clean cloud-init
+.PHONY: all deps build sea image lint typecheck test test-unit test-kernel test-vagrant demo bench clean cloud-init
 
 all: build
 
@@ -22,6 +22,12 @@ build: node_modules/.installed
 # loader beside it; about 30 s). Not part of `build`: the VM test that installs it builds it.
 sea: build
 	scripts/build-sea.sh
+
+# The agent's OCI image from dist/sea/ on a debootstrap'd Debian base, with umoci (root): an OCI
+# archive, dist/image/prep-node-agent-<version>.oci.tar, tagged <version> (deploy/daemonset.yaml's
+# localhost/prep-node-agent:<version>). The base is cached: 14 s after the first build (~3 min).
+image: sea
+	scripts/build-image.sh
 
 typecheck: node_modules/.installed
 	npx tsc -p tsconfig.json --noEmit

@@ -15,6 +15,7 @@ packages=(
   ethtool nftables                              # NIC channels on the test hosts; kube-proxy-style rule sets
   cloud-init genisoimage                        # `cloud-init schema` on emitted docs; NoCloud seed ISOs for the VM
   busybox-static kmod cpio                      # the kernel matrix: a minimal initramfs per Debian kernel
+  umoci skopeo podman runc                      # `make image` (umoci), its test: load (skopeo) and run it (podman; runc: crun refuses hybrid cgroups)
 )
 
 missing=()

@@ -9,11 +9,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO, bootVm, clientConfig, runCli, type Backend, type Vm } from '../helpers/vm.js';
+import { CLI, bootVm, clientConfig, runCli, type Backend, type Vm } from '../helpers/vm.js';
 import { sshArgv, sshVm, sshVmOk } from '../helpers/vm-reboot.js';
+import { ensureSea } from '../helpers/sea.js';
 import { FakeApiServer, endpointSlice, namespace, node, service } from '../../src/bench/fake-apiserver.js';
 import { AGENT_DIR, AGENT_KUBECONFIG, AGENT_UNIT } from '../../src/agent/install.js';
 
@@ -22,14 +23,6 @@ const GUEST_API_PORT = 16443;
 const VIP = '10.96.0.23';
 const VIP_PORT = 2223;
 const NODE = 'agent-vm';
-
-/** Build the single executable when it is missing or older than the compiled CLI (about 30 s). */
-function ensureSea(): void {
-  const exe = join(REPO, 'dist/sea/prep-node');
-  if (existsSync(join(REPO, 'dist/sea/SHA256SUMS')) && statSync(exe).mtimeMs >= statSync(join(REPO, 'dist/src/cli.js')).mtimeMs) return;
-  const r = spawnSync('scripts/build-sea.sh', { cwd: REPO, encoding: 'utf8', timeout: 300_000 });
-  assert.equal(r.status, 0, `make sea: ${r.stderr}`);
-}
 
 // Everything install may touch, as root sees it: every path with its type, mode, owner and link
 // target, every regular file's sha256, and systemd's view of prep-node units.
@@ -63,6 +56,35 @@ async function until<T>(what: string, timeoutMs: number, probe: () => T | undefi
   }
 }
 
+// node-problem-detector's files as `prep-node npd` writes them, uploaded to a guest directory outside
+// what SNAPSHOT compares; the rules run as NPD's custom plugin monitor runs them (NPD's
+// pkg/custompluginmonitor/plugin: the rule's path and args, as root, killed after pluginConfig's
+// timeout, stdout cut at max_output_length, exit 0 OK, 1 NonOK, anything else Unknown).
+const NPD_DIR = '/opt/prep-node-npd';
+
+interface NpdMonitor {
+  pluginConfig: { timeout: string; max_output_length: number };
+  rules: { type: string; condition: string; reason: string; path: string; args: string[]; timeout?: string }[];
+}
+
+/** Each rule run on the guest: condition → exit code and stdout. */
+function runNpdRules(vm: Vm, monitor: NpdMonitor): Map<string, { code: number; out: string }> {
+  const secs = (d: string) => Number(/^(\d+)s$/.exec(d)?.[1] ?? NaN);
+  const script = monitor.rules
+    .map((r) => `echo "@@ ${r.condition}"; timeout ${secs(r.timeout ?? monitor.pluginConfig.timeout)} ${r.path} ${r.args.join(' ')}; echo "@@ exit $?"`)
+    .join('\n');
+  const out = sshVmOk(vm, 'sh -s', { input: `${script}\n` });
+  const res = new Map<string, { code: number; out: string }>();
+  for (const m of out.matchAll(/^@@ (\S+)\n([\s\S]*?)^@@ exit (\d+)$/gm)) res.set(m[1]!, { code: Number(m[3]), out: m[2]! });
+  assert.equal(res.size, monitor.rules.length, out);
+  for (const [cond, r] of res) {
+    assert.ok([0, 1, 2].includes(r.code), `${cond}: exit ${r.code} (NPD reads 0, 1, 2)`);
+    assert.match(r.out, /^[^\n]+\n$/, `${cond}: one line: ${JSON.stringify(r.out)}`);
+    assert.ok(Buffer.byteLength(r.out.trimEnd()) <= monitor.pluginConfig.max_output_length, `${cond}: within max_output_length: ${r.out}`);
+  }
+  return res;
+}
+
 for (const backend of backends) {
   describe(`the agent from its systemd unit on a Debian 12 VM (${backend})`, { timeout: 1_500_000 }, () => {
     let vm: Vm;
@@ -72,6 +94,7 @@ for (const backend of backends) {
     let kubeconfig: string;
     let forward: ChildProcess | undefined;
     let before0: string;
+    let monitor: NpdMonitor;
     const api = new FakeApiServer();
 
     before(async () => {
@@ -111,6 +134,28 @@ for (const backend of backends) {
     test('the guest has no Node.js; nothing answers on the VIP', () => {
       assert.equal(sshVm(vm, 'command -v node nodejs').status, 1, 'no node on the guest');
       assert.equal(connectVip(vm).ok, false);
+    });
+
+    test('node-problem-detector\'s plugin on the guest, before the agent: as NPD runs each rule, the stock guest\'s kubelet basics and the missing datapath are problems', () => {
+      const out = join(dir, 'npd');
+      mkdirSync(out);
+      const g = spawnSync(process.execPath, [CLI, 'npd', '--out', out, '--plugin-path', `${NPD_DIR}/prep-node-check.sh`], { encoding: 'utf8' });
+      assert.equal(g.status, 0, g.stderr);
+      monitor = JSON.parse(readFileSync(join(out, 'prep-node-monitor.json'), 'utf8')) as NpdMonitor;
+      sshVmOk(vm, `mkdir -p ${NPD_DIR} && cat > ${NPD_DIR}/prep-node-check.sh && chmod 0755 ${NPD_DIR}/prep-node-check.sh`, { input: readFileSync(join(out, 'prep-node-check.sh'), 'utf8') });
+      const r = runNpdRules(vm, monitor);
+      const codes = Object.fromEntries([...r].map(([c, x]) => [c, x.code]));
+      // Debian 12: bpffs mounted by systemd, cgroup v2, 6.1 with BTF; no ip_forward, no br_netfilter;
+      // nf_conntrack not loaded (Unknown, not a problem); no datapath
+      assert.deepEqual(codes, {
+        PrepNodeBPFFSProblem: 0,
+        PrepNodeCgroupProblem: 0,
+        PrepNodeKernelProblem: 0,
+        PrepNodeKubeletBasicsProblem: 1,
+        PrepNodeConntrackProblem: 2,
+        PrepNodeDatapathProblem: 1,
+      }, JSON.stringify([...r]));
+      assert.match(sshVmOk(vm, `${NPD_DIR}/prep-node-check.sh nfd`), /^prep-node\.feature\.node\.kubernetes\.io\/datapath=absent$/m);
     });
 
     test('agent install: uploaded, the unit enabled and active, the kubeconfig 0600 and never in argv or the journal', (t) => {
@@ -162,6 +207,12 @@ for (const backend of backends) {
       const journal = sshVmOk(vm, 'journalctl -u prep-node-agent.service --no-pager');
       assert.doesNotMatch(journal, /fake-token/);
       assert.match(journal, /pinned maps opened/);
+    });
+
+    test('node-problem-detector\'s plugin with the agent running: the datapath condition clears, the others are as before', () => {
+      const r = runNpdRules(vm, monitor);
+      assert.deepEqual([r.get('PrepNodeDatapathProblem')!.code, r.get('PrepNodeKubeletBasicsProblem')!.code, r.get('PrepNodeKernelProblem')!.code], [0, 1, 0], JSON.stringify([...r]));
+      assert.match(sshVmOk(vm, `${NPD_DIR}/prep-node-check.sh nfd`), /^prep-node\.feature\.node\.kubernetes\.io\/datapath=ready$/m);
     });
 
     test('Restart=on-failure: a killed agent comes back and the VIP keeps serving', async () => {
