@@ -250,7 +250,7 @@ export function buildProgram(): Command {
     .command('bench')
     .description('measure the datapath against kube-proxy-style iptables and nftables on this machine (root; in network namespaces it creates and removes)')
     .option('--sizes <list>', 'numbers of services, comma-separated (default 1,1000,10000,100000; 10k = 10000)', list)
-    .addOption(new Option('--runs <n>', 'runs per figure: the median is reported with min and max').default(3).argParser(int('--runs', 1, 50)))
+    .addOption(new Option('--runs <n>', 'runs per figure: the median is reported with min and max (--agent: nftables changes; 0 leaves them out)').default(3).argParser(int('--runs', 0, 50)))
     .addOption(new Option('--duration <ms>', 'connections are made for this long per run').default(1000).argParser(int('--duration', 100, 60000)))
     .addOption(new Option('--warmup <n>', 'connections before each run that are not counted').default(200).argParser(int('--warmup', 0, 1000000)))
     .addOption(new Option('--endpoints <n>', 'endpoints per service').default(2).argParser(int('--endpoints', 1, 100)))
