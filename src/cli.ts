@@ -205,7 +205,7 @@ export function buildProgram(): Command {
     .option('--listen <addr:port>', '/healthz, /readyz and /metrics', '127.0.0.1:10260')
     .option('--log-format <format>', 'text or json', 'text')
     .option('--remove-on-exit', 'remove the datapath on SIGTERM/SIGINT (default: leave it serving)')
-    .addOption(new Option('--min-sync-interval <ms>', 'changes within this long of the last sync are coalesced').default(50).argParser(int('--min-sync-interval', 0, 60000)))
+    .addOption(new Option('--min-sync-interval <ms>', 'hold syncs this far apart (0: a change is written at once; bursts still go out in one batch)').default(0).argParser(int('--min-sync-interval', 0, 60000)))
     .option('--tc-dev <ifname>', 'when the agent installs the datapath: as `datapath install --tc-dev`', collect)
     .option('--cap <map=n,...>', 'when the agent installs the datapath: as `datapath install --cap`')
     .option('--cgroup <dir>', 'when the agent installs the datapath: as `datapath install --cgroup`')

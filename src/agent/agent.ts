@@ -3,8 +3,10 @@
 //   - the first sync (and the first after an API outage or a failed write) is a full one: the pinned
 //     maps are dumped and diffed, so a restarted agent rewrites nothing that is already right;
 //   - after that each sync is a delta against what the agent knows the maps hold;
-//   - a lone change is synced at once; changes arriving while a sync runs or within
-//     `minSyncIntervalMs` of the last one are coalesced into the next (kube-proxy's minSyncPeriod).
+//   - a change is synced at once, on the next turn of the event loop, never behind a timer: what
+//     arrives in the same read of a watch stream (a burst) goes into that one sync, what arrives
+//     while a sync runs into the next; `minSyncIntervalMs` (default 0) can hold syncs apart
+//     (kube-proxy's minSyncPeriod) at the cost of delaying a change by up to that long.
 import { MAPS, type MapName } from '../datapath/consts.js';
 import { deltaSync, incrementalSync, type CurrentEntries } from '../datapath/sync.js';
 import type { MapWriter } from '../datapath/writer.js';
@@ -24,7 +26,7 @@ export interface AgentOptions {
   log: Logger;
   /** the kinds that must list before the first sync */
   kinds: readonly Kind[];
-  /** coalescing window after a sync (default 50 ms); a change after a quiet period is synced at once */
+  /** hold syncs this far apart (default 0: none; a change is synced on the next turn of the loop) */
   minSyncIntervalMs?: number;
   /** retry a failed write after this long (default 1 s) */
   retryMs?: number;
@@ -171,7 +173,7 @@ export class Agent implements InformerEvents {
 
   private schedule(delayMs?: number): void {
     if (this.closed || this.timer || this.running || !this.synced()) return;
-    const wait = delayMs ?? Math.max(0, this.lastSyncEnd + (this.o.minSyncIntervalMs ?? 50) - Date.now());
+    const wait = delayMs ?? Math.max(0, this.lastSyncEnd + (this.o.minSyncIntervalMs ?? 0) - Date.now());
     const run = () => {
       this.timer = undefined;
       this.running = this.sync().finally(() => {

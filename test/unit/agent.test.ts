@@ -245,3 +245,28 @@ test('http: /latency serves the observations after ?since=N as JSON', async () =
     await new Promise((res) => server.close(res));
   }
 });
+
+test('agent: by default no change waits for a timer: changes in separate turns are separate syncs; a burst in one turn is one', async () => {
+  const writer = new MemWriter();
+  const a = new Agent({ writer, nodeName: 'node-a', kinds: KINDS, log: () => undefined });
+  const put = (o: Obj) => a.upsert(o.kind as Kind, slim(o.kind as Kind, o));
+  for (const o of web()) put(o);
+  let s = a.nextSync();
+  for (const k of KINDS) a.listed(k, false);
+  await s;
+  await new Promise((res) => setImmediate(res)); // the full sync's loop settled
+  // three changes a turn apart, right after a sync: none is held back to be coalesced with the next
+  const reports: { changes: string[] }[] = [];
+  const collect = (): void => void a.nextSync().then((r) => (reports.push(r), collect()));
+  collect();
+  for (let i = 0; i < 3; i++) {
+    put(service('load', `lone${i}`, `198.19.1.${i}`, [{ port: 80 }]));
+    await new Promise((res) => setImmediate(res));
+  }
+  while (reports.reduce((n, r) => n + r.changes.length, 0) < 3) await new Promise((res) => setTimeout(res, 5));
+  assert.deepEqual(reports.map((r) => r.changes.length), [1, 1, 1], 'each change synced on its own on the next turn');
+  s = a.nextSync();
+  for (let i = 0; i < 50; i++) put(service('load', `burst${i}`, `198.19.2.${i}`, [{ port: 80 }]));
+  assert.equal((await s).changes.length, 50, 'a burst in one turn: one sync');
+  await a.close();
+});
