@@ -56,6 +56,7 @@ export class Agent implements InformerEvents {
   private writable = true;
   private inSync = false;
   private seenFindings = new Set<string>();
+  private lastFindings: string[] | null = null;
   private closed = false;
   private namesDirty = false;
   private namesTimer: NodeJS.Timeout | undefined;
@@ -193,8 +194,11 @@ export class Agent implements InformerEvents {
       // a full sync diffs everything desired against the pinned maps; otherwise only the entries of
       // the units the batch touched (desired.ts) are compared with what the maps are known to hold
       const c = full ? compile(this.held, this.o.nodeName) : this.held.delta(this.o.nodeName);
-      for (const f of c.findings) if (!this.seenFindings.has(f)) this.o.log('warn', `left out: ${f}`);
-      this.seenFindings = new Set(c.findings);
+      if (c.findings !== this.lastFindings) {
+        for (const f of c.findings) if (!this.seenFindings.has(f)) this.o.log('warn', `left out: ${f}`);
+        this.seenFindings = new Set(c.findings);
+        this.lastFindings = c.findings;
+      }
       if (c.refused !== undefined) this.o.log('error', `the datapath refuses what these objects translate to; their entries are left as they were: ${c.refused}`);
       if (full) {
         this.needFull = false;

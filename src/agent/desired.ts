@@ -93,8 +93,10 @@ export class HeldObjects {
   private readonly pods = new Map<string, PodFacts>();
   private readonly namespaces = new Map<string, NamespaceFacts>();
   private readonly policies = new Map<string, PolicyFacts[]>();
-  /** Services with a selector and no EndpointSlice: their backends are pods */
-  private readonly bySelector = new Set<string>();
+  /** Services with a selector and no EndpointSlice (their backends are pods), by namespace */
+  private readonly bySelector = new Map<string, Set<string>>();
+  /** every finding now (objects' and units'), rebuilt only after one of them changed */
+  private findingsNow: string[] | null = null;
   private readonly units = new Map<string, Unit>();
   private readonly dirty = new Set<string>([POLICY_UNIT]);
   private readonly vipOwner = new Map<string, string>();
@@ -142,8 +144,10 @@ export class HeldObjects {
     const id = `${kind}/${key}`;
     const skip = kind === 'Node' || (kind === 'Service' && ((o?.metadata as Obj | undefined)?.labels as Obj | undefined)?.[SERVICE_PROXY_NAME] !== undefined);
     const c = o === undefined || skip ? undefined : contributionOf({ origin: origin(kind, key), obj: o } satisfies InputObject);
-    if (c && c.sink.findings.length > 0) this.objectFindings.set(id, findingLines(c.sink));
-    else this.objectFindings.delete(id);
+    if (c && c.sink.findings.length > 0) {
+      this.objectFindings.set(id, findingLines(c.sink));
+      this.findingsNow = null;
+    } else if (this.objectFindings.delete(id)) this.findingsNow = null;
     const ns = key.includes('/') ? key.slice(0, key.indexOf('/')) : '';
     switch (kind) {
       case 'Service': {
@@ -179,7 +183,7 @@ export class HeldObjects {
         if (p) this.pods.set(key, p);
         else this.pods.delete(key);
         this.dirty.add(POLICY_UNIT);
-        for (const s of this.bySelector) if (s.startsWith(`${ns}/`)) this.dirty.add(svcUnit(s));
+        for (const s of this.bySelector.get(ns) ?? []) this.dirty.add(svcUnit(s));
         break;
       }
       case 'Namespace':
@@ -199,8 +203,12 @@ export class HeldObjects {
   }
 
   private bySelectorUpdate(svc: string): void {
-    if (this.services.get(svc)?.selector && !this.slices.has(svc)) this.bySelector.add(svc);
-    else this.bySelector.delete(svc);
+    const ns = svc.slice(0, svc.indexOf('/'));
+    const set = this.bySelector.get(ns);
+    if (this.services.get(svc)?.selector && !this.slices.has(svc)) {
+      if (set) set.add(svc);
+      else this.bySelector.set(ns, new Set([svc]));
+    } else if (set?.delete(svc) && set.size === 0) this.bySelector.delete(ns);
   }
 
   /** The entries changed since the last delta or compile, on the node `nodeName`. */
@@ -224,6 +232,7 @@ export class HeldObjects {
       const before = this.units.get(unit);
       const after = unit === POLICY_UNIT ? this.policyUnit() : this.serviceUnit(unit.slice(4));
       if (after === null) continue; // refused: its entries stay as they were
+      if ((before?.findings.length ?? 0) > 0 || after.findings.length > 0) this.findingsNow = null;
       if (after.entries.length === 0 && after.findings.length === 0) this.units.delete(unit);
       else this.units.set(unit, after);
       const was = new Map((before?.entries ?? []).map((e) => [entryKey(e), e]));
@@ -238,11 +247,13 @@ export class HeldObjects {
     return { changes: [...changes.values()], findings: this.findings(), ...(this.refused.size > 0 && { refused: [...this.refused.values()].join('; ') }) };
   }
 
+  /** Every finding (the same array while none changed: a delta does not walk every unit). */
   private findings(): string[] {
+    if (this.findingsNow) return this.findingsNow;
     const out: string[] = [];
     for (const f of this.objectFindings.values()) out.push(...f);
     for (const u of this.units.values()) out.push(...u.findings);
-    return out;
+    return (this.findingsNow = out);
   }
 
   private serviceUnit(key: string): Unit | null {
