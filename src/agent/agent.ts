@@ -11,11 +11,10 @@ import { MAPS, type MapName } from '../datapath/consts.js';
 import { deltaSync, incrementalSync, type CurrentEntries } from '../datapath/sync.js';
 import type { MapWriter } from '../datapath/writer.js';
 import type { NamesIndex } from '../datapath/observe.js';
-import { compile, HeldObjects, nodeAddresses } from './desired.js';
+import { compile, HeldObjects } from './desired.js';
 import { resourceOf, type ApiError, type InformerEvents } from './informers.js';
 import type { Logger } from './log.js';
 import { AgentMetrics } from './metrics.js';
-import { agentNames, NAMED_KINDS } from './names.js';
 import { objectKey, type Kind } from './slim.js';
 
 type Obj = Record<string, unknown>;
@@ -30,7 +29,7 @@ export interface AgentOptions {
   minSyncIntervalMs?: number;
   /** retry a failed write after this long (default 1 s) */
   retryMs?: number;
-  /** leave the names index for `datapath observe` (rebuilt after a change to a named kind, at most once per `intervalMs`, default 1 s) */
+  /** leave the names index for `datapath observe` (rewritten after a sync changed what it says, at most once per `intervalMs`, default 1 s) */
   names?: { write(n: NamesIndex): Promise<void>; source: string; intervalMs?: number };
 }
 
@@ -63,6 +62,8 @@ export class Agent implements InformerEvents {
   private namesWriting: Promise<void> | null = null;
   private namesLast = 0;
   private namesFailed = false;
+  /** the desired state's namesVersion the last index written was built from */
+  private namesWritten = -1;
   /** resolves after each sync (tests and the bench wait on it) */
   private waiters: ((r: SyncReport) => void)[] = [];
 
@@ -73,7 +74,6 @@ export class Agent implements InformerEvents {
   upsert(kind: Kind, obj: Obj): void {
     this.metrics.events.inc({ kind, type: 'upsert' });
     if (this.held.upsert(kind, obj)) {
-      if (NAMED_KINDS.has(kind)) this.namesDirty = true;
       this.changed(`${kind} ${objectKey(obj)} changed`);
     }
   }
@@ -81,7 +81,6 @@ export class Agent implements InformerEvents {
   remove(kind: Kind, obj: Obj): void {
     this.metrics.events.inc({ kind, type: 'delete' });
     if (this.held.remove(kind, objectKey(obj))) {
-      if (NAMED_KINDS.has(kind)) this.namesDirty = true;
       this.changed(`${kind} ${objectKey(obj)} deleted`);
     }
   }
@@ -241,6 +240,7 @@ export class Agent implements InformerEvents {
     if (report.full) this.metrics.lastFullSync = t / 1000;
     for (const m of MAPS as readonly MapName[]) this.metrics.entries[m] = this.model?.[m]?.size ?? 0;
     for (const k of this.o.kinds) this.metrics.objects[k] = this.held.count(k);
+    if (ok && this.held.namesVersion !== this.namesWritten) this.namesDirty = true;
     if (ok) this.scheduleNames();
     for (const w of this.waiters.splice(0)) w(report);
   }
@@ -264,9 +264,10 @@ export class Agent implements InformerEvents {
     this.namesDirty = false;
     this.namesLast = Date.now();
     try {
-      const names = agentNames(this.held.all(), nodeAddresses(this.held.get('Node', this.o.nodeName)), o.source);
-      if (names === null) return;
-      await o.write(names);
+      // assembled from the units' parts (desired.ts): no translation of the held objects
+      const version = this.held.namesVersion;
+      await o.write(this.held.names(o.source));
+      this.namesWritten = version;
       this.metrics.namesWritten.inc();
       if (this.namesFailed) this.o.log('info', 'names index written again: observe names what the agent wrote');
       this.namesFailed = false;

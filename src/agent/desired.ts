@@ -9,7 +9,7 @@
 //     or policy change recomputes this unit; a Service or EndpointSlice change never does).
 // kube-proxy's own rules apply here: Services labelled service.kubernetes.io/service-proxy-name
 // belong to another proxy; NodePort addresses come from this node's Node object.
-import { compileState, serviceEntries, type MapEntry } from '../datapath/compile.js';
+import { compileState, serviceEntries, type Compiled as CompiledState, type MapEntry } from '../datapath/compile.js';
 import { fnv1a32 } from '../datapath/identity.js';
 import { contributionOf, newOrigins, sumPolicyHalf } from '../datapath/k8s/sum.js';
 import { newSink, type Sink } from '../datapath/k8s/kinds/common.js';
@@ -20,7 +20,9 @@ import type { PodFacts } from '../datapath/k8s/kinds/pod.js';
 import type { PolicyFacts } from '../datapath/k8s/kinds/rules.js';
 import { serviceOutputs, type ServiceFacts } from '../datapath/k8s/kinds/service.js';
 import type { InputObject, Origin } from '../datapath/k8s/manifests.js';
-import { DatapathStateSchema } from '../datapath/schema.js';
+import { buildNames, type NamesIndex } from '../datapath/observe.js';
+import type { Origins } from '../datapath/k8s/origins.js';
+import { DatapathStateSchema, type DatapathState } from '../datapath/schema.js';
 import type { EntryChange } from '../datapath/sync.js';
 import { objectKey, SERVICE_PROXY_NAME, type Kind } from './slim.js';
 
@@ -79,6 +81,8 @@ interface Unit {
   findings: string[];
   /** VIP:port/protocol keys a service unit holds */
   vips: string[];
+  /** a service unit's part of the names index: [svc_id, its name, VIP, port, protocol] per datapath service */
+  names?: [number, string, string, number, string][];
 }
 
 /** The objects the informers hold, by kind and "namespace/name", and their contributions. */
@@ -107,6 +111,10 @@ export class HeldObjects {
   /** the node the entries are for (remote backends and endpoints, Local traffic policies, the SNAT address) */
   private nodeName: string | undefined;
   private refused = new Map<string, string>();
+  /** what the names index's endpoint, identity, CIDR and rule parts are built from (the policy unit's last translation) */
+  private policyNames: { state: DatapathState; compiled: CompiledState; origins: Origins } | null = null;
+  /** counts changes to what the names index says (a unit's service names, the policy unit) */
+  namesVersion = 0;
 
   /** Store (or replace) an object; false when it equals what is held (a resync or a status-only change). */
   upsert(kind: Kind, o: Obj): boolean {
@@ -272,7 +280,8 @@ export class HeldObjects {
       return undefined;
     };
     const ns = key.slice(0, key.indexOf('/'));
-    const outs = f ? serviceOutputs(f, { slices: [...(this.slices.get(key)?.values() ?? [])], pods: () => [...this.pods.values()].filter((p) => p.ns === ns), nodeAddresses: this.addresses, nodeName: this.nodeName, claim, origins: new Map() }, sink) : [];
+    const origins = new Map<string, string>();
+    const outs = f ? serviceOutputs(f, { slices: [...(this.slices.get(key)?.values() ?? [])], pods: () => [...this.pods.values()].filter((p) => p.ns === ns), nodeAddresses: this.addresses, nodeName: this.nodeName, claim, origins }, sink) : [];
     const r = DatapathStateSchema.safeParse({ services: outs, ...(this.nodeName !== undefined && { node: { name: this.nodeName } }) });
     if (!r.success) {
       const issue = r.error.issues[0]!;
@@ -283,7 +292,14 @@ export class HeldObjects {
     const old = this.units.get(svcUnit(key))?.vips ?? [];
     for (const v of claimed) this.vipOwner.set(v, key);
     const entries = new Map<string, MapEntry>();
-    for (const s of r.data.services) for (const e of serviceEntries(s, this.ids.get(`${s.vip}:${s.port}/${s.protocol}`), this.nodeName)) entries.set(entryKey(e), flat(e));
+    const names: NonNullable<Unit['names']> = [];
+    for (const s of r.data.services) {
+      const id = this.ids.get(`${s.vip}:${s.port}/${s.protocol}`);
+      for (const e of serviceEntries(s, id, this.nodeName)) entries.set(entryKey(e), flat(e));
+      names.push([id, flatten(origins.get(s.name) ?? s.name), s.vip, s.port, s.protocol]);
+    }
+    const namesBefore = this.units.get(svcUnit(key))?.names ?? [];
+    if (names.length !== namesBefore.length || names.some((n, i) => n.join('\0') !== namesBefore[i]!.join('\0'))) this.namesVersion++;
     for (const v of old)
       if (!claimed.includes(v)) {
         this.vipOwner.delete(v);
@@ -291,13 +307,14 @@ export class HeldObjects {
         for (const w of this.vipWaiting.get(v) ?? []) this.dirty.add(svcUnit(w));
         this.vipWaiting.delete(v);
       }
-    return { entries: [...entries.values()], findings: findingLines(sink), vips: claimed };
+    return { entries: [...entries.values()], findings: findingLines(sink), vips: claimed, ...(names.length > 0 && { names }) };
   }
 
   private policyUnit(): Unit | null {
     const sink = newSink();
     const sorted = <T>(m: Map<string, T>) => [...m.keys()].sort().map((k) => m.get(k)!);
-    const half = sumPolicyHalf(sorted(this.pods), this.namespaces, sorted(this.policies).flat(), sink, newOrigins(), this.nodeName);
+    const origins = newOrigins();
+    const half = sumPolicyHalf(sorted(this.pods), this.namespaces, sorted(this.policies).flat(), sink, origins, this.nodeName);
     // the node (its SNAT address: node_cfg) goes with the endpoints: remote ones are told apart by it
     const node = this.nodeName === undefined ? {} : { node: { name: this.nodeName, ...(this.addresses.length > 0 && { addresses: this.addresses }) } };
     const r = DatapathStateSchema.safeParse({ endpoints: half.endpoints, policies: half.policies, ...node });
@@ -308,8 +325,25 @@ export class HeldObjects {
     }
     this.refused.delete(POLICY_UNIT);
     const entries = new Map<string, MapEntry>();
-    for (const e of compileState(r.data).entries) entries.set(entryKey(e), flat(e));
+    const compiled = compileState(r.data);
+    for (const e of compiled.entries) entries.set(entryKey(e), flat(e));
+    // the names index's other parts are built from these when it is next written, off the event path
+    this.policyNames = { state: r.data, compiled: { ...compiled, entries: [] }, origins };
+    this.namesVersion++;
     return { entries: [...entries.values()], findings: findingLines(sink), vips: [] };
+  }
+
+  /**
+   * The names index of what the units hold now (what the last delta or compile wrote): the service
+   * names each Service's unit kept, with the svc_ids the agent gave them, and the endpoint, identity,
+   * CIDR and rule names of the policy unit's last translation. No translation here: a Service unit
+   * keeps its part when it is recomputed, the policy unit the inputs of its part.
+   */
+  names(source: string, now = new Date()): NamesIndex {
+    const p = this.policyNames;
+    const base = p ? buildNames({ ...p.state, services: [] }, p.compiled, p.origins, source, now) : buildNames(DatapathStateSchema.parse({}), { entries: [], identities: { byLabels: new Map(), byEndpoint: new Map(), byCidr: new Map() }, serviceIds: new Map(), rules: new Map() }, newOrigins(), source, now);
+    for (const u of this.units.values()) for (const [id, name, vip, port, protocol] of u.names ?? []) base.services[String(id)] = { name, vip, port, protocol };
+    return base;
   }
 
   /** Every entry desired now (the full sync's side of the diff against the pinned maps). */
@@ -326,8 +360,10 @@ export class HeldObjects {
  * Services. Buffer's round trip is the reliable way to flatten one.
  */
 function flat(e: MapEntry): MapEntry {
-  return { map: e.map, keyHex: e.keyHex, valueHex: e.valueHex, note: Buffer.from(e.note).toString() };
+  return { map: e.map, keyHex: e.keyHex, valueHex: e.valueHex, note: flatten(e.note) };
 }
+
+const flatten = (s: string): string => Buffer.from(s).toString();
 
 function sameExceptVersion(a: Obj, b: Obj): boolean {
   const strip = (o: Obj) => JSON.stringify({ ...o, metadata: { ...(o.metadata as Obj), resourceVersion: undefined } });
