@@ -365,9 +365,33 @@ function flat(e: MapEntry): MapEntry {
 
 const flatten = (s: string): string => Buffer.from(s).toString();
 
+/** Equal but for metadata.resourceVersion (a resync, a status-only change): compared in place, nothing serialised. */
 function sameExceptVersion(a: Obj, b: Obj): boolean {
-  const strip = (o: Obj) => JSON.stringify({ ...o, metadata: { ...(o.metadata as Obj), resourceVersion: undefined } });
-  return strip(a) === strip(b);
+  for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    if (k !== 'metadata') {
+      if (!deepEqual(a[k], b[k])) return false;
+      continue;
+    }
+    const ma = a.metadata as Obj | undefined;
+    const mb = b.metadata as Obj | undefined;
+    if (!ma || !mb) return ma === mb;
+    const keys = new Set([...Object.keys(ma), ...Object.keys(mb)]);
+    for (const m of keys) if (m !== 'resourceVersion' && !deepEqual(ma[m], mb[m])) return false;
+  }
+  return true;
+}
+
+/** Deep equality of JSON values (an absent key equals an undefined one, as JSON.stringify has it). */
+function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) return a.length === (b as unknown[]).length && a.every((x, i) => deepEqual(x, (b as unknown[])[i]));
+  const oa = a as Obj;
+  const ob = b as Obj;
+  const keys = new Set([...Object.keys(oa), ...Object.keys(ob)]);
+  for (const k of keys) if (!deepEqual(oa[k], ob[k])) return false;
+  return true;
 }
 
 /** Every map entry the held objects ask for, on the node `nodeName`. */
