@@ -143,10 +143,6 @@ export class HeldObjects {
     return this.byKind.get(kind)?.get(key);
   }
 
-  *all(): Generator<[Kind, string, Obj]> {
-    for (const [kind, m] of this.byKind) for (const [key, o] of m) yield [kind, key, o];
-  }
-
   /** Replace one object's contribution and mark what it touches dirty. */
   private contribute(kind: Kind, key: string, o: Obj | undefined): void {
     const id = `${kind}/${key}`;
