@@ -3,17 +3,18 @@
 //   - the first sync (and the first after an API outage or a failed write) is a full one: the pinned
 //     maps are dumped and diffed, so a restarted agent rewrites nothing that is already right;
 //   - after that each sync is a delta against what the agent knows the maps hold;
-//   - a lone change is synced at once; changes arriving while a sync runs or within
-//     `minSyncIntervalMs` of the last one are coalesced into the next (kube-proxy's minSyncPeriod).
+//   - a change is synced at once, on the next turn of the event loop, never behind a timer: what
+//     arrives in the same read of a watch stream (a burst) goes into that one sync, what arrives
+//     while a sync runs into the next; `minSyncIntervalMs` (default 0) can hold syncs apart
+//     (kube-proxy's minSyncPeriod) at the cost of delaying a change by up to that long.
 import { MAPS, type MapName } from '../datapath/consts.js';
 import { deltaSync, incrementalSync, type CurrentEntries } from '../datapath/sync.js';
 import type { MapWriter } from '../datapath/writer.js';
 import type { NamesIndex } from '../datapath/observe.js';
-import { compile, HeldObjects, nodeAddresses } from './desired.js';
+import { compile, HeldObjects } from './desired.js';
 import { resourceOf, type ApiError, type InformerEvents } from './informers.js';
 import type { Logger } from './log.js';
 import { AgentMetrics } from './metrics.js';
-import { agentNames, NAMED_KINDS } from './names.js';
 import { objectKey, type Kind } from './slim.js';
 
 type Obj = Record<string, unknown>;
@@ -24,11 +25,11 @@ export interface AgentOptions {
   log: Logger;
   /** the kinds that must list before the first sync */
   kinds: readonly Kind[];
-  /** coalescing window after a sync (default 50 ms); a change after a quiet period is synced at once */
+  /** hold syncs this far apart (default 0: none; a change is synced on the next turn of the loop) */
   minSyncIntervalMs?: number;
   /** retry a failed write after this long (default 1 s) */
   retryMs?: number;
-  /** leave the names index for `datapath observe` (rebuilt after a change to a named kind, at most once per `intervalMs`, default 1 s) */
+  /** leave the names index for `datapath observe` (rewritten after a sync changed what it says, at most once per `intervalMs`, default 1 s) */
   names?: { write(n: NamesIndex): Promise<void>; source: string; intervalMs?: number };
 }
 
@@ -54,12 +55,15 @@ export class Agent implements InformerEvents {
   private writable = true;
   private inSync = false;
   private seenFindings = new Set<string>();
+  private lastFindings: string[] | null = null;
   private closed = false;
   private namesDirty = false;
   private namesTimer: NodeJS.Timeout | undefined;
   private namesWriting: Promise<void> | null = null;
   private namesLast = 0;
   private namesFailed = false;
+  /** the desired state's namesVersion the last index written was built from */
+  private namesWritten = -1;
   /** resolves after each sync (tests and the bench wait on it) */
   private waiters: ((r: SyncReport) => void)[] = [];
 
@@ -70,7 +74,6 @@ export class Agent implements InformerEvents {
   upsert(kind: Kind, obj: Obj): void {
     this.metrics.events.inc({ kind, type: 'upsert' });
     if (this.held.upsert(kind, obj)) {
-      if (NAMED_KINDS.has(kind)) this.namesDirty = true;
       this.changed(`${kind} ${objectKey(obj)} changed`);
     }
   }
@@ -78,7 +81,6 @@ export class Agent implements InformerEvents {
   remove(kind: Kind, obj: Obj): void {
     this.metrics.events.inc({ kind, type: 'delete' });
     if (this.held.remove(kind, objectKey(obj))) {
-      if (NAMED_KINDS.has(kind)) this.namesDirty = true;
       this.changed(`${kind} ${objectKey(obj)} deleted`);
     }
   }
@@ -171,7 +173,7 @@ export class Agent implements InformerEvents {
 
   private schedule(delayMs?: number): void {
     if (this.closed || this.timer || this.running || !this.synced()) return;
-    const wait = delayMs ?? Math.max(0, this.lastSyncEnd + (this.o.minSyncIntervalMs ?? 50) - Date.now());
+    const wait = delayMs ?? Math.max(0, this.lastSyncEnd + (this.o.minSyncIntervalMs ?? 0) - Date.now());
     const run = () => {
       this.timer = undefined;
       this.running = this.sync().finally(() => {
@@ -191,8 +193,11 @@ export class Agent implements InformerEvents {
       // a full sync diffs everything desired against the pinned maps; otherwise only the entries of
       // the units the batch touched (desired.ts) are compared with what the maps are known to hold
       const c = full ? compile(this.held, this.o.nodeName) : this.held.delta(this.o.nodeName);
-      for (const f of c.findings) if (!this.seenFindings.has(f)) this.o.log('warn', `left out: ${f}`);
-      this.seenFindings = new Set(c.findings);
+      if (c.findings !== this.lastFindings) {
+        for (const f of c.findings) if (!this.seenFindings.has(f)) this.o.log('warn', `left out: ${f}`);
+        this.seenFindings = new Set(c.findings);
+        this.lastFindings = c.findings;
+      }
       if (c.refused !== undefined) this.o.log('error', `the datapath refuses what these objects translate to; their entries are left as they were: ${c.refused}`);
       if (full) {
         this.needFull = false;
@@ -235,6 +240,7 @@ export class Agent implements InformerEvents {
     if (report.full) this.metrics.lastFullSync = t / 1000;
     for (const m of MAPS as readonly MapName[]) this.metrics.entries[m] = this.model?.[m]?.size ?? 0;
     for (const k of this.o.kinds) this.metrics.objects[k] = this.held.count(k);
+    if (ok && this.held.namesVersion !== this.namesWritten) this.namesDirty = true;
     if (ok) this.scheduleNames();
     for (const w of this.waiters.splice(0)) w(report);
   }
@@ -258,9 +264,10 @@ export class Agent implements InformerEvents {
     this.namesDirty = false;
     this.namesLast = Date.now();
     try {
-      const names = agentNames(this.held.all(), nodeAddresses(this.held.get('Node', this.o.nodeName)), o.source);
-      if (names === null) return;
-      await o.write(names);
+      // assembled from the units' parts (desired.ts): no translation of the held objects
+      const version = this.held.namesVersion;
+      await o.write(this.held.names(o.source));
+      this.namesWritten = version;
       this.metrics.namesWritten.inc();
       if (this.namesFailed) this.o.log('info', 'names index written again: observe names what the agent wrote');
       this.namesFailed = false;

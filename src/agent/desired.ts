@@ -9,7 +9,7 @@
 //     or policy change recomputes this unit; a Service or EndpointSlice change never does).
 // kube-proxy's own rules apply here: Services labelled service.kubernetes.io/service-proxy-name
 // belong to another proxy; NodePort addresses come from this node's Node object.
-import { compileState, serviceEntries, type MapEntry } from '../datapath/compile.js';
+import { compileState, serviceEntries, type Compiled as CompiledState, type MapEntry } from '../datapath/compile.js';
 import { fnv1a32 } from '../datapath/identity.js';
 import { contributionOf, newOrigins, sumPolicyHalf } from '../datapath/k8s/sum.js';
 import { newSink, type Sink } from '../datapath/k8s/kinds/common.js';
@@ -20,7 +20,9 @@ import type { PodFacts } from '../datapath/k8s/kinds/pod.js';
 import type { PolicyFacts } from '../datapath/k8s/kinds/rules.js';
 import { serviceOutputs, type ServiceFacts } from '../datapath/k8s/kinds/service.js';
 import type { InputObject, Origin } from '../datapath/k8s/manifests.js';
-import { DatapathStateSchema } from '../datapath/schema.js';
+import { buildNames, type NamesIndex } from '../datapath/observe.js';
+import type { Origins } from '../datapath/k8s/origins.js';
+import { DatapathStateSchema, type DatapathState } from '../datapath/schema.js';
 import type { EntryChange } from '../datapath/sync.js';
 import { objectKey, SERVICE_PROXY_NAME, type Kind } from './slim.js';
 
@@ -79,6 +81,8 @@ interface Unit {
   findings: string[];
   /** VIP:port/protocol keys a service unit holds */
   vips: string[];
+  /** a service unit's part of the names index: [svc_id, its name, VIP, port, protocol] per datapath service */
+  names?: [number, string, string, number, string][];
 }
 
 /** The objects the informers hold, by kind and "namespace/name", and their contributions. */
@@ -93,8 +97,10 @@ export class HeldObjects {
   private readonly pods = new Map<string, PodFacts>();
   private readonly namespaces = new Map<string, NamespaceFacts>();
   private readonly policies = new Map<string, PolicyFacts[]>();
-  /** Services with a selector and no EndpointSlice: their backends are pods */
-  private readonly bySelector = new Set<string>();
+  /** Services with a selector and no EndpointSlice (their backends are pods), by namespace */
+  private readonly bySelector = new Map<string, Set<string>>();
+  /** every finding now (objects' and units'), rebuilt only after one of them changed */
+  private findingsNow: string[] | null = null;
   private readonly units = new Map<string, Unit>();
   private readonly dirty = new Set<string>([POLICY_UNIT]);
   private readonly vipOwner = new Map<string, string>();
@@ -105,6 +111,10 @@ export class HeldObjects {
   /** the node the entries are for (remote backends and endpoints, Local traffic policies, the SNAT address) */
   private nodeName: string | undefined;
   private refused = new Map<string, string>();
+  /** what the names index's endpoint, identity, CIDR and rule parts are built from (the policy unit's last translation) */
+  private policyNames: { state: DatapathState; compiled: CompiledState; origins: Origins } | null = null;
+  /** counts changes to what the names index says (a unit's service names, the policy unit) */
+  namesVersion = 0;
 
   /** Store (or replace) an object; false when it equals what is held (a resync or a status-only change). */
   upsert(kind: Kind, o: Obj): boolean {
@@ -133,17 +143,15 @@ export class HeldObjects {
     return this.byKind.get(kind)?.get(key);
   }
 
-  *all(): Generator<[Kind, string, Obj]> {
-    for (const [kind, m] of this.byKind) for (const [key, o] of m) yield [kind, key, o];
-  }
-
   /** Replace one object's contribution and mark what it touches dirty. */
   private contribute(kind: Kind, key: string, o: Obj | undefined): void {
     const id = `${kind}/${key}`;
     const skip = kind === 'Node' || (kind === 'Service' && ((o?.metadata as Obj | undefined)?.labels as Obj | undefined)?.[SERVICE_PROXY_NAME] !== undefined);
     const c = o === undefined || skip ? undefined : contributionOf({ origin: origin(kind, key), obj: o } satisfies InputObject);
-    if (c && c.sink.findings.length > 0) this.objectFindings.set(id, findingLines(c.sink));
-    else this.objectFindings.delete(id);
+    if (c && c.sink.findings.length > 0) {
+      this.objectFindings.set(id, findingLines(c.sink));
+      this.findingsNow = null;
+    } else if (this.objectFindings.delete(id)) this.findingsNow = null;
     const ns = key.includes('/') ? key.slice(0, key.indexOf('/')) : '';
     switch (kind) {
       case 'Service': {
@@ -179,7 +187,7 @@ export class HeldObjects {
         if (p) this.pods.set(key, p);
         else this.pods.delete(key);
         this.dirty.add(POLICY_UNIT);
-        for (const s of this.bySelector) if (s.startsWith(`${ns}/`)) this.dirty.add(svcUnit(s));
+        for (const s of this.bySelector.get(ns) ?? []) this.dirty.add(svcUnit(s));
         break;
       }
       case 'Namespace':
@@ -199,8 +207,12 @@ export class HeldObjects {
   }
 
   private bySelectorUpdate(svc: string): void {
-    if (this.services.get(svc)?.selector && !this.slices.has(svc)) this.bySelector.add(svc);
-    else this.bySelector.delete(svc);
+    const ns = svc.slice(0, svc.indexOf('/'));
+    const set = this.bySelector.get(ns);
+    if (this.services.get(svc)?.selector && !this.slices.has(svc)) {
+      if (set) set.add(svc);
+      else this.bySelector.set(ns, new Set([svc]));
+    } else if (set?.delete(svc) && set.size === 0) this.bySelector.delete(ns);
   }
 
   /** The entries changed since the last delta or compile, on the node `nodeName`. */
@@ -224,6 +236,7 @@ export class HeldObjects {
       const before = this.units.get(unit);
       const after = unit === POLICY_UNIT ? this.policyUnit() : this.serviceUnit(unit.slice(4));
       if (after === null) continue; // refused: its entries stay as they were
+      if ((before?.findings.length ?? 0) > 0 || after.findings.length > 0) this.findingsNow = null;
       if (after.entries.length === 0 && after.findings.length === 0) this.units.delete(unit);
       else this.units.set(unit, after);
       const was = new Map((before?.entries ?? []).map((e) => [entryKey(e), e]));
@@ -238,11 +251,13 @@ export class HeldObjects {
     return { changes: [...changes.values()], findings: this.findings(), ...(this.refused.size > 0 && { refused: [...this.refused.values()].join('; ') }) };
   }
 
+  /** Every finding (the same array while none changed: a delta does not walk every unit). */
   private findings(): string[] {
+    if (this.findingsNow) return this.findingsNow;
     const out: string[] = [];
     for (const f of this.objectFindings.values()) out.push(...f);
     for (const u of this.units.values()) out.push(...u.findings);
-    return out;
+    return (this.findingsNow = out);
   }
 
   private serviceUnit(key: string): Unit | null {
@@ -261,7 +276,8 @@ export class HeldObjects {
       return undefined;
     };
     const ns = key.slice(0, key.indexOf('/'));
-    const outs = f ? serviceOutputs(f, { slices: [...(this.slices.get(key)?.values() ?? [])], pods: () => [...this.pods.values()].filter((p) => p.ns === ns), nodeAddresses: this.addresses, nodeName: this.nodeName, claim, origins: new Map() }, sink) : [];
+    const origins = new Map<string, string>();
+    const outs = f ? serviceOutputs(f, { slices: [...(this.slices.get(key)?.values() ?? [])], pods: () => [...this.pods.values()].filter((p) => p.ns === ns), nodeAddresses: this.addresses, nodeName: this.nodeName, claim, origins }, sink) : [];
     const r = DatapathStateSchema.safeParse({ services: outs, ...(this.nodeName !== undefined && { node: { name: this.nodeName } }) });
     if (!r.success) {
       const issue = r.error.issues[0]!;
@@ -272,7 +288,14 @@ export class HeldObjects {
     const old = this.units.get(svcUnit(key))?.vips ?? [];
     for (const v of claimed) this.vipOwner.set(v, key);
     const entries = new Map<string, MapEntry>();
-    for (const s of r.data.services) for (const e of serviceEntries(s, this.ids.get(`${s.vip}:${s.port}/${s.protocol}`), this.nodeName)) entries.set(entryKey(e), flat(e));
+    const names: NonNullable<Unit['names']> = [];
+    for (const s of r.data.services) {
+      const id = this.ids.get(`${s.vip}:${s.port}/${s.protocol}`);
+      for (const e of serviceEntries(s, id, this.nodeName)) entries.set(entryKey(e), flat(e));
+      names.push([id, flatten(origins.get(s.name) ?? s.name), s.vip, s.port, s.protocol]);
+    }
+    const namesBefore = this.units.get(svcUnit(key))?.names ?? [];
+    if (names.length !== namesBefore.length || names.some((n, i) => n.join('\0') !== namesBefore[i]!.join('\0'))) this.namesVersion++;
     for (const v of old)
       if (!claimed.includes(v)) {
         this.vipOwner.delete(v);
@@ -280,13 +303,14 @@ export class HeldObjects {
         for (const w of this.vipWaiting.get(v) ?? []) this.dirty.add(svcUnit(w));
         this.vipWaiting.delete(v);
       }
-    return { entries: [...entries.values()], findings: findingLines(sink), vips: claimed };
+    return { entries: [...entries.values()], findings: findingLines(sink), vips: claimed, ...(names.length > 0 && { names }) };
   }
 
   private policyUnit(): Unit | null {
     const sink = newSink();
     const sorted = <T>(m: Map<string, T>) => [...m.keys()].sort().map((k) => m.get(k)!);
-    const half = sumPolicyHalf(sorted(this.pods), this.namespaces, sorted(this.policies).flat(), sink, newOrigins(), this.nodeName);
+    const origins = newOrigins();
+    const half = sumPolicyHalf(sorted(this.pods), this.namespaces, sorted(this.policies).flat(), sink, origins, this.nodeName);
     // the node (its SNAT address: node_cfg) goes with the endpoints: remote ones are told apart by it
     const node = this.nodeName === undefined ? {} : { node: { name: this.nodeName, ...(this.addresses.length > 0 && { addresses: this.addresses }) } };
     const r = DatapathStateSchema.safeParse({ endpoints: half.endpoints, policies: half.policies, ...node });
@@ -297,8 +321,25 @@ export class HeldObjects {
     }
     this.refused.delete(POLICY_UNIT);
     const entries = new Map<string, MapEntry>();
-    for (const e of compileState(r.data).entries) entries.set(entryKey(e), flat(e));
+    const compiled = compileState(r.data);
+    for (const e of compiled.entries) entries.set(entryKey(e), flat(e));
+    // the names index's other parts are built from these when it is next written, off the event path
+    this.policyNames = { state: r.data, compiled: { ...compiled, entries: [] }, origins };
+    this.namesVersion++;
     return { entries: [...entries.values()], findings: findingLines(sink), vips: [] };
+  }
+
+  /**
+   * The names index of what the units hold now (what the last delta or compile wrote): the service
+   * names each Service's unit kept, with the svc_ids the agent gave them, and the endpoint, identity,
+   * CIDR and rule names of the policy unit's last translation. No translation here: a Service unit
+   * keeps its part when it is recomputed, the policy unit the inputs of its part.
+   */
+  names(source: string, now = new Date()): NamesIndex {
+    const p = this.policyNames;
+    const base = p ? buildNames({ ...p.state, services: [] }, p.compiled, p.origins, source, now) : buildNames(DatapathStateSchema.parse({}), { entries: [], identities: { byLabels: new Map(), byEndpoint: new Map(), byCidr: new Map() }, serviceIds: new Map(), rules: new Map() }, newOrigins(), source, now);
+    for (const u of this.units.values()) for (const [id, name, vip, port, protocol] of u.names ?? []) base.services[String(id)] = { name, vip, port, protocol };
+    return base;
   }
 
   /** Every entry desired now (the full sync's side of the diff against the pinned maps). */
@@ -315,12 +356,38 @@ export class HeldObjects {
  * Services. Buffer's round trip is the reliable way to flatten one.
  */
 function flat(e: MapEntry): MapEntry {
-  return { map: e.map, keyHex: e.keyHex, valueHex: e.valueHex, note: Buffer.from(e.note).toString() };
+  return { map: e.map, keyHex: e.keyHex, valueHex: e.valueHex, note: flatten(e.note) };
 }
 
+const flatten = (s: string): string => Buffer.from(s).toString();
+
+/** Equal but for metadata.resourceVersion (a resync, a status-only change): compared in place, nothing serialised. */
 function sameExceptVersion(a: Obj, b: Obj): boolean {
-  const strip = (o: Obj) => JSON.stringify({ ...o, metadata: { ...(o.metadata as Obj), resourceVersion: undefined } });
-  return strip(a) === strip(b);
+  for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    if (k !== 'metadata') {
+      if (!deepEqual(a[k], b[k])) return false;
+      continue;
+    }
+    const ma = a.metadata as Obj | undefined;
+    const mb = b.metadata as Obj | undefined;
+    if (!ma || !mb) return ma === mb;
+    const keys = new Set([...Object.keys(ma), ...Object.keys(mb)]);
+    for (const m of keys) if (m !== 'resourceVersion' && !deepEqual(ma[m], mb[m])) return false;
+  }
+  return true;
+}
+
+/** Deep equality of JSON values (an absent key equals an undefined one, as JSON.stringify has it). */
+function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) return a.length === (b as unknown[]).length && a.every((x, i) => deepEqual(x, (b as unknown[])[i]));
+  const oa = a as Obj;
+  const ob = b as Obj;
+  const keys = new Set([...Object.keys(oa), ...Object.keys(ob)]);
+  for (const k of keys) if (!deepEqual(oa[k], ob[k])) return false;
+  return true;
 }
 
 /** Every map entry the held objects ask for, on the node `nodeName`. */

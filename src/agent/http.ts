@@ -1,7 +1,8 @@
 // /healthz, /readyz and /metrics on 127.0.0.1 by default (`--listen ADDR:PORT` for another address).
 // healthz: the process is alive and its loop turns; readyz: every informer has listed, the last sync
 // wrote everything, the maps are writable (503 with the reason otherwise); metrics: the agent's own
-// families, then the datapath's (the same renderer as `datapath metrics`).
+// families, then the datapath's (the same renderer as `datapath metrics`); latency: the exact
+// event → map latencies of the last 131072 changes as JSON (`?since=N`: those after the first N).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { UsageError } from '../errors.js';
@@ -12,6 +13,8 @@ export interface Endpoints {
   /** said after "ok" on /readyz while ready but degraded ('' when nothing) */
   degraded?(): string;
   metrics(): Promise<string>;
+  /** the exact event → map latencies observed after the first `since` (JSON for /latency) */
+  latency?(since: number): unknown;
 }
 
 /** Parse `ADDR:PORT` (`[v6]:PORT` for IPv6); PORT 0 picks a free one. */
@@ -42,7 +45,12 @@ export async function serveEndpoints(listen: { host: string; port: number }, e: 
         (m) => text(200, m, 'text/plain; version=0.0.4; charset=utf-8'),
         (err: Error) => text(500, `metrics: ${err.message}\n`),
       );
-    text(404, 'not found: /healthz, /readyz, /metrics\n');
+    if (path === '/latency' && e.latency) {
+      // ?since=N: the observations after the first N; without it, only the count to ask from
+      const since = /[?&]since=(\d{1,15})(?:&|$)/.exec(req.url ?? '')?.[1];
+      return text(200, `${JSON.stringify(e.latency(since === undefined ? Number.MAX_SAFE_INTEGER : Number(since)))}\n`, 'application/json');
+    }
+    text(404, 'not found: /healthz, /readyz, /metrics, /latency\n');
   });
   await new Promise<void>((res, rej) => {
     server.once('error', (err: NodeJS.ErrnoException) => rej(new UsageError(`--listen ${listen.host}:${listen.port}: ${err.code ?? err.message}`, { cause: err })));

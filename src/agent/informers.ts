@@ -106,7 +106,7 @@ class SlimWatch extends Watch {
       path,
       q,
       (phase, obj, watchObj) => {
-        if (phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED') return callback(phase, slim(this.kind, obj), watchObj);
+        if (phase === 'ADDED' || phase === 'MODIFIED' || phase === 'DELETED') return callback(phase, slim(this.kind, obj, true), watchObj);
         if (phase === 'BOOKMARK') this.onBookmark();
         return callback(phase, obj, watchObj);
       },

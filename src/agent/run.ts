@@ -70,6 +70,7 @@ export async function runAgent(o: RunOptions): Promise<number> {
       notReadyReason: () => agent.notReadyReason(),
       degraded: () => agent.degraded(),
       metrics: async () => agent.metrics.render(agent.ready()) + (await datapathMetrics(host)),
+      latency: (since) => agent.metrics.latencySince(since),
     });
     o.log('info', 'endpoints listening: /healthz /readyz /metrics', { listen: listening(server), node: o.nodeName, server: kc.getCurrentCluster()?.server });
     o.onListening?.(listening(server));

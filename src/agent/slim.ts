@@ -28,7 +28,8 @@ function pick(o: Obj, keys: readonly string[]): Obj {
 }
 
 /** Plain JSON (typed models may hold Dates and class instances). */
-const plain = (v: unknown): unknown => (v === undefined ? undefined : JSON.parse(JSON.stringify(v)));
+const copy = (v: unknown): unknown => (v === undefined ? undefined : JSON.parse(JSON.stringify(v)));
+const same = (v: unknown): unknown => v;
 
 function meta(o: Obj, annotations: boolean): Obj {
   const md = obj(o.metadata);
@@ -40,8 +41,13 @@ function meta(o: Obj, annotations: boolean): Obj {
   return out;
 }
 
-/** The object reduced to what the datapath needs, as plain JSON, with its apiVersion and kind set. */
-export function slim(kind: Kind, raw: unknown): Obj {
+/**
+ * The object reduced to what the datapath needs, as plain JSON, with its apiVersion and kind set.
+ * `json`: `raw` is already plain JSON (a watch event, parsed by client-node): its parts are taken
+ * as they are, not copied through JSON (the raw object is dropped after this, its parts kept).
+ */
+export function slim(kind: Kind, raw: unknown, json = false): Obj {
+  const plain = json ? same : copy;
   const o = obj(raw);
   const spec = obj(o.spec);
   const status = obj(o.status);

@@ -7,8 +7,10 @@
 //                  and the agent's own "endpoints listening" → "full sync" log lines; RSS then
 //   churn          R EndpointSlice changes per second for S seconds (one endpoint's ready condition
 //                  flipped: a backend removed or added back), then until every change is written:
-//                  event received → map written p50/p99 from the agent's histogram (the upper bound
-//                  of the bucket the percentile falls in), its CPU (utime+stime / wall) and RSS
+//                  event received → map written p50/p99/max from the agent's exact observations
+//                  (its /latency endpoint), its CPU (utime+stime / wall) and RSS
+//   baseline       the same agent against an API server holding only its Node and a Namespace:
+//                  RSS once ready (what Node.js and client-node cost before any object is held)
 //   nftables       beside it, kube-proxy's nftables mode (kube-nftables.ts) applying one endpoint
 //                  change to a table of the same N services: the partial-sync transaction (the
 //                  service chain rewritten, the endpoint's chain deleted or added) through `nft -f`,
@@ -37,8 +39,10 @@ export interface AgentBenchOptions {
   /** changes per second, one churn phase each */
   rates: number[];
   churnSeconds: number;
-  /** nft runs for the one-endpoint-change figure */
+  /** nft runs for the one-endpoint-change figure (0: not measured) */
   nftRuns: number;
+  /** node options for the agent child (PREP_NODE_BENCH_AGENT_NODE_ARGS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) */
+  agentNodeArgs?: string;
   cli: string;
   loader: string;
   nft: string;
@@ -54,9 +58,12 @@ export interface ChurnFigures {
   written: number;
   /** syncs (batches) they went out in */
   syncs: number;
-  /** event → map written, seconds: the upper bound of the histogram bucket the percentile falls in */
-  p50LeS: number | null;
-  p99LeS: number | null;
+  /** event → map written, seconds, exact (the agent's own observations, /latency); null: none */
+  p50S: number | null;
+  p99S: number | null;
+  maxS: number | null;
+  /** observations the agent's ring no longer held when read (0: the percentiles are of every change) */
+  lost: number;
   /** the agent's CPU over the churn and the drain after it, percent of one core */
   cpuPct: number;
   /** wall seconds from the first change to the last one written */
@@ -65,10 +72,12 @@ export interface ChurnFigures {
 }
 
 export interface AgentBenchDoc {
-  schema: 'prep-node/bench-agent/v1';
+  schema: 'prep-node/bench-agent/v2';
   started: string;
   durationS: number;
-  config: Omit<AgentBenchOptions, 'cli' | 'loader' | 'nft' | 'log'>;
+  config: Omit<AgentBenchOptions, 'cli' | 'loader' | 'nft' | 'log' | 'agentNodeArgs'>;
+  /** the agent with nothing to hold (its Node and one Namespace): RSS once ready */
+  baseline: { rssBytes: number };
   /** namesS: after ready, until the names index was first written (churn starts after it) */
   initial: { readyS: number; namesS: number; listToFullSyncS: number | null; rssBytes: number; peakRssBytes: number; entries: Record<string, number> };
   churn: ChurnFigures[];
@@ -136,29 +145,25 @@ const metricSum = (text: string, name: string) =>
     .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
     .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
 
-/** The upper bound of the bucket the q-quantile of (after − before) falls in. */
-export function quantileLe(before: Histogram, after: Histogram, q: number): number | null {
-  const n = after.count - before.count;
-  if (n <= 0) return null;
-  const rank = Math.ceil(q * n);
-  for (let i = 0; i < after.buckets.length; i++) {
-    const [le, cum] = after.buckets[i]!;
-    if (cum - (before.buckets[i]?.[1] ?? 0) >= rank) return le;
-  }
-  return Infinity;
+/** Exact percentiles (nearest rank) and the maximum of observations, seconds. */
+export function exactQuantiles(xs: readonly number[]): { p50S: number | null; p99S: number | null; maxS: number | null } {
+  if (xs.length === 0) return { p50S: null, p99S: null, maxS: null };
+  const s = Float64Array.from(xs).sort();
+  const at = (q: number) => s[Math.max(0, Math.ceil(q * s.length) - 1)]!;
+  return { p50S: at(0.5), p99S: at(0.99), maxS: s[s.length - 1]! };
 }
 
 class AgentChild {
   readonly proc: ChildProcess;
   listen = '';
   readonly lines: Obj[] = [];
-  constructor(cli: string, loader: string, kubeconfig: string, cgroup: string, caps: string) {
+  constructor(cli: string, loader: string, kubeconfig: string, cgroup: string, caps: string, nodeArgs = '') {
     const script = `set -e
 mount --make-rprivate /
 mount -t bpf bpf /sys/fs/bpf
 mkdir -p /var/lib/prep-node && mount -t tmpfs tmpfs /var/lib/prep-node
 ${loader} install --cap ${caps} --cgroup ${cgroup} >/dev/null
-exec ${process.execPath} ${cli} agent --kubeconfig ${kubeconfig} --node-name ${NODE} --listen 127.0.0.1:0 --log-format json`;
+exec ${process.execPath} ${nodeArgs} ${cli} agent --kubeconfig ${kubeconfig} --node-name ${NODE} --listen 127.0.0.1:0 --log-format json`;
     this.proc = track(spawn('unshare', ['--mount', 'sh', '-c', script], { stdio: ['ignore', 'ignore', 'pipe'] }));
     createInterface(this.proc.stderr!).on('line', (l) => {
       try {
@@ -169,6 +174,9 @@ exec ${process.execPath} ${cli} agent --kubeconfig ${kubeconfig} --node-name ${N
         this.lines.push({ raw: l });
       }
     });
+  }
+  async latency(since?: number): Promise<{ next: number; lost: number; seconds: number[] }> {
+    return JSON.parse((await this.get(`/latency${since === undefined ? '' : `?since=${since}`}`)).body) as { next: number; lost: number; seconds: number[] };
   }
   async get(path: string): Promise<{ status: number; body: string }> {
     const r = await fetch(`http://${this.listen}${path}`);
@@ -217,6 +225,7 @@ export function nftEndpointChange(s: BenchService, down: number, changed: number
 async function nftables(o: AgentBenchOptions, set: readonly BenchService[]): Promise<AgentBenchDoc['nftables']> {
   const ns = `pn-bench-agent-nft-${process.pid}`;
   const nft = (input: string) => run('ip', ['netns', 'exec', ns, o.nft, '-f', '-'], { input, timeoutMs: 300_000 });
+  if (o.nftRuns === 0) return { unavailable: 'not asked for (--runs 0)' };
   const add = await run('ip', ['netns', 'add', ns]);
   if (add.code !== 0) return { unavailable: `ip netns add: ${why(add)}` };
   try {
@@ -259,11 +268,33 @@ export async function runAgentBench(o: AgentBenchOptions): Promise<AgentBenchDoc
     fake.writeKubeconfig(kc);
     log(`${o.services} services, ${o.services * o.endpointsPer} endpoints, ${Math.min(o.pods, o.services * o.endpointsPer)} pods on the fake API server; starting the agent`);
 
+    // ---- baseline: the agent holding nothing (its Node, one Namespace)
+    const empty = new FakeApiServer();
+    let baseline: AgentBenchDoc['baseline'];
+    try {
+      empty.apply(namespace('bench'));
+      empty.apply(node(NODE, '198.18.0.1'));
+      await empty.start();
+      const ekc = join(dir, 'kubeconfig-empty');
+      empty.writeKubeconfig(ekc);
+      child = new AgentChild(o.cli, o.loader, ekc, cg, 'services=65536,backends=65536');
+      const e = child;
+      await waitFor('the empty agent ready', async () => e.listen !== '' && (await e.get('/readyz').catch(() => ({ status: 0 }))).status === 200, 120_000, e);
+      // settled: the first GCs after start
+      await sleep(3000);
+      baseline = { rssBytes: procStat(e.proc.pid!).rss };
+      await e.stop();
+      child = null;
+    } finally {
+      await empty.stop();
+    }
+    log(`baseline: the agent holding nothing, RSS ${(baseline.rssBytes / 2 ** 20).toFixed(0)} MiB once ready`);
+
     // ---- initial sync
     const slots = o.services * (o.endpointsPer + 1);
     const caps = `services=${Math.max(65_536, 2 * slots)},backends=${Math.max(65_536, 2 * o.services * o.endpointsPer)}`;
     const spawned = Date.now();
-    child = new AgentChild(o.cli, o.loader, kc, cg, caps);
+    child = new AgentChild(o.cli, o.loader, kc, cg, caps, o.agentNodeArgs);
     const c = child;
     await waitFor('the agent ready', async () => c.listen !== '' && (await c.get('/readyz').catch(() => ({ status: 0 }))).status === 200, 600_000, c);
     const readyS = (Date.now() - spawned) / 1000;
@@ -291,6 +322,7 @@ export async function runAgentBench(o: AgentBenchOptions): Promise<AgentBenchDoc
     let next = 0;
     for (const rate of o.rates) {
       const before = histogram((await c.get('/metrics')).body);
+      const since = (await c.latency()).next;
       const syncsBefore = metricSum((await c.get('/metrics')).body, 'prep_node_agent_syncs_total');
       const s0 = procStat(pid);
       const w0 = Date.now();
@@ -313,6 +345,7 @@ export async function runAgentBench(o: AgentBenchOptions): Promise<AgentBenchDoc
       const s1 = procStat(pid);
       const text = (await c.get('/metrics')).body;
       const after = histogram(text);
+      const lat = await c.latency(since);
       peak = Math.max(peak, s1.hwm);
       const f: ChurnFigures = {
         rate,
@@ -320,14 +353,14 @@ export async function runAgentBench(o: AgentBenchOptions): Promise<AgentBenchDoc
         changes: total,
         written: after.count - before.count,
         syncs: metricSum(text, 'prep_node_agent_syncs_total') - syncsBefore,
-        p50LeS: quantileLe(before, after, 0.5),
-        p99LeS: quantileLe(before, after, 0.99),
+        ...exactQuantiles(lat.seconds),
+        lost: lat.lost,
         cpuPct: Math.round(((s1.cpuS - s0.cpuS) / drainedS) * 1000) / 10,
         drainedS,
         rssBytes: s1.rss,
       };
       churn.push(f);
-      log(`${rate}/s for ${o.churnSeconds} s: ${f.written} changes in ${f.syncs} syncs, p50 ≤ ${f.p50LeS} s, p99 ≤ ${f.p99LeS} s, CPU ${f.cpuPct}% of a core, all written after ${drainedS.toFixed(1)} s, RSS ${(s1.rss / 2 ** 20).toFixed(0)} MiB`);
+      log(`${rate}/s for ${o.churnSeconds} s: ${f.written} changes in ${f.syncs} syncs, p50 ${ms(f.p50S)}, p99 ${ms(f.p99S)}, max ${ms(f.maxS)}, CPU ${f.cpuPct}% of a core, all written after ${drainedS.toFixed(1)} s, RSS ${(s1.rss / 2 ** 20).toFixed(0)} MiB`);
     }
     peak = Math.max(peak, procStat(pid).hwm);
     await c.stop();
@@ -340,10 +373,11 @@ export async function runAgentBench(o: AgentBenchOptions): Promise<AgentBenchDoc
     else log(`nftables: one endpoint change ${nf.endpointChangeMs.median.toFixed(1)} ms (median of ${nf.endpointChangeMs.runs.length}), the full table ${(nf.fullMs / 1000).toFixed(1)} s`);
 
     return {
-      schema: 'prep-node/bench-agent/v1',
+      schema: 'prep-node/bench-agent/v2',
       started: started.toISOString(),
       durationS: Math.round((Date.now() - t0) / 1000),
       config: { services: o.services, endpointsPer: o.endpointsPer, pods: o.pods, rates: o.rates, churnSeconds: o.churnSeconds, nftRuns: o.nftRuns },
+      baseline,
       initial,
       churn,
       nftables: nf,
@@ -351,8 +385,8 @@ export async function runAgentBench(o: AgentBenchOptions): Promise<AgentBenchDoc
       loadavg: [Math.round(load0 * 10) / 10, Math.round(loadavg()[0]! * 10) / 10],
       notes: [
         'The agent is the real CLI (`prep-node agent`) as a child process, writing real pinned maps through libbpf, in a private mount namespace with its own bpffs; the API server is the loopback stand-in (src/bench/fake-apiserver.ts), served from the bench process on the same cores.',
-        'Event → map written is the agent\'s own histogram (prep_node_agent_event_to_map_seconds): from the event parsed to its batch written; p50/p99 are the upper bounds of the buckets the percentiles fall in.',
-        'Each sync re-translates every held object (src/agent/desired.ts on this branch), so a change costs in proportion to the cluster: per-object deltas are issue 11 item 2.',
+        'Event → map written is the agent\'s own exact observation of each change (its /latency endpoint; the same observations feed the prep_node_agent_event_to_map_seconds histogram): from the event handed over by client-node (its JSON parsed) to its batch written; p50/p99 are nearest-rank percentiles, max the largest.',
+        'baseline: the same agent against an API server holding only its Node and one Namespace, RSS 3 s after ready: what Node.js, client-node and the agent cost before any object is held.',
         'nftables: kube-proxy\'s partial sync for one endpoint change (the service chain flushed and rewritten, the endpoint chain deleted or added) as one `nft -f` transaction, timed from spawn (through ip netns exec) to exit.',
       ],
     };
@@ -390,15 +424,19 @@ export function cleanupAgentBench(pid = process.pid): void {
   }
 }
 
+/** Seconds as milliseconds with 3 significant digits ("0.213 ms", "41.2 ms"). */
+export const ms = (s: number | null): string => (s === null ? '-' : `${Number((s * 1000).toPrecision(3))} ms`);
+
 /** The report's lines (text). */
 export function renderAgentText(d: AgentBenchDoc): string {
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
-  const le = (s: number | null) => (s === null ? '-' : s === Infinity ? '> 60 s' : s < 1 ? `≤ ${s * 1000} ms` : `≤ ${s} s`);
+  const t = (s: number | null) => ms(s);
   const out = [
     `agent: ${d.config.services} services, ${d.config.services * d.config.endpointsPer} endpoints, ${d.config.pods} pods (fake API server, real pinned maps)`,
     `  initial sync: ready ${d.initial.readyS.toFixed(1)} s after spawn (lists → full sync ${d.initial.listToFullSyncS?.toFixed(1) ?? '?'} s; names index ${d.initial.namesS.toFixed(1)} s later), RSS ${mib(d.initial.rssBytes)}, peak ${mib(d.initial.peakRssBytes)}`,
-    '  churn        changes  syncs  p50 event→map  p99 event→map  CPU (1 core)  all written after  RSS',
-    ...d.churn.map((c) => `  ${`${c.rate}/s × ${c.seconds} s`.padEnd(12)} ${String(c.written).padStart(7)}  ${String(c.syncs).padStart(5)}  ${le(c.p50LeS).padStart(13)}  ${le(c.p99LeS).padStart(13)}  ${`${c.cpuPct}%`.padStart(12)}  ${`${c.drainedS.toFixed(1)} s`.padStart(17)}  ${mib(c.rssBytes)}`),
+    `  baseline: the agent holding nothing (its Node, one Namespace), RSS ${mib(d.baseline.rssBytes)}`,
+    '  churn        changes  syncs  p50 event→map  p99 event→map  max event→map  CPU (1 core)  all written after  RSS',
+    ...d.churn.map((c) => `  ${`${c.rate}/s × ${c.seconds} s`.padEnd(12)} ${String(c.written).padStart(7)}  ${String(c.syncs).padStart(5)}  ${t(c.p50S).padStart(13)}  ${t(c.p99S).padStart(13)}  ${t(c.maxS).padStart(13)}  ${`${c.cpuPct}%`.padStart(12)}  ${`${c.drainedS.toFixed(1)} s`.padStart(17)}  ${mib(c.rssBytes)}${c.lost > 0 ? ` (${c.lost} not kept)` : ''}`),
     'unavailable' in d.nftables
       ? `  kube-proxy nftables: not measured (${d.nftables.unavailable})`
       : `  kube-proxy nftables, one endpoint change at ${d.nftables.services} services: ${d.nftables.endpointChangeMs.median.toFixed(1)} ms median (${d.nftables.endpointChangeMs.min.toFixed(1)}–${d.nftables.endpointChangeMs.max.toFixed(1)}, ${d.nftables.endpointChangeMs.runs.length} runs); the full table ${(d.nftables.fullMs / 1000).toFixed(1)} s`,

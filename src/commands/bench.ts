@@ -128,6 +128,7 @@ export async function bench(options: BenchOptions, io: Io): Promise<number> {
   }
   if (options.agent) return agentBench(options, io, log);
   if (options.quick) throw new UsageError('--quick applies to --agent only');
+  if (options.runs === 0) throw new UsageError('--runs 0 applies to --agent only (it leaves the nftables figure out): give 1 or more');
   const config = benchConfig(options);
   const packets = packetConfig(options, config.runs);
   const tools = benchTools();
@@ -207,6 +208,7 @@ async function agentBenchRun(options: BenchOptions, io: Io, log: (line: string) 
     rates: [100, 1000],
     churnSeconds: options.churn ?? (quick ? 10 : 30),
     nftRuns: options.runs ?? 3,
+    ...(process.env.PREP_NODE_BENCH_AGENT_NODE_ARGS && { agentNodeArgs: process.env.PREP_NODE_BENCH_AGENT_NODE_ARGS }),
     cli: LOCAL_CLI,
     loader: tools.loader,
     nft: tools.nft,

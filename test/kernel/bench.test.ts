@@ -258,7 +258,8 @@ describe('prep-node bench', { skip: notRoot }, () => {
     const r = await cli(['bench', '--agent', '--sizes', '100', '--churn', '2', '--runs', '1', '--json']);
     assert.equal(r.code, 0, r.stderr);
     const doc = JSON.parse(r.stdout) as import('../../src/bench/agent.js').AgentBenchDoc;
-    assert.equal(doc.schema, 'prep-node/bench-agent/v1');
+    assert.equal(doc.schema, 'prep-node/bench-agent/v2');
+    assert.ok(doc.baseline.rssBytes > 0, JSON.stringify(doc.baseline));
     assert.deepEqual([doc.config.services, doc.config.endpointsPer, doc.config.pods], [100, 5, 50]);
     // the initial sync wrote the set: 100 services with 5 backends each
     assert.equal(doc.initial.entries.backends, 500, JSON.stringify(doc.initial));
@@ -268,7 +269,8 @@ describe('prep-node bench', { skip: notRoot }, () => {
     for (const c of doc.churn) {
       assert.ok(c.written >= c.changes, `every change written: ${JSON.stringify(c)}`);
       assert.ok(c.syncs >= 1 && c.syncs <= c.written, JSON.stringify(c));
-      assert.ok(c.p50LeS !== null && c.p99LeS !== null && c.p50LeS <= c.p99LeS, JSON.stringify(c));
+      assert.ok(c.p50S !== null && c.p99S !== null && c.maxS !== null && 0 < c.p50S && c.p50S <= c.p99S && c.p99S <= c.maxS, JSON.stringify(c));
+      assert.equal(c.lost, 0, JSON.stringify(c));
       assert.ok(c.cpuPct > 0, JSON.stringify(c));
     }
     assert.ok(!('unavailable' in doc.nftables), JSON.stringify(doc.nftables));

@@ -4,6 +4,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HeldObjects } from '../../src/agent/desired.js';
+import { compileState } from '../../src/datapath/compile.js';
+import { translate } from '../../src/datapath/k8s/sum.js';
+import { buildNames, type NamesIndex } from '../../src/datapath/observe.js';
+import { DatapathStateSchema } from '../../src/datapath/schema.js';
 
 type Obj = Record<string, unknown>;
 const svc = (i: number, extra: Obj = {}): Obj => ({ apiVersion: 'v1', kind: 'Service', metadata: { name: `s${i}`, namespace: 'a' }, spec: { clusterIP: `10.96.0.${i}`, selector: { app: `s${i}` }, ports: [{ name: 'http', port: 80, targetPort: 8080 }], ...extra } });
@@ -97,4 +101,34 @@ test('the agent\'s node: its name and its Node\'s address give node_cfg, remote 
   for (const [k, o] of [['Service', svc(1, { type: 'NodePort', externalTrafficPolicy: 'Local', ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 30080 }] })], ['EndpointSlice', s]] as const) other.upsert(k, o);
   const remote = other.compile('n2').entries.map((e) => e.note).filter((n) => n.endsWith('(remote)'));
   assert.deepEqual(remote.map((n) => n.replace(/.* → /, '')), ['10.0.0.1:8080 (remote)']);
+});
+
+/** The names index by the whole translation (what the agent did before it kept per-unit parts). */
+function translatedNames(objects: Obj[], nodeAddresses: string[], nodeName?: string): NamesIndex {
+  const input = objects.map((obj) => ({ origin: { file: 'api', doc: 0, base: [], what: `${String(obj.kind)} ${key(obj)}`, line: 0, col: 0, at: () => ({ line: 0, col: 0 }) }, obj }));
+  const t = translate(input, { nodeAddresses, ...(nodeName !== undefined && { nodeName }) });
+  const state = DatapathStateSchema.parse(t.state);
+  return buildNames(state, compileState(state), t.origins, 'test', new Date(0));
+}
+
+test('the names index from the units\' parts equals the whole translation\'s, and follows changes without one', () => {
+  const cidrNp: Obj = { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: 'q', namespace: 'a' }, spec: { podSelector: {}, policyTypes: ['Egress'], egress: [{ to: [{ ipBlock: { cidr: '198.18.0.0/16', except: ['198.18.1.0/24'] } }], ports: [{ port: 53, protocol: 'UDP' }] }] } };
+  const objs = [svc(1), svc(2), svc(3, { ports: [{ name: 'http', port: 80, targetPort: 8080 }, { name: 'dns', port: 53, protocol: 'UDP', targetPort: 8053 }] }), slice(1, ['10.0.0.1', '10.0.0.2']), slice(2, ['10.0.0.3']), pod('p1', '10.0.0.1', 's1'), pod('p3', '10.0.0.3', 's2'), pod('p4', '10.0.0.4', 's3'), np, cidrNp];
+  const h = fresh(objs);
+  h.compile('n1');
+  const v0 = h.namesVersion;
+  const names = h.names('test', new Date(0));
+  assert.ok(Object.keys(names.services).length >= 3 && Object.keys(names.endpoints).length === 3 && Object.keys(names.rules).length > 0 && Object.keys(names.cidrs).length > 0, JSON.stringify(names));
+  assert.deepEqual(names, translatedNames(objs, [], 'n1'));
+  // an EndpointSlice change that keeps every port's backends says nothing new: same version
+  h.upsert('EndpointSlice', slice(1, ['10.0.0.1', '10.0.0.9']));
+  h.delta('n1');
+  assert.equal(h.namesVersion, v0);
+  // a Service removed and a pod added: the index follows, equal to the translation of what is held
+  h.remove('Service', 'a/s2');
+  h.upsert('Pod', pod('p5', '10.0.0.5', 's1'));
+  h.delta('n1');
+  assert.ok(h.namesVersion > v0);
+  const now = [svc(1), svc(3, { ports: [{ name: 'http', port: 80, targetPort: 8080 }, { name: 'dns', port: 53, protocol: 'UDP', targetPort: 8053 }] }), slice(1, ['10.0.0.1', '10.0.0.9']), slice(2, ['10.0.0.3']), pod('p1', '10.0.0.1', 's1'), pod('p3', '10.0.0.3', 's2'), pod('p4', '10.0.0.4', 's3'), pod('p5', '10.0.0.5', 's1'), np, cidrNp];
+  assert.deepEqual(h.names('test', new Date(0)), translatedNames(now, [], 'n1'));
 });

@@ -6,6 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent } from '../../src/agent/agent.js';
+import { listening, serveEndpoints } from '../../src/agent/http.js';
+import { AgentMetrics, RECENT_LATENCIES } from '../../src/agent/metrics.js';
 import { slim, type Kind } from '../../src/agent/slim.js';
 import { MemWriter } from '../helpers/mem-writer.js';
 import { endpointSlice, namespace, node, pod, service } from '../../src/bench/fake-apiserver.js';
@@ -212,4 +214,59 @@ test('agent: firstSync resolves once a sync leaves it ready, not before every ki
   const closed = agent().a;
   await closed.close();
   assert.equal(await closed.firstSync(), false);
+});
+
+test('metrics: the exact event → map observations since a count (/latency), the ring keeping the last ones', () => {
+  const m = new AgentMetrics();
+  for (let i = 1; i <= 5; i++) m.observeLatency(i / 1e6);
+  assert.deepEqual(m.latencySince(Number.MAX_SAFE_INTEGER), { next: 5, lost: 0, seconds: [] });
+  assert.deepEqual(m.latencySince(3), { next: 5, lost: 0, seconds: [4e-6, 5e-6] });
+  for (let i = 0; i < RECENT_LATENCIES; i++) m.observeLatency(1e-3);
+  const r = m.latencySince(3);
+  assert.equal(r.next, RECENT_LATENCIES + 5);
+  assert.equal(r.lost, 2, 'observations 4 and 5 were overwritten');
+  assert.equal(r.seconds.length, RECENT_LATENCIES);
+  // the histogram's 10 µs bucket holds the 1 µs ones
+  assert.match(m.render(true), /^prep_node_agent_event_to_map_seconds_bucket\{le="0.00001"\} 5$/m);
+});
+
+test('http: /latency serves the observations after ?since=N as JSON', async () => {
+  const m = new AgentMetrics();
+  m.observeLatency(0.002);
+  m.observeLatency(0.003);
+  const server = await serveEndpoints({ host: '127.0.0.1', port: 0 }, { ready: () => true, notReadyReason: () => '', metrics: () => Promise.resolve(''), latency: (s) => m.latencySince(s) });
+  try {
+    const get = async (p: string) => (await fetch(`http://${listening(server)}${p}`)).json();
+    assert.deepEqual(await get('/latency'), { next: 2, lost: 0, seconds: [] });
+    assert.deepEqual(await get('/latency?since=1'), { next: 2, lost: 0, seconds: [0.003] });
+    assert.deepEqual(await get('/latency?since=0'), { next: 2, lost: 0, seconds: [0.002, 0.003] });
+  } finally {
+    server.closeAllConnections();
+    await new Promise((res) => server.close(res));
+  }
+});
+
+test('agent: by default no change waits for a timer: changes in separate turns are separate syncs; a burst in one turn is one', async () => {
+  const writer = new MemWriter();
+  const a = new Agent({ writer, nodeName: 'node-a', kinds: KINDS, log: () => undefined });
+  const put = (o: Obj) => a.upsert(o.kind as Kind, slim(o.kind as Kind, o));
+  for (const o of web()) put(o);
+  let s = a.nextSync();
+  for (const k of KINDS) a.listed(k, false);
+  await s;
+  await new Promise((res) => setImmediate(res)); // the full sync's loop settled
+  // three changes a turn apart, right after a sync: none is held back to be coalesced with the next
+  const reports: { changes: string[] }[] = [];
+  const collect = (): void => void a.nextSync().then((r) => (reports.push(r), collect()));
+  collect();
+  for (let i = 0; i < 3; i++) {
+    put(service('load', `lone${i}`, `198.19.1.${i}`, [{ port: 80 }]));
+    await new Promise((res) => setImmediate(res));
+  }
+  while (reports.reduce((n, r) => n + r.changes.length, 0) < 3) await new Promise((res) => setTimeout(res, 5));
+  assert.deepEqual(reports.map((r) => r.changes.length), [1, 1, 1], 'each change synced on its own on the next turn');
+  s = a.nextSync();
+  for (let i = 0; i < 50; i++) put(service('load', `burst${i}`, `198.19.2.${i}`, [{ port: 80 }]));
+  assert.equal((await s).changes.length, 50, 'a burst in one turn: one sync');
+  await a.close();
 });

@@ -2,22 +2,24 @@
 // (src/bench/agent.ts); the run itself is in test/kernel/bench.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { nftEndpointChange, quantileLe } from '../../src/bench/agent.js';
+import { exactQuantiles, ms, nftEndpointChange } from '../../src/bench/agent.js';
 import { endpointChain, serviceChain } from '../../src/bench/kube-nftables.js';
 import { benchService } from '../../src/bench/services.js';
 
-const h = (counts: number[], les = [0.001, 0.01, 0.1, Infinity]) => ({ buckets: les.map((le, i) => [le, counts[i]!] as [number, number]), count: counts.at(-1)! });
+test('exactQuantiles: nearest-rank p50 and p99 and the maximum of the observations', () => {
+  const xs = Array.from({ length: 200 }, (_, i) => (200 - i) / 1e6); // 1..200 µs, in reverse
+  const q = exactQuantiles(xs);
+  assert.equal(q.p50S, 100e-6);
+  assert.equal(q.p99S, 198e-6);
+  assert.equal(q.maxS, 200e-6);
+  assert.deepEqual(exactQuantiles([]), { p50S: null, p99S: null, maxS: null });
+  assert.deepEqual(exactQuantiles([0.5]), { p50S: 0.5, p99S: 0.5, maxS: 0.5 });
+});
 
-test('quantileLe: the upper bound of the bucket the percentile of the window falls in', () => {
-  const before = h([10, 10, 10, 10]);
-  // window: 90 in ≤1 ms, 9 in ≤10 ms, 1 in ≤100 ms
-  const after = h([100, 109, 110, 110]);
-  assert.equal(quantileLe(before, after, 0.5), 0.001);
-  assert.equal(quantileLe(before, after, 0.9), 0.001);
-  assert.equal(quantileLe(before, after, 0.99), 0.01);
-  assert.equal(quantileLe(before, after, 1), 0.1);
-  assert.equal(quantileLe(before, before, 0.5), null, 'no observation in the window');
-  assert.equal(quantileLe(h([0, 0, 0, 0]), h([0, 0, 0, 5]), 0.5), Infinity);
+test('ms: milliseconds to 3 significant digits', () => {
+  assert.equal(ms(0.000213), '0.213 ms');
+  assert.equal(ms(0.04123), '41.2 ms');
+  assert.equal(ms(null), '-');
 });
 
 test('nftEndpointChange: kube-proxy nftables rewrites the service chain and deletes or adds the endpoint chain', () => {
