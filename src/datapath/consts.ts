@@ -123,11 +123,11 @@ export const STRUCT_SIZE = {
 } as const;
 
 /** The maps the control plane writes (BPF map names, bpf/lib/maps.h). */
-export const MAPS = ['services', 'backends', 'maglev', 'endpoints', 'ipcache', 'policy', 'endpoints6', 'ipcache6', 'node_cfg'] as const;
+export const MAPS = ['services', 'backends', 'maglev', 'endpoints', 'ipcache', 'policy', 'endpoints6', 'ipcache6', 'node_cfg', 'services6', 'backends6'] as const;
 export type MapName = (typeof MAPS)[number];
 
 /** Every map of the datapath, for dump and status. */
-export const ALL_MAPS = [...MAPS, 'affinity', 'sock_revnat', 'conntrack', 'frags', 'drop_counters', 'svc_counters', 'events_lost', 'events', 'conntrack6', 'services6', 'backends6', 'affinity6', 'sock_revnat6'] as const;
+export const ALL_MAPS = [...MAPS, 'affinity', 'sock_revnat', 'conntrack', 'frags', 'drop_counters', 'svc_counters', 'events_lost', 'events', 'conntrack6', 'affinity6', 'sock_revnat6'] as const;
 
 export const IPPROTO = { icmp: 1, tcp: 6, udp: 17, sctp: 132 } as const;
 export type Protocol = keyof typeof IPPROTO;
