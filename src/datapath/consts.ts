@@ -82,6 +82,9 @@ export const HOOK_SOCK_CONNECT = 2;
 export const HOOK_SOCK_SENDMSG = 3;
 /** tc, an IPv6 packet: the event's saddr/daddr are 0 (struct drop_event has room for IPv4 only). */
 export const HOOK_TC6 = 4;
+/** The IPv6 socket hooks: a pure IPv6 flow's saddr/daddr are 0, an IPv4-mapped one (::ffff:a.b.c.d) carries its IPv4 addresses. */
+export const HOOK_SOCK_CONNECT6 = 5;
+export const HOOK_SOCK_SENDMSG6 = 6;
 
 /** struct drop_event.verdict: the event is a drop (0, as every event of older datapaths) or a new forwarded flow. */
 export const EVENT_VERDICT_DROPPED = 0;
