@@ -9,6 +9,8 @@ import { fnv1a32 } from '../../src/datapath/identity.js';
 import { parseState } from '../../src/datapath/state.js';
 import { fullSync, incrementalSync, type CurrentEntries } from '../../src/datapath/sync.js';
 import type { MapEntry } from '../../src/datapath/compile.js';
+import { parseCaps } from '../../src/commands/datapath.js';
+import { ExitCode, PrepNodeError } from '../../src/errors.js';
 
 const V6 = `services:
   - name: web6
@@ -113,4 +115,10 @@ test('sync: backends6 are put before services6, and services6 deleted before bac
   const one = compileState({ ...s, services: [{ ...s.services[0]!, backends: [s.services[0]!.backends[0]!] }] }).entries;
   const plan = incrementalSync(one, asCurrent(entries)).lines.map((l) => l.split(' ').slice(0, 2).join(' '));
   assert.deepEqual(plan, ['put backends6', 'put services6', 'del backends6']);
+});
+
+test('install --cap takes the IPv6 maps by name (services6=, backends6=: map names with digits), and still refuses unknown ones', () => {
+  assert.deepEqual(parseCaps('services6=2048,backends6=4096,conntrack6=1024'), { services6: 2048, backends6: 4096, conntrack6: 1024 });
+  assert.throws(() => parseCaps('services7=1'), (e: unknown) => e instanceof PrepNodeError && e.exitCode === ExitCode.usage && /no map named "services7"/.test(e.message));
+  assert.throws(() => parseCaps('6services=1'), (e: unknown) => e instanceof PrepNodeError && /expected map=entries/.test(e.message));
 });
