@@ -22,7 +22,7 @@ import { serviceOutputs, type ServiceFacts } from '../datapath/k8s/kinds/service
 import type { InputObject, Origin } from '../datapath/k8s/manifests.js';
 import { buildNames, type NamesIndex } from '../datapath/observe.js';
 import type { Origins } from '../datapath/k8s/origins.js';
-import { DatapathStateSchema, type DatapathState } from '../datapath/schema.js';
+import { DatapathStateSchema, serviceKey, type DatapathState } from '../datapath/schema.js';
 import type { EntryChange } from '../datapath/sync.js';
 import { objectKey, SERVICE_PROXY_NAME, type Kind } from './slim.js';
 
@@ -290,7 +290,7 @@ export class HeldObjects {
     const entries = new Map<string, MapEntry>();
     const names: NonNullable<Unit['names']> = [];
     for (const s of r.data.services) {
-      const id = this.ids.get(`${s.vip}:${s.port}/${s.protocol}`);
+      const id = this.ids.get(serviceKey(s));
       for (const e of serviceEntries(s, id, this.nodeName)) entries.set(entryKey(e), flat(e));
       names.push([id, flatten(origins.get(s.name) ?? s.name), s.vip, s.port, s.protocol]);
     }

@@ -36,7 +36,7 @@ export function parseCaps(text: string | undefined): Record<string, number> | un
   if (!text) return undefined;
   const caps: Record<string, number> = {};
   for (const part of text.split(',')) {
-    const m = /^([a-z_]+)=(\d+)$/.exec(part.trim());
+    const m = /^([a-z_][a-z0-9_]*)=(\d+)$/.exec(part.trim());
     if (!m) throw new PrepNodeError(`--cap: expected map=entries[,map=entries], got "${part}" (e.g. --cap services=2000000)`, ExitCode.usage);
     if (!(ALL_MAPS as readonly string[]).includes(m[1]!)) throw new PrepNodeError(`--cap: no map named "${m[1]}" (maps: ${ALL_MAPS.join(', ')})`, ExitCode.usage);
     caps[m[1]!] = Number(m[2]);

@@ -317,7 +317,7 @@ describe('prep-node-dp: the node-side loader', { skip: notRoot }, () => {
       const out = json(r);
       assert.equal(out.installed, true);
       assert.equal(out.already_installed, false);
-      assert.deepEqual(out.programs, ['sock4_connect', 'sock4_sendmsg', 'sock4_getpeername', 'sock4_recvmsg', 'tc_lb']);
+      assert.deepEqual(out.programs, ['sock4_connect', 'sock4_sendmsg', 'sock4_getpeername', 'sock4_recvmsg', 'sock6_connect', 'sock6_sendmsg', 'sock6_getpeername', 'sock6_recvmsg', 'tc_lb']);
       assert.equal(typeof out.set_retval, 'boolean');
     });
 
@@ -332,7 +332,8 @@ describe('prep-node-dp: the node-side loader', { skip: notRoot }, () => {
       assert.equal(st.installed, true);
       assert.ok(st.kernel.length > 0);
       assert.deepEqual(st.programs.map((p) => p.attach).sort(), [
-        `cgroup/connect4 ${cgroup}`, `cgroup/getpeername4 ${cgroup}`, `cgroup/recvmsg4 ${cgroup}`, `cgroup/sendmsg4 ${cgroup}`,
+        `cgroup/connect4 ${cgroup}`, `cgroup/connect6 ${cgroup}`, `cgroup/getpeername4 ${cgroup}`, `cgroup/getpeername6 ${cgroup}`,
+        `cgroup/recvmsg4 ${cgroup}`, `cgroup/recvmsg6 ${cgroup}`, `cgroup/sendmsg4 ${cgroup}`, `cgroup/sendmsg6 ${cgroup}`,
         'tc/ingress n0', 'tc/ingress n1',
       ]);
       assert.ok(st.programs.every((p) => p.attached && p.id > 0), JSON.stringify(st.programs));
@@ -350,7 +351,7 @@ describe('prep-node-dp: the node-side loader', { skip: notRoot }, () => {
       programIds = [...new Set(st.programs.map((p) => p.id))].sort();
       // the kernel agrees
       const now = await attached();
-      assert.equal(now.cgroup.length, 4);
+      assert.equal(now.cgroup.length, 8, 'connect, sendmsg, getpeername, recvmsg for IPv4 and IPv6');
       assert.deepEqual(now.tc.map((f) => (f as { devname: string }).devname).sort(), ['n0', 'n1']);
     });
 
@@ -503,7 +504,7 @@ describe('prep-node-dp: the node-side loader', { skip: notRoot }, () => {
       assert.equal(samples('prep_node_datapath_map_entries').find((s) => s.labels.map === 'events'), undefined, 'the ring buffer has no entry count');
       assert.equal(samples('prep_node_datapath_map_entries').find((s) => s.labels.map === 'services')!.value, st.maps.find((x) => x.name === 'services')!.entries);
       assert.deepEqual(samples('prep_node_datapath_program_attached').map((s) => [s.labels.program, s.labels.attach, s.value]), st.programs.map((p) => [p.name, p.attach, p.attached ? 1 : 0]));
-      assert.equal(st.programs.length, 6, '4 cgroup programs, tc_lb on n0 and n1');
+      assert.equal(st.programs.length, 10, '8 cgroup programs (IPv4 and IPv6), tc_lb on n0 and n1');
 
       // an index names services: JSON escapes decoded (UTF-8 from \u and surrogate pairs), then
       // backslash, quote and newline escaped as the exposition format wants; an id it lacks stays ""
@@ -537,7 +538,7 @@ describe('prep-node-dp: the node-side loader', { skip: notRoot }, () => {
       assert.equal(r.code, 0, r.stdout);
       const out = json(r) as { removed: boolean; detached: string[] };
       assert.equal(out.removed, true);
-      assert.equal(out.detached.length, 6, JSON.stringify(out));
+      assert.equal(out.detached.length, 10, JSON.stringify(out));
       const now = await settled({ progs: [], links: [], cgroup: [], tc: [] });
       assert.deepEqual(now.cgroup, []);
       assert.deepEqual(now.tc, []);
