@@ -69,7 +69,7 @@ const pct = (n: number | undefined, max: number | undefined) => (n === undefined
 /** Flow-state maps (conntrack and the socket NAT map) at which status warns: an LRU map near full
  * evicts live flows to make room for new ones, and a flow that loses its entry loses its NAT. */
 export const NEAR_FULL_PCT = 90;
-const FLOW_STATE_MAPS = ['conntrack', 'conntrack6', 'sock_revnat', 'frags'];
+const FLOW_STATE_MAPS = ['conntrack', 'conntrack6', 'sock_revnat', 'sock_revnat6', 'frags'];
 
 /** A warning line per flow-state map at NEAR_FULL_PCT or more. */
 export function nearlyFull(maps: readonly { name: string; entries?: number | undefined; max_entries?: number | undefined }[]): string[] {

@@ -4,6 +4,7 @@
 // ready ones, or the serving-and-terminating ones when none is ready.
 import { LB_MAGLEV_M } from '../../consts.js';
 import { parseIpv4 } from '../../ip.js';
+import { serviceKey } from '../../schema.js';
 import type { InputObject, Origin, Path } from '../manifests.js';
 import { arr, IPV6, labelsOf, lower, nameOf, nsOf, obj, parsePort, parsePortNumber, str, type Sink } from './common.js';
 import { portKey, type Backend, type BackendSource } from './endpointslice.js';
@@ -186,7 +187,7 @@ export function serviceOutputs(f: ServiceFacts, j: ServiceJoin, sink: Sink): Ser
         continue;
       }
       const svcName = `${f.ns}.${f.name}.${dashed(vip.ip)}.${vport}-${p.protocol}`;
-      const vkey = `${vip.ip}:${vport}/${p.protocol}`;
+      const vkey = serviceKey({ vip: vip.ip, port: vport, protocol: p.protocol });
       if (f.algorithm === 'maglev' && backends.length > LB_MAGLEV_M) {
         sink.findings.add(f.origin, ['metadata', 'annotations', ALGORITHM_ANNOTATION], `${backends.length} backends do not fit a Maglev table of ${LB_MAGLEV_M}`, 'this port is left out');
         continue;
