@@ -28,7 +28,6 @@
 #include "lib/icmp_nat.h"
 #include "lib/ct_gc.h"
 #include "lib/snat.h"
-#include "lib/lb6_tc.h"
 #include "lib/nat6.h"
 #include "lib/ct6.h"
 #include "lib/icmp6_nat.h"
@@ -130,7 +129,7 @@ static __always_inline int tc6_fragment(struct __sk_buff *skb, const struct pkt6
 	ct6_key_of(p, &ckey);
 	if (ct6_lookup_live(&ckey, bpf_ktime_get_ns()) ||
 	    ((p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP || p->proto == IPPROTO_SCTP) &&
-	     lb6_tc_lookup_service(p->daddr, p->dport, p->proto)))
+	     lb6_lookup_service(p->daddr, p->dport, p->proto)))
 		return tc_drop(skb, ev, DROP_IPV6_FRAGMENT);
 	return TC_ACT_OK;
 }
@@ -153,6 +152,7 @@ static __always_inline int tc_lb6(struct __sk_buff *skb, struct drop_event *ev)
 	struct ct6_entry *ct;
 	struct lb_service *svc = NULL;
 	struct lb6_backend *be;
+	struct lb6_affinity_key akey = {};
 	__be32 daddr[4];
 	__be16 dport, policy_port;
 	__u32 src_id, dst_id, reason = 0, svc_id;
@@ -206,11 +206,13 @@ static __always_inline int tc_lb6(struct __sk_buff *skb, struct drop_event *ev)
 	dport = p.dport;
 	policy_port = p.policy_port;
 	if (p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP || p.proto == IPPROTO_SCTP)
-		svc = lb6_tc_lookup_service(p.daddr, p.dport, p.proto);
+		svc = lb6_lookup_service(p.daddr, p.dport, p.proto);
 	if (svc) {
 		ev->svc_id = svc->svc_id;
-		be = lb6_tc_select_backend(svc, lb_flow_hash6(p.saddr, p.daddr, p.sport, p.dport, p.proto),
-					   p.saddr, &reason);
+		__builtin_memcpy(akey.client, p.saddr, sizeof(akey.client));
+		akey.svc_id = svc->svc_id;
+		be = lb6_select_backend(svc, lb_flow_hash6(p.saddr, p.daddr, p.sport, p.dport, p.proto),
+					&affinity6, &akey, &reason);
 		if (!be)
 			return tc_drop(skb, ev, reason);
 		__builtin_memcpy(daddr, be->addr, sizeof(daddr));
