@@ -2,7 +2,8 @@
 /*
  * tc (clsact, direct-action) datapath for packets that do not come from a local socket: forwarded
  * and NodePort traffic. Per packet, in this order:
- *   0. IPv6: policy for IPv6 endpoints, no NAT (tc_lb6 below);
+ *   0. IPv6: the same steps with the IPv6 maps (services6, backends6, conntrack6, endpoints6),
+ *      without SNAT (tc_lb6 below);
  *   1. parse IPv4 (malformed/truncated -> numbered drops; neither IPv4 nor IPv6 -> pass untouched);
  *   2. ICMP errors quoting a NATed flow are translated back, inner header included (icmp_nat.h),
  *      and pass; ICMP fragmentation-needed passes, always (path MTU discovery must keep working);
@@ -27,6 +28,9 @@
 #include "lib/icmp_nat.h"
 #include "lib/ct_gc.h"
 #include "lib/snat.h"
+#include "lib/nat6.h"
+#include "lib/ct6.h"
+#include "lib/icmp6_nat.h"
 
 /* Count, report and drop. */
 static __always_inline int tc_drop(struct __sk_buff *skb, struct drop_event *ev, __u32 reason)
@@ -93,23 +97,68 @@ static __always_inline __u32 tc_policy(const struct pkt *p, __be32 daddr, __be16
 	return policy_check(src_ep, dst_ep, src_id, dst_id, p->proto, policy_port, ev);
 }
 
+/* Is addr an IPv6 endpoint that enforces a direction? *ep gets its entry (NULL: not a local one). */
+static __always_inline bool tc6_enforcing(const __be32 *addr, struct endpoint_info **ep)
+{
+	struct endpoint6_key ek = {};
+
+	__builtin_memcpy(ek.addr, addr, sizeof(ek.addr));
+	*ep = bpf_map_lookup_elem(&endpoints6, &ek);
+	return *ep && (*ep)->flags;
+}
+
 /*
- * IPv6: policy for IPv6 endpoints (endpoints6, ipcache6, conntrack6). There are no IPv6 services
- * yet, so nothing is translated: a flow that touches no policy-enforcing IPv6 endpoint passes
- * untouched, one that does is decided by policy like IPv4 (conntrack first, then both checks).
- * Fragments of such flows are dropped (DROP_IPV6_FRAGMENT): later fragments carry no ports, and
- * passing them unchecked would be a bypass.
+ * IPv6 fragments (not tracked: reassembly state for IPv6 is not kept). A fragment to or from a
+ * policy-enforcing endpoint is dropped (a later fragment carries no ports: passing it unchecked
+ * would be a bypass), and so is a first fragment to an IPv6 service or of a flow conntrack6 knows
+ * (its later fragments could not follow it to the backend). DROP_IPV6_FRAGMENT either way. A later
+ * fragment toward a VIP passes untouched: without its first fragment nothing can reassemble it.
+ */
+static __always_inline int tc6_fragment(struct __sk_buff *skb, const struct pkt6 *p,
+					struct drop_event *ev)
+{
+	struct endpoint_info *src_ep, *dst_ep;
+	struct ct6_key ckey = {};
+	bool enforcing = tc6_enforcing(p->saddr, &src_ep);
+
+	enforcing |= tc6_enforcing(p->daddr, &dst_ep);
+	if (enforcing)
+		return tc_drop(skb, ev, DROP_IPV6_FRAGMENT);
+	if (p->fragment != 1)
+		return TC_ACT_OK;
+	ct6_key_of(p, &ckey);
+	if (ct6_lookup_live(&ckey, bpf_ktime_get_ns()) ||
+	    ((p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP || p->proto == IPPROTO_SCTP) &&
+	     lb6_lookup_service(p->daddr, p->dport, p->proto)))
+		return tc_drop(skb, ev, DROP_IPV6_FRAGMENT);
+	return TC_ACT_OK;
+}
+
+/*
+ * IPv6, the same steps as IPv4 (the file's header) with the IPv6 maps: ICMPv6 errors quoting a
+ * NATed flow translated back (icmp6_nat.h), packet too big and neighbor discovery always pass;
+ * fragments as tc6_fragment says; conntrack6 hit -> NAT as recorded; a new flow to a services6 VIP
+ * gets a backends6 backend (DNAT), policy runs on the translated tuple (endpoints6, ipcache6), two
+ * conntrack6 entries with IPv4's lifetimes. Not done for IPv6: SNAT (a flow that would need it,
+ * hairpin or an external address's remote backend, is dropped with DROP_SNAT_NO_ADDRESS) and FIB
+ * forwarding of external flows' replies. Extension headers before the L4 header are walked by
+ * parse6.h and NAT works behind them (the L4 offset is parse6's).
  */
 static __always_inline int tc_lb6(struct __sk_buff *skb, struct drop_event *ev)
 {
 	struct pkt6 p = {};
 	struct ct6_key ckey = {};
-	struct endpoint6_key ek = {};
 	struct endpoint_info *src_ep, *dst_ep;
-	struct ct_entry ent = {};
-	struct ct_entry *ct;
-	__u32 src_id, dst_id, reason;
-	int ret;
+	struct ct6_entry *ct;
+	struct lb_service *svc = NULL;
+	struct lb6_backend *be;
+	struct lb6_affinity_key akey = {};
+	__be32 daddr[4];
+	__be16 dport, policy_port;
+	__u32 src_id, dst_id, reason = 0, svc_id;
+	bool nat = false, tracked;
+	__u16 ct_flags;
+	int ret = 0;
 
 	ev->hook = HOOK_TC6;
 	ret = parse_ipv6(skb, &p);
@@ -119,51 +168,83 @@ static __always_inline int tc_lb6(struct __sk_buff *skb, struct drop_event *ev)
 	if (ret)
 		return tc_drop(skb, ev, ret);
 
+	if (icmp6_is_error(&p)) { /* of a NATed flow: translated back, inner header too */
+		ret = icmp6_err_nat(skb, &p, &ev->svc_id);
+		if (ret > 0)
+			return tc_drop(skb, ev, ret);
+		if (ret == 0)
+			return TC_ACT_OK;
+		ret = 0;
+	}
 	if (p.proto == IPPROTO_ICMPV6 && p.has_l4 &&
 	    (p.icmp_type == ICMPV6_PKT_TOOBIG_T ||
 	     (p.icmp_type >= ICMPV6_NDISC_FIRST_T && p.icmp_type <= ICMPV6_NDISC_LAST_T)))
 		return TC_ACT_OK;
-
-	__builtin_memcpy(ek.addr, p.saddr, sizeof(ek.addr));
-	src_ep = bpf_map_lookup_elem(&endpoints6, &ek);
-	__builtin_memcpy(ek.addr, p.daddr, sizeof(ek.addr));
-	dst_ep = bpf_map_lookup_elem(&endpoints6, &ek);
-	if (!((src_ep && src_ep->flags) || (dst_ep && dst_ep->flags)))
-		return TC_ACT_OK; /* no enforcing endpoint: nothing to decide, nothing to track */
 	if (p.fragment)
-		return tc_drop(skb, ev, DROP_IPV6_FRAGMENT);
+		return tc6_fragment(skb, &p, ev);
 
-	__builtin_memcpy(ckey.saddr, p.saddr, sizeof(ckey.saddr));
-	__builtin_memcpy(ckey.daddr, p.daddr, sizeof(ckey.daddr));
-	ckey.sport = p.sport;
-	ckey.dport = p.dport;
-	ckey.proto = p.proto;
-	ct = bpf_map_lookup_elem(&conntrack6, &ckey);
+	/* established flows and replies of allowed ones: as recorded, no policy */
+	ct6_key_of(&p, &ckey);
+	ct = ct6_lookup_live(&ckey, bpf_ktime_get_ns());
 	if (ct) {
-		__u64 now = bpf_ktime_get_ns();
-
-		if (now - ct->last_seen_ns > NSEC_PER_SEC)
-			ct->last_seen_ns = now;
+		ct6_refresh(skb, &p, ct, bpf_ktime_get_ns());
+		if (ct->flags & CT_F_DNAT)
+			ret = nat6_rewrite(skb, &p, NAT_DST, ct->nat_addr, ct->nat_port);
+		else if (ct->flags & CT_F_REVNAT)
+			ret = nat6_rewrite(skb, &p, NAT_SRC, ct->nat_addr, ct->nat_port);
+		ct_flags = ct->flags;
+		svc_id = ct->svc_id;
+		if (ret)
+			return tc_drop(skb, ev, DROP_NAT_FAILED);
+		if (ct_flags & (CT_F_DNAT | CT_F_REVNAT))
+			svc_count(svc_id, 1, skb->len, 0);
 		return TC_ACT_OK;
 	}
 
-	src_id = policy_identity6(p.saddr, src_ep);
-	dst_id = policy_identity6(p.daddr, dst_ep);
-	reason = policy_check(src_ep, dst_ep, src_id, dst_id, p.proto, p.policy_port, ev);
-	if (reason)
-		return tc_drop(skb, ev, reason);
+	/* a new flow: IPv6 service? */
+	__builtin_memcpy(daddr, p.daddr, sizeof(daddr));
+	dport = p.dport;
+	policy_port = p.policy_port;
+	if (p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP || p.proto == IPPROTO_SCTP)
+		svc = lb6_lookup_service(p.daddr, p.dport, p.proto);
+	if (svc) {
+		ev->svc_id = svc->svc_id;
+		__builtin_memcpy(akey.client, p.saddr, sizeof(akey.client));
+		akey.svc_id = svc->svc_id;
+		be = lb6_select_backend(svc, lb_flow_hash6(p.saddr, p.daddr, p.sport, p.dport, p.proto),
+					&affinity6, &akey, &reason);
+		if (!be)
+			return tc_drop(skb, ev, reason);
+		__builtin_memcpy(daddr, be->addr, sizeof(daddr));
+		dport = be->port;
+		policy_port = be->port;
+		nat = true;
+		ev->dport = dport;
+		/* hairpin, or an external address's remote backend: SNAT, which IPv6 does not have */
+		if ((daddr[0] == p.saddr[0] && daddr[1] == p.saddr[1] && daddr[2] == p.saddr[2] &&
+		     daddr[3] == p.saddr[3]) ||
+		    ((svc->flags & SVC_F_EXTERNAL) && (be->flags & BE_F_REMOTE)))
+			return tc_drop(skb, ev, DROP_SNAT_NO_ADDRESS);
+	}
 
-	ent.last_seen_ns = bpf_ktime_get_ns();
-	if (bpf_map_update_elem(&conntrack6, &ckey, &ent, BPF_ANY))
+	tracked = tc6_enforcing(p.saddr, &src_ep);
+	tracked |= tc6_enforcing(daddr, &dst_ep);
+	if (!nat && !tracked)
+		return TC_ACT_OK; /* no service, no enforcing endpoint: nothing to decide or track */
+	if (tracked) {
+		src_id = policy_identity6(p.saddr, src_ep);
+		dst_id = policy_identity6(daddr, dst_ep);
+		reason = policy_check(src_ep, dst_ep, src_id, dst_id, p.proto, policy_port, ev);
+		if (reason)
+			return tc_drop(skb, ev, reason);
+	}
+	if (ct6_create(skb, &p, daddr, dport, nat, ev->svc_id))
 		return tc_drop(skb, ev, DROP_CT_CREATE_FAILED);
-	__builtin_memcpy(ckey.saddr, p.daddr, sizeof(ckey.saddr));
-	__builtin_memcpy(ckey.daddr, p.saddr, sizeof(ckey.daddr));
-	ckey.sport = p.dport;
-	ckey.dport = p.sport;
-	ent.flags = CT_F_REPLY;
-	if (bpf_map_update_elem(&conntrack6, &ckey, &ent, BPF_ANY))
-		return tc_drop(skb, ev, DROP_CT_CREATE_FAILED);
-	flow_record(ev);
+	if (nat && nat6_rewrite(skb, &p, NAT_DST, daddr, dport))
+		return tc_drop(skb, ev, DROP_NAT_FAILED);
+	flow_record(ev); /* a new flow with state: one event (later packets hit conntrack6) */
+	if (nat)
+		svc_count(ev->svc_id, 1, skb->len, 0);
 	return TC_ACT_OK;
 }
 

@@ -52,7 +52,7 @@ enum drop_reason {
 #ifndef CT_MAX
 #define CT_MAX (1 << 18)
 #endif
-/* IPv6 conntrack entries for tc (policy-tracked IPv6 flows, two per flow) (LRU). */
+/* IPv6 conntrack entries for tc (IPv6 service and policy-tracked flows, two per flow) (LRU). */
 #ifndef CT6_MAX
 #define CT6_MAX (1 << 16)
 #endif

@@ -162,7 +162,7 @@ struct ipcache6_key {
 	__be32 addr[4];
 };
 
-/* conntrack6 key: an IPv6 flow at the tc hook (value: struct ct_entry, nat_* unused). */
+/* conntrack6 key: an IPv6 flow at the tc hook (value: struct ct6_entry). */
 struct ct6_key {
 	__be32 saddr[4];
 	__be32 daddr[4];
@@ -170,6 +170,21 @@ struct ct6_key {
 	__be16 dport;
 	__u8 proto;
 	__u8 pad[3];
+};
+
+/*
+ * conntrack6 value: struct ct_entry with room for an IPv6 NAT address. The same flags (CT_F_*),
+ * lifetimes by state (lib/ct_gc.h knobs) and meaning as IPv4; no SNAT fields yet (IPv6 flows that
+ * would need SNAT are dropped with DROP_SNAT_NO_ADDRESS).
+ */
+struct ct6_entry {
+	__u64 last_seen_ns; /* bpf_ktime_get_ns() at creation and on later packets (coarse) */
+	__be32 nat_addr[4]; /* CT_F_DNAT: backend; CT_F_REVNAT: VIP */
+	__be16 nat_port;
+	__u16 flags;        /* CT_F_* */
+	__u32 svc_id;       /* service for NATed flows, 0 otherwise */
+	__u32 lifetime_s;   /* seconds it lives after last_seen_ns, by state; 0 = no expiry */
+	__u32 pad;
 };
 
 /*
@@ -297,6 +312,7 @@ _Static_assert(sizeof(struct frag_key) == 12, "frag_key layout");
 _Static_assert(sizeof(struct endpoint6_key) == 16, "endpoint6_key layout");
 _Static_assert(sizeof(struct ipcache6_key) == 20, "ipcache6_key layout");
 _Static_assert(sizeof(struct ct6_key) == 40, "ct6_key layout");
+_Static_assert(sizeof(struct ct6_entry) == 40, "ct6_entry layout");
 _Static_assert(sizeof(struct policy_key) == 16, "policy_key layout");
 _Static_assert(sizeof(struct policy_entry) == 8, "policy_entry layout");
 _Static_assert(sizeof(struct drop_event) == 56, "drop_event layout");

@@ -40,6 +40,14 @@ static inline __u32 lb_flow_hash(__be32 saddr, __be32 daddr, __be16 sport, __be1
 			      ((__u32)sport << 16 | (__u32)dport) ^ proto, LB_HASH_SEED);
 }
 
+/* hash of an IPv6 flow: each address folded to one word (xor of its four), then as IPv4 */
+static inline __u32 lb_flow_hash6(const __be32 *saddr, const __be32 *daddr, __be16 sport,
+				  __be16 dport, __u8 proto)
+{
+	return lb_flow_hash(saddr[0] ^ saddr[1] ^ saddr[2] ^ saddr[3],
+			    daddr[0] ^ daddr[1] ^ daddr[2] ^ daddr[3], sport, dport, proto);
+}
+
 /* hash of a socket (socket LB: no source port at connect time; the cookie is unique per socket) */
 static inline __u32 lb_cookie_hash(__u64 cookie)
 {

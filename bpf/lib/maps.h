@@ -108,12 +108,12 @@ struct {
 	__type(value, struct ipcache_entry);
 } ipcache6 SEC(".maps");
 
-/* conntrack6: IPv6 flow tuple -> direction, for policy-tracked IPv6 flows */
+/* conntrack6: IPv6 flow tuple -> NAT and direction of the tc datapath's IPv6 flows */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, CT6_MAX);
 	__type(key, struct ct6_key);
-	__type(value, struct ct_entry);
+	__type(value, struct ct6_entry);
 } conntrack6 SEC(".maps");
 
 /* services6: {IPv6 VIP, port, proto} -> service (struct lb_service; svc_id shared with IPv4) */

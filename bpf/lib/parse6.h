@@ -4,7 +4,8 @@
  * (hop-by-hop, routing, destination options, fragment, AH; at most IPV6_MAX_EXTHDRS of them, a
  * longer chain is refused with DROP_IPV6_EXTHDR_LIMIT), then TCP/UDP ports or the ICMPv6 type.
  * Every header is copied out with bpf_skb_load_bytes and checked against both the payload length
- * and the skb; the walk is a fixed, unrolled loop (no bpf_loop: that is 5.17+).
+ * and the skb; the walk is a fixed, unrolled loop (no bpf_loop: that is 5.17+). SCTP's ports sit
+ * where TCP's and UDP's do (its 12-byte common header).
  */
 #ifndef PREP_NODE_PARSE6_H
 #define PREP_NODE_PARSE6_H
@@ -47,9 +48,9 @@ struct ip6_hdr40 {
 struct pkt6 {
 	__be32 saddr[4];
 	__be32 daddr[4];
-	__be16 sport;       /* TCP/UDP ports, ICMPv6 echo id (both) */
+	__be16 sport;       /* TCP/UDP/SCTP ports, ICMPv6 echo id (both) */
 	__be16 dport;
-	__be16 policy_port; /* TCP/UDP destination port, ICMPv6 htons(type) */
+	__be16 policy_port; /* TCP/UDP/SCTP destination port, ICMPv6 htons(type) */
 	__u16 l4_off;       /* offset of the L4 header (valid when has_l4) */
 	__u8 proto;         /* the upper-layer protocol after the extension headers */
 	__u8 has_l4;        /* ports/type parsed */
@@ -150,6 +151,14 @@ static __always_inline int parse_ipv6(struct __sk_buff *skb, struct pkt6 *p)
 		p->sport = udp.source;
 		p->dport = udp.dest;
 		p->policy_port = udp.dest;
+	} else if (nh == IPPROTO_SCTP) {
+		__be16 ports[2]; /* the common header starts with the ports, as TCP's and UDP's do */
+
+		if (off + 12 > end || bpf_skb_load_bytes(skb, p->l4_off, ports, sizeof(ports)))
+			return DROP_TRUNCATED_L4;
+		p->sport = ports[0];
+		p->dport = ports[1];
+		p->policy_port = ports[1];
 	} else if (nh == IPPROTO_ICMPV6) {
 		struct icmp_hdr8 icmp;
 

@@ -167,6 +167,7 @@ size_t pkt6_build(const struct pkt6_spec *s, uint8_t *buf)
 	switch (s->proto) {
 	case IPPROTO_TCP: l4_len = 20; break;
 	case IPPROTO_UDP: l4_len = 8; break;
+	case IPPROTO_SCTP: l4_len = 12; break;
 	default: l4_len = 8; break; /* ICMPv6 */
 	}
 	if (later)
@@ -196,6 +197,17 @@ size_t pkt6_build(const struct pkt6_spec *s, uint8_t *buf)
 		put16(l4 + 4, (uint16_t)(l4_len + s->payload_len));
 		c = fold(sum16(l4, l4_len + s->payload_len, acc));
 		put16(l4 + 6, c ? c : 0xffff);
+	} else if (s->proto == IPPROTO_SCTP) {
+		uint32_t c;
+
+		put16(l4, s->sport);
+		put16(l4 + 2, s->dport);
+		put16(l4 + 4, 0xbeef);
+		c = crc32c(l4, l4_len + s->payload_len); /* no pseudo header, as IPv4 */
+		l4[8] = c & 0xff;
+		l4[9] = (c >> 8) & 0xff;
+		l4[10] = (c >> 16) & 0xff;
+		l4[11] = c >> 24;
 	} else {
 		l4[0] = s->icmp_type;
 		l4[1] = s->icmp_code;
@@ -269,4 +281,34 @@ size_t pkt_icmp_error(const char *src, const char *dst, uint8_t type, uint8_t co
 	memcpy(icmp + 8, quoted + PKT_ETH_LEN, q);
 	put16(icmp + 2, fold(sum16(icmp, 8 + q, 0)));
 	return PKT_ETH_LEN + 20 + 8 + q;
+}
+
+size_t pkt6_icmp_error(const char *src, const char *dst, uint8_t type, uint8_t code, uint32_t mtu,
+		       const uint8_t *quoted, size_t quoted_len, size_t quote_max, uint8_t *buf)
+{
+	static const uint8_t dmac[6] = { 0x02, 0, 0, 0, 0, 0x02 }, smac[6] = { 0x02, 0, 0, 0, 0, 0x01 };
+	uint8_t *ip = buf + PKT_IP_OFF, *icmp = ip + PKT6_IP_LEN;
+	size_t q = quoted_len - PKT_ETH_LEN;
+	uint32_t acc;
+
+	if (q > quote_max)
+		q = quote_max;
+	memset(buf, 0, PKT_MAX);
+	memcpy(buf, dmac, 6);
+	memcpy(buf + 6, smac, 6);
+	put16(buf + 12, 0x86dd);
+	ip[0] = 0x60;
+	put16(ip + 4, (uint16_t)(8 + q));
+	ip[6] = 58;
+	ip[7] = 64;
+	inet_pton(AF_INET6, src, ip + 8);
+	inet_pton(AF_INET6, dst, ip + 24);
+	icmp[0] = type;
+	icmp[1] = code;
+	put16(icmp + 4, (uint16_t)(mtu >> 16));
+	put16(icmp + 6, (uint16_t)mtu);
+	memcpy(icmp + 8, quoted + PKT_ETH_LEN, q);
+	acc = sum16(ip + 8, 32, 0) + (uint32_t)(8 + q) + 58;
+	put16(icmp + 2, fold(sum16(icmp, 8 + q, acc)));
+	return PKT_ETH_LEN + PKT6_IP_LEN + 8 + q;
 }

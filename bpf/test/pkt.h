@@ -42,7 +42,7 @@ size_t pkt_fragment(const uint8_t *frame, size_t frame_len, size_t off, size_t l
 struct pkt6_spec {
 	const char *src;        /* IPv6 text */
 	const char *dst;
-	uint8_t proto;          /* IPPROTO_TCP / UDP / ICMPV6 (58) */
+	uint8_t proto;          /* IPPROTO_TCP / UDP / SCTP / ICMPV6 (58) */
 	uint16_t sport, dport;  /* host order */
 	uint8_t tcp_flags;      /* default 0x02 (SYN) when 0 */
 	uint8_t icmp_type, icmp_code;
@@ -65,6 +65,11 @@ size_t pkt6_build(const struct pkt6_spec *s, uint8_t *buf);
  * quote_max bytes of the IPv4 packet in quoted (a frame from pkt_build), checksums from scratch. */
 size_t pkt_icmp_error(const char *src, const char *dst, uint8_t type, uint8_t code, uint16_t mtu,
 		      const uint8_t *quoted, size_t quoted_len, size_t quote_max, uint8_t *buf);
+
+/* The same for IPv6: an ICMPv6 error (type, code; mtu for packet too big) from src to dst quoting
+ * the first quote_max bytes of the IPv6 packet in quoted (a frame from pkt6_build). */
+size_t pkt6_icmp_error(const char *src, const char *dst, uint8_t type, uint8_t code, uint32_t mtu,
+		       const uint8_t *quoted, size_t quoted_len, size_t quote_max, uint8_t *buf);
 
 /* Recompute the IPv4 header checksum (after a test edits the header on purpose). */
 void pkt_fix_ip_csum(uint8_t *frame);

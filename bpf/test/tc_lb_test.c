@@ -98,7 +98,8 @@ static void reset_maps(void)
 	const struct bpf_map *maps[] = { skel->maps.services, skel->maps.backends, skel->maps.maglev,
 					 skel->maps.affinity, skel->maps.conntrack, skel->maps.frags,
 					 skel->maps.endpoints, skel->maps.ipcache, skel->maps.policy,
-					 skel->maps.endpoints6, skel->maps.ipcache6, skel->maps.conntrack6 };
+					 skel->maps.endpoints6, skel->maps.ipcache6, skel->maps.conntrack6,
+					 skel->maps.services6, skel->maps.backends6, skel->maps.affinity6 };
 	size_t i;
 
 	for (i = 0; i < sizeof(maps) / sizeof(maps[0]); i++)
@@ -536,6 +537,7 @@ static struct tc_lb_bpf *life_open(void)
 	bpf_map__set_max_entries(s->maps.backends, 64);
 	bpf_map__set_max_entries(s->maps.maglev, 4);
 	bpf_map__set_max_entries(s->maps.conntrack, 1024);
+	bpf_map__set_max_entries(s->maps.conntrack6, 1024);
 	s->rodata->cfg_ct_tcp_syn_s = 2;
 	s->rodata->cfg_ct_tcp_established_s = 3600;
 	s->rodata->cfg_ct_tcp_closing_s = 2;
@@ -559,6 +561,76 @@ static __be32 dst_of(const struct pkt_spec *s)
 		return 0;
 	memcpy(&dst, out + PKT_IP_OFF + 16, 4);
 	return dst;
+}
+
+/* IPv6 in the same wait: a UDP flow to an IPv6 service, and an established TCP one */
+static void in6(const char *s, __be32 *a);
+static int svc6_set(int fd, const char *vip, uint16_t port, __u8 proto, __u32 svc_id, __u32 count,
+		    __u32 flags, __u32 timeout);
+static int be6_set(int fd, __u32 svc_id, __u32 slot, const char *addr, uint16_t port, __u16 flags,
+		   __u32 backend_id);
+static int dnat6_backend(const struct pkt6_spec *s, __be32 *dst);
+
+#define L6_CLIENT "fd00:c::20"
+#define L6_VIP "fd00:96::10"
+#define L6_BE1 "fd00:1::5"
+#define L6_BE2 "fd00:1::6"
+#define UDP6_FLOW { .src = L6_CLIENT, .sport = 47000, .dst = L6_VIP, .dport = 53, .proto = IPPROTO_UDP, .payload_len = 20 }
+#define TCP6_EST(f) { .src = L6_CLIENT, .sport = 47001, .dst = L6_VIP, .dport = 80, .proto = IPPROTO_TCP, .tcp_flags = f, .payload_len = 20 }
+
+/* the backend (1 or 2) an IPv6 flow reaches, 0 if neither */
+static int to6(const struct pkt6_spec *s)
+{
+	__be32 got[4], b1[4], b2[4];
+
+	in6(L6_BE1, b1);
+	in6(L6_BE2, b2);
+	if (dnat6_backend(s, got))
+		return 0;
+	return !memcmp(got, b1, 16) ? 1 : !memcmp(got, b2, 16) ? 2 : 0;
+}
+#define TO6(...) to6(&(const struct pkt6_spec)__VA_ARGS__)
+
+static void life6_setup(void)
+{
+	int s = maps_fd(skel->maps.services6), b = maps_fd(skel->maps.backends6), err = 0;
+
+	err |= svc6_set(s, L6_VIP, 53, IPPROTO_UDP, 102, 1, 0, 0);
+	err |= be6_set(b, 102, 0, L6_BE1, 5353, 0, 201);
+	err |= svc6_set(s, L6_VIP, 80, IPPROTO_TCP, 101, 1, 0, 0);
+	err |= be6_set(b, 101, 0, L6_BE1, 8080, 0, 201);
+	if (err || TO6(UDP6_FLOW) != 1 || TO6(TCP6_EST(0x02)) != 1 || TO6(TCP6_EST(0x10)) != 1)
+		tap_fail("the IPv6 flows did not start on BE1");
+}
+
+static void life6_move(void)
+{
+	int b = maps_fd(skel->maps.backends6);
+	struct ct6_key k = { .sport = htons(47000), .dport = htons(53), .proto = IPPROTO_UDP };
+	struct ct6_entry e;
+
+	if (be6_set(b, 102, 0, L6_BE2, 5353, 0, 202) || be6_set(b, 101, 0, L6_BE2, 8080, 0, 202))
+		tap_fail("changing the IPv6 backends failed");
+	if (TO6(UDP6_FLOW) != 1 || TO6(TCP6_EST(0x10)) != 1)
+		tap_fail("an IPv6 flow left its backend before its lifetime passed");
+	in6(L6_CLIENT, k.saddr);
+	in6(L6_VIP, k.daddr);
+	if (bpf_map_lookup_elem(maps_fd(skel->maps.conntrack6), &k, &e) || e.lifetime_s != 2 ||
+	    !(e.flags & CT_F_DNAT) || e.svc_id != 102)
+		tap_fail("conntrack6 entry of the UDP flow: no entry, or lifetime %u flags %#x svc %u "
+			 "(expected 2 s, DNAT, 102)", e.lifetime_s, e.flags, e.svc_id);
+	tap_result("conntrack6 lifetimes: live entries (udp=2s) keep IPv6 UDP and TCP flows on their "
+		   "backend after the service moved");
+}
+
+static void life6_after(void)
+{
+	if (TO6(UDP6_FLOW) != 2)
+		tap_fail("IPv6 UDP flow idle past udp=2s still went to BE1");
+	if (TO6(TCP6_EST(0x10)) != 1)
+		tap_fail("established IPv6 TCP flow (lifetime 1 h) left BE1");
+	tap_result("conntrack6 lifetimes: an IPv6 UDP flow idle past its lifetime gets the service's "
+		   "current backend; an established TCP flow keeps its own");
 }
 
 #define UDP_FLOW UDP(CLIENT, 46000, VIP, 53)
@@ -589,6 +661,7 @@ static void lifetime_cases(void)
 	if (err)
 		tap_fail("setting up the services failed");
 
+	life6_setup();
 	/* four flows on BE1: UDP; TCP established; TCP closed by a FIN; TCP that only sent a SYN */
 	if (TO(UDP_FLOW) != be1 || TO(TCP_EST(0x02)) != be1 || TO(TCP_EST(0x10)) != be1 ||
 	    TO(TCP_FIN(0x02)) != be1 || TO(TCP_FIN(0x10)) != be1 || TO(TCP_FIN(0x11)) != be1 ||
@@ -601,6 +674,7 @@ static void lifetime_cases(void)
 		tap_fail("changing the backends failed");
 	if (TO(UDP_FLOW) != be1 || TO(TCP_EST(0x10)) != be1 || TO(TCP_FIN(0x10)) != be1)
 		tap_fail("a flow left its backend before its lifetime passed");
+	life6_move();
 	tap_result("conntrack lifetimes: live entries keep UDP, established and closing TCP flows on their "
 		   "backend after the service moved to another");
 
@@ -619,6 +693,7 @@ static void lifetime_cases(void)
 	if (TO(TCP_SYN(0x10)) != be2)
 		tap_fail("TCP flow that only sent a SYN still on BE1 after tcp-syn=2s");
 	tap_result("conntrack lifetimes: a TCP flow that never got past its SYN expires after tcp-syn");
+	life6_after();
 
 	tc_lb_bpf__destroy(skel);
 	skel = main_skel;
@@ -1035,9 +1110,11 @@ struct tcase6 {
 	const char *desc;
 	struct pkt6_spec in;
 	void (*mutate)(uint8_t *frame, size_t *len);
-	int verdict;     /* PASS cases must leave the packet as it was: IPv6 is never rewritten */
+	int verdict;     /* PASS cases must leave the packet as out says (NULL: as it was) */
 	uint32_t reason; /* expected drop reason, 0 = none */
-	int flags;       /* CASE_MAY_EINVAL */
+	int flags;       /* CASE_MAY_EINVAL, CASE_MUTATE_OUT */
+	const struct pkt6_spec *out; /* expected output (service flows: translated), NULL = the input */
+	uint32_t svc;    /* service whose counter must go up by one packet, 0 none */
 };
 
 static void setup_policy6(void)
@@ -1161,14 +1238,22 @@ static const struct tcase6 policy6_cases[] = {
 
 static void run6_case(const struct tcase6 *c)
 {
-	uint8_t in[PKT_MAX], got[PKT_MAX];
-	size_t in_len, got_len = 0;
+	uint8_t in[PKT_MAX], want[PKT_MAX], got[PKT_MAX];
+	size_t in_len, want_len, got_len = 0;
 	uint64_t before = c->reason ? drops(c->reason) : 0;
+	struct svc_counter svc_before = svc_counted(c->svc), svc_after;
 	int verdict;
 
 	in_len = pkt6_build(&c->in, in);
 	if (c->mutate)
 		c->mutate(in, &in_len);
+	if (c->out) {
+		want_len = pkt6_build(c->out, want);
+		if (c->mutate && (c->flags & CASE_MUTATE_OUT))
+			c->mutate(want, &want_len);
+	} else {
+		memcpy(want, in, want_len = in_len);
+	}
 	ring_buffer__consume(rb);
 	events_seen = 0;
 	verdict = run(in, in_len, got, &got_len);
@@ -1182,8 +1267,8 @@ static void run6_case(const struct tcase6 *c)
 	if (verdict >= 0 && verdict != c->verdict)
 		tap_fail("verdict %d, expected %d (last drop event: %s)", verdict, c->verdict,
 			 events_seen ? dp_drop_reason(last_event.reason) : "none");
-	if (verdict == PASS && (got_len != in_len || memcmp(got, in, in_len)))
-		tap_fail("output packet differs: %s", pkt_diff(got, got_len, in, in_len));
+	if (verdict == PASS && (got_len != want_len || memcmp(got, want, want_len)))
+		tap_fail("output packet differs: %s", pkt_diff(got, got_len, want, want_len));
 	if (c->reason) {
 		uint64_t after = drops(c->reason);
 
@@ -1196,7 +1281,293 @@ static void run6_case(const struct tcase6 *c)
 	} else if (events_seen) {
 		tap_fail("%d unexpected drop events (reason %u)", events_seen, last_event.reason);
 	}
+	svc_after = svc_counted(c->svc);
+	if (c->svc && (svc_after.packets != svc_before.packets + 1 ||
+		       svc_after.bytes != svc_before.bytes + in_len))
+		tap_fail("service %u counter went %llu/%llu -> %llu/%llu packets/bytes, expected +1/+%zu",
+			 c->svc, (unsigned long long)svc_before.packets,
+			 (unsigned long long)svc_before.bytes, (unsigned long long)svc_after.packets,
+			 (unsigned long long)svc_after.bytes, in_len);
 	tap_result(c->desc);
+}
+
+static void run6_table(const struct tcase6 *cases, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		run6_case(&cases[i]);
+}
+
+/* ---------------------------------------------------------------- IPv6 services */
+
+#define C6 "fd00:c::10"
+#define C6B "fd00:c::11"
+#define VIP6 "fd00:96::10"
+#define BE6_1 "fd00:1::5"
+#define BE6_2 "fd00:1::6"
+#define ROUTER6 "fd00:2::1"   /* a router between the node and the backend */
+#define ROUTER6_C "fd00:c::1" /* a router on the client's side */
+
+#define SVC6_TCP 101
+#define SVC6_UDP 102
+#define SVC6_EMPTY 103
+#define SVC6_LOCAL 104
+#define SVC6_SCTP 105
+#define SVC6_MAGLEV 106
+#define SVC6_AFFINITY 107
+#define SVC6_POLICY 108
+#define SVC6_EXTERNAL 109
+
+static void in6(const char *s, __be32 *a)
+{
+	inet_pton(AF_INET6, s, a);
+}
+
+/* services6[{vip, port, proto}] = {svc_id, count, flags, affinity timeout} */
+static int svc6_set(int fd, const char *vip, uint16_t port, __u8 proto, __u32 svc_id, __u32 count,
+		    __u32 flags, __u32 timeout)
+{
+	struct lb6_svc_key k = { .port = htons(port), .proto = proto };
+	struct lb_service v = { .svc_id = svc_id, .backend_count = count, .flags = flags,
+				.affinity_timeout_s = timeout };
+
+	in6(vip, k.vip);
+	return bpf_map_update_elem(fd, &k, &v, BPF_ANY);
+}
+
+/* backends6[{svc_id, slot}] = {addr, port, flags, backend_id} */
+static int be6_set(int fd, __u32 svc_id, __u32 slot, const char *addr, uint16_t port, __u16 flags,
+		   __u32 backend_id)
+{
+	struct lb_backend_key k = { .svc_id = svc_id, .slot = slot };
+	struct lb6_backend v = { .port = htons(port), .flags = flags, .backend_id = backend_id };
+
+	in6(addr, v.addr);
+	return bpf_map_update_elem(fd, &k, &v, BPF_ANY);
+}
+
+static void setup_lb6(void)
+{
+	int s = maps_fd(skel->maps.services6), b = maps_fd(skel->maps.backends6), i, err = 0;
+	static __u16 table[LB_MAGLEV_M];
+
+	err |= svc6_set(s, VIP6, 80, IPPROTO_TCP, SVC6_TCP, 1, 0, 0);
+	err |= be6_set(b, SVC6_TCP, 0, BE6_1, 8080, 0, 201);
+	err |= svc6_set(s, VIP6, 53, IPPROTO_UDP, SVC6_UDP, 1, 0, 0);
+	err |= be6_set(b, SVC6_UDP, 0, BE6_1, 5353, 0, 201);
+	err |= svc6_set(s, VIP6, 81, IPPROTO_TCP, SVC6_EMPTY, 0, 0, 0);
+	err |= svc6_set(s, VIP6, 82, IPPROTO_TCP, SVC6_LOCAL, 0, SVC_F_LOCAL_ONLY, 0);
+	err |= svc6_set(s, VIP6, 3868, IPPROTO_SCTP, SVC6_SCTP, 1, 0, 0);
+	err |= be6_set(b, SVC6_SCTP, 0, BE6_1, 3868, 0, 201);
+	/* Maglev: a table that sends every hash to slot 1 */
+	err |= svc6_set(s, VIP6, 84, IPPROTO_TCP, SVC6_MAGLEV, 2, SVC_F_MAGLEV, 0);
+	err |= be6_set(b, SVC6_MAGLEV, 0, BE6_1, 8080, 0, 201);
+	err |= be6_set(b, SVC6_MAGLEV, 1, BE6_2, 8080, 0, 202);
+	for (i = 0; i < LB_MAGLEV_M; i++)
+		table[i] = 1;
+	err |= dp_maglev_set(maps_fd(skel->maps.maglev), SVC6_MAGLEV, table);
+	err |= svc6_set(s, VIP6, 87, IPPROTO_TCP, SVC6_AFFINITY, 2, SVC_F_AFFINITY, 60);
+	err |= be6_set(b, SVC6_AFFINITY, 0, BE6_1, 8080, 0, 201);
+	err |= be6_set(b, SVC6_AFFINITY, 1, BE6_2, 8080, 0, 202);
+	/* policy on the translated tuple: backend P1_6:80 (ingress default-deny, rule 1 lets P3 in) */
+	err |= svc6_set(s, VIP6, 90, IPPROTO_TCP, SVC6_POLICY, 1, 0, 0);
+	err |= be6_set(b, SVC6_POLICY, 0, P1_6, 80, 0, 203);
+	/* an external address whose backend is on another node: needs SNAT, which IPv6 lacks */
+	err |= svc6_set(s, VIP6, 30080, IPPROTO_TCP, SVC6_EXTERNAL, 1, SVC_F_EXTERNAL, 0);
+	err |= be6_set(b, SVC6_EXTERNAL, 0, BE6_2, 8080, BE_F_REMOTE, 202);
+	if (err)
+		fprintf(stderr, "# setup_lb6: a map write failed\n");
+}
+
+/* zero the UDP checksum of a frame built without extension headers (invalid over IPv6) */
+static void udp6_csum_0(uint8_t *f, size_t *len)
+{
+	(void)len;
+	f[PKT_IP_OFF + PKT6_IP_LEN + 6] = 0;
+	f[PKT_IP_OFF + PKT6_IP_LEN + 7] = 0;
+}
+
+#define SCTP6(s, sp, d, dp, ...) { .src = s, .sport = sp, .dst = d, .dport = dp, .proto = IPPROTO_SCTP, .payload_len = 100, __VA_ARGS__ }
+#define OUT6(...) (&(const struct pkt6_spec)__VA_ARGS__)
+
+static const struct tcase6 lb6_cases[] = {
+	{ "IPv6 service: TCP SYN C -> [VIP]:80 is DNATed to [fd00:1::5]:8080, TCP checksum as computed "
+	  "from scratch", TCP6(C6, 40000, VIP6, 80), NULL, PASS, 0, 0,
+	  OUT6(TCP6(C6, 40000, BE6_1, 8080)), SVC6_TCP },
+	{ "IPv6 service: the backend's SYN-ACK is reverse-NATed to come from [VIP]:80",
+	  TCP6(BE6_1, 8080, C6, 40000, .tcp_flags = 0x12), NULL, PASS, 0, 0,
+	  OUT6(TCP6(VIP6, 80, C6, 40000, .tcp_flags = 0x12)), SVC6_TCP },
+	{ "IPv6 service: the client's ACK hits conntrack6 and is DNATed as recorded",
+	  TCP6(C6, 40000, VIP6, 80, .tcp_flags = 0x10), NULL, PASS, 0, 0,
+	  OUT6(TCP6(C6, 40000, BE6_1, 8080, .tcp_flags = 0x10)), SVC6_TCP },
+	{ "IPv6 service: UDP C -> [VIP]:53 DNATed to [fd00:1::5]:5353, UDP checksum as computed",
+	  UDP6(C6, 40001, VIP6, 53), NULL, PASS, 0, 0, OUT6(UDP6(C6, 40001, BE6_1, 5353)), SVC6_UDP },
+	{ "IPv6 service: its UDP reply comes back from [VIP]:53",
+	  UDP6(BE6_1, 5353, C6, 40001), NULL, PASS, 0, 0, OUT6(UDP6(VIP6, 53, C6, 40001)), SVC6_UDP },
+	{ "IPv6 service: a UDP datagram with checksum 0 (invalid over IPv6) is translated, the 0 kept "
+	  "(the receiver drops it as it would have)", UDP6(C6, 40002, VIP6, 53), udp6_csum_0, PASS, 0,
+	  CASE_MUTATE_OUT, OUT6(UDP6(C6, 40002, BE6_1, 5353)), SVC6_UDP },
+	{ "IPv6 service behind extension headers (hop-by-hop, dest opts, routing): DNATed at parse6's "
+	  "L4 offset, the chain kept", TCP6(C6, 40003, VIP6, 80, CHAIN3), NULL, PASS, 0, 0,
+	  OUT6(TCP6(C6, 40003, BE6_1, 8080, CHAIN3)), SVC6_TCP },
+	{ "IPv6 service behind an AH header: UDP DNATed",
+	  UDP6(C6, 40004, VIP6, 53, .ext = { 51 }, .n_ext = 1), NULL, PASS, 0, 0,
+	  OUT6(UDP6(C6, 40004, BE6_1, 5353, .ext = { 51 }, .n_ext = 1)), SVC6_UDP },
+	{ "IPv6 SCTP service: the address is translated, the port and CRC32c stay (no pseudo header)",
+	  SCTP6(C6, 40005, VIP6, 3868), NULL, PASS, 0, 0, OUT6(SCTP6(C6, 40005, BE6_1, 3868)),
+	  SVC6_SCTP },
+	{ "IPv6 service without backends: NO_BACKEND",
+	  TCP6(C6, 40006, VIP6, 81), NULL, DROP, DROP_NO_BACKEND, 0, NULL, 0 },
+	{ "IPv6 service with traffic policy Local and no local backend: NO_LOCAL_BACKEND",
+	  TCP6(C6, 40007, VIP6, 82), NULL, DROP, DROP_NO_LOCAL_BACKEND, 0, NULL, 0 },
+	{ "IPv6 Maglev service: the table's slot 1 ([fd00:1::6]) for every flow",
+	  TCP6(C6, 40008, VIP6, 84), NULL, PASS, 0, 0, OUT6(TCP6(C6, 40008, BE6_2, 8080)),
+	  SVC6_MAGLEV },
+	{ "IPv6 service port with no service: passes untouched",
+	  TCP6(C6, 40009, VIP6, 8443), NULL, PASS, 0, 0, NULL, 0 },
+	{ "IPv6 hairpin (the backend is the client): needs SNAT, not done for IPv6: SNAT_NO_ADDRESS",
+	  TCP6(BE6_1, 40010, VIP6, 80), NULL, DROP, DROP_SNAT_NO_ADDRESS, 0, NULL, 0 },
+	{ "IPv6 external address with a remote backend: needs SNAT: SNAT_NO_ADDRESS",
+	  TCP6(C6, 40011, VIP6, 30080), NULL, DROP, DROP_SNAT_NO_ADDRESS, 0, NULL, 0 },
+	{ "IPv6 first fragment to a service: IPV6_FRAGMENT (IPv6 fragments are not tracked)",
+	  UDP6(C6, 40012, VIP6, 53, .ext = { 44 }, .n_ext = 1, .frag_more = true), NULL, DROP,
+	  DROP_IPV6_FRAGMENT, 0, NULL, 0 },
+	{ "IPv6 policy on the translated tuple: P3 -> [VIP]:90 -> P1:80 allowed by rule 1",
+	  TCP6(P3_6, 40013, VIP6, 90), NULL, PASS, 0, 0, OUT6(TCP6(P3_6, 40013, P1_6, 80)), SVC6_POLICY },
+	{ "IPv6 policy on the translated tuple: world -> [VIP]:90 -> P1:80 default deny",
+	  TCP6(WORLD6, 40014, VIP6, 90), NULL, DROP, DROP_POLICY_DEFAULT_DENY, 0, NULL, 0 },
+	{ "IPv6 the allowed flow's reply P1:80 -> P3 leaves as [VIP]:90",
+	  TCP6(P1_6, 80, P3_6, 40013, .tcp_flags = 0x12), NULL, PASS, 0, 0,
+	  OUT6(TCP6(VIP6, 90, P3_6, 40013, .tcp_flags = 0x12)), SVC6_POLICY },
+};
+
+/* the destination (16 bytes into out6) a frame leaves with; 0 = passed, -1 = not passed */
+static int dnat6_backend(const struct pkt6_spec *s, __be32 *dst)
+{
+	uint8_t in[PKT_MAX], out[PKT_MAX];
+	size_t in_len = pkt6_build(s, in), out_len;
+
+	if (run(in, in_len, out, &out_len) != PASS)
+		return -1;
+	memcpy(dst, out + PKT_IP_OFF + 24, 16);
+	return 0;
+}
+
+static void lb6_selection_cases(void)
+{
+	__be32 first[4], got[4], be1[4], be2[4];
+	int i, wrong = 0, n1 = 0, n2 = 0;
+	struct lb6_affinity_key ak = { .svc_id = SVC6_AFFINITY };
+	struct lb_affinity av;
+
+	in6(BE6_1, be1);
+	in6(BE6_2, be2);
+	if (dnat6_backend(&(const struct pkt6_spec)TCP6(C6, 41000, VIP6, 87), first))
+		wrong++;
+	for (i = 1; i < 32; i++)
+		if (dnat6_backend(&(const struct pkt6_spec)TCP6(C6, (uint16_t)(41000 + i), VIP6, 87), got) ||
+		    memcmp(got, first, 16))
+			wrong++;
+	if (wrong)
+		tap_fail("%d of 32 flows of one client not on its first backend", wrong);
+	in6(C6, ak.client);
+	if (bpf_map_lookup_elem(maps_fd(skel->maps.affinity6), &ak, &av) ||
+	    av.backend_id != (memcmp(first, be1, 16) ? 202u : 201u))
+		tap_fail("no affinity6 entry for the client naming its backend");
+	tap_result("IPv6 session affinity: 32 new flows of one client reach its first backend "
+		   "(affinity6 keyed by the client's address)");
+
+	/* random: 64 clients over 2 backends (all on one: probability 2^-63 with affinity per client) */
+	for (i = 0; i < 64; i++) {
+		char c[48];
+
+		snprintf(c, sizeof(c), "fd00:c::%x", 0x100 + i);
+		if (dnat6_backend(&(const struct pkt6_spec)TCP6(c, 41100, VIP6, 87), got))
+			continue;
+		n1 += !memcmp(got, be1, 16);
+		n2 += !memcmp(got, be2, 16);
+	}
+	if (n1 + n2 != 64 || !n1 || !n2)
+		tap_fail("BE1 %d, BE2 %d of 64 clients", n1, n2);
+	tap_result("IPv6 backend choice: 64 clients spread over both backends");
+}
+
+/* ICMPv6 errors quoting NATed IPv6 flows */
+struct icmp6_case {
+	const char *desc;
+	const char *src, *dst, *want_src, *want_dst;
+	uint8_t type, code;
+	struct pkt6_spec quote, want_quote;
+	size_t quote_max;
+};
+
+static void icmp6_case(const struct icmp6_case *c)
+{
+	uint8_t q[PKT_MAX], wq[PKT_MAX], in[PKT_MAX], want[PKT_MAX], got[PKT_MAX];
+	size_t q_len = pkt6_build(&c->quote, q), wq_len = pkt6_build(&c->want_quote, wq);
+	size_t in_len = pkt6_icmp_error(c->src, c->dst, c->type, c->code, 1280, q, q_len, c->quote_max, in);
+	size_t want_len = pkt6_icmp_error(c->want_src, c->want_dst, c->type, c->code, 1280, wq, wq_len,
+					  c->quote_max, want);
+	size_t got_len = 0;
+	int verdict;
+
+	ring_buffer__consume(rb);
+	events_seen = 0;
+	verdict = run(in, in_len, got, &got_len);
+	ring_buffer__consume(rb);
+	if (verdict != PASS)
+		tap_fail("verdict %d, expected PASS (last drop event: %s)", verdict,
+			 events_seen ? dp_drop_reason(last_event.reason) : "none");
+	else if (got_len != want_len || memcmp(got, want, want_len))
+		tap_fail("output packet differs: %s", pkt_diff(got, got_len, want, want_len));
+	if (events_seen)
+		tap_fail("%d unexpected drop events (reason %u)", events_seen, last_event.reason);
+	tap_result(c->desc);
+}
+
+static void flow6_open(const struct pkt6_spec *s)
+{
+	uint8_t in[PKT_MAX], out[PKT_MAX];
+	size_t in_len = pkt6_build(s, in), out_len;
+
+	if (run(in, in_len, out, &out_len) != PASS)
+		tap_fail("setting up the flow %s:%u -> %s:%u: not passed", s->src, s->sport, s->dst, s->dport);
+}
+
+static void icmp6_error_cases(void)
+{
+	static const struct icmp6_case cases[] = {
+		{ "ICMPv6 packet too big from a router about a DNATed TCP segment: the quote's "
+		  "[fd00:1::5]:8080 becomes [VIP]:80, TCP and ICMPv6 checksums as computed from scratch",
+		  ROUTER6, C6, ROUTER6, C6, 2, 0,
+		  TCP6(C6, 42000, BE6_1, 8080, .tcp_flags = 0x10, .payload_len = 1400),
+		  TCP6(C6, 42000, VIP6, 80, .tcp_flags = 0x10, .payload_len = 1400), 1232 },
+		{ "ICMPv6 packet too big quoting only 8 bytes of TCP (no checksum quoted): address and "
+		  "port translated, ICMPv6 checksum updated",
+		  ROUTER6, C6, ROUTER6, C6, 2, 0,
+		  TCP6(C6, 42000, BE6_1, 8080, .tcp_flags = 0x10, .payload_len = 1400),
+		  TCP6(C6, 42000, VIP6, 80, .tcp_flags = 0x10, .payload_len = 1400), 48 },
+		{ "ICMPv6 port unreachable sent by the UDP backend itself: outer source becomes the VIP "
+		  "(ICMPv6 pseudo header), quote C -> [fd00:1::5]:5353 becomes C -> [VIP]:53",
+		  BE6_1, C6, VIP6, C6, 1, 4,
+		  UDP6(C6, 42001, BE6_1, 5353), UDP6(C6, 42001, VIP6, 53), 1232 },
+		{ "ICMPv6 time exceeded on the client's side about a reverse-NATed reply [VIP]:80 -> C: "
+		  "sent to the VIP, it reaches the backend quoting [fd00:1::5]:8080 -> C",
+		  ROUTER6_C, VIP6, ROUTER6_C, BE6_1, 3, 0,
+		  TCP6(VIP6, 80, C6, 42000, .tcp_flags = 0x12, .payload_len = 100),
+		  TCP6(BE6_1, 8080, C6, 42000, .tcp_flags = 0x12, .payload_len = 100), 1232 },
+		{ "ICMPv6 packet too big quoting a flow conntrack6 does not know passes untouched",
+		  ROUTER6, C6, ROUTER6, C6, 2, 0,
+		  TCP6(C6, 42999, BE6_1, 8080, .tcp_flags = 0x10, .payload_len = 100),
+		  TCP6(C6, 42999, BE6_1, 8080, .tcp_flags = 0x10, .payload_len = 100), 1232 },
+	};
+	size_t i;
+
+	flow6_open(&(const struct pkt6_spec)TCP6(C6, 42000, VIP6, 80));
+	flow6_open(&(const struct pkt6_spec)UDP6(C6, 42001, VIP6, 53));
+	for (i = 0; i < N(cases); i++)
+		icmp6_case(&cases[i]);
 }
 
 /* ---------------------------------------------------------------- main */
@@ -1244,8 +1615,11 @@ int main(void)
 	run_table(flow_policy_cases, N(flow_policy_cases));
 	flow_deny_rule_case();
 	setup_policy6();
-	for (size_t i = 0; i < N(policy6_cases); i++)
-		run6_case(&policy6_cases[i]);
+	run6_table(policy6_cases, N(policy6_cases));
+	setup_lb6();
+	run6_table(lb6_cases, N(lb6_cases));
+	lb6_selection_cases();
+	icmp6_error_cases();
 
 	reset_maps();
 	setup_lb();

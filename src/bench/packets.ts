@@ -13,14 +13,16 @@
 //                     unchanged, every iteration is a conntrack hit)
 //   policy-deny       a packet to the endpoint's denied port, in the kernel's loop (dropped
 //                     with POLICY_DENY, counted, a drop event)
-// IPv6: the same policy cases (endpoints6, ipcache6, conntrack6). IPv6 Services do not exist yet,
-// so there is no service case for IPv6 (the report says so).
+// IPv6: the same cases over as many IPv6 services, at most BENCH_SERVICES6_MAX (services6/backends6,
+// conntrack6, endpoints6, ipcache6): service-new and conntrack-hit to the last IPv6 VIP, the policy cases (the IPv6 policy
+// flows' second packets are policy-ct-hit, conntrack-hit being the service's).
 import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { compileState } from '../datapath/compile.js';
 import { fullSync } from '../datapath/sync.js';
 import type { DatapathState } from '../datapath/schema.js';
 import { DatapathStateSchema } from '../datapath/schema.js';
+import { formatIpv6, parseIpv6 } from '../datapath/ip.js';
 import type { BenchEnv } from './env.js';
 import { run, why } from './exec.js';
 import { datapathState } from './modes.js';
@@ -59,6 +61,21 @@ export function packetPolicyState(): Pick<DatapathState, 'endpoints' | 'policies
   return { endpoints: s.endpoints, policies: s.policies };
 }
 
+const SERVICE6_BASE = parseIpv6('fd00:96::')!;
+const ENDPOINT6_BASE = parseIpv6('fd00:128::')!;
+/** IPv6 services beside the IPv4 ones at most: 1M of each in one state ran prep-node out of V8's
+ *  default 4 GB heap while compiling (measured 2026-12-03), so the 1M size has 10k IPv6 services */
+export const BENCH_SERVICES6_MAX = 10_000;
+
+/** n IPv6 services, one endpoint each (service i: VIP fd00:96::i+1, port 80/tcp -> [fd00:128::i+1]:8080). */
+export function benchServices6(n: number): DatapathState['services'] {
+  const out: DatapathState['services'] = [];
+  for (let i = 0; i < n; i++) {
+    out.push({ name: `svc6-${i}`, vip: formatIpv6(SERVICE6_BASE + BigInt(i + 1)), port: 80, protocol: 'tcp', backends: [{ ip: formatIpv6(ENDPOINT6_BASE + BigInt(i + 1)), port: 8080, weight: 1 }], algorithm: 'random' });
+  }
+  return out;
+}
+
 export interface CaseLine {
   name: string;
   family: 4 | 6;
@@ -67,8 +84,8 @@ export interface CaseLine {
   line: string;
 }
 
-/** bench-pkt's input for run r: the target service is the last of the set. */
-export function caseLines(vip: string, run: number, flows: number): CaseLine[] {
+/** bench-pkt's input for run r: the target service is the last of the set (vip6: of the IPv6 set). */
+export function caseLines(vip: string, vip6: string, run: number, flows: number): CaseLine[] {
   const sport = SPORT_BASE + run * flows;
   const c = (name: string, family: 4 | 6, path: string, mode: string, src: string, sp: number, dst: string, dp: number): CaseLine => ({ name, family, path, line: `${name} ${mode} tcp ${src} ${sp} ${dst} ${dp}` });
   return [
@@ -77,8 +94,10 @@ export function caseLines(vip: string, run: number, flows: number): CaseLine[] {
     c('policy-allow', 4, 'first packet to a policy endpoint, allowed: identity + LPM rule lookups, 2 conntrack entries, flow event', 'flows', PKT_CLIENT, sport, PKT_ENDPOINT, PKT_ALLOWED_PORT),
     c('policy-ct-repeat', 4, 'an allowed flow again, kernel loop: conntrack hit, no NAT', 'repeat', PKT_CLIENT, sport, PKT_ENDPOINT, PKT_ALLOWED_PORT),
     c('policy-deny', 4, 'a denied port, kernel loop: policy lookups, drop counted, drop event', 'repeat', PKT_CLIENT, DENY_SPORT, PKT_ENDPOINT, PKT_DENIED_PORT),
+    c('service-new', 6, 'IPv6, first packet to an IPv6 ClusterIP: services6 + backends6 lookup, policy lookups, 2 conntrack6 entries, DNAT (16-byte checksum diff), flow event', 'flows', PKT_CLIENT6, sport, vip6, 80),
+    c('conntrack-hit', 6, 'IPv6, the same flows again: conntrack6 hit, DNAT as recorded', 'flows', PKT_CLIENT6, sport, vip6, 80),
     c('policy-allow', 6, 'IPv6, first packet to a policy endpoint, allowed: 2 conntrack6 entries, flow event', 'flows', PKT_CLIENT6, sport, PKT_ENDPOINT6, PKT_ALLOWED_PORT),
-    c('conntrack-hit', 6, 'IPv6, the same flows again: conntrack6 hit', 'flows', PKT_CLIENT6, sport, PKT_ENDPOINT6, PKT_ALLOWED_PORT),
+    c('policy-ct-hit', 6, 'IPv6, the policy flows again: conntrack6 hit, no NAT', 'flows', PKT_CLIENT6, sport, PKT_ENDPOINT6, PKT_ALLOWED_PORT),
     c('policy-ct-repeat', 6, 'IPv6, an allowed flow again, kernel loop: conntrack6 hit', 'repeat', PKT_CLIENT6, sport, PKT_ENDPOINT6, PKT_ALLOWED_PORT),
     c('policy-deny', 6, 'IPv6, a denied port, kernel loop: drop counted, drop event', 'repeat', PKT_CLIENT6, DENY_SPORT, PKT_ENDPOINT6, PKT_DENIED_PORT),
   ];
@@ -115,19 +134,23 @@ async function oneSize(loader: Loader, cgroup: string, size: number, cfg: Packet
     return r;
   };
   await loader(['remove'], '', 120_000);
+  const size6 = Math.min(size, BENCH_SERVICES6_MAX); // within services6's default capacity (2^18)
   await must(['install', '--cgroup', cgroup], '', 120_000);
   try {
     const set = benchServices(size, 1);
-    const state: DatapathState = { ...datapathState(set), ...packetPolicyState() };
+    const set6 = benchServices6(size6);
+    const base = datapathState(set);
+    const state: DatapathState = { ...base, services: [...base.services, ...set6], ...packetPolicyState() };
     const lines = fullSync(compileState(state).entries).lines;
     const fill = await must(['apply'], `${lines.join('\n')}\n`);
     res.fillMs = Math.round(fill.ms);
     log(`${String(size).padStart(7)} services  packets: maps filled in ${(fill.ms / 1000).toFixed(1)} s`);
     const vip = set[set.length - 1]!.vip;
+    const vip6 = set6[set6.length - 1]!.vip;
     const docs: BenchPktDoc[] = [];
     let cases: CaseLine[] = [];
     for (let r = 0; r < cfg.runs; r++) {
-      cases = caseLines(vip, r, cfg.flows);
+      cases = caseLines(vip, vip6, r, cfg.flows);
       const out = await must(['bench-pkt', '--repeat', String(cfg.repeat), '--flows', String(cfg.flows)], `${cases.map((c) => c.line).join('\n')}\n`);
       docs.push(BenchPktDoc.parse(JSON.parse(out.stdout)));
     }

@@ -76,7 +76,7 @@ export function datapathMapMemory(cap: Capacity, cpus: number): { atLoad: number
     lpm('ipcache', cap.IPCACHE_MAX, S.ipcache_key, S.ipcache_entry),
     hash('endpoints6', cap.ENDPOINTS6_MAX, S.endpoint6_key, S.endpoint_info, { prealloc: false }),
     lpm('ipcache6', cap.IPCACHE6_MAX, S.ipcache6_key, S.ipcache_entry),
-    hash('conntrack6', cap.CT6_MAX, S.ct6_key, S.ct_entry, { prealloc: true }),
+    hash('conntrack6', cap.CT6_MAX, S.ct6_key, S.ct6_entry, { prealloc: true }),
     hash('services6', cap.LB6_SERVICES_MAX, S.lb6_svc_key, S.lb_service, { prealloc: false }),
     hash('backends6', cap.LB6_BACKENDS_MAX, S.lb_backend_key, S.lb6_backend, { prealloc: false }),
     hash('affinity6', cap.LB6_AFFINITY_MAX, S.lb6_affinity_key, S.lb_affinity, { prealloc: true }),

@@ -5,35 +5,55 @@
 // flows are left to end: a terminating pod drains its connections, and their entries expire by
 // lifetime (closing 10 s after a FIN or RST). SCTP associations are treated like TCP.
 import { IPPROTO } from './consts.js';
+import { formatIpv6 } from './ip.js';
 import type { MapEntry } from './compile.js';
 import type { CurrentEntries } from './writer.js';
 
-/** `addr:port/udp` backends, as the loader's `ct-gc --backend` takes them. */
+/** `addr:port/udp` (IPv6: `[addr]:port/udp`) backends, as the loader's `ct-gc --backend` takes them. */
 export type FlushTarget = string;
 
-/** svc_id → protocol of the services map's entries (key: vip, port, proto, scope; value: svc_id LE first). */
-function protocols(services: Iterable<[string, string]>): Map<number, number> {
+/** The two families' map names and layouts (bpf/include/datapath_structs.h). */
+const FAMILIES = [
+  // services: lb_svc_key {vip 4, port 2, proto 1, scope 1}; backends value lb_backend {addr 4, port 2, ...}
+  { services: 'services', backends: 'backends', protoAt: 6, addrLen: 4 },
+  // services6: lb6_svc_key {vip 16, port 2, proto 1, scope 1}; backends6 value lb6_backend {addr 16, port 2, ...}
+  { services: 'services6', backends: 'backends6', protoAt: 18, addrLen: 16 },
+] as const;
+type Family = (typeof FAMILIES)[number];
+
+/** svc_id → protocol of a services map's entries (value: svc_id LE first). */
+function protocols(services: Iterable<[string, string]>, f: Family): Map<number, number> {
   const out = new Map<number, number>();
-  for (const [k, v] of services) if (k.length >= 16 && v.length >= 8) out.set(Buffer.from(v, 'hex').readUInt32LE(0), Buffer.from(k, 'hex')[6]!);
+  for (const [k, v] of services) if (k.length >= 2 * (f.protoAt + 2) && v.length >= 8) out.set(Buffer.from(v, 'hex').readUInt32LE(0), Buffer.from(k, 'hex')[f.protoAt]!);
   return out;
 }
 
+/** The loader's text of an address of addrLen bytes: dotted IPv4, or IPv6 (RFC 5952) in brackets. */
+function addrText(b: Buffer, addrLen: number): string {
+  if (addrLen === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+  return `[${formatIpv6(BigInt(`0x${b.subarray(0, 16).toString('hex')}`))}]`;
+}
+
 /** `addr:port/udp` of every UDP backend slot (key: svc_id LE, slot; value: addr BE, port BE, ...). */
-function udpBackends(backends: Iterable<[string, string]>, proto: Map<number, number>): Set<FlushTarget> {
+function udpBackends(backends: Iterable<[string, string]>, proto: Map<number, number>, f: Family): Set<FlushTarget> {
   const out = new Set<FlushTarget>();
   for (const [k, v] of backends) {
-    if (k.length < 16 || v.length < 12) continue;
+    if (k.length < 16 || v.length < 2 * (f.addrLen + 2)) continue;
     if (proto.get(Buffer.from(k, 'hex').readUInt32LE(0)) !== IPPROTO.udp) continue;
     const b = Buffer.from(v, 'hex');
-    out.add(`${b[0]}.${b[1]}.${b[2]}.${b[3]}:${b.readUInt16BE(4)}/udp`);
+    out.add(`${addrText(b, f.addrLen)}:${b.readUInt16BE(f.addrLen)}/udp`);
   }
   return out;
 }
 
-/** UDP backends the node's maps have now and the desired entries no longer have. */
+/** UDP backends (IPv4 and IPv6) the node's maps have now and the desired entries no longer have. */
 export function removedUdpBackends(current: CurrentEntries, desired: readonly MapEntry[]): FlushTarget[] {
-  const now = udpBackends(current.backends ?? new Map(), protocols(current.services ?? new Map()));
   const pairs = (map: string) => desired.filter((e) => e.map === map).map((e) => [e.keyHex, e.valueHex] as [string, string]);
-  const want = udpBackends(pairs('backends'), protocols(pairs('services')));
-  return [...now].filter((b) => !want.has(b)).sort();
+  const out: FlushTarget[] = [];
+  for (const f of FAMILIES) {
+    const now = udpBackends(current[f.backends] ?? new Map(), protocols(current[f.services] ?? new Map(), f), f);
+    const want = udpBackends(pairs(f.backends), protocols(pairs(f.services), f), f);
+    out.push(...[...now].filter((b) => !want.has(b)));
+  }
+  return out.sort();
 }

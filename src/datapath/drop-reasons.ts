@@ -23,7 +23,7 @@ export const DROP_REASONS: readonly DropReason[] = [
   { num: 13, name: 'MALFORMED_IPV6', description: 'IPv6 header invalid: version not 6' },
   { num: 14, name: 'TRUNCATED_IPV6', description: 'packet shorter than its IPv6 header, payload length or an extension header' },
   { num: 15, name: 'IPV6_EXTHDR_LIMIT', description: 'IPv6 extension header chain longer than the datapath walks (IPV6_MAX_EXTHDRS)' },
-  { num: 16, name: 'IPV6_FRAGMENT', description: 'IPv6 fragment to or from a policy-selected endpoint (IPv6 fragments are not tracked)' },
+  { num: 16, name: 'IPV6_FRAGMENT', description: 'IPv6 fragment to or from a policy-selected endpoint, or a first fragment to an IPv6 service (IPv6 fragments are not tracked)' },
   { num: 21, name: 'NO_LOCAL_BACKEND', description: 'externalTrafficPolicy or internalTrafficPolicy Local and no endpoint on this node' },
   { num: 22, name: 'SNAT_NO_ADDRESS', description: "flow needs SNAT (remote backend of an external address, or hairpin) and the node's address is not set (state node.addresses)" },
   { num: 23, name: 'SNAT_NO_PORT', description: 'flow needs SNAT and no source port is free (no SNAT port range at install, or every port tried is taken)' },

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { compileState } from '../../src/datapath/compile.js';
 import { fullSync } from '../../src/datapath/sync.js';
 import { datapathState } from '../../src/bench/modes.js';
-import { BenchPktDoc, caseLines, packetPolicyState, PKT_CLIENT, PKT_CLIENT6, PKT_ENDPOINT, PKT_ENDPOINT6 } from '../../src/bench/packets.js';
+import { BenchPktDoc, benchServices6, caseLines, packetPolicyState, PKT_CLIENT, PKT_CLIENT6, PKT_ENDPOINT, PKT_ENDPOINT6 } from '../../src/bench/packets.js';
 import { benchServices } from '../../src/bench/services.js';
 import { cgroupV2Root } from '../../src/bench/env.js';
 
@@ -48,6 +48,8 @@ describe('prep-node-dp bench-pkt', { skip: notRoot }, () => {
   let filled = false;
   const services = benchServices(10, 1);
   const last = services[services.length - 1]!;
+  const services6 = benchServices6(10);
+  const last6 = services6[services6.length - 1]!;
 
   before(() => {
     bpffs = mkdtempSync('/tmp/pn-benchpkt-');
@@ -74,7 +76,8 @@ describe('prep-node-dp bench-pkt', { skip: notRoot }, () => {
   it('installs and fills the maps through apply, as the bench does', async () => {
     const inst = await dp(bpffs, ['install', '--cgroup', cgroup]);
     assert.equal(inst.code, 0, inst.stdout);
-    const lines = fullSync(compileState({ ...datapathState(services), ...packetPolicyState() }).entries).lines;
+    const base = datapathState(services);
+    const lines = fullSync(compileState({ ...base, services: [...base.services, ...services6], ...packetPolicyState() }).entries).lines;
     const r = await dp(bpffs, ['apply'], `${lines.join('\n')}\n`);
     assert.equal(r.code, 0, r.stdout);
     filled = true;
@@ -97,7 +100,7 @@ describe('prep-node-dp bench-pkt', { skip: notRoot }, () => {
 
   it('sends each case down its path: NAT, conntrack, allow and deny on IPv4 and IPv6', async () => {
     assert.ok(filled, 'the maps were not filled (the step above failed)');
-    const cases = caseLines(last.vip, 0, FLOWS);
+    const cases = caseLines(last.vip, last6.vip, 0, FLOWS);
     const r = await dp(bpffs, ['bench-pkt', '--repeat', String(REPEAT), '--flows', String(FLOWS)], `${cases.map((c) => c.line).join('\n')}\n`);
     assert.equal(r.code, 0, r.stdout);
     const doc = BenchPktDoc.parse(JSON.parse(r.stdout));
@@ -127,7 +130,14 @@ describe('prep-node-dp bench-pkt', { skip: notRoot }, () => {
     assert.deepEqual(byName('policy-allow', 6).retvals, { OK: FLOWS });
     assert.equal(byName('policy-allow', 6).out_dst, `[${PKT_ENDPOINT6}]:8080`);
     assert.equal(byName('policy-allow', 6).out_src, `[${PKT_CLIENT6}]:${sport}`);
-    assert.deepEqual(byName('conntrack-hit', 6).retvals, { OK: FLOWS });
+    // IPv6 service: DNATed to its one endpoint, first packets and again from conntrack6
+    for (const name of ['service-new', 'conntrack-hit']) {
+      const c = byName(name, 6);
+      assert.deepEqual(c.retvals, { OK: FLOWS }, name);
+      assert.equal(c.out_dst, `[${last6.backends[0]!.ip}]:8080`, name);
+      assert.equal(c.out_src, `[${PKT_CLIENT6}]:${sport}`, name);
+    }
+    assert.deepEqual(byName('policy-ct-hit', 6).retvals, { OK: FLOWS });
     assert.deepEqual(byName('policy-ct-repeat', 6).retvals, { OK: 1 });
     assert.deepEqual(byName('policy-deny', 6).retvals, { SHOT: 1 });
     for (const c of doc.cases) assert.ok(Number.isFinite(c.ns_per_packet) && c.ns_per_packet >= 0, c.name);
@@ -139,7 +149,7 @@ describe('prep-node-dp bench-pkt', { skip: notRoot }, () => {
     assert.equal(st.drops.POLICY_DEFAULT_DENY, 0);
     const entries = (m: string) => st.maps.find((x) => x.name === m)?.entries;
     assert.equal(entries('conntrack'), 2 * FLOWS + 2 * FLOWS, 'service flows and policy flows, both directions');
-    assert.equal(entries('conntrack6'), 2 * FLOWS);
-    assert.equal(st.forwarded.packets, 2 * FLOWS);
+    assert.equal(entries('conntrack6'), 2 * FLOWS + 2 * FLOWS, 'IPv6 service flows and policy flows, both directions');
+    assert.equal(st.forwarded.packets, 4 * FLOWS, 'IPv4 and IPv6 service flows, first packets and conntrack hits');
   });
 });

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { packetConfig } from '../../src/commands/bench.js';
 import { UsageError } from '../../src/errors.js';
-import { caseLines, packetPolicyState, runPacketBench } from '../../src/bench/packets.js';
+import { benchServices6, caseLines, packetPolicyState, runPacketBench } from '../../src/bench/packets.js';
 import { BenchEnv } from '../../src/bench/env.js';
 import { packetGrowth, renderPacketTable } from '../../src/bench/render.js';
 import { PacketSection, type PacketCase } from '../../src/bench/schema.js';
@@ -36,14 +36,25 @@ describe('bench packet section: without a loader', () => {
 
 describe('bench packet section: the loader input', () => {
   it('runs use disjoint source ports; conntrack-hit repeats its first-packet case\'s flows', () => {
-    const a = caseLines('10.96.0.10', 0, 100);
-    const b = caseLines('10.96.0.10', 1, 100);
+    const a = caseLines('10.96.0.10', 'fd00:96::a', 0, 100);
+    const b = caseLines('10.96.0.10', 'fd00:96::a', 1, 100);
     const field = (l: string, i: number) => l.split(' ')[i];
     assert.equal(field(a[0]!.line, 4), '1024');
     assert.equal(field(b[0]!.line, 4), '1124');
     assert.equal(a[1]!.line.replace('conntrack-hit', 'service-new'), a[0]!.line);
-    assert.deepEqual(a.map((c) => field(c.line, 1)), ['flows', 'flows', 'flows', 'repeat', 'repeat', 'flows', 'flows', 'repeat', 'repeat']);
+    assert.equal(a[6]!.line.replace('conntrack-hit', 'service-new'), a[5]!.line, 'IPv6: the same pairing');
+    assert.deepEqual(a.map((c) => `${c.name}/${c.family}`), ['service-new/4', 'conntrack-hit/4', 'policy-allow/4', 'policy-ct-repeat/4', 'policy-deny/4', 'service-new/6', 'conntrack-hit/6', 'policy-allow/6', 'policy-ct-hit/6', 'policy-ct-repeat/6', 'policy-deny/6']);
+    assert.deepEqual(a.map((c) => field(c.line, 1)), ['flows', 'flows', 'flows', 'repeat', 'repeat', 'flows', 'flows', 'flows', 'flows', 'repeat', 'repeat']);
     for (const c of a) assert.equal(c.family === 6, field(c.line, 3)!.includes(':'), c.line);
+  });
+
+  it('IPv6 services: one endpoint each, distinct addresses past 16 bits, compiled to services6/backends6', () => {
+    const set = benchServices6(70_000);
+    assert.equal(set[0]!.vip, 'fd00:96::1');
+    assert.equal(set[69_999]!.vip, 'fd00:96::1:1170');
+    assert.equal(set[69_999]!.backends[0]!.ip, 'fd00:128::1:1170');
+    const maps = compileState({ services: set.slice(0, 3), endpoints: [], policies: [] }).entries.map((e) => e.map);
+    assert.deepEqual([...new Set(maps)].sort(), ['backends6', 'services6']);
   });
 
   it('the policy state compiles: the endpoint in both families, allow and deny rules', () => {

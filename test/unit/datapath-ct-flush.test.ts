@@ -34,3 +34,10 @@ test('the same address:port leaving a UDP service while staying in a TCP one is 
   const now = onNode(entries([web(['10.0.1.1']), dns(['10.0.1.1'])]));
   assert.deepEqual(removedUdpBackends(now, entries([web(['10.0.1.1']), dns([])])), ['10.0.1.1:5353/udp']);
 });
+
+test('IPv6 UDP backends that left their service are flushed as [addr]:port/udp, the loader\'s ct-gc form', () => {
+  const dns6 = (backends: string[]) => ({ name: 'dns6', vip: 'fd00:96::10', port: 53, protocol: 'udp', backends: backends.map((ip) => ({ ip, port: 5353 })) });
+  const now = onNode(entries([dns(['10.0.1.1']), dns6(['fd00:1::1', 'fd00:1:0::2'])]));
+  assert.deepEqual(removedUdpBackends(now, entries([dns(['10.0.1.1']), dns6(['fd00:1::2'])])), ['[fd00:1::1]:5353/udp']);
+  assert.deepEqual(removedUdpBackends(now, entries([])), ['10.0.1.1:5353/udp', '[fd00:1::1]:5353/udp', '[fd00:1::2]:5353/udp']);
+});

@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * ICMPv6 errors of NATed IPv6 flows (lib/icmp_nat.h for IPv6; RFC 4443, RFC 5508 section 4 as
+ * applied to IPv6): destination unreachable (1), packet too big (2) and time exceeded (3) quote
+ * the IPv6 header and as much of the packet that caused them as fits. The quoted flow is looked
+ * up in conntrack6 (reversed: the quote travelled the other way) and translated back:
+ *   - quote C -> B (a DNATed packet, the error goes back to the client): inner destination B:bp
+ *     becomes the VIP V:vp, and the outer source too when the backend itself sent the error;
+ *   - quote V -> C (a reverse-NATed reply, the error goes to the VIP): inner source V:vp becomes
+ *     B:bp, and the outer destination V becomes B.
+ * Checksums: the inner TCP/UDP checksum (inner pseudo header and port; quoted data, so a plain
+ * update), the ICMPv6 checksum for every quoted word that changed (address, port, the inner
+ * checksum itself), and for an outer address change the ICMPv6 pseudo header (BPF_F_PSEUDO_HDR).
+ * IPv6 has no header checksum. Only a quote whose IPv6 header is followed directly by TCP or UDP
+ * is translated (no inner extension headers); anything else is not ours and goes on as any
+ * packet (a packet too big always passes).
+ */
+#ifndef PREP_NODE_ICMP6_NAT_H
+#define PREP_NODE_ICMP6_NAT_H
+
+#include "common.h"
+#include "maps.h"
+#include "parse6.h"
+#include "icmp_nat.h"
+
+#define ICMPV6_DEST_UNREACH_T 1
+#define ICMPV6_TIME_EXCEED_T 3
+
+/* An ICMPv6 error whose quote may name a flow? */
+static __always_inline bool icmp6_is_error(const struct pkt6 *p)
+{
+	return p->proto == IPPROTO_ICMPV6 && p->has_l4 && !p->fragment &&
+	       (p->icmp_type == ICMPV6_DEST_UNREACH_T || p->icmp_type == ICMPV6_PKT_TOOBIG_T ||
+		p->icmp_type == ICMPV6_TIME_EXCEED_T);
+}
+
+/* Add the 16-bit one's complement difference diff to the checksum at off (plain, no pseudo
+ * header: off is quoted data or the ICMPv6 checksum for quoted data). */
+static __always_inline int icmp6_csum_add(struct __sk_buff *skb, __u32 off, __s64 diff)
+{
+	if (diff < 0)
+		return -1;
+	return bpf_l3_csum_replace(skb, off, 0, (__u32)diff, 0) ? -1 : 0;
+}
+
+/* Update the inner checksum at off by diff, and the ICMPv6 checksum for its own change. A UDP
+ * checksum that comes out 0 is written 0xffff (0 is not allowed over IPv6); one that was 0 stays. */
+static __always_inline int icmp6_fix_inner(struct __sk_buff *skb, __u32 off, __s64 diff, bool udp,
+					   __u32 icmp_csum_off)
+{
+	__u16 before, after;
+
+	if (bpf_skb_load_bytes(skb, off, &before, 2))
+		return -1;
+	if (udp && before == 0)
+		return 0; /* invalid over IPv6: left as it is, the receiver drops it */
+	if (icmp6_csum_add(skb, off, diff) || bpf_skb_load_bytes(skb, off, &after, 2))
+		return -1;
+	if (udp && after == 0) {
+		after = 0xffff;
+		if (bpf_skb_store_bytes(skb, off, &after, 2, 0))
+			return -1;
+	}
+	return bpf_l3_csum_replace(skb, icmp_csum_off, before, after, 2) ? -1 : 0;
+}
+
+/*
+ * Translate the ICMPv6 error p back if its quote names a NATed flow. Returns 0 (translated: pass
+ * it), ICMP_NAT_NOT_OURS, or DROP_NAT_FAILED. *svc_id is the flow's service.
+ */
+static __always_inline int icmp6_err_nat(struct __sk_buff *skb, const struct pkt6 *p, __u32 *svc_id)
+{
+	__u32 icmp_csum_off = p->l4_off + offsetof(struct icmp_hdr8, checksum);
+	__u32 in_off = p->l4_off + sizeof(struct icmp_hdr8), in_l4 = in_off + IPV6_HDR_LEN;
+	__u32 addr_off, port_off, l4_csum_off = 0, outer_off = 0;
+	struct ct6_key key = {};
+	struct ct6_entry *ct;
+	struct ip6_hdr40 in;
+	__be32 old_addr[4], new_addr[4];
+	__be16 ports[2], old_port, new_port;
+	bool rev, udp, outer = false;
+	__s64 diff;
+
+	if (bpf_skb_load_bytes(skb, in_off, &in, sizeof(in)) || (in.vtc >> 4) != 6)
+		return ICMP_NAT_NOT_OURS;
+	if (in.nexthdr != IPPROTO_TCP && in.nexthdr != IPPROTO_UDP)
+		return ICMP_NAT_NOT_OURS;
+	if (bpf_skb_load_bytes(skb, in_l4, ports, sizeof(ports)))
+		return ICMP_NAT_NOT_OURS;
+
+	__builtin_memcpy(key.saddr, in.daddr, sizeof(key.saddr));
+	__builtin_memcpy(key.daddr, in.saddr, sizeof(key.daddr));
+	key.sport = ports[1];
+	key.dport = ports[0];
+	key.proto = in.nexthdr;
+	ct = bpf_map_lookup_elem(&conntrack6, &key);
+	if (!ct || !(ct->flags & (CT_F_DNAT | CT_F_REVNAT)))
+		return ICMP_NAT_NOT_OURS;
+	*svc_id = ct->svc_id;
+	__builtin_memcpy(new_addr, ct->nat_addr, sizeof(new_addr));
+	new_port = ct->nat_port;
+
+	/* CT_F_REVNAT: the key is the backend's reply, the quote a DNATed packet C -> B */
+	rev = ct->flags & CT_F_REVNAT;
+	__builtin_memcpy(old_addr, rev ? in.daddr : in.saddr, sizeof(old_addr));
+	old_port = rev ? ports[1] : ports[0];
+	addr_off = in_off + (rev ? offsetof(struct ip6_hdr40, daddr) : offsetof(struct ip6_hdr40, saddr));
+	port_off = in_l4 + (rev ? 2 : 0);
+	if (rev) {
+		outer = p->saddr[0] == old_addr[0] && p->saddr[1] == old_addr[1] &&
+			p->saddr[2] == old_addr[2] && p->saddr[3] == old_addr[3];
+		outer_off = L3_OFF + offsetof(struct ip6_hdr40, saddr);
+	} else {
+		outer = p->daddr[0] == old_addr[0] && p->daddr[1] == old_addr[1] &&
+			p->daddr[2] == old_addr[2] && p->daddr[3] == old_addr[3];
+		outer_off = L3_OFF + offsetof(struct ip6_hdr40, daddr);
+	}
+	udp = in.nexthdr == IPPROTO_UDP;
+	if (udp)
+		l4_csum_off = in_l4 + offsetof(struct udphdr, check);
+	else if (skb->len >= in_l4 + sizeof(struct tcphdr))
+		l4_csum_off = in_l4 + offsetof(struct tcphdr, check);
+
+	diff = bpf_csum_diff(old_addr, sizeof(old_addr), new_addr, sizeof(new_addr), 0);
+	if (diff < 0)
+		return DROP_NAT_FAILED;
+	/* the inner address: in the inner pseudo header and in the quoted data */
+	if (l4_csum_off && icmp6_fix_inner(skb, l4_csum_off, diff, udp, icmp_csum_off))
+		return DROP_NAT_FAILED;
+	if (icmp6_csum_add(skb, icmp_csum_off, diff) ||
+	    bpf_skb_store_bytes(skb, addr_off, new_addr, sizeof(new_addr), 0))
+		return DROP_NAT_FAILED;
+	if (old_port != new_port) {
+		/* a UDP checksum 0 is invalid over IPv6: left alone, as icmp_nat.h leaves IPv4's none */
+		if (l4_csum_off && icmp_nat_fix_csum(skb, l4_csum_off, old_port, new_port, 2, udp,
+						     icmp_csum_off))
+			return DROP_NAT_FAILED;
+		if (icmp_nat_store(skb, port_off, old_port, new_port, 2, icmp_csum_off))
+			return DROP_NAT_FAILED;
+	}
+	/* the outer address: the ICMPv6 pseudo header */
+	if (outer) {
+		if (bpf_l4_csum_replace(skb, icmp_csum_off, 0, (__u32)diff, BPF_F_PSEUDO_HDR) ||
+		    bpf_skb_store_bytes(skb, outer_off, new_addr, sizeof(new_addr), 0))
+			return DROP_NAT_FAILED;
+	}
+	return 0;
+}
+
+#endif /* PREP_NODE_ICMP6_NAT_H */
