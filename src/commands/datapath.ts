@@ -78,6 +78,18 @@ export function nearlyFull(maps: readonly { name: string; entries?: number | und
     .map((m) => `warning: ${m.name} is ${Math.floor((100 * m.entries!) / m.max_entries!)}% full: new flows evict the least recently used ones; raise it with \`datapath install --force --cap ${m.name}=${2 * m.max_entries!}\``);
 }
 
+/** The SNAT port range and conntrack lifetimes the datapath was loaded with (status's text). */
+export function loadedConfig(st: { snat_port_min?: number | undefined; snat_port_max?: number | undefined; ct_timeouts?: Record<string, number> | undefined }): string[] {
+  const out: string[] = [];
+  if (st.snat_port_max !== undefined) {
+    out.push(st.snat_port_max > 0
+      ? `SNAT source ports: ${st.snat_port_min}-${st.snat_port_max} (${st.snat_port_max - st.snat_port_min! + 1} per backend address and port)`
+      : 'SNAT source ports: none (flows that need SNAT drop as SNAT_NO_PORT; lower net.ipv4.ip_local_port_range\'s upper end, as the k8s-worker profile does, then install --force)');
+  }
+  if (st.ct_timeouts) out.push(`conntrack lifetimes: ${Object.entries(st.ct_timeouts).map(([k, v]) => `${k} ${v} s`).join(', ')}`);
+  return out;
+}
+
 /** One host's outcome: the lines to print, whether it passed, its --json document. */
 interface Outcome {
   lines: string[];
@@ -131,6 +143,7 @@ const WORK: Record<Verb, (host: Host, options: DatapathOptions, desired: Desired
     lines.push('maps (entries / capacity):');
     for (const m of st.maps) lines.push(`  ${m.name.padEnd(14)} ${m.entries ?? '-'} / ${m.max_entries ?? '-'}${pct(m.entries, m.max_entries)}${m.memlock_bytes !== undefined ? `  ${(m.memlock_bytes / 1048576).toFixed(1)} MiB` : ''}`);
     lines.push(...nearlyFull(st.maps));
+    lines.push(...loadedConfig(st));
     lines.push('drops by reason:');
     for (const d of st.dropReasons) lines.push(`  ${String(d.num).padStart(3)} ${d.name.padEnd(22)} ${d.count}  ${d.description}`);
     return { lines, ok: true, json: st };
