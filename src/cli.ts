@@ -206,6 +206,7 @@ export function buildProgram(): Command {
     .option('--log-format <format>', 'text or json', 'text')
     .option('--remove-on-exit', 'remove the datapath on SIGTERM/SIGINT (default: leave it serving)')
     .addOption(new Option('--min-sync-interval <ms>', 'changes within this long of the last sync are coalesced').default(50).argParser(int('--min-sync-interval', 0, 60000)))
+    .addOption(new Option('--ct-gc-interval <seconds>', 'remove expired conntrack entries this often (0: never; removed UDP backends are flushed at once regardless)').default(300).argParser(int('--ct-gc-interval', 0, 43200)))
     .option('--tc-dev <ifname>', 'when the agent installs the datapath: as `datapath install --tc-dev`', collect)
     .option('--cap <map=n,...>', 'when the agent installs the datapath: as `datapath install --cap`')
     .option('--cgroup <dir>', 'when the agent installs the datapath: as `datapath install --cgroup`')

@@ -6,6 +6,7 @@
 //   - a lone change is synced at once; changes arriving while a sync runs or within
 //     `minSyncIntervalMs` of the last one are coalesced into the next (kube-proxy's minSyncPeriod).
 import { MAPS, type MapName } from '../datapath/consts.js';
+import { goneBackends, serviceProtocols, udpBackendsLeaving } from '../datapath/ct-flush.js';
 import { deltaSync, incrementalSync, type CurrentEntries } from '../datapath/sync.js';
 import type { MapWriter } from '../datapath/writer.js';
 import type { NamesIndex } from '../datapath/observe.js';
@@ -30,6 +31,8 @@ export interface AgentOptions {
   retryMs?: number;
   /** leave the names index for `datapath observe` (rebuilt after a change to a named kind, at most once per `intervalMs`, default 1 s) */
   names?: { write(n: NamesIndex): Promise<void>; source: string; intervalMs?: number };
+  /** after a sync that removed UDP backends: delete their flows' conntrack entries (ct-gc.ts; off the sync path) */
+  flushUdp?: (backends: readonly string[]) => void;
 }
 
 /** What one sync did. */
@@ -46,6 +49,8 @@ export class Agent implements InformerEvents {
   private readonly hasListed = new Set<Kind>();
   private readonly failing = new Set<Kind>();
   private model: CurrentEntries | null = null;
+  /** svc_id → protocol of the services the maps hold (for UDP backend flushes), null until needed */
+  private protos: Map<number, number> | null = null;
   private needFull = true;
   private pending: { at: bigint; what: string }[] = [];
   private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
@@ -197,12 +202,22 @@ export class Agent implements InformerEvents {
       if (full) {
         this.needFull = false;
         this.model = await this.o.writer.dump(MAPS);
+        this.protos = null;
       }
       const plan = 'entries' in c ? incrementalSync(c.entries, this.model!) : deltaSync(c.changes, this.model!);
       const ops = plan.ops;
+      // UDP backends whose slots this plan overwrites or deletes (by the maps before it)
+      const touchesServices = plan.put.some((e) => e.map === 'services') || plan.deleted.some((d) => d.map === 'services');
+      const leaving = this.o.flushUdp ? udpBackendsLeaving(this.model!, (this.protos ??= serviceProtocols(this.model!.services ?? new Map())), [...plan.put, ...plan.deleted]) : new Set<string>();
       if (ops.length > 0) await this.o.writer.batch(ops);
       for (const e of plan.put) (this.model![e.map] ??= new Map()).set(e.keyHex, e.valueHex);
       for (const d of plan.deleted) this.model![d.map]?.delete(d.keyHex);
+      if (touchesServices) this.protos = null;
+      if (leaving.size > 0) {
+        // their live UDP flows would stay on them: flushed now that no slot names them
+        const gone = goneBackends(this.model!, (this.protos ??= serviceProtocols(this.model!.services ?? new Map())), leaving);
+        if (gone.length > 0) this.o.flushUdp!(gone);
+      }
       this.writable = true;
       const report = { full, put: plan.puts, deleted: plan.dels, changes: batch.map((b) => b.what) };
       if (full || ops.length > 0) {

@@ -37,3 +37,29 @@ export function removedUdpBackends(current: CurrentEntries, desired: readonly Ma
   const want = udpBackends(pairs('backends'), protocols(pairs('services')));
   return [...now].filter((b) => !want.has(b)).sort();
 }
+
+/** svc_id → protocol, from the services map's entries (the agent keeps it while services do not change). */
+export function serviceProtocols(services: Iterable<[string, string]>): Map<number, number> {
+  return protocols(services);
+}
+
+/**
+ * The agent's delta: UDP backends (`addr:port/udp`) whose slots these changes overwrite or delete, read
+ * from the slots' values before the changes (`before`), their services' protocols from `proto`.
+ */
+export function udpBackendsLeaving(before: CurrentEntries, proto: Map<number, number>, touched: Iterable<{ map: string; keyHex: string }>): Set<FlushTarget> {
+  const old: [string, string][] = [];
+  for (const t of touched) {
+    if (t.map !== 'backends') continue;
+    const v = before.backends?.get(t.keyHex);
+    if (v !== undefined) old.push([t.keyHex, v]);
+  }
+  return old.length === 0 ? new Set() : udpBackends(old, proto);
+}
+
+/** Of `leaving`, the backends no UDP slot of `after` names any more (a walk of the backends, only when there are some). */
+export function goneBackends(after: CurrentEntries, proto: Map<number, number>, leaving: Set<FlushTarget>): FlushTarget[] {
+  if (leaving.size === 0) return [];
+  const still = udpBackends(after.backends ?? new Map(), proto);
+  return [...leaving].filter((b) => !still.has(b)).sort();
+}
