@@ -88,8 +88,10 @@ export async function syncEntries(writer: MapWriter | null, entries: readonly Ma
   if (writer === null && !(options.full && options.dryRun)) throw new Error('syncEntries: only a full dry run goes without a writer');
   const current = options.full ? undefined : await writer!.dump(MAPS);
   const plan = current ? incrementalSync(entries, current) : fullSync(entries);
-  // a full sync read nothing: it cannot tell which backends left
-  const removedUdp = current ? removedUdpBackends(current, entries) : [];
+  // a full sync clears every map: it reads the services and backends first (one dump, not on a dry
+  // run) to tell which UDP backends leave, as an incremental one does from its own dump
+  const before = current ?? (options.dryRun ? undefined : await writer!.dump(['services', 'backends']));
+  const removedUdp = before ? removedUdpBackends(before, entries) : [];
   if (options.dryRun) return { plan, applied: null, removedUdp };
   return { plan, applied: await writer!.batch(plan.ops), removedUdp };
 }
