@@ -165,7 +165,8 @@ export function buildProgram(): Command {
     .option('--no-flow-events', 'send events for drops only, not one per new forwarded flow (busy nodes)')
     .option('--ct-timeout <name=duration,...>', 'conntrack lifetimes: tcp-syn (60s), tcp-established (6h), tcp-closing (10s), udp (60s), other (60s); durations in s/m/h/d, e.g. tcp-established=1d,udp=30s')
     .option('--metrics-textfile <dir>', "keep <dir>/prep_node_datapath.prom up to date for node_exporter's textfile collector")
-    .addOption(new Option('--metrics-interval <seconds>', 'how often the metrics file is rewritten').default(15).argParser(int('--metrics-interval', 1, 3600)));
+    .addOption(new Option('--metrics-interval <seconds>', 'how often the metrics file is rewritten').default(15).argParser(int('--metrics-interval', 1, 3600)))
+    .addOption(new Option('--ct-gc-interval <seconds>', 'a systemd timer removes expired conntrack entries this often (0: no timer; nodes run by the agent need none)').default(300).argParser(int('--ct-gc-interval', 0, 43200)));
   verb('sync', 'make the maps hold exactly the desired state: a prep-node state file, or Kubernetes manifests (a file or a directory)')
     .requiredOption('-f, --file <file|dir>', 'desired state: a state YAML, or manifests as kubectl apply -f takes them (Namespace, Pod, Service, EndpointSlice, Endpoints, NetworkPolicy, CiliumNetworkPolicy)')
     .option('--allow-partial', 'enforce what the datapath can and list what is left out (default: refuse the whole input)')

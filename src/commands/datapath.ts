@@ -27,6 +27,8 @@ export interface DatapathOptions extends HostOptions {
   nodeName?: string;
   metricsTextfile?: string;
   metricsInterval?: number;
+  /** seconds between ct-gc runs of the timer install leaves (0: none) */
+  ctGcInterval?: number;
 }
 
 type Verb = 'install' | 'sync' | 'status' | 'selftest' | 'metrics' | 'remove';
@@ -105,10 +107,14 @@ const WORK: Record<Verb, (host: Host, options: DatapathOptions, desired: Desired
     if (options.metricsTextfile) await dp.checkMetricsTextfileDir(host, options.metricsTextfile);
     const doc = await dp.install(host, { ...(caps && { caps }), ...(options.tcDev && { tcDevs: options.tcDev }), ...(options.cgroup && { cgroup: options.cgroup }), ...(options.force && { force: true }), ...(options.flowEvents === false && { flowEvents: false }), ...(ctTimeouts && { ctTimeouts }) });
     const lines = [doc.already_installed ? 'already installed (use --force to re-install; map contents are lost)' : 'installed: programs attached, maps pinned under /sys/fs/bpf/prep-node/'];
-    if (!options.metricsTextfile) return { lines, ok: true, json: doc };
+    const interval = options.ctGcInterval ?? 300;
+    const gc = interval > 0 ? await dp.installCtGc(host, interval) : null;
+    if (gc) lines.push(gc.runner === 'systemd' ? `conntrack: expired entries removed every ${gc.intervalSeconds} s (systemd timer prep-node-dp-ct-gc; journalctl -u prep-node-dp-ct-gc)` : 'conntrack: no systemd on the node, so no timer removes expired entries (the LRU evicts the oldest when full); run `prep-node-dp ct-gc` from cron, or the agent, which runs it itself');
+    const json = { ...doc, ...(gc && { ct_gc: gc }) };
+    if (!options.metricsTextfile) return { lines, ok: true, json };
     const tf = await dp.installMetricsTextfile(host, options.metricsTextfile, options.metricsInterval ?? 15);
     lines.push(`metrics: ${tf.file} rewritten every ${tf.intervalSeconds} s (${tf.runner === 'systemd' ? 'systemd service prep-node-dp-metrics' : 'background process, no systemd on the node: it ends at reboot, as the datapath does'})`);
-    return { lines, ok: true, json: { ...doc, metrics_textfile: tf } };
+    return { lines, ok: true, json: { ...json, metrics_textfile: tf } };
   },
   async sync(host, options, desired) {
     const d = desired!;
@@ -155,10 +161,11 @@ const WORK: Record<Verb, (host: Host, options: DatapathOptions, desired: Desired
     return { lines, ok: r.pass, json: r };
   },
   async remove(host) {
-    const { textfileRemoved: textfile, ...doc } = await dp.remove(host);
+    const { textfileRemoved: textfile, ctGcTimerRemoved: gcTimer, ...doc } = await dp.remove(host);
     const lines = [doc.removed === false ? 'not installed: nothing to remove' : 'removed: programs detached, pins and maps gone'];
     if (textfile) lines.push('  metrics textfile writer stopped and its file removed');
-    return { lines, ok: true, json: { ...doc, ...(textfile && { metrics_textfile_removed: true }) } };
+    if (gcTimer) lines.push('  conntrack garbage collection timer stopped and removed');
+    return { lines, ok: true, json: { ...doc, ...(textfile && { metrics_textfile_removed: true }), ...(gcTimer && { ct_gc_timer_removed: true }) } };
   },
 };
 
