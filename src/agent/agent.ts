@@ -206,16 +206,18 @@ export class Agent implements InformerEvents {
       }
       const plan = 'entries' in c ? incrementalSync(c.entries, this.model!) : deltaSync(c.changes, this.model!);
       const ops = plan.ops;
-      // UDP backends whose slots this plan overwrites or deletes (by the maps before it)
-      const touchesServices = plan.put.some((e) => e.map === 'services') || plan.deleted.some((d) => d.map === 'services');
-      const leaving = this.o.flushUdp ? udpBackendsLeaving(this.model!, (this.protos ??= serviceProtocols(this.model!.services ?? new Map())), [...plan.put, ...plan.deleted]) : new Set<string>();
+      // UDP backends whose slots this plan overwrites or deletes (by the maps before it); the services'
+      // protocols are read from the model once per full sync and kept up to date from the puts after
+      const touched = this.o.flushUdp ? [...plan.put, ...plan.deleted].filter((e) => e.map === 'backends') : [];
+      const protos = touched.length > 0 ? (this.protos ??= serviceProtocols(this.model!.services ?? new Map())) : null;
+      const leaving = protos ? udpBackendsLeaving(this.model!, protos, touched) : new Set<string>();
       if (ops.length > 0) await this.o.writer.batch(ops);
       for (const e of plan.put) (this.model![e.map] ??= new Map()).set(e.keyHex, e.valueHex);
       for (const d of plan.deleted) this.model![d.map]?.delete(d.keyHex);
-      if (touchesServices) this.protos = null;
+      if (this.protos) for (const [k, v] of serviceProtocols(plan.put.filter((e) => e.map === 'services').map((e) => [e.keyHex, e.valueHex] as [string, string]))) this.protos.set(k, v);
       if (leaving.size > 0) {
         // their live UDP flows would stay on them: flushed now that no slot names them
-        const gone = goneBackends(this.model!, (this.protos ??= serviceProtocols(this.model!.services ?? new Map())), leaving);
+        const gone = goneBackends(this.model!, this.protos!, leaving);
         if (gone.length > 0) this.o.flushUdp!(gone);
       }
       this.writable = true;
