@@ -82,6 +82,18 @@ test('agent: a full diff (a restarted agent) that removes a UDP backend flushes 
   await second.a.close();
 });
 
+test('agent: a UDP Service added after the first sync is known as UDP when its backend later leaves', async () => {
+  const t = await started(web([{ ip: '198.18.2.20' }]));
+  let s = t.a.nextSync();
+  for (const o of dns([{ ip: '198.18.2.1' }, { ip: '198.18.2.2' }])) t.put(o);
+  await s;
+  s = t.a.nextSync();
+  t.put(dns([{ ip: '198.18.2.1' }])[1]!);
+  await s;
+  assert.deepEqual(t.flushed, [['198.18.2.2:5353/udp']]);
+  await t.a.close();
+});
+
 const doc = (o: Partial<CtGcDoc> = {}): CtGcDoc => ({ scanned: 10, expired: 0, flushed: 0, entries: 10, capacity: 1024, fill_pct: 0, warning: null, ...o });
 
 test('ct-gc: periodic runs count expired entries; flushes asked during a run go into the next one together', async () => {
