@@ -73,42 +73,36 @@ static __always_inline int icmp_nat_fix_csum(struct __sk_buff *skb, __u32 off, _
 	return bpf_l3_csum_replace(skb, icmp_csum_off, before, after, 2) ? -1 : 0;
 }
 
-/* One quoted endpoint to put back: its address and port in the quote, and the outer address that
- * names the same host (0 when the outer header names another). */
-struct icmp_nat_half {
-	__u32 addr_off, port_off, outer_off;
-	__be32 old_addr, to_addr;
-	__be16 old_port, to_port;
-};
-
-/* Rewrite one quoted endpoint h, with the inner IPv4, inner L4 (at l4_csum_off, 0: not quoted),
- * ICMP and outer IPv4 checksums. 0 or -1. */
-static __always_inline int icmp_nat_apply(struct __sk_buff *skb, const struct icmp_nat_half *h,
-					  __u32 in_off, __u32 l4_csum_off, bool udp, __u32 icmp_csum_off)
+/* Rewrite one quoted endpoint (old_addr:old_port at addr_off/port_off -> to_addr:to_port) and the
+ * outer address at outer_off (0: none names the same host), with the inner IPv4, inner L4 (at
+ * l4_csum_off, 0: not quoted), ICMP and outer IPv4 checksums. Scalars, not a struct: tc_lb's stack
+ * stays within the 512 bytes 5.10 and 6.1 allow it and its calls together. 0 or -1. */
+static __always_inline int icmp_nat_apply(struct __sk_buff *skb, __u32 addr_off, __u32 port_off,
+					  __u32 outer_off, __be32 old_addr, __be32 to_addr,
+					  __be16 old_port, __be16 to_port, __u32 in_off,
+					  __u32 l4_csum_off, bool udp, __u32 icmp_csum_off)
 {
-	if (h->old_addr != h->to_addr) {
-		if (l4_csum_off && icmp_nat_fix_csum(skb, l4_csum_off, h->old_addr, h->to_addr, 4, udp,
+	if (old_addr != to_addr) {
+		if (l4_csum_off && icmp_nat_fix_csum(skb, l4_csum_off, old_addr, to_addr, 4, udp,
 						     icmp_csum_off))
 			return -1;
-		if (icmp_nat_fix_csum(skb, in_off + offsetof(struct iphdr, check), h->old_addr,
-				      h->to_addr, 4, false, icmp_csum_off))
+		if (icmp_nat_fix_csum(skb, in_off + offsetof(struct iphdr, check), old_addr, to_addr, 4,
+				      false, icmp_csum_off))
 			return -1;
-		if (icmp_nat_store(skb, h->addr_off, h->old_addr, h->to_addr, 4, icmp_csum_off))
+		if (icmp_nat_store(skb, addr_off, old_addr, to_addr, 4, icmp_csum_off))
 			return -1;
 	}
-	if (h->old_port != h->to_port) {
-		if (l4_csum_off && icmp_nat_fix_csum(skb, l4_csum_off, h->old_port, h->to_port, 2, udp,
+	if (old_port != to_port) {
+		if (l4_csum_off && icmp_nat_fix_csum(skb, l4_csum_off, old_port, to_port, 2, udp,
 						     icmp_csum_off))
 			return -1;
-		if (icmp_nat_store(skb, h->port_off, h->old_port, h->to_port, 2, icmp_csum_off))
+		if (icmp_nat_store(skb, port_off, old_port, to_port, 2, icmp_csum_off))
 			return -1;
 	}
-	if (h->outer_off && h->old_addr != h->to_addr) {
-		__be32 to = h->to_addr;
-
-		if (bpf_l3_csum_replace(skb, L3_OFF + offsetof(struct iphdr, check), h->old_addr, to, 4))
+	if (outer_off && old_addr != to_addr) {
+		if (bpf_l3_csum_replace(skb, L3_OFF + offsetof(struct iphdr, check), old_addr, to_addr, 4))
 			return -1;
-		if (bpf_skb_store_bytes(skb, h->outer_off, &to, 4, 0))
+		if (bpf_skb_store_bytes(skb, outer_off, &to_addr, 4, 0))
 			return -1;
 	}
 	return 0;
@@ -135,7 +129,7 @@ static __always_inline int icmp_err_nat(struct __sk_buff *skb, const struct pkt 
 {
 	__u32 icmp_csum_off = p->l4_off + offsetof(struct icmp_hdr8, checksum);
 	__u32 in_off = p->l4_off + sizeof(struct icmp_hdr8), in_l4, l4_csum_off = 0;
-	struct icmp_nat_half nat = {}, snat = {};
+	__u32 outer_off = 0;
 	struct ct_key key = {};
 	struct ct_entry *ct;
 	struct iphdr in;
@@ -164,42 +158,35 @@ static __always_inline int icmp_err_nat(struct __sk_buff *skb, const struct pkt 
 	*svc_id = ct->svc_id;
 	*fib = ct->flags & CT_F_FIB;
 
-	/* CT_F_REVNAT: the key is the backend's reply, the quote a DNATed packet to B; the service
-	 * end of the quote is its destination, else its source (a reverse-NATed reply from V) */
-	rev = ct->flags & CT_F_REVNAT;
-	nat.old_addr = rev ? in.daddr : in.saddr;
-	nat.old_port = rev ? ports[1] : ports[0];
-	nat.to_addr = ct->nat_addr;
-	nat.to_port = ct->nat_port;
-	nat.addr_off = in_off + (rev ? offsetof(struct iphdr, daddr) : offsetof(struct iphdr, saddr));
-	nat.port_off = in_l4 + (rev ? 2 : 0);
-	if (rev && p->saddr == nat.old_addr)
-		nat.outer_off = L3_OFF + offsetof(struct iphdr, saddr);
-	else if (!rev && p->daddr == nat.old_addr)
-		nat.outer_off = L3_OFF + offsetof(struct iphdr, daddr);
-	/* CT_F_SNAT: the other end of the quote is the node's SNAT address and port (rev) or the
-	 * client (!rev), and the outer address on that side with it */
-	if (ct->flags & CT_F_SNAT) {
-		snat.old_addr = rev ? in.saddr : in.daddr;
-		snat.old_port = rev ? ports[0] : ports[1];
-		snat.to_addr = ct->snat_addr;
-		snat.to_port = ct->snat_port;
-		snat.addr_off = in_off + (rev ? offsetof(struct iphdr, saddr) : offsetof(struct iphdr, daddr));
-		snat.port_off = in_l4 + (rev ? 0 : 2);
-		if (rev && p->daddr == snat.old_addr)
-			snat.outer_off = L3_OFF + offsetof(struct iphdr, daddr);
-		else if (!rev && p->saddr == snat.old_addr)
-			snat.outer_off = L3_OFF + offsetof(struct iphdr, saddr);
-	}
 	udp = in.protocol == IPPROTO_UDP;
 	if (udp)
 		l4_csum_off = in_l4 + offsetof(struct udphdr, check);
 	else if (skb->len >= in_l4 + sizeof(struct tcphdr))
 		l4_csum_off = in_l4 + offsetof(struct tcphdr, check);
 
-	if (icmp_nat_apply(skb, &nat, in_off, l4_csum_off, udp, icmp_csum_off))
+	/* CT_F_REVNAT: the key is the backend's reply, the quote a DNATed packet to B; the service
+	 * end of the quote is its destination, else its source (a reverse-NATed reply from V) */
+	rev = ct->flags & CT_F_REVNAT;
+	if (rev && p->saddr == in.daddr)
+		outer_off = L3_OFF + offsetof(struct iphdr, saddr);
+	else if (!rev && p->daddr == in.saddr)
+		outer_off = L3_OFF + offsetof(struct iphdr, daddr);
+	if (icmp_nat_apply(skb, in_off + (rev ? offsetof(struct iphdr, daddr) : offsetof(struct iphdr, saddr)),
+			   in_l4 + (rev ? 2 : 0), outer_off, rev ? in.daddr : in.saddr, ct->nat_addr,
+			   rev ? ports[1] : ports[0], ct->nat_port, in_off, l4_csum_off, udp, icmp_csum_off))
 		return DROP_NAT_FAILED;
-	if ((ct->flags & CT_F_SNAT) && icmp_nat_apply(skb, &snat, in_off, l4_csum_off, udp, icmp_csum_off))
+	if (!(ct->flags & CT_F_SNAT))
+		return 0;
+	/* CT_F_SNAT: the other end of the quote is the node's SNAT address and port (rev) or the
+	 * client (!rev), and the outer address on that side with it */
+	outer_off = 0;
+	if (rev && p->daddr == in.saddr)
+		outer_off = L3_OFF + offsetof(struct iphdr, daddr);
+	else if (!rev && p->saddr == in.daddr)
+		outer_off = L3_OFF + offsetof(struct iphdr, saddr);
+	if (icmp_nat_apply(skb, in_off + (rev ? offsetof(struct iphdr, saddr) : offsetof(struct iphdr, daddr)),
+			   in_l4 + (rev ? 0 : 2), outer_off, rev ? in.saddr : in.daddr, ct->snat_addr,
+			   rev ? ports[0] : ports[1], ct->snat_port, in_off, l4_csum_off, udp, icmp_csum_off))
 		return DROP_NAT_FAILED;
 	return 0;
 }
