@@ -284,11 +284,13 @@ int tc_lb(struct __sk_buff *skb)
 		return tc_drop(skb, &ev, ret);
 
 	if (icmp_is_error(&p)) { /* of a NATed flow: translated back, inner header too */
-		ret = icmp_err_nat(skb, &p, &ev.svc_id);
+		bool fib = false;
+
+		ret = icmp_err_nat(skb, &p, &ev.svc_id, &fib);
 		if (ret > 0)
 			return tc_drop(skb, &ev, ret);
 		if (ret == 0)
-			return TC_ACT_OK;
+			return fib ? tc_fib_forward(skb, &ev) : TC_ACT_OK;
 		ret = 0;
 	}
 	if (p.proto == IPPROTO_ICMP && p.has_l4 && p.icmp_type == ICMP_DEST_UNREACH_T &&

@@ -165,7 +165,8 @@ export function buildProgram(): Command {
     .option('--no-flow-events', 'send events for drops only, not one per new forwarded flow (busy nodes)')
     .option('--ct-timeout <name=duration,...>', 'conntrack lifetimes: tcp-syn (60s), tcp-established (6h), tcp-closing (10s), udp (60s), other (60s); durations in s/m/h/d, e.g. tcp-established=1d,udp=30s')
     .option('--metrics-textfile <dir>', "keep <dir>/prep_node_datapath.prom up to date for node_exporter's textfile collector")
-    .addOption(new Option('--metrics-interval <seconds>', 'how often the metrics file is rewritten').default(15).argParser(int('--metrics-interval', 1, 3600)));
+    .addOption(new Option('--metrics-interval <seconds>', 'how often the metrics file is rewritten').default(15).argParser(int('--metrics-interval', 1, 3600)))
+    .addOption(new Option('--ct-gc-interval <seconds>', 'a systemd timer removes expired conntrack entries this often (0: no timer; nodes run by the agent need none)').default(300).argParser(int('--ct-gc-interval', 0, 43200)));
   verb('sync', 'make the maps hold exactly the desired state: a prep-node state file, or Kubernetes manifests (a file or a directory)')
     .requiredOption('-f, --file <file|dir>', 'desired state: a state YAML, or manifests as kubectl apply -f takes them (Namespace, Pod, Service, EndpointSlice, Endpoints, NetworkPolicy, CiliumNetworkPolicy)')
     .option('--allow-partial', 'enforce what the datapath can and list what is left out (default: refuse the whole input)')
@@ -206,6 +207,7 @@ export function buildProgram(): Command {
     .option('--log-format <format>', 'text or json', 'text')
     .option('--remove-on-exit', 'remove the datapath on SIGTERM/SIGINT (default: leave it serving)')
     .addOption(new Option('--min-sync-interval <ms>', 'hold syncs this far apart (0: a change is written at once; bursts still go out in one batch)').default(0).argParser(int('--min-sync-interval', 0, 60000)))
+    .addOption(new Option('--ct-gc-interval <seconds>', 'remove expired conntrack entries this often (0: never; removed UDP backends are flushed at once regardless)').default(300).argParser(int('--ct-gc-interval', 0, 43200)))
     .option('--tc-dev <ifname>', 'when the agent installs the datapath: as `datapath install --tc-dev`', collect)
     .option('--cap <map=n,...>', 'when the agent installs the datapath: as `datapath install --cap`')
     .option('--cgroup <dir>', 'when the agent installs the datapath: as `datapath install --cgroup`')

@@ -182,6 +182,14 @@ int cmd_ct_gc(int argc, char **argv);
 
 /* status as JSON members of w (shared by `status` and an idempotent `install`) */
 int dp_status_members(struct jw *w);
+
+/* What install set in tc_lb's load-time knobs (its .rodata), read back from the pinned program. */
+struct dp_tc_config {
+	__u32 snat_port_min, snat_port_max; /* 0-0: no SNAT range */
+	__u32 ct_tcp_syn, ct_tcp_established, ct_tcp_closing, ct_udp, ct_other; /* seconds; 0: default */
+};
+/* 0, or -errno when the pinned tc_lb or its .rodata cannot be read (or is not this loader's layout) */
+int dp_tc_config_read(struct dp_tc_config *c);
 /* installed: bpffs mounted and an install record there; st: that record (0, or a recorded
  * "state-version" failure when the record is unreadable) */
 int dp_status_open(struct dp_state *st, bool *installed);

@@ -763,3 +763,59 @@ int cmd_install(int argc, char **argv)
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	return err;
 }
+
+/*
+ * The knobs install set, read from the .rodata map of the pinned tc_lb (frozen for writes, still
+ * readable): status shows the SNAT port range and the lifetimes the datapath really runs with, not a
+ * copy that could disagree. The value must be this loader's rodata layout (its size checked).
+ */
+int dp_tc_config_read(struct dp_tc_config *c)
+{
+	struct bpf_prog_info pinfo = {};
+	__u32 plen = sizeof(pinfo), ids[64], i;
+	struct tc_lb_bpf__rodata ro;
+	char path[512];
+	int pfd, err = -ENOENT;
+
+	memset(c, 0, sizeof(*c));
+	pfd = bpf_obj_get(dp_pin_path(path, sizeof(path), "progs/tc_lb"));
+	if (pfd < 0)
+		return -errno;
+	pinfo.nr_map_ids = 64;
+	pinfo.map_ids = (__u64)(unsigned long)ids;
+	if (bpf_obj_get_info_by_fd(pfd, &pinfo, &plen)) {
+		err = -errno;
+		close(pfd);
+		return err;
+	}
+	close(pfd);
+	for (i = 0; i < pinfo.nr_map_ids && i < 64 && err == -ENOENT; i++) {
+		struct bpf_map_info minfo = {};
+		__u32 mlen = sizeof(minfo), zero = 0;
+		size_t n;
+		int mfd = bpf_map_get_fd_by_id(ids[i]);
+
+		if (mfd < 0)
+			continue;
+		if (bpf_obj_get_info_by_fd(mfd, &minfo, &mlen) == 0 &&
+		    (n = strlen(minfo.name)) >= 7 && !strcmp(minfo.name + n - 7, ".rodata")) {
+			if (minfo.value_size != sizeof(ro))
+				err = -EPROTO;
+			else if (bpf_map_lookup_elem(mfd, &zero, &ro))
+				err = -errno;
+			else
+				err = 0;
+		}
+		close(mfd);
+	}
+	if (err)
+		return err;
+	c->snat_port_min = ro.cfg_snat_port_min;
+	c->snat_port_max = ro.cfg_snat_port_max;
+	c->ct_tcp_syn = ro.cfg_ct_tcp_syn_s;
+	c->ct_tcp_established = ro.cfg_ct_tcp_established_s;
+	c->ct_tcp_closing = ro.cfg_ct_tcp_closing_s;
+	c->ct_udp = ro.cfg_ct_udp_s;
+	c->ct_other = ro.cfg_ct_other_s;
+	return 0;
+}

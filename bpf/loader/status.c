@@ -228,6 +228,24 @@ static void forwarded(struct jw *w)
 	jw_close_obj(w);
 }
 
+/* the SNAT port range and the conntrack lifetimes tc_lb was loaded with (left out if unreadable) */
+static void tc_config(struct jw *w)
+{
+	struct dp_tc_config c;
+
+	if (dp_tc_config_read(&c))
+		return;
+	jw_u64(w, "snat_port_min", c.snat_port_min);
+	jw_u64(w, "snat_port_max", c.snat_port_max);
+	jw_open(w, "ct_timeouts");
+	jw_u64(w, "tcp-syn", c.ct_tcp_syn);
+	jw_u64(w, "tcp-established", c.ct_tcp_established);
+	jw_u64(w, "tcp-closing", c.ct_tcp_closing);
+	jw_u64(w, "udp", c.ct_udp);
+	jw_u64(w, "other", c.ct_other);
+	jw_close_obj(w);
+}
+
 int dp_status_open(struct dp_state *st, bool *installed)
 {
 	char dir[512];
@@ -283,6 +301,7 @@ int dp_status_members(struct jw *w)
 	jw_close_arr(w);
 	jw_u64(w, "installed_at", st.installed_at);
 	jw_str(w, "pin_dir", dir);
+	tc_config(w);
 	return 0;
 }
 

@@ -524,6 +524,61 @@ static void icmp_error_cases(void)
 		icmp_case(&cases[i]);
 }
 
+/* ICMP errors of SNATed flows (a NodePort to a remote backend): the node N is the VIP too */
+#define NODE "10.0.0.2"
+#define BE_R "10.0.3.7" /* a backend on another node */
+
+/* Both conntrack entries of a SNATed flow C:cport -> N:vport, DNATed to BE_R:bport and SNATed to
+ * N:sport, as snat_ct_create() writes them (without CT_F_FIB: the test checks the translation, and a
+ * FIB lookup here would depend on this machine's routes) */
+static void snat_flow(uint8_t proto, uint16_t cport, uint16_t vport, uint16_t bport, uint16_t sport)
+{
+	struct ct_key orig = { .saddr = ip4(CLIENT), .daddr = ip4(NODE), .sport = htons(cport),
+			       .dport = htons(vport), .proto = proto };
+	struct ct_key reply = { .saddr = ip4(BE_R), .daddr = ip4(NODE), .sport = htons(bport),
+				.dport = htons(sport), .proto = proto };
+	struct ct_entry o = { .nat_addr = ip4(BE_R), .nat_port = htons(bport), .flags = CT_F_DNAT | CT_F_SNAT,
+			      .svc_id = 7, .snat_addr = ip4(NODE), .snat_port = htons(sport) };
+	struct ct_entry r = { .nat_addr = ip4(NODE), .nat_port = htons(vport),
+			      .flags = CT_F_REPLY | CT_F_REVNAT | CT_F_SNAT, .svc_id = 7,
+			      .snat_addr = ip4(CLIENT), .snat_port = htons(cport) };
+	int fd = maps_fd(skel->maps.conntrack);
+
+	if (bpf_map_update_elem(fd, &orig, &o, BPF_ANY) || bpf_map_update_elem(fd, &reply, &r, BPF_ANY))
+		tap_fail("writing the SNATed flow's conntrack entries: %s", strerror(errno));
+}
+
+static void icmp_snat_cases(void)
+{
+	static const struct icmp_case cases[] = {
+		{ "SNAT: fragmentation needed from a router on the way to a remote backend, quoting "
+		  "N:61001 -> 10.0.3.7:8080: both rewrites undone, quote C:45100 -> N:30080, sent to C",
+		  ROUTER, NODE, ROUTER, CLIENT, 3, 4,
+		  TCP(NODE, 61001, BE_R, 8080, .tcp_flags = 0x10, .payload_len = 1400),
+		  TCP(CLIENT, 45100, NODE, 30080, .tcp_flags = 0x10, .payload_len = 1400), 548 },
+		{ "SNAT: fragmentation needed quoting 8 bytes of TCP: ports and addresses put back, ICMP "
+		  "checksum updated",
+		  ROUTER, NODE, ROUTER, CLIENT, 3, 4,
+		  TCP(NODE, 61001, BE_R, 8080, .tcp_flags = 0x10, .payload_len = 1400),
+		  TCP(CLIENT, 45100, NODE, 30080, .tcp_flags = 0x10, .payload_len = 1400), 28 },
+		{ "SNAT: port unreachable sent by the remote UDP backend itself: outer 10.0.3.7 -> N "
+		  "becomes N -> C, quote C:45101 -> N:30053",
+		  BE_R, NODE, NODE, CLIENT, 3, 3,
+		  UDP(NODE, 61002, BE_R, 5353), UDP(CLIENT, 45101, NODE, 30053), 548 },
+		{ "SNAT: time exceeded on the client's side about a reply N:30080 -> C:45100: it reaches "
+		  "the backend quoting 10.0.3.7:8080 -> N:61001, as the backend sent it",
+		  ROUTER_C, NODE, ROUTER_C, BE_R, 11, 0,
+		  TCP(NODE, 30080, CLIENT, 45100, .tcp_flags = 0x12, .payload_len = 100),
+		  TCP(BE_R, 8080, NODE, 61001, .tcp_flags = 0x12, .payload_len = 100), 548 },
+	};
+	size_t i;
+
+	snat_flow(IPPROTO_TCP, 45100, 30080, 8080, 61001);
+	snat_flow(IPPROTO_UDP, 45101, 30053, 5353, 61002);
+	for (i = 0; i < N(cases); i++)
+		icmp_case(&cases[i]);
+}
+
 /* ---------------------------------------------------------------- conntrack lifetimes */
 
 /* a second tc_lb with lifetimes short enough to wait out (2 s; established stays 1 h) */
@@ -1605,6 +1660,7 @@ int main(void)
 	flow_knob_case();
 	lb_selection_cases();
 	icmp_error_cases();
+	icmp_snat_cases();
 	lifetime_cases();
 
 	reset_maps();

@@ -8,6 +8,7 @@
 //     while a sync runs into the next; `minSyncIntervalMs` (default 0) can hold syncs apart
 //     (kube-proxy's minSyncPeriod) at the cost of delaying a change by up to that long.
 import { MAPS, type MapName } from '../datapath/consts.js';
+import { goneBackends, serviceProtocols, udpBackendsLeaving } from '../datapath/ct-flush.js';
 import { deltaSync, incrementalSync, type CurrentEntries } from '../datapath/sync.js';
 import type { MapWriter } from '../datapath/writer.js';
 import type { NamesIndex } from '../datapath/observe.js';
@@ -31,6 +32,8 @@ export interface AgentOptions {
   retryMs?: number;
   /** leave the names index for `datapath observe` (rewritten after a sync changed what it says, at most once per `intervalMs`, default 1 s) */
   names?: { write(n: NamesIndex): Promise<void>; source: string; intervalMs?: number };
+  /** after a sync that removed UDP backends: delete their flows' conntrack entries (ct-gc.ts; off the sync path) */
+  flushUdp?: (backends: readonly string[]) => void;
 }
 
 /** What one sync did. */
@@ -47,6 +50,8 @@ export class Agent implements InformerEvents {
   private readonly hasListed = new Set<Kind>();
   private readonly failing = new Set<Kind>();
   private model: CurrentEntries | null = null;
+  /** svc_id → protocol of the services the maps hold (for UDP backend flushes), null until needed */
+  private protos: Map<number, number> | null = null;
   private needFull = true;
   private pending: { at: bigint; what: string }[] = [];
   private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
@@ -202,12 +207,27 @@ export class Agent implements InformerEvents {
       if (full) {
         this.needFull = false;
         this.model = await this.o.writer.dump(MAPS);
+        this.protos = null;
       }
       const plan = 'entries' in c ? incrementalSync(c.entries, this.model!) : deltaSync(c.changes, this.model!);
       const ops = plan.ops;
+      // UDP backends whose slots this plan overwrites or deletes (by the maps before it); the services'
+      // protocols are read from the model once per full sync and kept up to date from the puts after
+      const touched = this.o.flushUdp ? [...plan.put, ...plan.deleted].filter((e) => e.map === 'backends' || e.map === 'backends6') : [];
+      const protos = touched.length > 0 ? (this.protos ??= serviceProtocols(this.model!)) : null;
+      const leaving = protos ? udpBackendsLeaving(this.model!, protos, touched) : new Set<string>();
       if (ops.length > 0) await this.o.writer.batch(ops);
       for (const e of plan.put) (this.model![e.map] ??= new Map()).set(e.keyHex, e.valueHex);
       for (const d of plan.deleted) this.model![d.map]?.delete(d.keyHex);
+      if (this.protos) {
+        const puts = (map: string) => plan.put.filter((e) => e.map === map).map((e) => [e.keyHex, e.valueHex] as [string, string]);
+        for (const [k, v] of serviceProtocols({ services: puts('services'), services6: puts('services6') })) this.protos.set(k, v);
+      }
+      if (leaving.size > 0) {
+        // their live UDP flows would stay on them: flushed now that no slot names them
+        const gone = goneBackends(this.model!, this.protos!, leaving);
+        if (gone.length > 0) this.o.flushUdp!(gone);
+      }
       this.writable = true;
       const report = { full, put: plan.puts, deleted: plan.dels, changes: batch.map((b) => b.what) };
       if (full || ops.length > 0) {

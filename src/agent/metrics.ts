@@ -28,6 +28,12 @@ export class AgentMetrics {
   readonly syncErrors = new Counter();
   readonly lists = new Counter();
   readonly namesWritten = new Counter();
+  readonly ctGcRuns = new Counter();
+  readonly ctGcRemoved = new Counter();
+  readonly ctGcErrors = new Counter();
+  /** conntrack entries and capacity at the last garbage collection (0: none ran yet) */
+  conntrackEntries = 0;
+  conntrackCapacity = 0;
   readonly latencyCounts = new Array<number>(LATENCY_BUCKETS.length + 1).fill(0);
   latencySum = 0;
   latencyN = 0;
@@ -73,6 +79,13 @@ export class AgentMetrics {
     counter('prep_node_agent_reconnects_total', 'Informers restarted after an error, by kind.', this.reconnects);
     counter('prep_node_agent_lists_total', 'Lists completed, by kind and type (initial; relist: after a 410 Gone or an outage).', this.lists);
     counter('prep_node_agent_names_written_total', 'Names index writes (what observe and metrics name services, pods and policies by).', this.namesWritten);
+    counter('prep_node_agent_ct_gc_runs_total', 'Conntrack garbage collections run (the loader\'s ct-gc), by trigger (interval; flush: UDP backends removed).', this.ctGcRuns);
+    counter('prep_node_agent_ct_gc_removed_total', 'Conntrack entries removed by garbage collection, by reason (expired: past their lifetime; flushed: flows of a removed UDP backend).', this.ctGcRemoved);
+    counter('prep_node_agent_ct_gc_errors_total', 'Conntrack garbage collections that failed, by trigger.', this.ctGcErrors);
+    if (this.conntrackCapacity > 0) {
+      gauge('prep_node_agent_conntrack_entries', 'IPv4 conntrack entries left by the last garbage collection.', [[{}, this.conntrackEntries]]);
+      gauge('prep_node_agent_conntrack_capacity', 'The IPv4 conntrack map\'s capacity (max_entries).', [[{}, this.conntrackCapacity]]);
+    }
     counter('prep_node_agent_syncs_total', 'Syncs written to the maps, by type (full: diffed against a dump of the pinned maps; delta).', this.syncs);
     counter('prep_node_agent_sync_errors_total', 'Syncs that failed to write the maps.', this.syncErrors);
     out.push('# HELP prep_node_agent_event_to_map_seconds Time from an event received to its change written to the maps.', '# TYPE prep_node_agent_event_to_map_seconds histogram');

@@ -10,6 +10,7 @@ import { LocalHost } from '../host/local.js';
 import { loader, type InstallOptions } from '../datapath/loader.js';
 import { removeNames, writeNames } from '../datapath/observe.js';
 import { Agent } from './agent.js';
+import { CT_GC_INTERVAL_S, CtGc } from './ct-gc.js';
 import { listening, serveEndpoints } from './http.js';
 import { Informers, loadKubeConfig } from './informers.js';
 import type { Logger } from './log.js';
@@ -23,6 +24,8 @@ export interface RunOptions {
   install: InstallOptions;
   removeOnExit?: boolean;
   minSyncIntervalMs?: number;
+  /** seconds between conntrack garbage collections (default CT_GC_INTERVAL_S; 0: only flushes) */
+  ctGcIntervalS?: number;
   /** bpffs mount (default /sys/fs/bpf) */
   bpffs?: string;
   /** resolves when the agent should stop (a signal) */
@@ -61,7 +64,11 @@ export async function runAgent(o: RunOptions): Promise<number> {
     kinds: Informers.KINDS,
     ...(o.minSyncIntervalMs !== undefined && { minSyncIntervalMs: o.minSyncIntervalMs }),
     names: { write: (n) => writeNames(host, n), source: `agent on ${o.nodeName} (${server0})` },
+    // called after a sync, never before the next line has run
+    flushUdp: (backends) => void ctGc.flush(backends),
   });
+  // a child process each run (the loader's ct-gc): the walk never holds the event loop
+  const ctGc = new CtGc((backends) => loader.ctGc(host, backends), { intervalMs: (o.ctGcIntervalS ?? CT_GC_INTERVAL_S) * 1000, log: o.log, metrics: agent.metrics });
   let server: Server | undefined;
   const informers = new Informers(kc, agent);
   try {
@@ -75,6 +82,7 @@ export async function runAgent(o: RunOptions): Promise<number> {
     o.log('info', 'endpoints listening: /healthz /readyz /metrics', { listen: listening(server), node: o.nodeName, server: kc.getCurrentCluster()?.server });
     o.onListening?.(listening(server));
     informers.start();
+    ctGc.start();
     void agent.firstSync().then((ok) => {
       // The lists and the first full sync leave a heap sized for their peak (~3× what is then
       // live at 10k Services); from here V8 sizes it for memory, not speed: the next GCs shrink
@@ -86,6 +94,7 @@ export async function runAgent(o: RunOptions): Promise<number> {
   } finally {
     await informers.stop();
     await agent.close();
+    await ctGc.close();
     await writer.close();
     if (server) {
       // keep-alive connections (a scraper's) must not hold a stopping agent

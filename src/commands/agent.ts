@@ -19,6 +19,7 @@ export interface AgentOptions {
   logFormat: string;
   removeOnExit?: boolean;
   minSyncInterval: number;
+  ctGcInterval: number;
   tcDev?: string[];
   cap?: string;
   cgroup?: string;
@@ -42,6 +43,7 @@ export async function agent(options: AgentOptions): Promise<number> {
     install: { ...(caps && { caps }), ...(options.tcDev && { tcDevs: options.tcDev }), ...(options.cgroup && { cgroup: options.cgroup }), ...(options.flowEvents === false && { flowEvents: false }) },
     ...(options.removeOnExit && { removeOnExit: true }),
     minSyncIntervalMs: options.minSyncInterval,
+    ctGcIntervalS: options.ctGcInterval,
     stop,
   });
   // everything is closed; a library's lingering socket (client-node's keep-alive agent) must not keep

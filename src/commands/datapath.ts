@@ -27,6 +27,8 @@ export interface DatapathOptions extends HostOptions {
   nodeName?: string;
   metricsTextfile?: string;
   metricsInterval?: number;
+  /** seconds between ct-gc runs of the timer install leaves (0: none) */
+  ctGcInterval?: number;
 }
 
 type Verb = 'install' | 'sync' | 'status' | 'selftest' | 'metrics' | 'remove';
@@ -78,6 +80,18 @@ export function nearlyFull(maps: readonly { name: string; entries?: number | und
     .map((m) => `warning: ${m.name} is ${Math.floor((100 * m.entries!) / m.max_entries!)}% full: new flows evict the least recently used ones; raise it with \`datapath install --force --cap ${m.name}=${2 * m.max_entries!}\``);
 }
 
+/** The SNAT port range and conntrack lifetimes the datapath was loaded with (status's text). */
+export function loadedConfig(st: { snat_port_min?: number | undefined; snat_port_max?: number | undefined; ct_timeouts?: Record<string, number> | undefined }): string[] {
+  const out: string[] = [];
+  if (st.snat_port_max !== undefined) {
+    out.push(st.snat_port_max > 0
+      ? `SNAT source ports: ${st.snat_port_min}-${st.snat_port_max} (${st.snat_port_max - st.snat_port_min! + 1} per backend address and port)`
+      : 'SNAT source ports: none (flows that need SNAT drop as SNAT_NO_PORT; lower net.ipv4.ip_local_port_range\'s upper end, as the k8s-worker profile does, then install --force)');
+  }
+  if (st.ct_timeouts) out.push(`conntrack lifetimes: ${Object.entries(st.ct_timeouts).map(([k, v]) => `${k} ${v} s`).join(', ')}`);
+  return out;
+}
+
 /** One host's outcome: the lines to print, whether it passed, its --json document. */
 interface Outcome {
   lines: string[];
@@ -93,10 +107,14 @@ const WORK: Record<Verb, (host: Host, options: DatapathOptions, desired: Desired
     if (options.metricsTextfile) await dp.checkMetricsTextfileDir(host, options.metricsTextfile);
     const doc = await dp.install(host, { ...(caps && { caps }), ...(options.tcDev && { tcDevs: options.tcDev }), ...(options.cgroup && { cgroup: options.cgroup }), ...(options.force && { force: true }), ...(options.flowEvents === false && { flowEvents: false }), ...(ctTimeouts && { ctTimeouts }) });
     const lines = [doc.already_installed ? 'already installed (use --force to re-install; map contents are lost)' : 'installed: programs attached, maps pinned under /sys/fs/bpf/prep-node/'];
-    if (!options.metricsTextfile) return { lines, ok: true, json: doc };
+    const interval = options.ctGcInterval ?? 300;
+    const gc = interval > 0 ? await dp.installCtGc(host, interval) : null;
+    if (gc) lines.push(gc.runner === 'systemd' ? `conntrack: expired entries removed every ${gc.intervalSeconds} s (systemd timer prep-node-dp-ct-gc; journalctl -u prep-node-dp-ct-gc)` : 'conntrack: no systemd on the node, so no timer removes expired entries (the LRU evicts the oldest when full); run `prep-node-dp ct-gc` from cron, or the agent, which runs it itself');
+    const json = { ...doc, ...(gc && { ct_gc: gc }) };
+    if (!options.metricsTextfile) return { lines, ok: true, json };
     const tf = await dp.installMetricsTextfile(host, options.metricsTextfile, options.metricsInterval ?? 15);
     lines.push(`metrics: ${tf.file} rewritten every ${tf.intervalSeconds} s (${tf.runner === 'systemd' ? 'systemd service prep-node-dp-metrics' : 'background process, no systemd on the node: it ends at reboot, as the datapath does'})`);
-    return { lines, ok: true, json: { ...doc, metrics_textfile: tf } };
+    return { lines, ok: true, json: { ...json, metrics_textfile: tf } };
   },
   async sync(host, options, desired) {
     const d = desired!;
@@ -131,6 +149,7 @@ const WORK: Record<Verb, (host: Host, options: DatapathOptions, desired: Desired
     lines.push('maps (entries / capacity):');
     for (const m of st.maps) lines.push(`  ${m.name.padEnd(14)} ${m.entries ?? '-'} / ${m.max_entries ?? '-'}${pct(m.entries, m.max_entries)}${m.memlock_bytes !== undefined ? `  ${(m.memlock_bytes / 1048576).toFixed(1)} MiB` : ''}`);
     lines.push(...nearlyFull(st.maps));
+    lines.push(...loadedConfig(st));
     lines.push('drops by reason:');
     for (const d of st.dropReasons) lines.push(`  ${String(d.num).padStart(3)} ${d.name.padEnd(22)} ${d.count}  ${d.description}`);
     return { lines, ok: true, json: st };
@@ -142,10 +161,11 @@ const WORK: Record<Verb, (host: Host, options: DatapathOptions, desired: Desired
     return { lines, ok: r.pass, json: r };
   },
   async remove(host) {
-    const { textfileRemoved: textfile, ...doc } = await dp.remove(host);
+    const { textfileRemoved: textfile, ctGcTimerRemoved: gcTimer, ...doc } = await dp.remove(host);
     const lines = [doc.removed === false ? 'not installed: nothing to remove' : 'removed: programs detached, pins and maps gone'];
     if (textfile) lines.push('  metrics textfile writer stopped and its file removed');
-    return { lines, ok: true, json: { ...doc, ...(textfile && { metrics_textfile_removed: true }) } };
+    if (gcTimer) lines.push('  conntrack garbage collection timer stopped and removed');
+    return { lines, ok: true, json: { ...doc, ...(textfile && { metrics_textfile_removed: true }), ...(gcTimer && { ct_gc_timer_removed: true }) } };
   },
 };
 

@@ -57,3 +57,39 @@ export function removedUdpBackends(current: CurrentEntries, desired: readonly Ma
   }
   return out.sort();
 }
+
+/** svc_id → protocol, from the entries of `services` and `services6` (svc_ids are one space over
+ * both families; the agent keeps it while services do not change). */
+export function serviceProtocols(maps: Readonly<Record<string, Iterable<[string, string]> | undefined>>): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const f of FAMILIES) for (const [k, v] of protocols(maps[f.services] ?? [], f)) out.set(k, v);
+  return out;
+}
+
+/**
+ * The agent's delta: UDP backends (`addr:port/udp`, `[addr6]:port/udp`) whose slots these changes
+ * overwrite or delete, read from the slots' values before the changes (`before`), their services'
+ * protocols from `proto`.
+ */
+export function udpBackendsLeaving(before: CurrentEntries, proto: Map<number, number>, touched: Iterable<{ map: string; keyHex: string }>): Set<FlushTarget> {
+  const list = [...touched];
+  const out = new Set<FlushTarget>();
+  for (const f of FAMILIES) {
+    const old: [string, string][] = [];
+    for (const t of list) {
+      if (t.map !== f.backends) continue;
+      const v = before[f.backends]?.get(t.keyHex);
+      if (v !== undefined) old.push([t.keyHex, v]);
+    }
+    if (old.length > 0) for (const b of udpBackends(old, proto, f)) out.add(b);
+  }
+  return out;
+}
+
+/** Of `leaving`, the backends no UDP slot of `after` names any more (a walk of the backends, only when there are some). */
+export function goneBackends(after: CurrentEntries, proto: Map<number, number>, leaving: Set<FlushTarget>): FlushTarget[] {
+  if (leaving.size === 0) return [];
+  const still = new Set<FlushTarget>();
+  for (const f of FAMILIES) for (const b of udpBackends(after[f.backends] ?? new Map(), proto, f)) still.add(b);
+  return [...leaving].filter((b) => !still.has(b)).sort();
+}

@@ -16,6 +16,7 @@ import type { BatchResult, MapWriter } from './writer.js';
 import type { MapEntry } from './compile.js';
 import type { Desired } from './k8s/index.js';
 import { installTextfile, removeTextfile, type TextfileResult } from './metrics.js';
+import { installCtGcTimer, removeCtGcTimer, type CtGcTimerResult } from './ct-gc-timer.js';
 import { buildNames, NAMES_PATH, removeNames, writeNames } from './observe.js';
 
 export { loadState, parseState } from './state.js';
@@ -88,8 +89,10 @@ export async function syncEntries(writer: MapWriter | null, entries: readonly Ma
   if (writer === null && !(options.full && options.dryRun)) throw new Error('syncEntries: only a full dry run goes without a writer');
   const current = options.full ? undefined : await writer!.dump(MAPS);
   const plan = current ? incrementalSync(entries, current) : fullSync(entries);
-  // a full sync read nothing: it cannot tell which backends left
-  const removedUdp = current ? removedUdpBackends(current, entries) : [];
+  // a full sync clears every map: it reads the services and backends first (one dump, not on a dry
+  // run) to tell which UDP backends leave, as an incremental one does from its own dump
+  const before = current ?? (options.dryRun ? undefined : await writer!.dump(['services', 'backends']));
+  const removedUdp = before ? removedUdpBackends(before, entries) : [];
   if (options.dryRun) return { plan, applied: null, removedUdp };
   return { plan, applied: await writer!.batch(plan.ops), removedUdp };
 }
@@ -126,6 +129,11 @@ export async function installMetricsTextfile(host: Host, dir: string, intervalSe
   return installTextfile(host, { bin: await ensureLoader(host), dir, intervalSeconds });
 }
 
+/** Run the loader's ct-gc every `intervalSeconds` on the node (a systemd timer; none without systemd). */
+export async function installCtGc(host: Host, intervalSeconds: number): Promise<CtGcTimerResult> {
+  return installCtGcTimer(host, { bin: await ensureLoader(host), intervalSeconds });
+}
+
 export interface DropCount {
   num: number;
   name: string;
@@ -145,10 +153,11 @@ export function events(host: Host, options: { timeoutMs?: number; max?: number }
   return loader.events(host, options);
 }
 
-/** Detach everything and unpin the maps; stop the metrics textfile writer and remove the names index. */
-export async function remove(host: Host): Promise<InstallDoc & { textfileRemoved: boolean }> {
+/** Detach everything and unpin the maps; stop the metrics textfile writer and the ct-gc timer, remove the names index. */
+export async function remove(host: Host): Promise<InstallDoc & { textfileRemoved: boolean; ctGcTimerRemoved: boolean }> {
   const doc = await loader.remove(host);
   const textfileRemoved = await removeTextfile(host);
+  const ctGcTimerRemoved = await removeCtGcTimer(host);
   await removeNames(host);
-  return { ...doc, textfileRemoved };
+  return { ...doc, textfileRemoved, ctGcTimerRemoved };
 }

@@ -170,6 +170,11 @@ export const StatusDoc = z.looseObject({
   maps: z.array(z.looseObject({ name: z.string(), type: z.string().optional(), max_entries: z.number().optional(), entries: z.number().optional(), memlock_bytes: z.number().optional() })).default([]),
   drops: z.record(z.string(), z.number()).default({}),
   set_retval: z.union([z.boolean(), z.number()]).optional(),
+  /** the SNAT source port range tc_lb was loaded with (0-0: none); absent from older loaders */
+  snat_port_min: z.number().optional(),
+  snat_port_max: z.number().optional(),
+  /** conntrack lifetimes in seconds by name, as loaded */
+  ct_timeouts: z.record(z.string(), z.number()).optional(),
 });
 export type StatusDoc = z.output<typeof StatusDoc>;
 

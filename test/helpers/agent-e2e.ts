@@ -26,6 +26,7 @@ const PODS: [string, string][] = [
 const VIP = '198.18.3.10';
 const ECHO_VIP = '198.18.3.20';
 const GONE_VIP = '198.18.3.40';
+const DNS_VIP = '198.18.3.50';
 
 const out = (o: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(o)}\n`);
 const sh = (cmd: string) => spawnSync('sh', ['-c', cmd], { encoding: 'utf8', timeout: 60_000 });
@@ -121,13 +122,15 @@ async function main(): Promise<void> {
     for (const [n, ip] of PODS)
       must(`ip netns add pnag-${n} && ip -n pnag-${n} link set lo up && ip -n pnag-sw link add sw-${n} type veth peer name eth0 netns pnag-${n} && ip -n pnag-sw link set sw-${n} master br0 up && ip -n pnag-${n} addr add ${ip}/24 dev eth0 && ip -n pnag-${n} link set eth0 up`);
     for (const n of ['be1', 'be2']) children.push(spawn('ip', ['netns', 'exec', `pnag-${n}`, DP, 'serve', '--port', '8080', '--name', n], { stdio: 'ignore' }));
+    // UDP servers answering with their pod's name (the live UDP flow that must move when its backend goes)
+    for (const n of ['be1', 'be2']) children.push(spawn('ip', ['netns', 'exec', `pnag-${n}`, process.execPath, '-e', `const s=require('dgram').createSocket('udp4');s.on('message',(m,r)=>s.send('${n}',r.port,r.address));s.bind(5353)`], { stdio: 'ignore' }));
     // a long-lived echo server on be1 for the connection that must survive the agent's kill -9
     children.push(spawn('ip', ['netns', 'exec', 'pnag-be1', process.execPath, '-e', "require('net').createServer((s)=>s.pipe(s)).listen(9000)"], { stdio: 'ignore' }));
     await waitFor('servers', () => sh("ip netns exec pnag-be1 ss -Htln 'sport = :9000'").stdout.trim() !== '' && sh("ip netns exec pnag-be2 ss -Htln 'sport = :8080'").stdout.trim() !== '');
     must(`nsenter --net=/run/netns/pnag-sw ${DP} install --tc-dev sw-fe --tc-dev sw-be1 --tc-dev sw-be2 --cgroup ${cg}`);
     // the frontend reaches VIPs outside the cgroup through tc_lb on sw-fe: a route and be1's MAC stand in for a node's routing
     const be1Mac = must('ip netns exec pnag-be1 cat /sys/class/net/eth0/address').trim();
-    for (const vip of [VIP, ECHO_VIP, GONE_VIP]) must(`ip -n pnag-fe route add ${vip}/32 dev eth0 && ip -n pnag-fe neigh add ${vip} lladdr ${be1Mac} dev eth0`);
+    for (const vip of [VIP, ECHO_VIP, GONE_VIP, DNS_VIP]) must(`ip -n pnag-fe route add ${vip}/32 dev eth0 && ip -n pnag-fe neigh add ${vip} lladdr ${be1Mac} dev eth0`);
 
     // ---- the cluster, and the agent
     fake.apply(namespace('shop'));
@@ -167,6 +170,41 @@ async function main(): Promise<void> {
     fake.apply(endpointSlice('shop', 'web', 'x1', [{ name: 'http', port: 8080 }], [{ ip: '198.18.2.20' }, { ip: '198.18.2.21', ready: false, serving: true, terminating: true }]));
     await waitFor('be2 removed', () => entries('backends') === 2);
     out({ step: 'endpoint-removed', sock: Array.from({ length: 12 }, () => probe('fe', `${VIP}:80`, cg).reply?.split(' ')[0] ?? 'fail') });
+
+    // a UDP client that keeps sending from one port (tc path) stays on its backend while it lives; when
+    // the agent removes that backend it flushes the flow's conntrack entries and the flow moves at once
+    // (the udp lifetime is 60 s and the client sends every 100 ms: only the flush can move it)
+    fake.apply(service('shop', 'dns', DNS_VIP, [{ name: 'dns', port: 53, targetPort: 5353, protocol: 'UDP' }], { selector: { app: 'dns' } }));
+    fake.apply(endpointSlice('shop', 'dns', 'a', [{ name: 'dns', port: 5353, protocol: 'UDP' }], [{ ip: '198.18.2.20' }]));
+    await waitFor('dns programmed', () => entries('backends') === 3);
+    // the frontend sends VIP traffic to be1's MAC (its route above): be1 forwards what tc_lb sent to be2
+    must('ip netns exec pnag-be1 sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.send_redirects=0 net.ipv4.conf.eth0.send_redirects=0');
+    const udp = spawn('ip', ['netns', 'exec', 'pnag-fe', process.execPath, '-e', `const s=require('dgram').createSocket('udp4');s.on('message',(m)=>console.log(Date.now()+' '+m));s.bind(40053,()=>setInterval(()=>s.send('q',53,'${DNS_VIP}'),100))`], { stdio: ['ignore', 'pipe', 'ignore'] });
+    children.push(udp);
+    const heard: [number, string][] = [];
+    createInterface(udp.stdout).on('line', (l) => heard.push([Number(l.split(' ')[0]), l.split(' ')[1]!]));
+    await waitFor('udp replies from be1', () => heard.filter(([, n]) => n === 'be1').length >= 3, 10_000).catch(() => undefined);
+    const flushedBefore = metric(await agent.metrics(), 'prep_node_agent_ct_gc_removed_total', { reason: 'flushed' });
+    const changedAt = Date.now();
+    fake.apply(endpointSlice('shop', 'dns', 'a', [{ name: 'dns', port: 5353, protocol: 'UDP' }], [{ ip: '198.18.2.21' }]));
+    await waitFor('udp replies from be2', () => heard.some(([t, n]) => t > changedAt && n === 'be2'), 10_000).catch(() => undefined);
+    const firstBe2 = heard.find(([t, n]) => t > changedAt && n === 'be2')?.[0];
+    await waitFor('flush counted', async () => metric(await agent!.metrics(), 'prep_node_agent_ct_gc_removed_total', { reason: 'flushed' }) > flushedBefore, 5000).catch(() => undefined);
+    const m = await agent.metrics();
+    udp.kill('SIGKILL');
+    out({
+      step: 'udp-moved',
+      before: heard.filter(([t]) => t <= changedAt).map(([, n]) => n),
+      movedAfterMs: firstBe2 === undefined ? null : firstBe2 - changedAt,
+      be1After: heard.filter(([t, n]) => firstBe2 !== undefined && t > firstBe2 && n === 'be1').length,
+      flushed: metric(m, 'prep_node_agent_ct_gc_removed_total', { reason: 'flushed' }) - flushedBefore,
+      flushRuns: metric(m, 'prep_node_agent_ct_gc_runs_total', { trigger: 'flush' }),
+      logged: agent.logged(/flows of removed UDP backends flushed/) ?? null,
+    });
+    must('ip netns exec pnag-be1 sysctl -qw net.ipv4.ip_forward=0');
+    fake.delete('Service', 'shop', 'dns');
+    fake.delete('EndpointSlice', 'shop', 'dns-a');
+    await waitFor('dns removed', () => entries('backends') === 2);
 
     // a NetworkPolicy added → denied, and seen by observe
     sh(`nsenter --net=/run/netns/pnag-sw ${process.execPath} ${CLI} datapath observe --json >/dev/null 2>&1`); // drain earlier events

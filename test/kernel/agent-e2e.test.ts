@@ -2,7 +2,8 @@
 // between network namespaces, the cluster served by the loopback stand-in for kube-apiserver. The
 // driver (test/helpers/agent-e2e.ts) runs in a private mount namespace with its own bpffs and prints
 // what it observed; the assertions are here:
-//   a Service created → reachable; an endpoint removed → no new connection reaches it; a
+//   a Service created → reachable; an endpoint removed → no new connection reaches it; a live UDP
+//   flow moves at once when the agent removes its backend (its conntrack entries flushed); a
 //   NetworkPolicy added → denied and seen by `observe`; the API server stopped → traffic still flows,
 //   /readyz stays ready and says why, retries counted in /metrics, changes made meanwhile (a Service
 //   deleted, an endpoint back, a Service added) applied after it returns, 410 Expired → relist;
@@ -54,6 +55,14 @@ exec ${process.execPath} ${DRIVER}`;
   assert.equal(get('established').echo, true);
   // the terminating endpoint gets no new connection
   assert.deepEqual([...new Set(get('endpoint-removed').sock as string[])], ['be1']);
+  // a live UDP flow moves when the agent removes its backend: its entries flushed (counted in /metrics), not left to idle out
+  const u = get('udp-moved');
+  assert.ok((u.before as string[]).length >= 3 && (u.before as string[]).every((n) => n === 'be1'), JSON.stringify(u));
+  assert.equal(typeof u.movedAfterMs, 'number', `the flow reached be2: ${JSON.stringify(u)}`);
+  assert.ok((u.movedAfterMs as number) < 10_000, `well before the 60 s udp lifetime: ${JSON.stringify(u)}`);
+  assert.equal(u.be1After, 0, 'once moved, nothing more from the removed backend');
+  assert.ok((u.flushed as number) >= 2 && (u.flushRuns as number) >= 1, `both directions' entries flushed: ${JSON.stringify(u)}`);
+  assert.match(String((u.logged as { backends?: string } | null)?.backends), /^198\.18\.2\.20:5353\/udp$/, JSON.stringify(u.logged));
   // policy: denied, and observe shows the drop
   assert.equal((get('policy').denied as { ok: boolean }).ok, false);
   const drops = (get('policy').observe as { verdict?: string; destination?: { ip: string; port: number }; reason_name?: string; reason?: unknown }[]).filter((e) => e.destination?.ip === '198.18.2.20' && e.destination.port === 8080);

@@ -66,6 +66,9 @@ cli datapath sync -f ${STATE}
 cli datapath status --json
 cli datapath remove
 cli datapath status
+cli datapath remove
+cli datapath install --cgroup ${cg} --cap services=4096,backends=8192 --ct-timeout udp=45s
+cli datapath status
 cli datapath remove`,
     );
     assert.equal(r.status, 0, r.stderr);
@@ -76,20 +79,29 @@ cli datapath remove`,
     assert.equal(exit(0), 'exit 2');
     assert.match(out(1), /^local: not installed$/m);
     assert.match(out(2), /^local: installed/m);
+    // this machine has no systemd (PID 1 is not): install says nothing removes expired entries on a schedule
+    assert.match(out(2), /^conntrack: no systemd on the node, so no timer removes expired entries/m);
     assert.match(out(3), /already installed/);
     assert.match(out(4), /^local: would write: \d+ put, 0 deleted/m);
     assert.match(out(4), /put services: web 10\.96\.0\.10:80\/tcp/);
     assert.match(out(5), /^local: synced: [1-9]\d* put, 0 deleted/m);
     assert.match(out(6), /^local: synced: 0 put, 0 deleted, 0 cleared \(already as desired\)$/m);
-    const st = JSON.parse(out(7)) as { installed: boolean; maps: { name: string; entries?: number; max_entries?: number }[] };
+    const st = JSON.parse(out(7)) as { installed: boolean; maps: { name: string; entries?: number; max_entries?: number }[]; snat_port_min?: number; snat_port_max?: number; ct_timeouts?: Record<string, number> };
     assert.equal(st.installed, true);
+    // the SNAT range is read back from the loaded program: above this namespace's ip_local_port_range, as install chose it
+    const hi = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[1]);
+    const want = 65535 - hi >= 1024 ? [hi + 1, 65535] : [0, 0];
+    assert.deepEqual([st.snat_port_min, st.snat_port_max], want);
+    assert.deepEqual(st.ct_timeouts, { 'tcp-syn': 60, 'tcp-established': 21600, 'tcp-closing': 10, udp: 60, other: 60 });
     const services = st.maps.find((m) => m.name === 'services');
     assert.equal(services?.entries, 2);
     assert.equal(services?.max_entries, 4096, '--cap set the capacity at load time');
     assert.match(out(8), /^local: removed/m);
     assert.match(out(9), /^local: not installed$/m);
     assert.match(out(10), /not installed: nothing to remove/);
-    for (let i = 1; i <= 10; i++) assert.equal(exit(i), 'exit 0', `command ${i}: ${out(i)}`);
+    assert.match(out(12), want[1] ? new RegExp(`^SNAT source ports: ${want[0]}-65535 \\(${65536 - want[0]!} per backend address and port\\)$`, 'm') : /^SNAT source ports: none/m);
+    assert.match(out(12), /^conntrack lifetimes: tcp-syn 60 s, tcp-established 21600 s, tcp-closing 10 s, udp 45 s, other 60 s$/m, '--ct-timeout as loaded');
+    for (let i = 1; i <= 13; i++) assert.equal(exit(i), 'exit 0', `command ${i}: ${out(i)}`);
   } finally {
     if (existsSync(cg)) rmdirSync(cg);
     rmSync(dir, { recursive: true, force: true });

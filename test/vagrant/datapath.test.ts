@@ -153,6 +153,10 @@ for (const backend of backends) {
       const install = dp(t, 'install', 'install');
       assert.equal(install.status, 0, install.stderr);
       assert.match(install.stdout, /: installed: programs attached, maps pinned under \/sys\/fs\/bpf\/prep-node\/$/m);
+      // a systemd node fed by sync: a timer runs ct-gc every 300 s; one run by hand logs its document to the journal
+      assert.match(install.stdout, /^conntrack: expired entries removed every 300 s \(systemd timer prep-node-dp-ct-gc; /m, install.stdout);
+      assert.equal(sshVmOk(vm, 'systemctl is-active prep-node-dp-ct-gc.timer').trim(), 'active');
+      assert.match(sshVmOk(vm, 'systemctl start prep-node-dp-ct-gc.service && journalctl -u prep-node-dp-ct-gc.service -o cat --no-pager | tail -5'), /"scanned":\d+,"expired":\d+,"flushed":0/);
 
       const status = dp(t, null, 'status');
       assert.equal(status.status, 0, status.stderr);
@@ -162,6 +166,8 @@ for (const backend of backends) {
       const cap = Number(/^ {2}services +0 \/ (\d+) \(0\.0%\)/m.exec(status.stdout)?.[1]);
       assert.ok([262144, 524288, 1048576].includes(cap), status.stdout);
       assert.match(status.stdout, /^ +1 POLICY_DENY +0 /m, status.stdout);
+      // Debian's ip_local_port_range 32768-60999: SNAT takes the ports above it
+      assert.match(status.stdout, /^SNAT source ports: 61000-65535 \(4536 per backend address and port\)$/m, status.stdout);
 
       const again = dp(t, null, 'install');
       assert.equal(again.status, 0, again.stderr);
@@ -231,6 +237,8 @@ for (const backend of backends) {
       const remove = dp(t, 'remove', 'remove');
       assert.equal(remove.status, 0, remove.stderr);
       assert.match(remove.stdout, /: removed: programs detached, pins and maps gone$/m);
+      assert.match(remove.stdout, /^ {2}conntrack garbage collection timer stopped and removed$/m);
+      assert.equal(sshVmOk(vm, 'ls /etc/systemd/system | grep -c prep-node-dp-ct-gc || true').trim(), '0');
       const gone = dp(t, null, 'status');
       assert.equal(gone.status, 0, gone.stderr);
       assert.match(gone.stdout, /: not installed$/m);
