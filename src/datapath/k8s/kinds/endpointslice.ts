@@ -1,9 +1,12 @@
 // EndpointSlice (discovery.k8s.io/v1) and Endpoints (v1) → the backends they offer a Service, per
 // port (name and protocol). Conditions as kube-proxy reads them: ready nil = ready, serving nil =
 // ready, terminating nil = false. Endpoints' addresses are ready; notReadyAddresses are not used.
-import { parseIpv4 } from '../../ip.js';
+// Families as kube-proxy keeps them (one proxier per family; its metaproxier hands an EndpointSlice
+// to the proxier of its addressType): an IPv4 slice offers backends to a Service's IPv4 VIPs only,
+// an IPv6 slice to its IPv6 VIPs only. An Endpoints object's addresses are split by family.
+import type { Family } from '../../ip.js';
 import type { InputObject } from '../manifests.js';
-import { arr, lower, nameOf, nsOf, obj, str, type Sink } from './common.js';
+import { arr, lower, nameOf, nsOf, obj, parseAddress, shown, str, type Sink } from './common.js';
 
 const SLICE_TOP = new Set(['apiVersion', 'kind', 'metadata', 'addressType', 'endpoints', 'ports']);
 const SLICE_EP = new Set(['addresses', 'conditions', 'hostname', 'targetRef', 'nodeName', 'zone', 'hints', 'deprecatedTopology']);
@@ -11,6 +14,7 @@ const SLICE_EP = new Set(['addresses', 'conditions', 'hostname', 'targetRef', 'n
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 
 export interface Backend {
+  /** IPv4, or IPv6 in canonical text */
   ip: string;
   port: number;
   ready: boolean;
@@ -24,6 +28,8 @@ export interface Backend {
 export interface BackendSource {
   service: string;
   from: 'EndpointSlice' | 'Endpoints';
+  /** an EndpointSlice's addressType (every backend is of it); Endpoints: undefined, each backend its own */
+  family?: Family;
   byPort: Map<string, Backend[]>;
 }
 
@@ -50,24 +56,33 @@ export function endpointSliceFacts(o: InputObject, sink: Sink): BackendSource | 
   const byPort = new Map<string, Backend[]>();
   const source: BackendSource = { service, from: 'EndpointSlice', byPort };
   const type = str(o.obj.addressType);
-  if (type === 'IPv6') return source; // its VIPs are findings of the Service already
-  if (type !== 'IPv4') {
-    sink.findings.add(o.origin, ['addressType'], `${type ?? 'no addressType'}: only IPv4 endpoint slices can be backends`, 'this EndpointSlice is left out');
+  if (type !== 'IPv4' && type !== 'IPv6') {
+    sink.findings.add(o.origin, ['addressType'], `${type ?? 'no addressType'}: only IPv4 and IPv6 endpoint slices can be backends (kube-proxy ignores FQDN ones too)`, 'this EndpointSlice is left out');
     return source;
   }
+  const family: Family = type === 'IPv4' ? 4 : 6;
+  source.family = family;
   if (sink.findings.length > mark) return source;
   const endpoints = arr(o.obj.endpoints).map(obj);
+  const addrs = endpoints.map((e, i) =>
+    arr(e.addresses).flatMap((ip, k) => {
+      const a = parseAddress(ip);
+      if (a?.family === family) return [a.ip];
+      sink.findings.add(o.origin, ['endpoints', i, 'addresses', k], `expected an ${type} address (addressType ${type}), got ${shown(ip)}`, 'this address is not a backend');
+      return [];
+    }),
+  );
   for (const sp of arr(o.obj.ports).map(obj)) {
     if (typeof sp.port !== 'number') continue;
     const list: Backend[] = [];
-    for (const e of endpoints) {
+    endpoints.forEach((e, i) => {
       const cond = obj(e.conditions);
       const ready = cond.ready !== false;
       const serving = cond.serving === undefined ? ready : cond.serving !== false;
       const terminating = cond.terminating === true;
       const nodeName = str(e.nodeName);
-      for (const ip of arr(e.addresses)) if (typeof ip === 'string' && parseIpv4(ip) !== null) list.push({ ip, port: sp.port, ready, serving, terminating, ...(nodeName !== undefined && { nodeName }) });
-    }
+      for (const ip of addrs[i]!) list.push({ ip, port: sp.port as number, ready, serving, terminating, ...(nodeName !== undefined && { nodeName }) });
+    });
     const k = portKey(str(sp.name) ?? '', lower(str(sp.protocol) ?? 'TCP'));
     if (!byPort.has(k)) byPort.set(k, list);
   }
@@ -78,8 +93,8 @@ export function endpointsFacts(o: InputObject): BackendSource {
   const byPort = new Map<string, Backend[]>();
   for (const sub of arr(o.obj.subsets).map(obj)) {
     const addrs = arr(sub.addresses)
-      .map((a) => ({ ip: str(obj(a).ip), nodeName: str(obj(a).nodeName) }))
-      .filter((a): a is { ip: string; nodeName: string | undefined } => a.ip !== undefined && parseIpv4(a.ip) !== null);
+      .map((a) => ({ ip: parseAddress(obj(a).ip)?.ip, nodeName: str(obj(a).nodeName) }))
+      .filter((a): a is { ip: string; nodeName: string | undefined } => a.ip !== undefined);
     for (const p of arr(sub.ports).map(obj)) {
       if (typeof p.port !== 'number') continue;
       const k = portKey(str(p.name) ?? '', lower(str(p.protocol) ?? 'TCP'));
