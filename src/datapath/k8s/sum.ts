@@ -81,7 +81,7 @@ const KNOWN_KINDS: Record<string, string> = {
 
 /** One object's contribution to the desired state, and what its kind module found in it. */
 export type Contribution = { sink: Sink } & (
-  | { kind: 'Namespace'; namespace: NamespaceFacts }
+  | { kind: 'Namespace'; namespace: NamespaceFacts | null }
   | { kind: 'Pod'; pod: PodFacts | null }
   | { kind: 'Service'; service: ServiceFacts | null }
   | { kind: 'EndpointSlice' | 'Endpoints'; source: BackendSource | null }
@@ -110,7 +110,7 @@ export function contributionOf(input: InputObject): Contribution {
   const o: InputObject = { origin: input.origin, obj: withoutNulls(input.obj) };
   switch (kind) {
     case 'Namespace':
-      return { kind, namespace: namespaceFacts(o), sink };
+      return { kind, namespace: namespaceFacts(o, sink), sink };
     case 'Pod':
       return { kind, pod: podFacts(o, sink), sink };
     case 'Service':
@@ -118,7 +118,7 @@ export function contributionOf(input: InputObject): Contribution {
     case 'EndpointSlice':
       return { kind, source: endpointSliceFacts(o, sink), sink };
     case 'Endpoints':
-      return { kind, source: endpointsFacts(o), sink };
+      return { kind, source: endpointsFacts(o, sink), sink };
     case 'NetworkPolicy':
       return { kind, policies: [networkPolicyFacts(o, sink)].filter((p): p is PolicyFacts => p !== null), sink };
     default:
@@ -212,7 +212,7 @@ export function translate(objects: InputObject[], options: TranslateOptions = {}
   const of = <K extends Contribution['kind']>(kind: K) => contributions.filter((c): c is Contribution & { kind: K } => c.kind === kind);
   for (const c of contributions) if (c.kind !== 'none') counts[c.kind] = (counts[c.kind] ?? 0) + 1;
 
-  const namespaces = new Map(of('Namespace').map((c) => [c.namespace.name, c.namespace]));
+  const namespaces = new Map(of('Namespace').flatMap((c) => (take(c.sink), c.namespace ? [[c.namespace.name, c.namespace] as const] : [])));
   const pods = of('Pod').flatMap((c) => (take(c.sink), c.pod ? [c.pod] : []));
   const policyContribs = [...of('NetworkPolicy'), ...of('CiliumNetworkPolicy'), ...of('CiliumClusterwideNetworkPolicy')];
   const podSink = newSink();
@@ -224,7 +224,7 @@ export function translate(objects: InputObject[], options: TranslateOptions = {}
     take(c.sink);
     if (c.source) slices.set(c.source.service, [...(slices.get(c.source.service) ?? []), c.source]);
   }
-  const endpointsObjs = new Map(of('Endpoints').flatMap((c) => (c.source ? [[c.source.service, c.source] as const] : [])));
+  const endpointsObjs = new Map(of('Endpoints').flatMap((c) => (take(c.sink), c.source ? [[c.source.service, c.source] as const] : [])));
   const seenVip = new Map<string, string>();
   const claim = (vkey: string, owner: string) => {
     const other = seenVip.get(vkey);

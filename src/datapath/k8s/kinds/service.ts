@@ -15,7 +15,8 @@ import type { Family } from '../../ip.js';
 import { DatapathStateSchema } from '../../schema.js';
 import { formatPath } from '../findings.js';
 import type { InputObject, Origin, Path } from '../manifests.js';
-import { arr, familyOf, labelsOf, lower, nameOf, nsOf, obj, parseAddress, parsePort, parsePortNumber, shown, str, type Sink } from './common.js';
+import { parseShape, ServiceShape } from '../shapes.js';
+import { familyOf, lower, parseAddress, parsePort, parsePortNumber, shown, type Sink } from './common.js';
 import { portKey, type Backend, type BackendSource } from './endpointslice.js';
 import type { PodFacts } from './pod.js';
 
@@ -76,32 +77,38 @@ export interface ServiceFacts {
 
 export function serviceFacts(o: InputObject, sink: Sink): ServiceFacts | null {
   const { findings } = sink;
-  const spec = obj(o.obj.spec);
   const before = findings.length;
   const LEFT = 'this Service is left out: its VIPs are not load-balanced';
+  const r = parseShape(ServiceShape, o.obj);
+  if ('problems' in r) {
+    for (const p of r.problems) findings.add(o.origin, p.path, p.why, LEFT);
+    return null;
+  }
+  const md = r.data.metadata ?? {};
+  const spec = r.data.spec ?? {};
   for (const k of Object.keys(spec)) if (!SERVICE_SPEC.has(k)) findings.add(o.origin, ['spec', k], 'unknown Service field', LEFT);
-  const type = str(spec.type) ?? 'ClusterIP';
+  const type = spec.type ?? 'ClusterIP';
   if (type === 'ExternalName') {
     sink.notes.push(`${o.origin.what}: ExternalName (a DNS alias): nothing to load-balance`);
     return null;
   }
   if (!['ClusterIP', 'NodePort', 'LoadBalancer'].includes(type)) findings.add(o.origin, ['spec', 'type'], `unknown Service type ${type}`, LEFT);
-  if (arr(spec.loadBalancerSourceRanges).length > 0)
+  if ((spec.loadBalancerSourceRanges ?? []).length > 0)
     findings.add(o.origin, ['spec', 'loadBalancerSourceRanges'], 'source ranges are a firewall on the load balancer; the datapath does not filter service traffic by source', LEFT);
   // Local traffic policies need the node's name: serviceOutputs keeps them, or leaves the Service out without it
   const internalLocal = spec.internalTrafficPolicy === 'Local';
-  const externalLocal = spec.externalTrafficPolicy === 'Local' && (type !== 'ClusterIP' || arr(spec.externalIPs).length > 0);
-  const clusterIPs = [...new Set([str(spec.clusterIP), ...arr(spec.clusterIPs).map(str)].filter((x): x is string => !!x))];
-  if (clusterIPs.includes('None')) {
+  const externalLocal = spec.externalTrafficPolicy === 'Local' && (type !== 'ClusterIP' || (spec.externalIPs ?? []).length > 0);
+  const clusterIPs = spec.clusterIPs ?? [];
+  if (spec.clusterIP === 'None' || clusterIPs.includes('None')) {
     sink.notes.push(`${o.origin.what}: headless (clusterIP: None): no VIP to load-balance`);
     return null;
   }
   const vips: ServiceFacts['vips'] = [];
   const families: Family[] = [];
   // clusterIPs[i] is the cluster IP of ipFamilies[i]; clusterIPs absent: [clusterIP] (an older API server)
-  const ipList = arr(spec.clusterIPs).length > 0 ? arr(spec.clusterIPs) : spec.clusterIP === undefined ? [] : [spec.clusterIP];
-  const listAt = (i: number): Path => (arr(spec.clusterIPs).length > 0 ? ['spec', 'clusterIPs', i] : ['spec', 'clusterIP']);
-  const ipFamilies = arr(spec.ipFamilies);
+  const ipList = clusterIPs.length > 0 ? clusterIPs : spec.clusterIP ? [spec.clusterIP] : [];
+  const listAt = (i: number): Path => (clusterIPs.length > 0 ? ['spec', 'clusterIPs', i] : ['spec', 'clusterIP']);
+  const ipFamilies = spec.ipFamilies ?? [];
   ipFamilies.forEach((f, i) => {
     if (f !== 'IPv4' && f !== 'IPv6') findings.add(o.origin, ['spec', 'ipFamilies', i], 'expected IPv4 or IPv6', LEFT);
   });
@@ -109,64 +116,65 @@ export function serviceFacts(o: InputObject, sink: Sink): ServiceFacts | null {
     const a = parseAddress(raw);
     if (!a) return findings.add(o.origin, listAt(i), `${shown(raw)} is not an IPv4 or IPv6 address`, LEFT);
     const want = ipFamilies[i];
-    if (want !== undefined && want !== `IPv${a.family}`) return findings.add(o.origin, listAt(i), `${a.ip} is an IPv${a.family} address but spec.ipFamilies[${i}] is ${typeof want === 'string' ? want : shown(want)}`, LEFT);
+    if (want !== undefined && want !== `IPv${a.family}`) return findings.add(o.origin, listAt(i), `${a.ip} is an IPv${a.family} address but spec.ipFamilies[${i}] is ${want}`, LEFT);
     if (families.includes(a.family)) return findings.add(o.origin, listAt(i), `a second IPv${a.family} cluster IP (one per family)`, LEFT);
     families.push(a.family);
     vips.push({ ip: a.ip, kind: 'ClusterIP', family: a.family, at: listAt(i) });
   });
-  const single = str(spec.clusterIP);
-  if (single !== undefined && arr(spec.clusterIPs).length > 0 && parseAddress(single)?.ip !== vips[0]?.ip && findings.length === before)
+  if (spec.clusterIP && clusterIPs.length > 0 && parseAddress(spec.clusterIP)?.ip !== vips[0]?.ip && findings.length === before)
     findings.add(o.origin, ['spec', 'clusterIP'], `expected the first of spec.clusterIPs (${vips[0]?.ip ?? 'none'})`, LEFT);
-  if (clusterIPs.length === 0)
+  if (ipList.length === 0)
     findings.add(o.origin, ['spec', 'clusterIP'], 'no clusterIP: the API server assigns it; take the Service from the cluster (kubectl get svc -o yaml) or set spec.clusterIP', LEFT);
-  arr(spec.externalIPs).forEach((ip, i) => {
+  (spec.externalIPs ?? []).forEach((ip, i) => {
     const a = parseAddress(ip);
     if (a) vips.push({ ip: a.ip, kind: 'externalIP', family: a.family, at: ['spec', 'externalIPs', i] });
     else findings.add(o.origin, ['spec', 'externalIPs', i], 'expected an IPv4 or IPv6 address', 'this external IP is left out');
   });
   if (type === 'LoadBalancer') {
-    arr(obj(obj(o.obj.status).loadBalancer).ingress).forEach((ing, i) => {
-      const ip = obj(ing).ip;
-      if (ip === undefined) return; // a hostname-only ingress (a cloud's DNS name): no address to match
+    (r.data.status?.loadBalancer?.ingress ?? []).forEach((ing, i) => {
+      const ip = ing?.ip;
+      if (!ip) return; // a hostname-only ingress (a cloud's DNS name): no address to match
       const a = parseAddress(ip);
       if (a) vips.push({ ip: a.ip, kind: 'LoadBalancer', family: a.family, at: ['status', 'loadBalancer', 'ingress', i, 'ip'] });
       else findings.add(o.origin, ['status', 'loadBalancer', 'ingress', i, 'ip'], 'expected an IPv4 or IPv6 address', 'this load balancer address is left out');
     });
   }
-  const affinity = spec.sessionAffinity === 'ClientIP' ? { timeoutSeconds: Number(obj(obj(spec.sessionAffinityConfig).clientIP).timeoutSeconds ?? 10800) } : undefined;
+  const affinity = spec.sessionAffinity === 'ClientIP' ? { timeoutSeconds: spec.sessionAffinityConfig?.clientIP?.timeoutSeconds ?? 10800 } : undefined;
   if (affinity && (!Number.isInteger(affinity.timeoutSeconds) || affinity.timeoutSeconds < 1 || affinity.timeoutSeconds > 86400))
     findings.add(o.origin, ['spec', 'sessionAffinityConfig', 'clientIP', 'timeoutSeconds'], 'expected 1-86400 seconds', LEFT);
-  if (spec.sessionAffinity !== undefined && spec.sessionAffinity !== 'None' && spec.sessionAffinity !== 'ClientIP') findings.add(o.origin, ['spec', 'sessionAffinity'], 'expected None or ClientIP', LEFT);
-  const annotation = str(obj(obj(o.obj.metadata).annotations)[ALGORITHM_ANNOTATION]);
+  if (spec.sessionAffinity !== undefined && spec.sessionAffinity !== null && spec.sessionAffinity !== 'None' && spec.sessionAffinity !== 'ClientIP') findings.add(o.origin, ['spec', 'sessionAffinity'], 'expected None or ClientIP', LEFT);
+  const annotation = md.annotations?.[ALGORITHM_ANNOTATION];
   if (annotation !== undefined && annotation !== 'random' && annotation !== 'maglev') findings.add(o.origin, ['metadata', 'annotations', ALGORITHM_ANNOTATION], 'expected random or maglev', LEFT);
-  const rawPorts = arr(spec.ports);
+  const rawPorts = spec.ports ?? [];
   if (rawPorts.length === 0 && findings.length === before) sink.notes.push(`${o.origin.what}: no ports`);
   if (findings.length > before) return null;
 
   const ports: ServicePort[] = [];
   rawPorts.forEach((raw, i) => {
-    const p = obj(raw);
+    const p = raw ?? {};
     const at: Path = ['spec', 'ports', i];
     for (const k of Object.keys(p)) if (!SERVICE_PORT.has(k)) findings.add(o.origin, [...at, k], 'unknown Service port field', 'this port is left out');
-    const protocol = lower(str(p.protocol) ?? 'TCP');
-    if (protocol !== 'tcp' && protocol !== 'udp' && protocol !== 'sctp') return findings.add(o.origin, [...at, 'protocol'], `${p.protocol as string}: the load balancer handles TCP, UDP and SCTP only`, 'this port is left out');
+    const protocol = lower(p.protocol ?? 'TCP');
+    if (protocol !== 'tcp' && protocol !== 'udp' && protocol !== 'sctp') return findings.add(o.origin, [...at, 'protocol'], `${p.protocol}: the load balancer handles TCP, UDP and SCTP only`, 'this port is left out');
     const port = parsePortNumber(p.port);
     if (port === null) return findings.add(o.origin, [...at, 'port'], 'expected a port number 1-65535', 'this port is left out');
     const nodePort = (type === 'NodePort' || type === 'LoadBalancer') && typeof p.nodePort === 'number' ? p.nodePort : undefined;
-    ports.push({ at, name: str(p.name) ?? '', protocol, port, ...(nodePort !== undefined && { nodePort }), targetPort: p.targetPort ?? p.port });
+    ports.push({ at, name: p.name ?? '', protocol, port, ...(nodePort !== undefined && { nodePort }), targetPort: p.targetPort ?? p.port });
   });
-  const key = `${nsOf(o)}/${nameOf(o)}`;
+  const ns = md.namespace ?? 'default';
+  const name = md.name ?? '';
+  const selector = spec.selector ?? {};
   return {
-    ns: nsOf(o),
-    name: nameOf(o),
-    key,
+    ns,
+    name,
+    key: `${ns}/${name}`,
     origin: o.origin,
     type,
     vips,
     families,
     ports,
     // the API: "if empty or not present, the service is assumed to have an external process managing its endpoints"
-    ...(Object.keys(labelsOf(spec.selector)).length > 0 && { selector: labelsOf(spec.selector) }),
+    ...(Object.keys(selector).length > 0 && { selector }),
     ...(affinity && { affinity }),
     algorithm: annotation === 'maglev' ? 'maglev' : 'random',
     externalLocal,
