@@ -162,8 +162,9 @@ export function shapeProblems(schema: z.ZodType, obj: unknown): { path: Path; wh
 
 /** The object read by its schema (typed), or what is wrongly shaped in it. */
 export function parseShape<S extends z.ZodType>(schema: S, obj: unknown): { data: z.output<S> } | { problems: { path: Path; why: string }[] } {
-  const r = schema.safeParse(obj, { reportInput: true });
-  return r.success ? { data: r.data } : { problems: problemsOf(r.error) };
+  const r = schema.safeParse(obj); // the common case: well shaped, no input kept for messages
+  if (r.success) return { data: r.data };
+  return { problems: shapeProblems(schema, obj) };
 }
 
 function problemsOf(e: z.ZodError): { path: Path; why: string }[] {
