@@ -210,6 +210,10 @@ enum drop_reason {
 #define HOOK_SOCK_SENDMSG 3
 /* tc, an IPv6 packet: drop_event.saddr/daddr are 0 (the event has room for IPv4 addresses only) */
 #define HOOK_TC6 4
+/* the IPv6 socket hooks; a pure IPv6 flow's drop_event.saddr/daddr are 0, an IPv4-mapped one
+ * (::ffff:a.b.c.d, a dual-stack socket to an IPv4 service) carries its IPv4 addresses */
+#define HOOK_SOCK_CONNECT6 5
+#define HOOK_SOCK_SENDMSG6 6
 
 /* what happened to the flow (struct drop_event.verdict) */
 #define EVENT_VERDICT_DROPPED 0

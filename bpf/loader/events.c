@@ -42,6 +42,8 @@ static const char *hook_name(__u8 hook)
 	case HOOK_TC: return "tc";
 	case HOOK_SOCK_CONNECT: return "connect4";
 	case HOOK_SOCK_SENDMSG: return "sendmsg4";
+	case HOOK_SOCK_CONNECT6: return "connect6";
+	case HOOK_SOCK_SENDMSG6: return "sendmsg6";
 	default: return "unknown";
 	}
 }

@@ -63,7 +63,7 @@ static unsigned long long sized_for_mib; /* what the install sized for (reported
 struct install {
 	struct tc_lb_bpf *tc;
 	struct sock_lb_bpf *sock;
-	struct bpf_link *links[8];
+	struct bpf_link *links[12]; /* sock_lb's programs: connect, sendmsg, getpeername, recvmsg x 4/6 */
 	int nlinks;
 	int cg_fd, state_fd;
 	char dir[512];
@@ -502,6 +502,8 @@ static int attach_cgroup(struct install *in)
 	int err;
 
 	bpf_object__for_each_program(p, in->sock->obj) {
+		if (in->nlinks == (int)(sizeof(in->links) / sizeof(in->links[0])))
+			return dp_fail(DP_EXIT_INTERNAL, "internal", "sock_lb has more programs than links[] holds");
 		l = bpf_program__attach_cgroup(p, in->cg_fd);
 		if (!l)
 			return dp_fail(DP_EXIT_ATTACH, "attach-failed", "attaching %s to cgroup %s: %s",

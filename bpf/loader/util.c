@@ -39,6 +39,10 @@ const char *dp_attach_type_name(__u32 type)
 	case BPF_CGROUP_UDP4_SENDMSG: return "sendmsg4";
 	case BPF_CGROUP_INET4_GETPEERNAME: return "getpeername4";
 	case BPF_CGROUP_UDP4_RECVMSG: return "recvmsg4";
+	case BPF_CGROUP_INET6_CONNECT: return "connect6";
+	case BPF_CGROUP_UDP6_SENDMSG: return "sendmsg6";
+	case BPF_CGROUP_INET6_GETPEERNAME: return "getpeername6";
+	case BPF_CGROUP_UDP6_RECVMSG: return "recvmsg6";
 	default: return "other";
 	}
 }

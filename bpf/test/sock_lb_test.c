@@ -439,6 +439,151 @@ static void case_selection(void)
 	tap_result("session affinity: 32 connects from one network namespace all reach the same backend");
 }
 
+/* ---------------------------------------------------------------- IPv6 (connect6/sendmsg6/getpeername6/recvmsg6) */
+
+#define VIP6 "fd00::10"
+#define BE6 "::1"
+
+static struct sockaddr_in6 sa6(const char *ip, uint16_t port)
+{
+	struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+
+	inet_pton(AF_INET6, ip, &a.sin6_addr);
+	return a;
+}
+
+static const char *fmt_sa6(const struct sockaddr_in6 *a)
+{
+	static char buf[2][80];
+	static int i;
+	char ip[INET6_ADDRSTRLEN];
+
+	i ^= 1;
+	inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
+	snprintf(buf[i], sizeof(buf[i]), "[%s]:%u", ip, ntohs(a->sin6_port));
+	return buf[i];
+}
+
+static bool sa6_eq(const struct sockaddr_in6 *a, const struct sockaddr_in6 *b)
+{
+	return !memcmp(&a->sin6_addr, &b->sin6_addr, 16) && a->sin6_port == b->sin6_port;
+}
+
+static int listen6_on(const char *ip, uint16_t port, int type)
+{
+	struct sockaddr_in6 a = sa6(ip, port);
+	int one = 1, fd = socket(AF_INET6, type, 0);
+
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) || (type == SOCK_STREAM && listen(fd, 64))) {
+		tap_fail("bind/listen %s: %s", fmt_sa6(&a), strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* a TCP socket of family AF_INET6 (dual-stack: IPV6_V6ONLY off) connected to ip:port; fd or -errno */
+static int tcp6_connect(const char *ip, uint16_t port)
+{
+	struct sockaddr_in6 a = sa6(ip, port);
+	int zero = 0, fd = socket(AF_INET6, SOCK_STREAM, 0);
+
+	setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		int err = errno;
+
+		close(fd);
+		return -err;
+	}
+	return fd;
+}
+
+static void case_tcp6(void)
+{
+	struct sockaddr_in6 peer, want = sa6(VIP6, 80);
+	socklen_t len = sizeof(peer);
+	int lfd = listen6_on(BE6, 8080, SOCK_STREAM), cfd = tcp6_connect(VIP6, 80), afd = -1;
+
+	if (cfd < 0)
+		tap_fail("connect [%s]:80: %s", VIP6, strerror(-cfd));
+	else if ((afd = accept(lfd, NULL, NULL)) < 0)
+		tap_fail("the backend [::1]:8080 accepted nothing");
+	tap_result("IPv6: TCP connect() to [fd00::10]:80 reaches the backend [::1]:8080");
+	if (cfd >= 0 && (getpeername(cfd, (struct sockaddr *)&peer, &len) || !sa6_eq(&peer, &want)))
+		tap_fail("getpeername() says %s, expected %s", fmt_sa6(&peer), fmt_sa6(&want));
+	tap_result("IPv6: getpeername() on the client socket returns the VIP, not the backend");
+	if (afd >= 0)
+		close(afd);
+	if (cfd >= 0)
+		close(cfd);
+	if (lfd >= 0)
+		close(lfd);
+}
+
+static void case_udp6(void)
+{
+	struct sockaddr_in6 vip = sa6(VIP6, 53), from, client;
+	int bfd = listen6_on(BE6, 5353, SOCK_DGRAM), ufd = socket(AF_INET6, SOCK_DGRAM, 0);
+	socklen_t len = sizeof(client);
+	char buf[8];
+
+	if (sendto(ufd, "q6", 2, 0, (struct sockaddr *)&vip, sizeof(vip)) != 2)
+		tap_fail("sendto [%s]:53: %s", VIP6, strerror(errno));
+	else if (recvfrom(bfd, buf, sizeof(buf), 0, (struct sockaddr *)&client, &len) != 2)
+		tap_fail("the backend [::1]:5353 got nothing");
+	else if (sendto(bfd, "a6", 2, 0, (struct sockaddr *)&client, len) != 2)
+		tap_fail("the backend could not answer");
+	else {
+		len = sizeof(from);
+		if (recvfrom(ufd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &len) != 2)
+			tap_fail("no answer on the client socket");
+		else if (!sa6_eq(&from, &vip))
+			tap_fail("recvfrom() says the answer came from %s, expected %s", fmt_sa6(&from), fmt_sa6(&vip));
+	}
+	tap_result("IPv6: unconnected UDP sendto([fd00::10]:53) reaches the backend and recvfrom() shows the VIP");
+	close(ufd);
+	if (bfd >= 0)
+		close(bfd);
+}
+
+/* a dual-stack socket addressing the IPv4 service as ::ffff:10.96.0.10 (connect6 -> IPv4 services) */
+static void case_mapped(void)
+{
+	struct sockaddr_in6 peer, want = sa6("::ffff:" VIP, 80);
+	socklen_t len = sizeof(peer);
+	int lfd = listen_on(BE_A, 8080, SOCK_STREAM), cfd = tcp6_connect("::ffff:" VIP, 80), afd = -1;
+
+	if (cfd < 0)
+		tap_fail("connect [::ffff:%s]:80: %s", VIP, strerror(-cfd));
+	else if ((afd = accept(lfd, NULL, NULL)) < 0)
+		tap_fail("the IPv4 backend 127.0.0.1:8080 accepted nothing");
+	else if (getpeername(cfd, (struct sockaddr *)&peer, &len) || !sa6_eq(&peer, &want))
+		tap_fail("getpeername() says %s, expected %s", fmt_sa6(&peer), fmt_sa6(&want));
+	tap_result("IPv4-mapped: a dual-stack socket's connect() to ::ffff:VIP reaches the IPv4 backend, getpeername() shows ::ffff:VIP");
+	if (afd >= 0)
+		close(afd);
+	if (cfd >= 0)
+		close(cfd);
+	if (lfd >= 0)
+		close(lfd);
+}
+
+static void case_no_backend6(int want_errno)
+{
+	int fd = tcp6_connect(VIP6, 81);
+
+	if (fd >= 0) {
+		tap_fail("connect() succeeded");
+		close(fd);
+	} else if (-fd != want_errno) {
+		tap_fail("connect() failed with %s, expected %s", strerror(-fd), strerror(want_errno));
+	}
+	tap_result(want_errno == ECONNREFUSED ? "IPv6: TCP connect() to a service without backends fails with ECONNREFUSED" :
+						"IPv6: TCP connect() to a service without backends fails with EPERM");
+}
+
 /* the cases that need the programs, run in the child */
 static int child_main(int counters_fd, int want_errno, bool full)
 {
@@ -460,12 +605,34 @@ static int child_main(int counters_fd, int want_errno, bool full)
 		case_passthrough();
 		case_selection();
 		case_flow();
+		case_tcp6();
+		case_udp6();
+		case_mapped();
 	}
 	case_no_backend(counters_fd, want_errno);
+	case_no_backend6(want_errno);
 	return 0;
 }
 
 /* ---------------------------------------------------------------- parent side */
+
+static int svc6_set(struct sock_lb_bpf *skel, const char *vip, uint16_t port, __u8 proto, __u32 id, __u32 count)
+{
+	struct lb6_svc_key k = { .port = htons(port), .proto = proto };
+	struct lb_service v = { .svc_id = id, .backend_count = count };
+
+	inet_pton(AF_INET6, vip, k.vip);
+	return bpf_map_update_elem(bpf_map__fd(skel->maps.services6), &k, &v, BPF_ANY);
+}
+
+static int backend6_set(struct sock_lb_bpf *skel, __u32 id, __u32 slot, const char *ip, uint16_t port, __u32 be_id)
+{
+	struct lb_backend_key k = { .svc_id = id, .slot = slot };
+	struct lb6_backend v = { .port = htons(port), .backend_id = be_id };
+
+	inet_pton(AF_INET6, ip, v.addr);
+	return bpf_map_update_elem(bpf_map__fd(skel->maps.backends6), &k, &v, BPF_ANY);
+}
 
 static void setup_maps(struct sock_lb_bpf *skel)
 {
@@ -483,6 +650,11 @@ static void setup_maps(struct sock_lb_bpf *skel)
 	err |= dp_service_set(s, ip4(VIP), htons(87), IPPROTO_TCP, 6, 2, SVC_F_AFFINITY, 60);
 	err |= dp_backend_set(b, 6, 0, ip4(BE_A), htons(9000), 103);
 	err |= dp_backend_set(b, 6, 1, ip4(BE_B), htons(9000), 104);
+	err |= svc6_set(skel, VIP6, 80, IPPROTO_TCP, 11, 1);
+	err |= backend6_set(skel, 11, 0, BE6, 8080, 111);
+	err |= svc6_set(skel, VIP6, 53, IPPROTO_UDP, 12, 1);
+	err |= backend6_set(skel, 12, 0, BE6, 5353, 112);
+	err |= svc6_set(skel, VIP6, 81, IPPROTO_TCP, 13, 0);
 	if (err)
 		tap_fail("writing the service maps failed");
 }
@@ -490,7 +662,7 @@ static void setup_maps(struct sock_lb_bpf *skel)
 /* load with the set_retval knob, attach the four programs to the cgroup, run the child */
 static void run_round(bool has_set_retval, bool full)
 {
-	struct bpf_link *links[4] = {};
+	struct bpf_link *links[8] = {};
 	struct sock_lb_bpf *skel;
 	struct { int n, failed; } res;
 	int cg = -1, i, pipefd[2], status;
@@ -518,10 +690,14 @@ static void run_round(bool has_set_retval, bool full)
 	links[1] = bpf_program__attach_cgroup(skel->progs.sock4_sendmsg, cg);
 	links[2] = bpf_program__attach_cgroup(skel->progs.sock4_getpeername, cg);
 	links[3] = bpf_program__attach_cgroup(skel->progs.sock4_recvmsg, cg);
-	for (i = 0; i < 4; i++)
+	links[4] = bpf_program__attach_cgroup(skel->progs.sock6_connect, cg);
+	links[5] = bpf_program__attach_cgroup(skel->progs.sock6_sendmsg, cg);
+	links[6] = bpf_program__attach_cgroup(skel->progs.sock6_getpeername, cg);
+	links[7] = bpf_program__attach_cgroup(skel->progs.sock6_recvmsg, cg);
+	for (i = 0; i < 8; i++)
 		if (!links[i])
 			tap_fail("attaching program %d to %s: %s", i, cg_path, strerror(errno));
-	tap_result("connect4, sendmsg4, getpeername4 and recvmsg4 attach to the test cgroup");
+	tap_result("connect4/6, sendmsg4/6, getpeername4/6 and recvmsg4/6 attach to the test cgroup");
 	if (tap_failed)
 		goto out;
 
@@ -550,7 +726,7 @@ static void run_round(bool has_set_retval, bool full)
 	waitpid(child_pid, &status, 0);
 	child_pid = 0;
 out:
-	for (i = 0; i < 4; i++)
+	for (i = 0; i < 8; i++)
 		bpf_link__destroy(links[i]);
 	if (cg >= 0)
 		close(cg);

@@ -20,7 +20,7 @@ import type { PodFacts } from '../datapath/k8s/kinds/pod.js';
 import type { PolicyFacts } from '../datapath/k8s/kinds/rules.js';
 import { serviceOutputs, type ServiceFacts } from '../datapath/k8s/kinds/service.js';
 import type { InputObject, Origin } from '../datapath/k8s/manifests.js';
-import { DatapathStateSchema } from '../datapath/schema.js';
+import { DatapathStateSchema, serviceKey } from '../datapath/schema.js';
 import type { EntryChange } from '../datapath/sync.js';
 import { objectKey, SERVICE_PROXY_NAME, type Kind } from './slim.js';
 
@@ -272,7 +272,7 @@ export class HeldObjects {
     const old = this.units.get(svcUnit(key))?.vips ?? [];
     for (const v of claimed) this.vipOwner.set(v, key);
     const entries = new Map<string, MapEntry>();
-    for (const s of r.data.services) for (const e of serviceEntries(s, this.ids.get(`${s.vip}:${s.port}/${s.protocol}`), this.nodeName)) entries.set(entryKey(e), flat(e));
+    for (const s of r.data.services) for (const e of serviceEntries(s, this.ids.get(serviceKey(s)), this.nodeName)) entries.set(entryKey(e), flat(e));
     for (const v of old)
       if (!claimed.includes(v)) {
         this.vipOwner.delete(v);

@@ -36,7 +36,7 @@ export function parseCaps(text: string | undefined): Record<string, number> | un
   if (!text) return undefined;
   const caps: Record<string, number> = {};
   for (const part of text.split(',')) {
-    const m = /^([a-z_]+)=(\d+)$/.exec(part.trim());
+    const m = /^([a-z_][a-z0-9_]*)=(\d+)$/.exec(part.trim());
     if (!m) throw new PrepNodeError(`--cap: expected map=entries[,map=entries], got "${part}" (e.g. --cap services=2000000)`, ExitCode.usage);
     if (!(ALL_MAPS as readonly string[]).includes(m[1]!)) throw new PrepNodeError(`--cap: no map named "${m[1]}" (maps: ${ALL_MAPS.join(', ')})`, ExitCode.usage);
     caps[m[1]!] = Number(m[2]);
@@ -69,7 +69,7 @@ const pct = (n: number | undefined, max: number | undefined) => (n === undefined
 /** Flow-state maps (conntrack and the socket NAT map) at which status warns: an LRU map near full
  * evicts live flows to make room for new ones, and a flow that loses its entry loses its NAT. */
 export const NEAR_FULL_PCT = 90;
-const FLOW_STATE_MAPS = ['conntrack', 'conntrack6', 'sock_revnat', 'frags'];
+const FLOW_STATE_MAPS = ['conntrack', 'conntrack6', 'sock_revnat', 'sock_revnat6', 'frags'];
 
 /** A warning line per flow-state map at NEAR_FULL_PCT or more. */
 export function nearlyFull(maps: readonly { name: string; entries?: number | undefined; max_entries?: number | undefined }[]): string[] {

@@ -4,10 +4,10 @@
 import { BE_F_REMOTE, IPPROTO, SVC_F_AFFINITY, SVC_F_EXTERNAL, SVC_F_LOCAL_ONLY, SVC_F_MAGLEV, type MapName } from './consts.js';
 import * as enc from './encode.js';
 import { allocateIdentities, hashedIds, type Identities } from './identity.js';
-import { formatIpv4, parseCidrAny, parseIp, parseIpv4 } from './ip.js';
+import { parseCidrAny, parseIp, parseIpv4 } from './ip.js';
 import { maglevTable } from './maglev.js';
 import { compilePolicies } from './policy.js';
-import type { DatapathState, Service } from './schema.js';
+import { canonicalIp, serviceKey, type DatapathState, type Service } from './schema.js';
 
 /** One map entry as the loader's apply takes it. */
 export interface MapEntry {
@@ -35,11 +35,11 @@ function entry(map: MapName, key: Buffer, value: Buffer, note: string): MapEntry
   return { map, keyHex: key.toString('hex'), valueHex: value.toString('hex'), note };
 }
 
-/** svc_id of each service: a hash of VIP:port/protocol (stable when other services change), never 0. */
+/** svc_id of each service: a hash of VIP:port/protocol (stable when other services change), never 0.
+ * One id space over both families: an IPv6 service never shares an id with an IPv4 one. */
 export function serviceIds(services: readonly Service[]): Map<string, number> {
-  const key = (s: Service) => `${s.vip}:${s.port}/${s.protocol}`;
-  const byKey = hashedIds(services.map(key), 1, 0x7fffffff);
-  return new Map(services.map((s) => [s.name, byKey.get(key(s))!]));
+  const byKey = hashedIds(services.map(serviceKey), 1, 0x7fffffff);
+  return new Map(services.map((s) => [s.name, byKey.get(serviceKey(s))!]));
 }
 
 /** Is a backend on this node? No nodeName (the state does not say), or the node's own name. */
@@ -52,43 +52,79 @@ export function localOnly(svc: Service): boolean {
   return (svc.external ? svc.externalTrafficPolicy : svc.internalTrafficPolicy) === 'Local';
 }
 
+/** One backend of a service in slot order. addr: the address as a number (IPv4: 0x0a000001; IPv6: 128 bits). */
+export interface BackendSlot {
+  family: 4 | 6;
+  addr: bigint;
+  /** canonical text (IPv6 in RFC 5952 form) */
+  ip: string;
+  port: number;
+  weight: number;
+  firstSlot: number;
+  backendId: number;
+  /** runs on another node */
+  remote: boolean;
+}
+
 /**
  * A service's backends in slot order (sorted by address so list order does not matter), weight w = w
- * slots; with a Local traffic policy only this node's. remote: runs on another node.
+ * slots; with a Local traffic policy only this node's. The schema keeps them of the vip's family.
  */
-export function backendSlots(svc: Service, nodeName?: string): { addr: number; port: number; weight: number; firstSlot: number; backendId: number; remote: boolean }[] {
+export function backendSlots(svc: Service, nodeName?: string): BackendSlot[] {
   const picked = localOnly(svc) ? svc.backends.filter((b) => backendIsLocal(b, nodeName)) : svc.backends;
-  const sorted = picked.map((b) => ({ addr: parseIpv4(b.ip)!, port: b.port, weight: b.weight, remote: !backendIsLocal(b, nodeName) })).sort((x, y) => x.addr - y.addr || x.port - y.port);
-  const ids = hashedIds(sorted.map((b) => `${formatIpv4(b.addr)}:${b.port}`), 1, 0x7fffffff);
+  const sorted = picked
+    .map((b) => {
+      const a = parseIp(b.ip)!;
+      return { family: a.family, addr: a.addr, ip: canonicalIp(b.ip), port: b.port, weight: b.weight, remote: !backendIsLocal(b, nodeName) };
+    })
+    .sort((x, y) => (x.addr < y.addr ? -1 : x.addr > y.addr ? 1 : x.port - y.port));
+  const idKey = (b: { family: number; ip: string; port: number }) => (b.family === 4 ? `${b.ip}:${b.port}` : `[${b.ip}]:${b.port}`);
+  const ids = hashedIds(sorted.map(idKey), 1, 0x7fffffff);
   let slot = 0;
   return sorted.map((b) => {
-    const out = { ...b, firstSlot: slot, backendId: ids.get(`${formatIpv4(b.addr)}:${b.port}`)! };
+    const out = { ...b, firstSlot: slot, backendId: ids.get(idKey(b))! };
     slot += b.weight;
     return out;
   });
 }
 
-/** The services, backends and maglev entries of one service with its svc_id, on the node `nodeName` (remote backends, Local policies). */
+/** The 32-bit word Maglev's permutation hashes take for a backend address: IPv4 itself, IPv6 its four words xored. */
+function maglevWord(b: BackendSlot): number {
+  if (b.family === 4) return Number(b.addr);
+  let w = 0;
+  for (let i = 0n; i < 4n; i++) w ^= Number((b.addr >> (32n * i)) & 0xffffffffn);
+  return w >>> 0;
+}
+
+/**
+ * The services (services6), backends (backends6) and maglev entries of one service with its svc_id,
+ * on the node `nodeName` (remote backends, Local policies).
+ */
 export function serviceEntries(svc: Service, svcId: number, nodeName?: string): MapEntry[] {
   const out: MapEntry[] = [];
   const slots = backendSlots(svc, nodeName);
-  const name = `${svc.name} ${svc.vip}:${svc.port}/${svc.protocol}`;
+  const vip = parseIp(svc.vip)!;
+  const v6 = vip.family === 6;
+  const name = `${svc.name} ${serviceKey(svc)}`;
   let count = 0;
   for (const b of slots) {
+    const value = v6 ? enc.backend6Value(b.addr, b.port, b.backendId, b.remote ? BE_F_REMOTE : 0) : enc.backendValue(Number(b.addr), b.port, b.backendId, b.remote ? BE_F_REMOTE : 0);
+    const to = v6 ? `[${b.ip}]:${b.port}` : `${b.ip}:${b.port}`;
     for (let w = 0; w < b.weight; w++, count++) {
-      out.push(entry('backends', enc.backendKey(svcId, count), enc.backendValue(b.addr, b.port, b.backendId, b.remote ? BE_F_REMOTE : 0), `${name} slot ${count} → ${formatIpv4(b.addr)}:${b.port}${b.remote ? ' (remote)' : ''}`));
+      out.push(entry(v6 ? 'backends6' : 'backends', enc.backendKey(svcId, count), value, `${name} slot ${count} → ${to}${b.remote ? ' (remote)' : ''}`));
     }
   }
   const maglev = svc.algorithm === 'maglev';
   if (maglev) {
-    const table = maglevTable(slots.map((b) => ({ addr: b.addr, port: b.port, weight: b.weight, slot: b.firstSlot })));
+    const table = maglevTable(slots.map((b) => ({ addr: maglevWord(b), port: b.port, weight: b.weight, slot: b.firstSlot })));
     out.push(entry('maglev', enc.u32Key(svcId), enc.maglevValue(table), `${name} Maglev table over ${slots.length} backends`));
   }
   const local = localOnly(svc);
   const flags = (maglev ? SVC_F_MAGLEV : 0) | (svc.sessionAffinity ? SVC_F_AFFINITY : 0) | (svc.external ? SVC_F_EXTERNAL : 0) | (local ? SVC_F_LOCAL_ONLY : 0);
   const timeout = svc.sessionAffinity?.timeoutSeconds ?? 0;
   const traffic = `${svc.external ? ', external' : ''}${local ? `, ${svc.external ? 'externalTrafficPolicy' : 'internalTrafficPolicy'} Local` : ''}`;
-  out.push(entry('services', enc.svcKey(parseIpv4(svc.vip)!, svc.port, IPPROTO[svc.protocol]), enc.serviceValue(svcId, count, flags, timeout), `${name} id ${svcId}, ${count} slots, ${svc.algorithm}${timeout ? `, affinity ${timeout}s` : ''}${traffic}`));
+  const key = v6 ? enc.svc6Key(vip.addr, svc.port, IPPROTO[svc.protocol]) : enc.svcKey(Number(vip.addr), svc.port, IPPROTO[svc.protocol]);
+  out.push(entry(v6 ? 'services6' : 'services', key, enc.serviceValue(svcId, count, flags, timeout), `${name} id ${svcId}, ${count} slots, ${svc.algorithm}${timeout ? `, affinity ${timeout}s` : ''}${traffic}`));
   return out;
 }
 

@@ -82,6 +82,9 @@ export const HOOK_SOCK_CONNECT = 2;
 export const HOOK_SOCK_SENDMSG = 3;
 /** tc, an IPv6 packet: the event's saddr/daddr are 0 (struct drop_event has room for IPv4 only). */
 export const HOOK_TC6 = 4;
+/** The IPv6 socket hooks: a pure IPv6 flow's saddr/daddr are 0, an IPv4-mapped one (::ffff:a.b.c.d) carries its IPv4 addresses. */
+export const HOOK_SOCK_CONNECT6 = 5;
+export const HOOK_SOCK_SENDMSG6 = 6;
 
 /** struct drop_event.verdict: the event is a drop (0, as every event of older datapaths) or a new forwarded flow. */
 export const EVENT_VERDICT_DROPPED = 0;
@@ -123,11 +126,11 @@ export const STRUCT_SIZE = {
 } as const;
 
 /** The maps the control plane writes (BPF map names, bpf/lib/maps.h). */
-export const MAPS = ['services', 'backends', 'maglev', 'endpoints', 'ipcache', 'policy', 'endpoints6', 'ipcache6', 'node_cfg'] as const;
+export const MAPS = ['services', 'backends', 'maglev', 'endpoints', 'ipcache', 'policy', 'endpoints6', 'ipcache6', 'node_cfg', 'services6', 'backends6'] as const;
 export type MapName = (typeof MAPS)[number];
 
 /** Every map of the datapath, for dump and status. */
-export const ALL_MAPS = [...MAPS, 'affinity', 'sock_revnat', 'conntrack', 'frags', 'drop_counters', 'svc_counters', 'events_lost', 'events', 'conntrack6', 'services6', 'backends6', 'affinity6', 'sock_revnat6'] as const;
+export const ALL_MAPS = [...MAPS, 'affinity', 'sock_revnat', 'conntrack', 'frags', 'drop_counters', 'svc_counters', 'events_lost', 'events', 'conntrack6', 'affinity6', 'sock_revnat6'] as const;
 
 export const IPPROTO = { icmp: 1, tcp: 6, udp: 17, sctp: 132 } as const;
 export type Protocol = keyof typeof IPPROTO;

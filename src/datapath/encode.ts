@@ -42,6 +42,25 @@ export function backendValue(addr: number, port: number, backendId: number, flag
   return b;
 }
 
+/** struct lb6_svc_key { __be32 vip[4]; __be16 port; __u8 proto; __u8 scope; } */
+export function svc6Key(vip: bigint, port: number, proto: number): Buffer {
+  const b = Buffer.alloc(STRUCT_SIZE.lb6_svc_key);
+  ipv6Bytes(vip).copy(b, 0);
+  b.writeUInt16BE(port, 16);
+  b.writeUInt8(proto, 18);
+  return b;
+}
+
+/** struct lb6_backend { __be32 addr[4]; __be16 port; __u16 flags; __u32 backend_id; } (key: backendKey, as backends) */
+export function backend6Value(addr: bigint, port: number, backendId: number, flags = 0): Buffer {
+  const b = Buffer.alloc(STRUCT_SIZE.lb6_backend);
+  ipv6Bytes(addr).copy(b, 0);
+  b.writeUInt16BE(port, 16);
+  b.writeUInt16LE(flags, 18);
+  b.writeUInt32LE(backendId, 20);
+  return b;
+}
+
 /** struct node_cfg { __be32 snat_addr; __u32 flags; } (key: u32Key(0)) */
 export function nodeCfgValue(snatAddr: number): Buffer {
   const b = Buffer.alloc(STRUCT_SIZE.node_cfg);

@@ -1,26 +1,26 @@
 // The desired state of the datapath as one zod schema (which also gives the TypeScript type): local
 // endpoints with labels, services with backends, L3/L4 policies. Unknown keys are rejected; fields
-// that policy languages have but this datapath cannot enforce (L7, FQDN, namespaces, named ports,
-// IPv6 services, SCTP) are refused by name with the reason, so nothing is silently ignored.
+// that policy languages have but this datapath cannot enforce (L7, FQDN, namespaces, named ports)
+// are refused by name with the reason, so nothing is silently ignored.
 // Endpoints and policy CIDRs take IPv6: an endpoint's `ip` is IPv4 or IPv6, and a dual-stack one
-// adds its IPv6 address as `ip6` (Pod status.podIPs), so policy holds on both families.
+// adds its IPv6 address as `ip6` (Pod status.podIPs), so policy holds on both families. A service's
+// `vip` is IPv4 or IPv6 and its backends are of the same family (a dual-stack Kubernetes Service is
+// two services here, one per family, as kube-proxy and cilium keep them).
 import { z } from 'zod';
 import { LB_MAGLEV_M } from './consts.js';
-import { cidrContainsAny, formatCidrAny, parseCidrAny, parseIpv4, parseIpv6 } from './ip.js';
-
-const IPV6 = 'IPv6 services are not supported yet: service and backend addresses are IPv4 only (endpoints and policy CIDRs take IPv6)';
+import { cidrContainsAny, formatCidrAny, formatIpv4, parseCidrAny, parseIpv4, parseIpv6 } from './ip.js';
 
 const ipv4 = z.string().superRefine((s, ctx) => {
   if (parseIpv4(s) !== null) return;
-  ctx.addIssue({ code: 'custom', message: s.includes(':') ? IPV6 : `expected an IPv4 address such as 10.0.0.1, got "${s}"` });
+  ctx.addIssue({ code: 'custom', message: s.includes(':') ? 'IPv6 node addresses are not supported yet: node.addresses is IPv4 only (the source of SNATed IPv4 flows)' : `expected an IPv4 address such as 10.0.0.1, got "${s}"` });
 });
 
 const ipv6 = z.string().superRefine((s, ctx) => {
   if (parseIpv6(s) === null) ctx.addIssue({ code: 'custom', message: `expected an IPv6 address such as fd00::1, got "${s}"` });
 });
 
-/** An endpoint address: IPv4 or IPv6. */
-const endpointIp = z.string().superRefine((s, ctx) => {
+/** An endpoint, service or backend address: IPv4 or IPv6. */
+const anyIp = z.string().superRefine((s, ctx) => {
   if (parseIpv4(s) === null && parseIpv6(s) === null) ctx.addIssue({ code: 'custom', message: `expected an IPv4 or IPv6 address such as 10.0.0.1 or fd00::1, got "${s}"` });
 });
 
@@ -48,7 +48,7 @@ const endpoint = z
     nodeName: z.lazy(() => nodeName).optional(),
     name,
     /** The endpoint's address: IPv4 or IPv6 (single-stack IPv6). */
-    ip: endpointIp,
+    ip: anyIp,
     /** A dual-stack endpoint's IPv6 address (ip is then its IPv4 one). */
     ip6: ipv6.optional(),
     labels: labels.default({}),
@@ -60,7 +60,8 @@ const endpoint = z
 const nodeName = z.string().min(1).max(253).regex(/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/, 'expected a node name (lowercase letters, digits, dots and dashes)');
 
 const backend = z.strictObject({
-  ip: ipv4,
+  /** IPv4 or IPv6, the family of the service's vip. */
+  ip: anyIp,
   port,
   /** Share of the traffic relative to the service's other backends (slots in the table). */
   weight: z.number().int().min(1).max(1000).default(1),
@@ -81,7 +82,8 @@ const node = z.strictObject({
 
 const service = z.strictObject({
   name,
-  vip: ipv4,
+  /** IPv4 (services) or IPv6 (services6); every backend is of the same family. */
+  vip: anyIp,
   port,
   protocol: z.enum(['tcp', 'udp', 'sctp'], { error: 'expected tcp, udp or sctp (the load balancer handles these only)' }),
   backends: z.array(backend).max(65535).default([]),
@@ -189,10 +191,19 @@ export const DatapathStateSchema = z
       else ctx.addIssue({ code: 'custom', path: ['endpoints', a.i, a.field], message: `duplicate endpoint address ${a.key} (also at endpoints.${first})` });
     }
     unique(ctx, s.services, 'services', (v) => v.name, 'name', 'service name');
-    unique(ctx, s.services, 'services', (v) => `${v.vip}:${v.port}/${v.protocol}`, 'port', 'VIP:port/protocol');
+    unique(ctx, s.services, 'services', serviceKey, 'port', 'VIP:port/protocol');
     unique(ctx, s.policies, 'policies', (p) => p.name, 'name', 'policy name');
     s.services.forEach((svc, i) => {
-      unique(ctx, svc.backends, `services.${i}.backends`, (b) => `${b.ip}:${b.port}`, 'port', 'backend address:port', ['services', i, 'backends']);
+      const v6 = parseIpv4(svc.vip) === null;
+      const mapped = mappedIpv4(svc.vip);
+      if (mapped !== null) ctx.addIssue({ code: 'custom', path: ['services', i, 'vip'], message: `${svc.vip} is an IPv4-mapped IPv6 address: write the IPv4 address ${mapped} (dual-stack sockets reach IPv4 services through ::ffff: on their own)` });
+      svc.backends.forEach((b, j) => {
+        const m = mappedIpv4(b.ip);
+        if (m !== null) ctx.addIssue({ code: 'custom', path: ['services', i, 'backends', j, 'ip'], message: `${b.ip} is an IPv4-mapped IPv6 address: write the IPv4 address ${m}` });
+        if ((parseIpv4(b.ip) === null) !== v6)
+          ctx.addIssue({ code: 'custom', path: ['services', i, 'backends', j, 'ip'], message: `backend ${b.ip} is ${v6 ? 'IPv4' : 'IPv6'} and the service's vip ${svc.vip} is ${v6 ? 'IPv6' : 'IPv4'}: a service's backends are of its vip's family (a dual-stack Service is one service per family)` });
+      });
+      unique(ctx, svc.backends, `services.${i}.backends`, (b) => `${hostPort(b.ip, b.port)}`, 'port', 'backend address:port', ['services', i, 'backends']);
       const slots = svc.backends.reduce((n, b) => n + b.weight, 0);
       if (slots > 65535) ctx.addIssue({ code: 'custom', path: ['services', i, 'backends'], message: `the weights add up to ${slots} slots; the datapath takes at most 65535 per service (maglev slots are 16-bit)` });
       svc.backends.forEach((b, j) => {
@@ -210,10 +221,31 @@ export const DatapathStateSchema = z
     });
   });
 
-/** An address as one string per address: IPv6 in RFC 5952 form. */
-function canonicalIp(s: string): string {
+/** An address as one string per address: IPv6 in RFC 5952 form (fd00:0::1 and fd00::1 are one). */
+export function canonicalIp(s: string): string {
   const v6 = parseIpv4(s) === null ? parseIpv6(s) : null;
   return v6 === null ? s : formatCidrAny({ family: 6, addr: v6, len: 128 }).replace(/\/128$/, '');
+}
+
+/** The IPv4 address of an IPv4-mapped IPv6 address (::ffff:a.b.c.d), else null. */
+function mappedIpv4(s: string): string | null {
+  const v6 = parseIpv4(s) === null ? parseIpv6(s) : null;
+  return v6 !== null && v6 >> 32n === 0xffffn ? formatIpv4(Number(v6 & 0xffffffffn)) : null;
+}
+
+/** address:port, an IPv6 address in brackets: [fd00::1]:80. */
+function hostPort(ip: string, port: number): string {
+  const c = canonicalIp(ip);
+  return c.includes(':') ? `[${c}]:${port}` : `${c}:${port}`;
+}
+
+/**
+ * What identifies a service: VIP:port/protocol with the VIP in canonical text. It keys duplicates
+ * here, and svc_ids (compile.ts, the agent): an IPv4 VIP's text is as written, so IPv4 ids are the
+ * ones they always were.
+ */
+export function serviceKey(s: { vip: string; port: number; protocol: string }): string {
+  return `${hostPort(s.vip, s.port)}/${s.protocol}`;
 }
 
 function checkExcept(ctx: z.RefinementCtx, peer: Peer, path: (string | number)[]): void {

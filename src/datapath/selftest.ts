@@ -192,8 +192,8 @@ const entrySet = (entries: readonly MapEntry[]) => {
 function maglevShares(state: DatapathState): Record<string, number> {
   const svc = state.services.find((s) => s.algorithm === 'maglev')!;
   const slots = backendSlots(svc);
-  const table = maglevTable(slots.map((b) => ({ addr: b.addr, port: b.port, weight: b.weight, slot: b.firstSlot })));
-  const name = (addr: number) => SELFTEST_HOSTS.find((h) => parseIpv4(h.ip) === addr)!.name;
+  const table = maglevTable(slots.map((b) => ({ addr: Number(b.addr), port: b.port, weight: b.weight, slot: b.firstSlot })));
+  const name = (addr: bigint) => SELFTEST_HOSTS.find((h) => BigInt(parseIpv4(h.ip)!) === addr)!.name;
   const out: Record<string, number> = {};
   for (const b of slots) out[name(b.addr)] = table.filter((s) => s === b.firstSlot).length / table.length;
   return out;

@@ -317,7 +317,7 @@ describe('prep-node-dp: the node-side loader', { skip: notRoot }, () => {
       const out = json(r);
       assert.equal(out.installed, true);
       assert.equal(out.already_installed, false);
-      assert.deepEqual(out.programs, ['sock4_connect', 'sock4_sendmsg', 'sock4_getpeername', 'sock4_recvmsg', 'tc_lb']);
+      assert.deepEqual(out.programs, ['sock4_connect', 'sock4_sendmsg', 'sock4_getpeername', 'sock4_recvmsg', 'sock6_connect', 'sock6_sendmsg', 'sock6_getpeername', 'sock6_recvmsg', 'tc_lb']);
       assert.equal(typeof out.set_retval, 'boolean');
     });
 
@@ -332,12 +332,13 @@ describe('prep-node-dp: the node-side loader', { skip: notRoot }, () => {
       assert.equal(st.installed, true);
       assert.ok(st.kernel.length > 0);
       assert.deepEqual(st.programs.map((p) => p.attach).sort(), [
-        `cgroup/connect4 ${cgroup}`, `cgroup/getpeername4 ${cgroup}`, `cgroup/recvmsg4 ${cgroup}`, `cgroup/sendmsg4 ${cgroup}`,
+        `cgroup/connect4 ${cgroup}`, `cgroup/connect6 ${cgroup}`, `cgroup/getpeername4 ${cgroup}`, `cgroup/getpeername6 ${cgroup}`,
+        `cgroup/recvmsg4 ${cgroup}`, `cgroup/recvmsg6 ${cgroup}`, `cgroup/sendmsg4 ${cgroup}`, `cgroup/sendmsg6 ${cgroup}`,
         'tc/ingress n0', 'tc/ingress n1',
       ]);
       assert.ok(st.programs.every((p) => p.attached && p.id > 0), JSON.stringify(st.programs));
       const maps = Object.fromEntries(st.maps.map((m) => [m.name, m]));
-      assert.deepEqual(Object.keys(maps).sort(), ['affinity', 'backends', 'conntrack', 'conntrack6', 'drop_counters', 'endpoints', 'endpoints6', 'events', 'events_lost', 'frags', 'ipcache', 'ipcache6', 'maglev', 'node_cfg', 'policy', 'services', 'sock_revnat', 'svc_counters']);
+      assert.deepEqual(Object.keys(maps).sort(), ['affinity', 'affinity6', 'backends', 'backends6', 'conntrack', 'conntrack6', 'drop_counters', 'endpoints', 'endpoints6', 'events', 'events_lost', 'frags', 'ipcache', 'ipcache6', 'maglev', 'node_cfg', 'policy', 'services', 'services6', 'sock_revnat', 'sock_revnat6', 'svc_counters']);
       assert.equal(maps.services?.max_entries, 65536);
       assert.equal(maps.svc_counters?.max_entries, 65536, 'svc_counters follows the services capacity');
       assert.equal(maps.svc_counters?.type, 'percpu_hash');

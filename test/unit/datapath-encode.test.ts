@@ -20,6 +20,15 @@ test('backends: lb_backend_key {u32 svc_id, u32 slot} and lb_backend {addr be32,
   assert.equal(hex(enc.backendValue(0x0a010005, 8080, 0xdeadbeef)), '0a010005' + '1f90' + '0000' + 'efbeadde');
 });
 
+test('services6: lb6_svc_key {vip be32[4], port be16, proto, scope}; backends6: lb6_backend {addr be32[4], port be16, flags u16 LE, backend_id u32 LE}', () => {
+  // [fd00::10]:80/udp
+  assert.equal(hex(enc.svc6Key(0xfd000000000000000000000000000010n, 80, 17)), 'fd000000' + '00000000' + '00000000' + '00000010' + '0050' + '11' + '00');
+  // [fd00::1:5]:8080 id 0xdeadbeef, BE_F_REMOTE
+  assert.equal(hex(enc.backend6Value(0xfd000000000000000000000000010005n, 8080, 0xdeadbeef, 1)), 'fd000000' + '00000000' + '00000000' + '00010005' + '1f90' + '0100' + 'efbeadde');
+  assert.equal(enc.svc6Key(1n, 1, 6).length, 20);
+  assert.equal(enc.backend6Value(1n, 1, 1).length, 24);
+});
+
 test('maglev: u32 svc_id key; M u16 slots, little-endian', () => {
   assert.equal(hex(enc.u32Key(0x100)), '00010000');
   const table = new Uint16Array(LB_MAGLEV_M);

@@ -75,7 +75,7 @@ test('refused with the line and what to do: policy on the wrong kind of address,
     [`services:\n  - {name: a, vip: 10.96.0.1, port: 80, protocol: tcp, externalTrafficPolicy: Sometimes, external: true}\n`, /externalTrafficPolicy: expected Cluster or Local/],
     [`services:\n  - name: a\n    vip: 10.96.0.1\n    port: 80\n    protocol: tcp\n    backends: [{ip: 198.18.1.2, port: 80, nodeName: node-a}]\n`, /services\.0\.backends\.0\.nodeName: a backend names its node but node\.name is not set/],
     [`node: {name: node-a}\nservices:\n  - name: a\n    vip: 198.19.0.1\n    port: 30080\n    protocol: tcp\n    external: true\n    backends: [{ip: 198.18.2.2, port: 80, nodeName: node-b}]\n`, /SNATed to the node's address, and node\.addresses is not set/],
-    [`node: {name: node-a, addresses: ["fd00::1"]}\n`, /node\.addresses\.0: IPv6 services are not supported yet/],
+    [`node: {name: node-a, addresses: ["fd00::1"]}\n`, /node\.addresses\.0: IPv6 node addresses are not supported yet: node\.addresses is IPv4 only/],
     [`node: {name: Node_A}\n`, /node\.name: expected a node name/],
   ];
   for (const [yaml, re] of cases) assert.throws(() => parseState(yaml, 'state.yaml'), (e: unknown) => e instanceof UsageError && re.test(e.message), yaml);

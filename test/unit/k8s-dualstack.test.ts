@@ -122,7 +122,10 @@ test('without ipv6Services the translation follows the datapath\'s state: IPv6 V
   if (ipv6ServicesTaken()) {
     assert.deepEqual(t.findings.list, []);
     assert.deepEqual(summary(t), ['10.96.0.10:80 <- 10.0.1.1:8080', 'fd00:96::a:80 <- fd00:1::1:8080']);
-    assert.equal(load(svc(DUAL) + slice('IPv4', ['10.0.1.1']) + slice('IPv6', ['fd00:1::1'])).state.services.length, 2, 'the schema takes both');
+    const both = load(svc(DUAL) + slice('IPv4', ['10.0.1.1']) + slice('IPv6', ['fd00:1::1']));
+    assert.deepEqual(both.state.services.map((x) => [x.vip, x.backends.map((b) => b.ip)]), [['10.96.0.10', ['10.0.1.1']], ['fd00:96::a', ['fd00:1::1']]], 'the schema takes both');
+    const v6 = load(svc(V6ONLY) + slice('IPv6', ['fd00:1::1']) + slice('IPv4', ['10.0.1.1']));
+    assert.deepEqual(v6.state.services.map((x) => [x.vip, x.backends.map((b) => b.ip)]), [['fd00:96::b', ['fd00:1::1']]], 'a single-stack IPv6 Service through the schema');
   } else {
     assert.deepEqual(summary(t), ['10.96.0.10:80 <- 10.0.1.1:8080']);
     assert.deepEqual(t.findings.list.map((f) => [f.path, f.leftOut]), [['spec.clusterIPs[1]', 'the IPv6 VIP is left out (the IPv4 ones are load-balanced)']]);
@@ -244,6 +247,8 @@ test('the agent: an IPv6 EndpointSlice change recomputes only its Service, and y
   assert.ok(d.changes.every((c) => !/10\.96\.0\.10/.test(c.note)), 'the IPv4 VIP\'s entries do not change');
   if (ipv6ServicesTaken()) {
     assert.ok(d.changes.length > 0 && d.changes.every((c) => /fd00:96::a/.test(c.note)), JSON.stringify(d.changes));
+    assert.ok(d.changes.some((c) => c.map === 'backends6' && c.valueHex !== null), 'the new IPv6 backend is written to backends6');
+    assert.ok(d.changes.every((c) => c.map === 'backends6' || c.map === 'services6' || c.map === 'maglev'), JSON.stringify(d.changes.map((c) => c.map)));
   } else {
     assert.deepEqual(d.changes, [], 'the IPv6 VIP is left out: nothing of it to change');
     assert.ok(d.findings.some((f) => /spec\.clusterIPs\[1\]: ClusterIP fd00:96::a: IPv6 Services are not load-balanced/.test(f)), d.findings.join('\n'));

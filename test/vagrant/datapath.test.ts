@@ -202,6 +202,10 @@ for (const backend of backends) {
         ['sock4_getpeername', 'cgroup_sock_addr', true],
         ['sock4_recvmsg', 'cgroup_sock_addr', true],
         ['sock4_sendmsg', 'cgroup_sock_addr', true],
+        ['sock6_connect', 'cgroup_sock_addr', true],
+        ['sock6_getpeername', 'cgroup_sock_addr', true],
+        ['sock6_recvmsg', 'cgroup_sock_addr', true],
+        ['sock6_sendmsg', 'cgroup_sock_addr', true],
       ]);
       const entries = Object.fromEntries(st.maps.map((m) => [m.name, m.entries]));
       t.diagnostic(`map entries after sync: ${JSON.stringify(entries)}`);

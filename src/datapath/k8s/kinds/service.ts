@@ -12,7 +12,7 @@
 // the node's addresses of the Service's families.
 import { LB_MAGLEV_M } from '../../consts.js';
 import type { Family } from '../../ip.js';
-import { DatapathStateSchema } from '../../schema.js';
+import { DatapathStateSchema, serviceKey } from '../../schema.js';
 import { formatPath } from '../findings.js';
 import type { InputObject, Origin, Path } from '../manifests.js';
 import { parseShape, ServiceShape } from '../shapes.js';
@@ -254,7 +254,7 @@ export function serviceOutputs(f: ServiceFacts, j: ServiceJoin, sink: Sink): Ser
         continue;
       }
       const svcName = `${f.ns}.${f.name}.${dashed(vip.ip)}.${vport}-${p.protocol}`;
-      const vkey = `${vip.ip}:${vport}/${p.protocol}`;
+      const vkey = serviceKey({ vip: vip.ip, port: vport, protocol: p.protocol });
       if (f.algorithm === 'maglev' && backends.length > LB_MAGLEV_M) {
         sink.findings.add(f.origin, ['metadata', 'annotations', ALGORITHM_ANNOTATION], `${backends.length} backends do not fit a Maglev table of ${LB_MAGLEV_M}`, 'this port is left out');
         continue;
