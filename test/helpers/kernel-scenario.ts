@@ -217,12 +217,12 @@ export function judgeKernel(blocks: StepBlock[]): KernelRow {
   const inst = json(ok('sock.install'));
   if (inst) {
     row.setRetval = inst.set_retval as boolean;
-    if (JSON.stringify(inst.programs) !== JSON.stringify(['sock4_connect', 'sock4_sendmsg', 'sock4_getpeername', 'sock4_recvmsg', 'tc_lb'])) fail(`sock.install: programs ${JSON.stringify(inst.programs)}`);
+    if (JSON.stringify(inst.programs) !== JSON.stringify(['sock4_connect', 'sock4_sendmsg', 'sock4_getpeername', 'sock4_recvmsg', 'sock6_connect', 'sock6_sendmsg', 'sock6_getpeername', 'sock6_recvmsg', 'tc_lb'])) fail(`sock.install: programs ${JSON.stringify(inst.programs)}`);
     if (features && (features.helpers as Record<string, boolean>)['sock_addr/set_retval'] !== inst.set_retval) fail('features and install disagree on set_retval');
   }
   const st = json(ok('sock.status')) as { programs?: { attached: boolean }[]; maps?: { memlock_bytes: number | null }[] } | undefined;
   if (st) {
-    if (st.programs?.length !== 6 || !st.programs.every((p) => p.attached)) fail(`sock.status: programs ${JSON.stringify(st.programs)}`);
+    if (st.programs?.length !== 10 || !st.programs.every((p) => p.attached)) fail(`sock.status: programs ${JSON.stringify(st.programs)}`);
     row.memlockBytes = (st.maps ?? []).reduce((s, m) => s + (m.memlock_bytes ?? 0), 0);
     const before = /memavail_before (\d+)/.exec(get('sock.install')?.stderr ?? '');
     const after = /memavail_after (\d+)/.exec(get('sock.status')?.stderr ?? '');

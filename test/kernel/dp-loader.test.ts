@@ -351,7 +351,7 @@ describe('prep-node-dp: the node-side loader', { skip: notRoot }, () => {
       programIds = [...new Set(st.programs.map((p) => p.id))].sort();
       // the kernel agrees
       const now = await attached();
-      assert.equal(now.cgroup.length, 4);
+      assert.equal(now.cgroup.length, 8, 'connect, sendmsg, getpeername, recvmsg for IPv4 and IPv6');
       assert.deepEqual(now.tc.map((f) => (f as { devname: string }).devname).sort(), ['n0', 'n1']);
     });
 
@@ -504,7 +504,7 @@ describe('prep-node-dp: the node-side loader', { skip: notRoot }, () => {
       assert.equal(samples('prep_node_datapath_map_entries').find((s) => s.labels.map === 'events'), undefined, 'the ring buffer has no entry count');
       assert.equal(samples('prep_node_datapath_map_entries').find((s) => s.labels.map === 'services')!.value, st.maps.find((x) => x.name === 'services')!.entries);
       assert.deepEqual(samples('prep_node_datapath_program_attached').map((s) => [s.labels.program, s.labels.attach, s.value]), st.programs.map((p) => [p.name, p.attach, p.attached ? 1 : 0]));
-      assert.equal(st.programs.length, 6, '4 cgroup programs, tc_lb on n0 and n1');
+      assert.equal(st.programs.length, 10, '8 cgroup programs (IPv4 and IPv6), tc_lb on n0 and n1');
 
       // an index names services: JSON escapes decoded (UTF-8 from \u and surrogate pairs), then
       // backslash, quote and newline escaped as the exposition format wants; an id it lacks stays ""
@@ -538,7 +538,7 @@ describe('prep-node-dp: the node-side loader', { skip: notRoot }, () => {
       assert.equal(r.code, 0, r.stdout);
       const out = json(r) as { removed: boolean; detached: string[] };
       assert.equal(out.removed, true);
-      assert.equal(out.detached.length, 6, JSON.stringify(out));
+      assert.equal(out.detached.length, 10, JSON.stringify(out));
       const now = await settled({ progs: [], links: [], cgroup: [], tc: [] });
       assert.deepEqual(now.cgroup, []);
       assert.deepEqual(now.tc, []);
