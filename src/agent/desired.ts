@@ -191,7 +191,7 @@ export class HeldObjects {
         break;
       }
       case 'Namespace':
-        if (c?.kind === 'Namespace') this.namespaces.set(key, c.namespace);
+        if (c?.kind === 'Namespace' && c.namespace) this.namespaces.set(key, c.namespace);
         else this.namespaces.delete(key);
         this.dirty.add(POLICY_UNIT);
         break;

@@ -1,9 +1,9 @@
 // Shared by the k8s-*.test.ts files: a cluster's worth of pods, loading manifests from a string, and
 // a judge that decides a flow the way tc_lb's policy.h does from the compiled policy entries.
 import assert from 'node:assert/strict';
-import { EP_F_ENFORCE_EGRESS, EP_F_ENFORCE_INGRESS, IDENTITY_ANY, IDENTITY_WORLD, IPPROTO, POLICY_DENY, POLICY_EGRESS, POLICY_INGRESS } from '../../src/datapath/consts.js';
+import { EP_F_ENFORCE_EGRESS, EP_F_ENFORCE_INGRESS, IDENTITY_ANY, IDENTITY_WORLD, IDENTITY_WORLD_IPV6, IPPROTO, POLICY_DENY, POLICY_EGRESS, POLICY_INGRESS } from '../../src/datapath/consts.js';
 import { allocateIdentities } from '../../src/datapath/identity.js';
-import { cidrContains, parseCidr, parseIpv4 } from '../../src/datapath/ip.js';
+import { cidrContainsAny, parseCidrAny } from '../../src/datapath/ip.js';
 import { compilePolicies, type PolicyEntry } from '../../src/datapath/policy.js';
 import type { DatapathState } from '../../src/datapath/schema.js';
 import { desiredFromFiles, ManifestRefusal, type DesiredOptions } from '../../src/datapath/k8s/index.js';
@@ -57,20 +57,21 @@ export function refusal(text: string, o: DesiredOptions = {}): ManifestRefusal {
 type Proto = 'tcp' | 'udp' | 'sctp' | 'icmp';
 type Verdict = 'allow' | 'deny' | 'default-deny';
 
-/** What tc_lb decides for a new flow src → dst:port (policy.h: egress of src, ingress of dst). */
+/** What tc_lb decides for a new flow src → dst:port (policy.h: egress of src, ingress of dst); either family (an endpoint's ip or ip6). */
 export function judge(state: DatapathState, src: string, dst: string, proto: Proto, port: number): Verdict {
   const ids = allocateIdentities(state);
   const pol = compilePolicies(state, ids);
-  const endpoint = (ip: string) => state.endpoints.find((e) => e.ip === ip);
+  const endpoint = (ip: string) => state.endpoints.find((e) => e.ip === ip || e.ip6 === ip);
   const identity = (ip: string): number => {
     const e = endpoint(ip);
     if (e) return ids.byEndpoint.get(e.name)!;
+    const addr = parseCidrAny(ip)!;
     let best: { len: number; id: number } | undefined;
     for (const [cidr, id] of ids.byCidr) {
-      const c = parseCidr(cidr)!;
-      if (c.len > 0 && cidrContains(c, { addr: parseIpv4(ip)!, len: 32 }) && (!best || c.len > best.len)) best = { len: c.len, id };
+      const c = parseCidrAny(cidr)!;
+      if (c.len > 0 && cidrContainsAny(c, addr) && (!best || c.len > best.len)) best = { len: c.len, id };
     }
-    return best?.id ?? IDENTITY_WORLD;
+    return best?.id ?? (addr.family === 4 ? IDENTITY_WORLD : IDENTITY_WORLD_IPV6);
   };
   const lookup = (local: number, remote: number, dir: number): PolicyEntry | undefined => {
     const p = IPPROTO[proto];

@@ -255,7 +255,7 @@ run after-remove sh -c 'ls ${tf}; test -e ${PIDFILE} && echo pidfile-left || ech
     assert.equal(sample('prep_node_datapath_map_entries', { map: 'services' }), 1);
     assert.equal(m.get('prep_node_datapath_drops_total')?.type, 'counter');
     assert.equal(sample('prep_node_datapath_program_attached', { program: 'tc_lb', attach: 'tc/ingress sw-be' }), 1);
-    assert.equal(m.get('prep_node_datapath_program_attached')?.samples.length, 7, '4 cgroup programs, tc_lb on 3 ports');
+    assert.equal(m.get('prep_node_datapath_program_attached')?.samples.length, 11, '8 cgroup programs (IPv4 and IPv6 socket hooks), tc_lb on 3 ports');
     // forwarded by service: tc counted the translated connection's packets (both ways) and bytes,
     // the socket programs the connections they translated (the frontend's and other's: other's is
     // translated at connect(), then dropped by policy at tc)

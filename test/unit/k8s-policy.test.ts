@@ -124,7 +124,7 @@ test('NetworkPolicy: what cannot be enforced is refused, each with its path', ()
   const cases: [string, string, RegExp][] = [
     [`  podSelector: {}\n  ingres: []`, 'spec.ingres', /unknown NetworkPolicy spec field/],
     [`  podSelector: {}\n  ingress: [{ports: [{protocol: ICMP, port: 9}]}]`, 'spec.ingress[0].ports[0].protocol', /TCP, UDP and SCTP ports only/],
-    [`  podSelector: {}\n  ingress: [{from: [{ipBlock: {cidr: "fd00::/8"}}]}]`, 'spec.ingress[0].from[0].ipBlock.cidr', /IPv6/],
+    [`  podSelector: {}\n  ingress: [{from: [{ipBlock: {cidr: "fd00::/129"}}]}]`, 'spec.ingress[0].from[0].ipBlock.cidr', /expected an IPv4 or IPv6 CIDR/],
     [`  podSelector: {}\n  ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8}, podSelector: {}}]}]`, 'spec.ingress[0].from[0]', /cannot be combined/],
     [`  podSelector: {}\n  ingress: [{ports: [{port: http, endPort: 90}]}]`, 'spec.ingress[0].ports[0].endPort', /numeric port/],
     [`  podSelector: {matchExpressions: [{key: app, operator: Has}]}`, 'spec.podSelector.matchExpressions[0].operator', /In, NotIn, Exists or DoesNotExist/],

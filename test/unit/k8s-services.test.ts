@@ -131,7 +131,8 @@ test('SCTP Service: load-balanced when targetPort equals port (addresses are tra
 test('Service parts the datapath cannot do are refused by path', () => {
   const cases: [string, string, RegExp][] = [
     ['  clusterIP: 10.96.0.10\n  ports: [{port: 80, protocol: ICMP}]', 'spec.ports[0].protocol', /TCP, UDP and SCTP only/],
-    ['  clusterIP: "fd00::10"\n  ports: [{port: 80}]', 'spec.clusterIPs', /IPv6/],
+    ['  clusterIP: 10.96.0.300\n  ports: [{port: 80}]', 'spec.clusterIP', /not an IPv4 or IPv6 address/],
+    ['  clusterIP: 10.96.0.10\n  clusterIPs: [10.96.0.10]\n  ipFamilies: [IPv6]\n  ports: [{port: 80}]', 'spec.clusterIPs[0]', /IPv4 address but spec.ipFamilies\[0\] is IPv6/],
     ['  ports: [{port: 80}]', 'spec.clusterIP', /no clusterIP: the API server assigns it/],
     ['  clusterIP: 10.96.0.10\n  internalTrafficPolicy: Local\n  ports: [{port: 80}]', 'spec.internalTrafficPolicy', /this node/],
     ['  clusterIP: 10.96.0.10\n  topologyKeys: ["*"]\n  ports: [{port: 80}]', 'spec.topologyKeys', /unknown Service field/],
@@ -165,8 +166,9 @@ test('Pods: IPv4 podIP makes an endpoint with the namespace label; no IP, host n
   assert.equal(labels.app, 'x');
   assert.match(labels['prep-node.io/labelset']!, /^[0-9a-f]{16}$/);
   assert.equal(d.notes.length, 3);
-  const dual = refusal(pod('v6', 'status: {podIP: 10.0.1.1, podIPs: [{ip: 10.0.1.1}, {ip: "fd00::1"}]}'));
-  assert.equal(dual.findings[0]!.path, 'status.podIPs');
+  const bad = refusal(pod('v6', 'status: {podIP: 10.0.1.1, podIPs: [{ip: 10.0.1.1}, {ip: "fd00::1"}, {ip: "fd00::2"}]}'));
+  assert.equal(bad.findings[0]!.path, 'status.podIPs');
+  assert.match(bad.findings[0]!.why, /at most one address per family/);
   const same = refusal(`${pod('a', 'status: {podIP: 10.0.1.1}')}\n${pod('b', 'status: {podIP: 10.0.1.1}')}`);
   assert.match(same.findings[0]!.why, /also pod prod\/a's/);
 });

@@ -326,7 +326,7 @@ for (const backend of backends) {
       assert.equal(sample('prep_node_datapath_map_entries', { map: 'services' }), 1);
       assert.ok((sample('prep_node_datapath_service_connections_total', { service: SVC }) ?? 0) >= 2, 'the ClusterIP connections translated at connect()');
       assert.equal(sample('prep_node_datapath_program_attached', { program: 'tc_lb', attach: 'tc/ingress sw-be' }), 1);
-      assert.equal(m.get('prep_node_datapath_program_attached')?.samples.length, 7, '4 cgroup programs, tc_lb on 3 ports');
+      assert.equal(m.get('prep_node_datapath_program_attached')?.samples.length, 11, '8 cgroup programs (IPv4 and IPv6 socket hooks), tc_lb on 3 ports');
     });
 
     test('remove, the topology script removes the pods: nothing of the test is left on the guest', async (t) => {

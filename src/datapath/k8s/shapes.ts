@@ -1,10 +1,11 @@
-// The shapes of the policy kinds' fields, as the API server's schema types them: a list is a list,
+// The shapes of the kinds' fields, as the API server's schema types them: a list is a list,
 // a map a map, a string a string. The old untyped walker (translate.ts) read anything that was not a
 // list as no list at all, so `from:` or `ports:` written as a map became an allow-all rule and a
 // scalar `fromCIDR` lost a deny (issue 17 item 2). A policy whose fields are wrongly shaped is
 // refused here, with the field path, before any rule of it is read. Optional fields read as the API
 // server does: null is the same as absent (nullish). Semantics (operators, CIDRs, ports, unknown
-// keys) stay with the kind modules (kinds/); this file checks shapes only.
+// keys) stay with the kind modules (kinds/); this file checks shapes only. The other kinds' modules
+// (Service, EndpointSlice, Endpoints, Pod, Namespace) read their objects through the typed result.
 import { z } from 'zod';
 import type { Path } from './manifests.js';
 
@@ -64,11 +65,110 @@ const CnpRule = z.looseObject({
 /** CiliumNetworkPolicy and CiliumClusterwideNetworkPolicy (cilium.io/v2): the fields' shapes. */
 export const CiliumPolicyShape = z.looseObject({ spec: CnpRule.nullish(), specs: list(CnpRule) });
 
-/** What is wrongly shaped in a policy object: each field's path and the shape expected there. */
+// ---- Service, EndpointSlice, Endpoints, Pod, Namespace: the fields the kind modules read, typed ----
+// Only what the modules read is typed, every field optional and nullish (the agent slims objects to
+// these fields: kinds/../agent/slim.ts), unknown fields pass (looseObject: what the API server adds).
+// A list element may be null (Go decodes it to the zero value): the modules read it as {}.
+
+const str = z.string().nullish();
+const labelMap = z.record(z.string(), z.string()).nullish();
+const element = <T extends z.ZodType>(t: T) => list(t.nullable());
+const Metadata = z.looseObject({ name: str, namespace: str, labels: labelMap, annotations: z.record(z.string(), z.string()).nullish() }).nullish();
+
+/** Service (v1). */
+export const ServiceShape = z.looseObject({
+  metadata: Metadata,
+  spec: z
+    .looseObject({
+      type: str,
+      clusterIP: str,
+      clusterIPs: list(z.string()),
+      ipFamilies: list(z.string()),
+      ports: element(z.looseObject({ name: str, protocol: str, port: z.number().nullish(), targetPort: portValue, nodePort: z.number().nullish() })),
+      selector: labelMap,
+      sessionAffinity: str,
+      sessionAffinityConfig: z.looseObject({ clientIP: z.looseObject({ timeoutSeconds: z.number().nullish() }).nullish() }).nullish(),
+      externalIPs: list(z.string()),
+      externalTrafficPolicy: str,
+      internalTrafficPolicy: str,
+      loadBalancerSourceRanges: list(z.string()),
+    })
+    .nullish(),
+  status: z.looseObject({ loadBalancer: z.looseObject({ ingress: element(z.looseObject({ ip: str, hostname: str })) }).nullish() }).nullish(),
+});
+
+/** EndpointSlice (discovery.k8s.io/v1). */
+export const EndpointSliceShape = z.looseObject({
+  metadata: Metadata,
+  addressType: str,
+  ports: element(z.looseObject({ name: str, protocol: str, port: z.number().nullish() })),
+  endpoints: element(
+    z.looseObject({
+      addresses: list(z.string()),
+      conditions: z.looseObject({ ready: z.boolean().nullish(), serving: z.boolean().nullish(), terminating: z.boolean().nullish() }).nullish(),
+      nodeName: str,
+    }),
+  ),
+});
+
+/** Endpoints (v1). */
+export const EndpointsShape = z.looseObject({
+  metadata: Metadata,
+  subsets: element(
+    z.looseObject({
+      addresses: element(z.looseObject({ ip: str, nodeName: str })),
+      ports: element(z.looseObject({ name: str, protocol: str, port: z.number().nullish() })),
+    }),
+  ),
+});
+
+/** Pod (v1). */
+export const PodShape = z.looseObject({
+  metadata: Metadata,
+  spec: z
+    .looseObject({
+      hostNetwork: z.boolean().nullish(),
+      nodeName: str,
+      serviceAccountName: str,
+      serviceAccount: str,
+      containers: element(z.looseObject({ ports: element(z.looseObject({ name: str, containerPort: z.number().nullish(), protocol: str })) })),
+    })
+    .nullish(),
+  status: z
+    .looseObject({
+      phase: str,
+      podIP: str,
+      podIPs: element(z.looseObject({ ip: str })),
+      conditions: element(z.looseObject({ type: str, status: str })),
+    })
+    .nullish(),
+});
+
+/** Namespace (v1). */
+export const NamespaceShape = z.looseObject({ metadata: Metadata });
+
+export type ServiceObj = z.output<typeof ServiceShape>;
+export type EndpointSliceObj = z.output<typeof EndpointSliceShape>;
+export type EndpointsObj = z.output<typeof EndpointsShape>;
+export type PodObj = z.output<typeof PodShape>;
+export type NamespaceObj = z.output<typeof NamespaceShape>;
+
+/** What is wrongly shaped in an object: each field's path and the shape expected there. */
 export function shapeProblems(schema: z.ZodType, obj: unknown): { path: Path; why: string }[] {
   const r = schema.safeParse(obj, { reportInput: true });
   if (r.success) return [];
-  return r.error.issues.map((i) => ({ path: i.path.filter((p): p is string | number => typeof p !== 'symbol'), why: describe(i) }));
+  return problemsOf(r.error);
+}
+
+/** The object read by its schema (typed), or what is wrongly shaped in it. */
+export function parseShape<S extends z.ZodType>(schema: S, obj: unknown): { data: z.output<S> } | { problems: { path: Path; why: string }[] } {
+  const r = schema.safeParse(obj); // the common case: well shaped, no input kept for messages
+  if (r.success) return { data: r.data };
+  return { problems: shapeProblems(schema, obj) };
+}
+
+function problemsOf(e: z.ZodError): { path: Path; why: string }[] {
+  return e.issues.map((i) => ({ path: i.path.filter((p): p is string | number => typeof p !== 'symbol'), why: describe(i) }));
 }
 
 function describe(i: z.core.$ZodIssue): string {

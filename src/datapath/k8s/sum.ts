@@ -2,8 +2,8 @@
 // would read them, for one node. Each object is read by the module of its kind (kinds/) into its
 // contribution; the state is the sum of the contributions:
 //
-//   Pod (with an IPv4 podIP)       → an endpoint (kinds/pod.ts)
-//   Service + EndpointSlice        → one datapath service per VIP and port (kinds/service.ts,
+//   Pod (with a podIP)             → an endpoint: ip, and ip6 when dual-stack (kinds/pod.ts)
+//   Service + EndpointSlice        → one datapath service per VIP (of each family) and port (kinds/service.ts,
 //     (or Endpoints, or the Pods      kinds/endpointslice.ts)
 //     its selector picks)
 //   NetworkPolicy                  → policies on the endpoints its podSelector picks (kinds/networkpolicy.ts)
@@ -24,7 +24,7 @@
 // denied, a deny rule left out lets it through, and the finding says which).
 import { createHash } from 'node:crypto';
 import { canonicalLabels } from '../identity.js';
-import { cidrContains, parseCidr, parseIpv4 } from '../ip.js';
+import { cidrContainsAny, parseCidrAny, type AnyCidr } from '../ip.js';
 import type { DatapathState } from '../schema.js';
 import { Findings } from './findings.js';
 import type { InputObject } from './manifests.js';
@@ -44,6 +44,8 @@ export { NAMESPACE_LABEL, SERVICEACCOUNT_LABEL } from './kinds/pod.js';
 export { ALGORITHM_ANNOTATION } from './kinds/service.js';
 
 const NS_LABELS_PREFIX = 'io.cilium.k8s.namespace.labels.';
+/** The name suffix of a dual-stack pod's IPv6 endpoint when its two addresses are in different ipBlocks. */
+export const IPV6_SUFFIX = '.ipv6';
 
 export interface TranslateOptions {
   /** the node's addresses: NodePort services get one datapath service per address */
@@ -51,6 +53,8 @@ export interface TranslateOptions {
   /** this node's name: pods and endpoints elsewhere are remote (spec.nodeName, nodeName), and
    * externalTrafficPolicy/internalTrafficPolicy Local are enforced; absent: every backend is local */
   nodeName?: string;
+  /** make IPv6 VIPs (default: whether the datapath's state takes them; kinds/service.ts ipv6ServicesTaken) */
+  ipv6Services?: boolean;
 }
 
 export interface Translation {
@@ -77,7 +81,7 @@ const KNOWN_KINDS: Record<string, string> = {
 
 /** One object's contribution to the desired state, and what its kind module found in it. */
 export type Contribution = { sink: Sink } & (
-  | { kind: 'Namespace'; namespace: NamespaceFacts }
+  | { kind: 'Namespace'; namespace: NamespaceFacts | null }
   | { kind: 'Pod'; pod: PodFacts | null }
   | { kind: 'Service'; service: ServiceFacts | null }
   | { kind: 'EndpointSlice' | 'Endpoints'; source: BackendSource | null }
@@ -106,7 +110,7 @@ export function contributionOf(input: InputObject): Contribution {
   const o: InputObject = { origin: input.origin, obj: withoutNulls(input.obj) };
   switch (kind) {
     case 'Namespace':
-      return { kind, namespace: namespaceFacts(o), sink };
+      return { kind, namespace: namespaceFacts(o, sink), sink };
     case 'Pod':
       return { kind, pod: podFacts(o, sink), sink };
     case 'Service':
@@ -114,7 +118,7 @@ export function contributionOf(input: InputObject): Contribution {
     case 'EndpointSlice':
       return { kind, source: endpointSliceFacts(o, sink), sink };
     case 'Endpoints':
-      return { kind, source: endpointsFacts(o), sink };
+      return { kind, source: endpointsFacts(o, sink), sink };
     case 'NetworkPolicy':
       return { kind, policies: [networkPolicyFacts(o, sink)].filter((p): p is PolicyFacts => p !== null), sink };
     default:
@@ -138,29 +142,29 @@ export function sumPolicyHalf(pods: readonly PodFacts[], namespaces: ReadonlyMap
   const byIp = new Map<string, PodFacts>();
   const kept: PodFacts[] = [];
   for (const p of pods) {
-    const prev = byIp.get(p.ip);
+    const addrs = p.ip6 === undefined ? [p.ip] : [p.ip, p.ip6];
+    const prev = addrs.map((a) => [a, byIp.get(a)] as const).find(([, q]) => q !== undefined);
     if (prev) {
-      sink.findings.add(p.origin, ['status', 'podIP'], `address ${p.ip} is also pod ${prev.ns}/${prev.name}'s (one address, one endpoint)`, 'this pod is left out');
+      sink.findings.add(p.origin, ['status', 'podIP'], `address ${prev[0]} is also pod ${prev[1]!.ns}/${prev[1]!.name}'s (one address, one endpoint)`, 'this pod is left out');
       continue;
     }
-    byIp.set(p.ip, p);
+    for (const a of addrs) byIp.set(a, p);
     kept.push(p);
   }
   // ipBlock peers that also cover pods (NetworkPolicy's): which of them each pod's address is in
-  const blocks = new Map<string, { outer: NonNullable<ReturnType<typeof parseCidr>>; except: NonNullable<ReturnType<typeof parseCidr>>[] }>();
+  const blocks = new Map<string, { outer: AnyCidr; except: AnyCidr[] }>();
   for (const f of policies)
     for (const r of [...(f.parsed.ingress ?? []), ...(f.parsed.egress ?? [])])
-      for (const p of r.peers ?? []) if ('cidr' in p && p.pods) blocks.set(cidrKey(p), { outer: parseCidr(p.cidr)!, except: p.except.map((e) => parseCidr(e)!) });
+      for (const p of r.peers ?? []) if ('cidr' in p && p.pods) blocks.set(cidrKey(p), { outer: parseCidrAny(p.cidr)!, except: p.except.map((e) => parseCidrAny(e)!) });
   const nsLabels = (ns: string) => namespaces.get(ns)?.labels ?? implicitNamespaceLabels(ns);
   const groups = new Map<string, Group>();
-  const markerOf = new Map<PodFacts, string>();
-  for (const p of kept) {
-    const addr = { addr: parseIpv4(p.ip)!, len: 32 };
-    const inside = [...blocks].filter(([, b]) => cidrContains(b.outer, addr) && !b.except.some((e) => cidrContains(e, addr))).map(([k]) => k);
+  /** the label set of one of a pod's addresses: its labels and the ipBlocks that address is in */
+  const groupOf = (p: PodFacts, ip: string): Group => {
+    const addr = parseCidrAny(ip)!;
+    const inside = [...blocks].filter(([, b]) => cidrContainsAny(b.outer, addr) && !b.except.some((e) => cidrContainsAny(e, addr))).map(([k]) => k);
     const h = createHash('sha256').update(canonicalLabels(p.labels));
     if (inside.length > 0) h.update(`\0${inside.sort().join('\0')}`);
     const marker = h.digest('hex').slice(0, 16);
-    markerOf.set(p, marker);
     let g = groups.get(marker);
     if (!g) {
       const n = nsLabels(p.ns);
@@ -168,12 +172,27 @@ export function sumPolicyHalf(pods: readonly PodFacts[], namespaces: ReadonlyMap
       for (const [k, v] of Object.entries(n)) ciliumView[`${NS_LABELS_PREFIX}${k}`] = v;
       groups.set(marker, (g = { marker, ns: p.ns, labels: p.labels, nsLabels: n, ciliumView, inside: new Set(inside), pods: [] }));
     }
-    g.pods.push(p);
+    if (!g.pods.includes(p)) g.pods.push(p);
+    return g;
+  };
+  const endpoints: DatapathState['endpoints'] = [];
+  for (const p of kept) {
+    const name = `${p.ns}.${p.name}`;
+    const node = nodeName !== undefined && p.nodeName !== undefined ? { nodeName: p.nodeName } : {};
+    const g = groupOf(p, p.ip);
+    const g6 = p.ip6 === undefined ? g : groupOf(p, p.ip6);
+    // a dual-stack pod is one endpoint when both its addresses are in the same ipBlocks; when an
+    // ipBlock holds one of them only, each address is an endpoint with its own label set, so the
+    // ipBlock's rule covers that address and not the other (an ipBlock matches addresses)
+    if (g6 === g) endpoints.push({ name, ip: p.ip, ...(p.ip6 !== undefined && { ip6: p.ip6 }), labels: { ...p.labels, [LABELSET_LABEL]: g.marker }, ...node });
+    else {
+      endpoints.push({ name, ip: p.ip, labels: { ...p.labels, [LABELSET_LABEL]: g.marker }, ...node });
+      endpoints.push({ name: `${name}${IPV6_SUFFIX}`, ip: p.ip6!, labels: { ...p.labels, [LABELSET_LABEL]: g6.marker }, ...node });
+      origins.endpoints.set(`${name}${IPV6_SUFFIX}`, `${p.ns}/${p.name} (IPv6)`);
+    }
+    origins.endpoints.set(name, `${p.ns}/${p.name}`);
   }
-  const endpoints = kept
-    .map((p) => ({ name: `${p.ns}.${p.name}`, ip: p.ip, labels: { ...p.labels, [LABELSET_LABEL]: markerOf.get(p)! }, ...(nodeName !== undefined && p.nodeName !== undefined && { nodeName: p.nodeName }) }))
-    .sort((a, b) => a.name.localeCompare(b.name));
-  for (const p of kept) origins.endpoints.set(`${p.ns}.${p.name}`, `${p.ns}/${p.name}`);
+  endpoints.sort((a, b) => a.name.localeCompare(b.name));
   const all = [...groups.values()];
   return { endpoints, policies: policies.flatMap((f) => emitPolicy(f, all, origins)), pods: kept };
 }
@@ -193,7 +212,7 @@ export function translate(objects: InputObject[], options: TranslateOptions = {}
   const of = <K extends Contribution['kind']>(kind: K) => contributions.filter((c): c is Contribution & { kind: K } => c.kind === kind);
   for (const c of contributions) if (c.kind !== 'none') counts[c.kind] = (counts[c.kind] ?? 0) + 1;
 
-  const namespaces = new Map(of('Namespace').map((c) => [c.namespace.name, c.namespace]));
+  const namespaces = new Map(of('Namespace').flatMap((c) => (take(c.sink), c.namespace ? [[c.namespace.name, c.namespace] as const] : [])));
   const pods = of('Pod').flatMap((c) => (take(c.sink), c.pod ? [c.pod] : []));
   const policyContribs = [...of('NetworkPolicy'), ...of('CiliumNetworkPolicy'), ...of('CiliumClusterwideNetworkPolicy')];
   const podSink = newSink();
@@ -205,7 +224,7 @@ export function translate(objects: InputObject[], options: TranslateOptions = {}
     take(c.sink);
     if (c.source) slices.set(c.source.service, [...(slices.get(c.source.service) ?? []), c.source]);
   }
-  const endpointsObjs = new Map(of('Endpoints').flatMap((c) => (c.source ? [[c.source.service, c.source] as const] : [])));
+  const endpointsObjs = new Map(of('Endpoints').flatMap((c) => (take(c.sink), c.source ? [[c.source.service, c.source] as const] : [])));
   const seenVip = new Map<string, string>();
   const claim = (vkey: string, owner: string) => {
     const other = seenVip.get(vkey);
@@ -217,7 +236,7 @@ export function translate(objects: InputObject[], options: TranslateOptions = {}
     take(c.sink);
     if (!c.service) continue;
     const s = newSink();
-    services.push(...serviceOutputs(c.service, { slices: slices.get(c.service.key) ?? [], endpoints: endpointsObjs.get(c.service.key), pods: () => half.pods, nodeAddresses: options.nodeAddresses ?? [], nodeName: options.nodeName, claim, origins: origins.services }, s));
+    services.push(...serviceOutputs(c.service, { slices: slices.get(c.service.key) ?? [], endpoints: endpointsObjs.get(c.service.key), pods: () => half.pods, nodeAddresses: options.nodeAddresses ?? [], nodeName: options.nodeName, ...(options.ipv6Services !== undefined && { ipv6Services: options.ipv6Services }), claim, origins: origins.services }, s));
     take(s);
   }
   policyContribs.forEach((c) => take(c.sink));

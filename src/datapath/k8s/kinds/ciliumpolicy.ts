@@ -4,7 +4,7 @@
 import type { InputObject, Path } from '../manifests.js';
 import { isProblem, matches, mentions, parseSelector } from '../selector.js';
 import { CiliumPolicyShape, shapeProblems } from '../shapes.js';
-import { ALLOW_LEFT, arr, checkKeys, DENY_LEFT, IPV6, nameOf, nsOf, obj, parseCidrField, parsePort, str, type Sink } from './common.js';
+import { ALLOW_LEFT, arr, checkKeys, DENY_LEFT, nameOf, nsOf, obj, parseCidrField, parsePort, str, type Sink } from './common.js';
 import { NAMESPACE_LABEL } from './pod.js';
 import type { Parsed, Peer, PolicyFacts, Port, Rule } from './rules.js';
 
@@ -127,9 +127,12 @@ function ciliumRule(sink: Sink, o: InputObject, rule: Record<string, unknown>, a
   peers.push(...cidrPeers(sink, o, rule, at, f, LEFT));
   arr(rule[`${f}Entities`]).forEach((raw, j) => {
     if (raw === 'all') any = true;
-    else if (raw === 'world' || raw === 'world-ipv4') peers!.push({ cidr: '0.0.0.0/0', except: [], pods: false });
+    // cilium's world is both families' (world-ipv4, world-ipv6): each family's world is its own identity here
+    else if (raw === 'world') peers!.push({ cidr: '0.0.0.0/0', except: [], pods: false }, { cidr: '::/0', except: [], pods: false });
+    else if (raw === 'world-ipv4') peers!.push({ cidr: '0.0.0.0/0', except: [], pods: false });
+    else if (raw === 'world-ipv6') peers!.push({ cidr: '::/0', except: [], pods: false });
     else if (raw === 'cluster') peers!.push({ select: () => true });
-    else findings.add(o.origin, [...at, `${f}Entities`, j], `entity ${String(raw)} is not modelled (supported: all, world, cluster)`, LEFT);
+    else findings.add(o.origin, [...at, `${f}Entities`, j], `entity ${String(raw)} is not modelled (supported: all, world, world-ipv4, world-ipv6, cluster)`, LEFT);
   });
   if (any) peers = undefined;
   const ports = ciliumPorts(sink, o, rule, at, LEFT);
@@ -180,7 +183,8 @@ function ciliumPorts(sink: Sink, o: InputObject, rule: Record<string, unknown>, 
     arr(obj(raw).fields).forEach((fr, k) => {
       const fld = obj(fr);
       const pat: Path = [...at, 'icmps', j, 'fields', k];
-      if (fld.family !== undefined && fld.family !== 'IPv4') return findings.add(o.origin, [...pat, 'family'], IPV6, LEFT);
+      if (fld.family === 'IPv6') return findings.add(o.origin, [...pat, 'family'], "ICMPv6 types: the datapath's policy ports match ICMP (IPv4) types only, not ICMPv6", LEFT);
+      if (fld.family !== undefined && fld.family !== 'IPv4') return findings.add(o.origin, [...pat, 'family'], 'expected IPv4 or IPv6', LEFT);
       const t = typeof fld.type === 'number' ? fld.type : typeof fld.type === 'string' ? (ICMP_TYPES[fld.type] ?? (/^\d+$/.test(fld.type) ? Number(fld.type) : undefined)) : undefined;
       if (t === undefined || t < 0 || t > 255) return findings.add(o.origin, [...pat, 'type'], 'expected an ICMP type 0-255 or its name (EchoRequest, ...)', LEFT);
       ports.push({ protocol: 'icmp', port: t });

@@ -1,11 +1,10 @@
 // What every kind module shares: reading optional fields as the API server does (a key present
 // with a null value is the same as an absent one), the one parser for ports, the one parser for
 // CIDRs, unknown-key checks, and the sink a module reports findings and notes into.
-import { formatCidr, parseCidr } from '../../ip.js';
+import { formatCidrAny, parseCidrAny, parseIp, formatIpv6, type Family } from '../../ip.js';
 import { Findings } from '../findings.js';
 import { isObject, type InputObject, type Path } from '../manifests.js';
 
-export const IPV6 = 'IPv6 is not handled by the datapath (its maps are IPv4 only; IPv6 packets pass untouched)';
 export const ALLOW_LEFT = 'this rule is left out: the traffic it allows stays denied';
 export const DENY_LEFT = 'this rule is left out: the traffic it denies is NOT denied';
 
@@ -87,11 +86,24 @@ export function parsePortNumber(v: unknown): number | null {
   return typeof v === 'number' ? ((p) => (typeof p === 'number' ? p : null))(parsePort(v)) : null;
 }
 
-/** The one CIDR parser: an IPv4 CIDR (or a bare address, read as /32) in canonical form, or why not. */
+/** The one CIDR parser: an IPv4 or IPv6 CIDR (or a bare address, read as /32 or /128) in canonical form, or why not. */
 export function parseCidrField(s: unknown): { cidr: string } | { why: string } {
-  if (typeof s !== 'string') return { why: 'expected a CIDR such as 10.0.0.0/8' };
-  if (s.includes(':')) return { why: IPV6 };
-  const c = parseCidr(s.includes('/') ? s : `${s}/32`);
-  if (!c) return { why: `expected an IPv4 CIDR such as 10.0.0.0/8, got "${s}"` };
-  return { cidr: formatCidr(c) };
+  if (typeof s !== 'string') return { why: 'expected a CIDR such as 10.0.0.0/8 or fd00::/8' };
+  const c = parseCidrAny(s);
+  if (!c) return { why: `expected an IPv4 or IPv6 CIDR such as 10.0.0.0/8 or fd00::/8, got "${s}"` };
+  return { cidr: formatCidrAny(c) };
 }
+
+/** An address of either family in canonical text (IPv6 as RFC 5952: fd00:0::A and fd00::a are one), or null. */
+export function parseAddress(s: unknown): { ip: string; family: Family } | null {
+  if (typeof s !== 'string') return null;
+  const a = parseIp(s);
+  if (!a) return null;
+  return { ip: a.family === 4 ? s : formatIpv6(a.addr), family: a.family };
+}
+
+/** A value as a finding quotes it: a string in double quotes as it is (printing escapes control characters), anything else as JSON; at most 80 characters. */
+export const shown = (v: unknown): string => (typeof v === 'string' ? `"${v.slice(0, 80)}"` : (JSON.stringify(v) ?? String(v)).slice(0, 80));
+
+/** The family of an address already in canonical text. */
+export const familyOf = (ip: string): Family => (ip.includes(':') ? 6 : 4);

@@ -1,9 +1,13 @@
 // EndpointSlice (discovery.k8s.io/v1) and Endpoints (v1) → the backends they offer a Service, per
 // port (name and protocol). Conditions as kube-proxy reads them: ready nil = ready, serving nil =
 // ready, terminating nil = false. Endpoints' addresses are ready; notReadyAddresses are not used.
-import { parseIpv4 } from '../../ip.js';
+// Families as kube-proxy keeps them (one proxier per family; its metaproxier hands an EndpointSlice
+// to the proxier of its addressType): an IPv4 slice offers backends to a Service's IPv4 VIPs only,
+// an IPv6 slice to its IPv6 VIPs only. An Endpoints object's addresses are split by family.
+import type { Family } from '../../ip.js';
 import type { InputObject } from '../manifests.js';
-import { arr, lower, nameOf, nsOf, obj, str, type Sink } from './common.js';
+import { EndpointSliceShape, EndpointsShape, parseShape } from '../shapes.js';
+import { lower, nameOf, nsOf, obj, parseAddress, shown, str, type Sink } from './common.js';
 
 const SLICE_TOP = new Set(['apiVersion', 'kind', 'metadata', 'addressType', 'endpoints', 'ports']);
 const SLICE_EP = new Set(['addresses', 'conditions', 'hostname', 'targetRef', 'nodeName', 'zone', 'hints', 'deprecatedTopology']);
@@ -11,6 +15,7 @@ const SLICE_EP = new Set(['addresses', 'conditions', 'hostname', 'targetRef', 'n
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 
 export interface Backend {
+  /** IPv4, or IPv6 in canonical text */
   ip: string;
   port: number;
   ready: boolean;
@@ -24,6 +29,8 @@ export interface Backend {
 export interface BackendSource {
   service: string;
   from: 'EndpointSlice' | 'Endpoints';
+  /** an EndpointSlice's addressType (every backend is of it); Endpoints: undefined, each backend its own */
+  family?: Family;
   byPort: Map<string, Backend[]>;
 }
 
@@ -38,9 +45,13 @@ export function sliceService(o: InputObject): string | undefined {
 
 export function endpointSliceFacts(o: InputObject, sink: Sink): BackendSource | null {
   const mark = sink.findings.length;
-  for (const k of Object.keys(o.obj)) if (!SLICE_TOP.has(k)) sink.findings.add(o.origin, [k], 'unknown EndpointSlice field', 'this EndpointSlice is left out');
-  arr(o.obj.endpoints).forEach((e, i) => {
-    for (const k of Object.keys(obj(e))) if (!SLICE_EP.has(k)) sink.findings.add(o.origin, ['endpoints', i, k], 'unknown EndpointSlice endpoint field', 'this EndpointSlice is left out');
+  const LEFT = 'this EndpointSlice is left out';
+  for (const k of Object.keys(o.obj)) if (!SLICE_TOP.has(k)) sink.findings.add(o.origin, [k], 'unknown EndpointSlice field', LEFT);
+  const r = parseShape(EndpointSliceShape, o.obj);
+  if ('problems' in r) for (const p of r.problems) sink.findings.add(o.origin, p.path, p.why, LEFT);
+  const es = 'data' in r ? r.data : { endpoints: [], ports: [] };
+  (es.endpoints ?? []).forEach((e, i) => {
+    for (const k of Object.keys(e ?? {})) if (!SLICE_EP.has(k)) sink.findings.add(o.origin, ['endpoints', i, k], 'unknown EndpointSlice endpoint field', LEFT);
   });
   const service = sliceService(o);
   if (!service) {
@@ -49,42 +60,60 @@ export function endpointSliceFacts(o: InputObject, sink: Sink): BackendSource | 
   }
   const byPort = new Map<string, Backend[]>();
   const source: BackendSource = { service, from: 'EndpointSlice', byPort };
-  const type = str(o.obj.addressType);
-  if (type === 'IPv6') return source; // its VIPs are findings of the Service already
-  if (type !== 'IPv4') {
-    sink.findings.add(o.origin, ['addressType'], `${type ?? 'no addressType'}: only IPv4 endpoint slices can be backends`, 'this EndpointSlice is left out');
+  if ('problems' in r) return source;
+  const type = es.addressType ?? undefined;
+  if (type !== 'IPv4' && type !== 'IPv6') {
+    sink.findings.add(o.origin, ['addressType'], `${type ?? 'no addressType'}: only IPv4 and IPv6 endpoint slices can be backends (kube-proxy ignores FQDN ones too)`, LEFT);
     return source;
   }
+  const family: Family = type === 'IPv4' ? 4 : 6;
+  source.family = family;
   if (sink.findings.length > mark) return source;
-  const endpoints = arr(o.obj.endpoints).map(obj);
-  for (const sp of arr(o.obj.ports).map(obj)) {
-    if (typeof sp.port !== 'number') continue;
+  const endpoints = (es.endpoints ?? []).map((e) => e ?? {});
+  const addrs = endpoints.map((e, i) =>
+    (e.addresses ?? []).flatMap((ip, k) => {
+      const a = parseAddress(ip);
+      if (a?.family === family) return [a.ip];
+      sink.findings.add(o.origin, ['endpoints', i, 'addresses', k], `expected an ${type} address (addressType ${type}), got ${shown(ip)}`, 'this address is not a backend');
+      return [];
+    }),
+  );
+  for (const sp of es.ports ?? []) {
+    if (typeof sp?.port !== 'number') continue; // nil: all ports (kube-proxy skips it)
+    const port = sp.port;
     const list: Backend[] = [];
-    for (const e of endpoints) {
-      const cond = obj(e.conditions);
+    endpoints.forEach((e, i) => {
+      const cond = e.conditions ?? {};
       const ready = cond.ready !== false;
-      const serving = cond.serving === undefined ? ready : cond.serving !== false;
+      const serving = cond.serving === undefined || cond.serving === null ? ready : cond.serving;
       const terminating = cond.terminating === true;
-      const nodeName = str(e.nodeName);
-      for (const ip of arr(e.addresses)) if (typeof ip === 'string' && parseIpv4(ip) !== null) list.push({ ip, port: sp.port, ready, serving, terminating, ...(nodeName !== undefined && { nodeName }) });
-    }
-    const k = portKey(str(sp.name) ?? '', lower(str(sp.protocol) ?? 'TCP'));
+      const nodeName = e.nodeName ?? undefined;
+      for (const ip of addrs[i]!) list.push({ ip, port, ready, serving, terminating, ...(nodeName !== undefined && { nodeName }) });
+    });
+    const k = portKey(sp.name ?? '', lower(sp.protocol ?? 'TCP'));
     if (!byPort.has(k)) byPort.set(k, list);
   }
   return source;
 }
 
-export function endpointsFacts(o: InputObject): BackendSource {
+export function endpointsFacts(o: InputObject, sink: Sink): BackendSource | null {
+  const r = parseShape(EndpointsShape, o.obj);
+  if ('problems' in r) {
+    for (const p of r.problems) sink.findings.add(o.origin, p.path, p.why, 'this Endpoints is left out');
+    return null;
+  }
   const byPort = new Map<string, Backend[]>();
-  for (const sub of arr(o.obj.subsets).map(obj)) {
-    const addrs = arr(sub.addresses)
-      .map((a) => ({ ip: str(obj(a).ip), nodeName: str(obj(a).nodeName) }))
-      .filter((a): a is { ip: string; nodeName: string | undefined } => a.ip !== undefined && parseIpv4(a.ip) !== null);
-    for (const p of arr(sub.ports).map(obj)) {
-      if (typeof p.port !== 'number') continue;
-      const k = portKey(str(p.name) ?? '', lower(str(p.protocol) ?? 'TCP'));
+  for (const sub of r.data.subsets ?? []) {
+    const addrs = (sub?.addresses ?? []).flatMap((a) => {
+      const ip = parseAddress(a?.ip)?.ip;
+      return ip === undefined ? [] : [{ ip, nodeName: a?.nodeName ?? undefined }];
+    });
+    for (const p of sub?.ports ?? []) {
+      const port = p?.port;
+      if (typeof port !== 'number') continue;
+      const k = portKey(p?.name ?? '', lower(p?.protocol ?? 'TCP'));
       const list = byPort.get(k) ?? [];
-      for (const a of addrs) list.push({ ip: a.ip, port: p.port, ready: true, serving: true, terminating: false, ...(a.nodeName !== undefined && { nodeName: a.nodeName }) });
+      for (const a of addrs) list.push({ ip: a.ip, port, ready: true, serving: true, terminating: false, ...(a.nodeName !== undefined && { nodeName: a.nodeName }) });
       byPort.set(k, list);
     }
   }

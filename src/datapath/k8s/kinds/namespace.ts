@@ -1,7 +1,8 @@
 // Namespace (v1) → its labels, which namespaceSelector and cilium's namespace labels select on.
 // kubernetes.io/metadata.name is set by the API server on every namespace, so it is implied here.
 import type { InputObject } from '../manifests.js';
-import { labelsOf, nameOf } from './common.js';
+import { NamespaceShape, parseShape } from '../shapes.js';
+import type { Sink } from './common.js';
 
 /** A Namespace's contribution: its name and labels. */
 export interface NamespaceFacts {
@@ -12,7 +13,13 @@ export interface NamespaceFacts {
 /** The labels of a namespace no Namespace object describes. */
 export const implicitNamespaceLabels = (ns: string): Record<string, string> => ({ 'kubernetes.io/metadata.name': ns });
 
-export function namespaceFacts(o: InputObject): NamespaceFacts {
-  const name = nameOf(o);
-  return { name, labels: { ...labelsOf((o.obj.metadata as Record<string, unknown> | undefined)?.labels), ...implicitNamespaceLabels(name) } };
+/** The Namespace's labels; null when a field is wrongly shaped (a finding: selectors cannot be matched on labels it does not have). */
+export function namespaceFacts(o: InputObject, sink: Sink): NamespaceFacts | null {
+  const r = parseShape(NamespaceShape, o.obj);
+  if ('problems' in r) {
+    for (const p of r.problems) sink.findings.add(o.origin, p.path, p.why, 'this Namespace is left out: namespaceSelector sees only its name label');
+    return null;
+  }
+  const name = r.data.metadata?.name ?? '';
+  return { name, labels: { ...(r.data.metadata?.labels ?? {}), ...implicitNamespaceLabels(name) } };
 }

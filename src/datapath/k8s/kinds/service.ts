@@ -2,11 +2,21 @@
 // and ports; joined with its backends (EndpointSlices, else Endpoints, else the Pods its selector
 // picks) it becomes one datapath service per VIP and port. Backends are kube-proxy's choice: the
 // ready ones, or the serving-and-terminating ones when none is ready.
+//
+// Dual-stack as kube-proxy does it, one family at a time (it runs one proxier per family): the
+// cluster IP of a family is spec.clusterIPs[i] for spec.ipFamilies[i] (without ipFamilies, the one
+// clusterIP in its own family), externalIPs and load balancer ingress IPs go to their address's
+// family, and a VIP of a family takes backends of that family only: IPv4 VIPs from IPv4
+// EndpointSlices, IPv6 VIPs from IPv6 ones (an Endpoints object's and a pod's addresses split the
+// same way). A dual-stack Service gives a datapath service per VIP of each family; NodePorts open on
+// the node's addresses of the Service's families.
 import { LB_MAGLEV_M } from '../../consts.js';
-import { parseIpv4 } from '../../ip.js';
-import { serviceKey } from '../../schema.js';
+import type { Family } from '../../ip.js';
+import { DatapathStateSchema, serviceKey } from '../../schema.js';
+import { formatPath } from '../findings.js';
 import type { InputObject, Origin, Path } from '../manifests.js';
-import { arr, IPV6, labelsOf, lower, nameOf, nsOf, obj, parsePort, parsePortNumber, str, type Sink } from './common.js';
+import { parseShape, ServiceShape } from '../shapes.js';
+import { familyOf, lower, parseAddress, parsePort, parsePortNumber, shown, type Sink } from './common.js';
 import { portKey, type Backend, type BackendSource } from './endpointslice.js';
 import type { PodFacts } from './pod.js';
 
@@ -50,7 +60,10 @@ export interface ServiceFacts {
   key: string;
   origin: Origin;
   type: string;
-  vips: { ip: string; kind: string }[];
+  /** its VIPs, each in its family (IPv6 in canonical text), and where it is written */
+  vips: { ip: string; kind: string; family: Family; at: Path }[];
+  /** the families of its cluster IPs (NodePorts open on the node's addresses of these) */
+  families: Family[];
   ports: ServicePort[];
   /** the selector (equality only, as the API defines it), undefined when it is absent or empty */
   selector?: Record<string, string>;
@@ -64,78 +77,104 @@ export interface ServiceFacts {
 
 export function serviceFacts(o: InputObject, sink: Sink): ServiceFacts | null {
   const { findings } = sink;
-  const spec = obj(o.obj.spec);
   const before = findings.length;
   const LEFT = 'this Service is left out: its VIPs are not load-balanced';
+  const r = parseShape(ServiceShape, o.obj);
+  if ('problems' in r) {
+    for (const p of r.problems) findings.add(o.origin, p.path, p.why, LEFT);
+    return null;
+  }
+  const md = r.data.metadata ?? {};
+  const spec = r.data.spec ?? {};
   for (const k of Object.keys(spec)) if (!SERVICE_SPEC.has(k)) findings.add(o.origin, ['spec', k], 'unknown Service field', LEFT);
-  const type = str(spec.type) ?? 'ClusterIP';
+  const type = spec.type ?? 'ClusterIP';
   if (type === 'ExternalName') {
     sink.notes.push(`${o.origin.what}: ExternalName (a DNS alias): nothing to load-balance`);
     return null;
   }
   if (!['ClusterIP', 'NodePort', 'LoadBalancer'].includes(type)) findings.add(o.origin, ['spec', 'type'], `unknown Service type ${type}`, LEFT);
-  if (arr(spec.loadBalancerSourceRanges).length > 0)
+  if ((spec.loadBalancerSourceRanges ?? []).length > 0)
     findings.add(o.origin, ['spec', 'loadBalancerSourceRanges'], 'source ranges are a firewall on the load balancer; the datapath does not filter service traffic by source', LEFT);
   // Local traffic policies need the node's name: serviceOutputs keeps them, or leaves the Service out without it
   const internalLocal = spec.internalTrafficPolicy === 'Local';
-  const externalLocal = spec.externalTrafficPolicy === 'Local' && (type !== 'ClusterIP' || arr(spec.externalIPs).length > 0);
-  const clusterIPs = [...new Set([str(spec.clusterIP), ...arr(spec.clusterIPs).map(str)].filter((x): x is string => !!x))];
-  if (clusterIPs.includes('None')) {
+  const externalLocal = spec.externalTrafficPolicy === 'Local' && (type !== 'ClusterIP' || (spec.externalIPs ?? []).length > 0);
+  const clusterIPs = spec.clusterIPs ?? [];
+  if (spec.clusterIP === 'None' || clusterIPs.includes('None')) {
     sink.notes.push(`${o.origin.what}: headless (clusterIP: None): no VIP to load-balance`);
     return null;
   }
-  const vips: { ip: string; kind: string }[] = [];
-  clusterIPs.forEach((ip) => {
-    if (ip.includes(':')) findings.add(o.origin, ['spec', 'clusterIPs'], IPV6, 'the IPv6 cluster IP is left out');
-    else if (parseIpv4(ip) === null) findings.add(o.origin, ['spec', 'clusterIP'], `"${ip}" is not an IPv4 address`, LEFT);
-    else vips.push({ ip, kind: 'ClusterIP' });
+  const vips: ServiceFacts['vips'] = [];
+  const families: Family[] = [];
+  // clusterIPs[i] is the cluster IP of ipFamilies[i]; clusterIPs absent: [clusterIP] (an older API server)
+  const ipList = clusterIPs.length > 0 ? clusterIPs : spec.clusterIP ? [spec.clusterIP] : [];
+  const listAt = (i: number): Path => (clusterIPs.length > 0 ? ['spec', 'clusterIPs', i] : ['spec', 'clusterIP']);
+  const ipFamilies = spec.ipFamilies ?? [];
+  ipFamilies.forEach((f, i) => {
+    if (f !== 'IPv4' && f !== 'IPv6') findings.add(o.origin, ['spec', 'ipFamilies', i], 'expected IPv4 or IPv6', LEFT);
   });
-  if (clusterIPs.length === 0)
+  ipList.forEach((raw, i) => {
+    const a = parseAddress(raw);
+    if (!a) return findings.add(o.origin, listAt(i), `${shown(raw)} is not an IPv4 or IPv6 address`, LEFT);
+    const want = ipFamilies[i];
+    if (want !== undefined && want !== `IPv${a.family}`) return findings.add(o.origin, listAt(i), `${a.ip} is an IPv${a.family} address but spec.ipFamilies[${i}] is ${want}`, LEFT);
+    if (families.includes(a.family)) return findings.add(o.origin, listAt(i), `a second IPv${a.family} cluster IP (one per family)`, LEFT);
+    families.push(a.family);
+    vips.push({ ip: a.ip, kind: 'ClusterIP', family: a.family, at: listAt(i) });
+  });
+  if (spec.clusterIP && clusterIPs.length > 0 && parseAddress(spec.clusterIP)?.ip !== vips[0]?.ip && findings.length === before)
+    findings.add(o.origin, ['spec', 'clusterIP'], `expected the first of spec.clusterIPs (${vips[0]?.ip ?? 'none'})`, LEFT);
+  if (ipList.length === 0)
     findings.add(o.origin, ['spec', 'clusterIP'], 'no clusterIP: the API server assigns it; take the Service from the cluster (kubectl get svc -o yaml) or set spec.clusterIP', LEFT);
-  arr(spec.externalIPs).forEach((ip, i) => {
-    if (typeof ip === 'string' && parseIpv4(ip) !== null) vips.push({ ip, kind: 'externalIP' });
-    else findings.add(o.origin, ['spec', 'externalIPs', i], typeof ip === 'string' && ip.includes(':') ? IPV6 : 'expected an IPv4 address', 'this external IP is left out');
+  (spec.externalIPs ?? []).forEach((ip, i) => {
+    const a = parseAddress(ip);
+    if (a) vips.push({ ip: a.ip, kind: 'externalIP', family: a.family, at: ['spec', 'externalIPs', i] });
+    else findings.add(o.origin, ['spec', 'externalIPs', i], 'expected an IPv4 or IPv6 address', 'this external IP is left out');
   });
   if (type === 'LoadBalancer') {
-    arr(obj(obj(o.obj.status).loadBalancer).ingress).forEach((ing, i) => {
-      const ip = str(obj(ing).ip);
-      if (ip && parseIpv4(ip) !== null) vips.push({ ip, kind: 'LoadBalancer' });
-      else if (ip) findings.add(o.origin, ['status', 'loadBalancer', 'ingress', i, 'ip'], IPV6, 'this load balancer address is left out');
+    (r.data.status?.loadBalancer?.ingress ?? []).forEach((ing, i) => {
+      const ip = ing?.ip;
+      if (!ip) return; // a hostname-only ingress (a cloud's DNS name): no address to match
+      const a = parseAddress(ip);
+      if (a) vips.push({ ip: a.ip, kind: 'LoadBalancer', family: a.family, at: ['status', 'loadBalancer', 'ingress', i, 'ip'] });
+      else findings.add(o.origin, ['status', 'loadBalancer', 'ingress', i, 'ip'], 'expected an IPv4 or IPv6 address', 'this load balancer address is left out');
     });
   }
-  const affinity = spec.sessionAffinity === 'ClientIP' ? { timeoutSeconds: Number(obj(obj(spec.sessionAffinityConfig).clientIP).timeoutSeconds ?? 10800) } : undefined;
+  const affinity = spec.sessionAffinity === 'ClientIP' ? { timeoutSeconds: spec.sessionAffinityConfig?.clientIP?.timeoutSeconds ?? 10800 } : undefined;
   if (affinity && (!Number.isInteger(affinity.timeoutSeconds) || affinity.timeoutSeconds < 1 || affinity.timeoutSeconds > 86400))
     findings.add(o.origin, ['spec', 'sessionAffinityConfig', 'clientIP', 'timeoutSeconds'], 'expected 1-86400 seconds', LEFT);
-  if (spec.sessionAffinity !== undefined && spec.sessionAffinity !== 'None' && spec.sessionAffinity !== 'ClientIP') findings.add(o.origin, ['spec', 'sessionAffinity'], 'expected None or ClientIP', LEFT);
-  const annotation = str(obj(obj(o.obj.metadata).annotations)[ALGORITHM_ANNOTATION]);
+  if (spec.sessionAffinity !== undefined && spec.sessionAffinity !== null && spec.sessionAffinity !== 'None' && spec.sessionAffinity !== 'ClientIP') findings.add(o.origin, ['spec', 'sessionAffinity'], 'expected None or ClientIP', LEFT);
+  const annotation = md.annotations?.[ALGORITHM_ANNOTATION];
   if (annotation !== undefined && annotation !== 'random' && annotation !== 'maglev') findings.add(o.origin, ['metadata', 'annotations', ALGORITHM_ANNOTATION], 'expected random or maglev', LEFT);
-  const rawPorts = arr(spec.ports);
+  const rawPorts = spec.ports ?? [];
   if (rawPorts.length === 0 && findings.length === before) sink.notes.push(`${o.origin.what}: no ports`);
   if (findings.length > before) return null;
 
   const ports: ServicePort[] = [];
   rawPorts.forEach((raw, i) => {
-    const p = obj(raw);
+    const p = raw ?? {};
     const at: Path = ['spec', 'ports', i];
     for (const k of Object.keys(p)) if (!SERVICE_PORT.has(k)) findings.add(o.origin, [...at, k], 'unknown Service port field', 'this port is left out');
-    const protocol = lower(str(p.protocol) ?? 'TCP');
-    if (protocol !== 'tcp' && protocol !== 'udp' && protocol !== 'sctp') return findings.add(o.origin, [...at, 'protocol'], `${p.protocol as string}: the load balancer handles TCP, UDP and SCTP only`, 'this port is left out');
+    const protocol = lower(p.protocol ?? 'TCP');
+    if (protocol !== 'tcp' && protocol !== 'udp' && protocol !== 'sctp') return findings.add(o.origin, [...at, 'protocol'], `${p.protocol}: the load balancer handles TCP, UDP and SCTP only`, 'this port is left out');
     const port = parsePortNumber(p.port);
     if (port === null) return findings.add(o.origin, [...at, 'port'], 'expected a port number 1-65535', 'this port is left out');
     const nodePort = (type === 'NodePort' || type === 'LoadBalancer') && typeof p.nodePort === 'number' ? p.nodePort : undefined;
-    ports.push({ at, name: str(p.name) ?? '', protocol, port, ...(nodePort !== undefined && { nodePort }), targetPort: p.targetPort ?? p.port });
+    ports.push({ at, name: p.name ?? '', protocol, port, ...(nodePort !== undefined && { nodePort }), targetPort: p.targetPort ?? p.port });
   });
-  const key = `${nsOf(o)}/${nameOf(o)}`;
+  const ns = md.namespace ?? 'default';
+  const name = md.name ?? '';
+  const selector = spec.selector ?? {};
   return {
-    ns: nsOf(o),
-    name: nameOf(o),
-    key,
+    ns,
+    name,
+    key: `${ns}/${name}`,
     origin: o.origin,
     type,
     vips,
+    families,
     ports,
     // the API: "if empty or not present, the service is assumed to have an external process managing its endpoints"
-    ...(Object.keys(labelsOf(spec.selector)).length > 0 && { selector: labelsOf(spec.selector) }),
+    ...(Object.keys(selector).length > 0 && { selector }),
     ...(affinity && { affinity }),
     algorithm: annotation === 'maglev' ? 'maglev' : 'random',
     externalLocal,
@@ -152,7 +191,10 @@ export interface ServiceJoin {
   endpoints?: BackendSource | undefined;
   /** the pods of the Service's namespace (read only when it has neither slices nor Endpoints) */
   pods: () => readonly PodFacts[];
+  /** the node's addresses (IPv4: the state's node.addresses take IPv4 only) */
   nodeAddresses: readonly string[];
+  /** whether IPv6 VIPs are made (default: whether the datapath's state takes them, ipv6ServicesTaken()) */
+  ipv6Services?: boolean;
   /** this node's name: backends elsewhere are remote, Local traffic policies are kept; absent: every backend is local */
   nodeName?: string | undefined;
   claim: ClaimVip;
@@ -162,7 +204,19 @@ export interface ServiceJoin {
 
 const dashed = (ip: string) => ip.replace(/[.:]/g, '-');
 
-/** The datapath services of one Service: its contribution joined with its backends. */
+let v6Taken: boolean | undefined;
+/**
+ * Whether the datapath's state takes IPv6 services (an IPv6 VIP with IPv6 backends): asked of the
+ * schema itself, once, so the translation makes IPv6 VIPs exactly when the datapath can load them and
+ * leaves them out with a finding (not a refused state) while it cannot.
+ */
+export function ipv6ServicesTaken(): boolean {
+  v6Taken ??= DatapathStateSchema.safeParse({ services: [{ name: 'probe', vip: 'fd00::1', port: 1, protocol: 'tcp', backends: [{ ip: 'fd00::2', port: 1 }] }] }).success;
+  return v6Taken;
+}
+const V6_NOT_TAKEN = 'IPv6 Services are not load-balanced by this datapath yet (its state takes IPv4 VIPs only)';
+
+/** The datapath services of one Service: its contribution joined with its backends, one family at a time. */
 export function serviceOutputs(f: ServiceFacts, j: ServiceJoin, sink: Sink): ServiceOut[] {
   const out: ServiceOut[] = [];
   if (j.nodeName === undefined && (f.internalLocal || f.externalLocal)) {
@@ -171,16 +225,29 @@ export function serviceOutputs(f: ServiceFacts, j: ServiceJoin, sink: Sink): Ser
     if (f.externalLocal) sink.findings.add(f.origin, ['spec', 'externalTrafficPolicy'], 'Local needs node-local backends (give the node\'s name: --node-name); the datapath balances over all backends', LEFT);
     return out;
   }
+  const v6 = j.ipv6Services ?? ipv6ServicesTaken();
+  const vipsOf = f.vips.filter((vip) => {
+    if (vip.family === 4 || v6) return true;
+    sink.findings.add(f.origin, vip.at, `${vip.kind} ${vip.ip}: ${V6_NOT_TAKEN}`, `the IPv6 VIP is left out${f.vips.some((x) => x.family === 4) ? ' (the IPv4 ones are load-balanced)' : ''}`);
+    return false;
+  });
   for (const p of f.ports) {
-    const backends = pickBackends(candidates(f, p, j, sink), j.nodeName !== undefined);
-    if (backends === null) continue;
-    const vips: { ip: string; kind: string; nodePort?: boolean }[] = [...f.vips];
+    const vips: { ip: string; kind: string; family: Family; nodePort?: boolean }[] = [...vipsOf];
     if (p.nodePort !== undefined) {
-      if (j.nodeAddresses.length === 0)
+      if (f.families.includes(4) && j.nodeAddresses.length === 0)
         sink.findings.add(f.origin, [...p.at, 'nodePort'], `NodePort ${p.nodePort} needs the node's addresses to match on (the tc program matches address:port exactly): give --node-address`, 'this node port is left out (the cluster IP is still load-balanced)');
-      for (const ip of j.nodeAddresses) vips.push({ ip, kind: `NodePort ${p.nodePort}`, nodePort: true });
+      if (f.families.includes(4)) for (const ip of j.nodeAddresses) vips.push({ ip, kind: `NodePort ${p.nodePort}`, family: 4, nodePort: true });
+      if (f.families.includes(6))
+        sink.findings.add(f.origin, [...p.at, 'nodePort'], `NodePort ${p.nodePort} on IPv6: the node's IPv6 addresses are not matched on (the datapath's node addresses are IPv4 only)`, `the IPv6 node port is left out${f.families.includes(4) ? ' (the IPv4 one and the cluster IPs are load-balanced)' : ' (the cluster IP is still load-balanced)'}`);
     }
+    const byFamily = new Map<Family, ServiceOut['backends'] | null>();
+    const backendsOf = (family: Family) => {
+      if (!byFamily.has(family)) byFamily.set(family, pickBackends(candidates(f, p, j, sink, family), j.nodeName !== undefined));
+      return byFamily.get(family)!;
+    };
     for (const vip of vips) {
+      const backends = backendsOf(vip.family);
+      if (backends === null) continue;
       const vport = vip.nodePort ? p.nodePort! : p.port;
       if (p.protocol === 'sctp' && backends.some((b) => b.port !== vport)) {
         sink.findings.add(f.origin, p.at, `SCTP ${vip.kind} ${vip.ip}:${vport}: the datapath translates SCTP addresses only (SCTP's CRC32c covers the ports), so targetPort must equal ${vip.nodePort ? 'the node port' : 'port'}`, 'this port is left out');
@@ -225,24 +292,29 @@ function pickBackends(all: Backend[] | null, withNode: boolean): ServiceOut['bac
   return chosen.map((b) => ({ ip: b.ip, port: b.port, weight: 1, ...(withNode && b.nodeName !== undefined && { nodeName: b.nodeName }) })).sort((a, b) => (a.ip + a.port).localeCompare(b.ip + b.port));
 }
 
-/** The candidate backends of one service port: EndpointSlices, else Endpoints, else the Pods its selector picks. */
-function candidates(f: ServiceFacts, p: ServicePort, j: ServiceJoin, sink: Sink): Backend[] | null {
+/** The candidate backends of one service port in one family: EndpointSlices of that addressType, else Endpoints' addresses of it, else the Pods its selector picks (their address of it). */
+function candidates(f: ServiceFacts, p: ServicePort, j: ServiceJoin, sink: Sink, family: Family): Backend[] | null {
   const k = portKey(p.name, p.protocol);
-  if (j.slices.length > 0) return j.slices.flatMap((s) => s.byPort.get(k) ?? []);
-  if (j.endpoints) return j.endpoints.byPort.get(k) ?? [];
+  if (j.slices.length > 0) return j.slices.flatMap((s) => (s.family === family ? (s.byPort.get(k) ?? []) : []));
+  if (j.endpoints) return (j.endpoints.byPort.get(k) ?? []).filter((b) => familyOf(b.ip) === family);
   if (!f.selector) return [];
   const selector = f.selector;
   const chosen = j.pods().filter((pod) => pod.ns === f.ns && Object.entries(selector).every(([key, v]) => pod.labels[key] === v));
   const out: Backend[] = [];
   const target = p.targetPort;
   const named = typeof target === 'string' && typeof parsePort(target) === 'string';
+  let anyNamed = false;
   for (const pod of chosen) {
     const num = named ? pod.ports.find((cp) => cp.name === target && cp.protocol === p.protocol)?.port : parsePort(target);
     if (typeof num !== 'number') continue; // the pod has no port of that name: not a backend of this port
-    out.push({ ip: pod.ip, port: num, ready: pod.ready, serving: pod.ready, terminating: false, ...(pod.nodeName !== undefined && { nodeName: pod.nodeName }) });
+    anyNamed = true;
+    const ip = [pod.ip, pod.ip6].find((a) => a !== undefined && familyOf(a) === family);
+    if (ip !== undefined) out.push({ ip, port: num, ready: pod.ready, serving: pod.ready, terminating: false, ...(pod.nodeName !== undefined && { nodeName: pod.nodeName }) });
   }
-  if (named && chosen.length > 0 && out.length === 0) {
-    sink.findings.add(f.origin, [...p.at, 'targetPort'], `no pod the selector picks has a container port named "${String(target)}"`, 'this port is left out');
+  if (named && chosen.length > 0 && !anyNamed) {
+    // the same for every family: said once
+    if (!sink.findings.list.some((x) => x.object === f.origin.what && x.path === formatPath([...p.at, 'targetPort'])))
+      sink.findings.add(f.origin, [...p.at, 'targetPort'], `no pod the selector picks has a container port named "${String(target)}"`, 'this port is left out');
     return null;
   }
   return out;
