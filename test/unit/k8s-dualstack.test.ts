@@ -2,14 +2,11 @@
 // family (spec.clusterIPs by spec.ipFamilies), externalIPs and load balancer IPs by their address's
 // family, backends of a VIP from the EndpointSlices of its family only; a pod's IPv6 address is its
 // endpoint's ip6 (or ip when single-stack IPv6), so policy holds on both families.
-// IPv6 VIPs are made when the datapath's state takes them (ipv6ServicesTaken); the assertions on them
-// read the translated object (ipv6Services: true), not a schema-validated state.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HeldObjects } from '../../src/agent/desired.js';
 import { translate, type TranslateOptions } from '../../src/datapath/k8s/index.js';
 import { inputObjects, parseFile } from '../../src/datapath/k8s/manifests.js';
-import { ipv6ServicesTaken } from '../../src/datapath/k8s/kinds/service.js';
 import { judge, load, refusal } from '../helpers/k8s.js';
 
 const svc = (spec: string, name = 'web') => `apiVersion: v1
@@ -42,7 +39,7 @@ const V6ONLY = `  type: ClusterIP
   clusterIPs: ["fd00:96::b"]
   ports: [{name: http, port: 80, protocol: TCP, targetPort: 8080}]`;
 
-function tr(text: string, o: TranslateOptions = { ipv6Services: true }) {
+function tr(text: string, o: TranslateOptions = {}) {
   return translate(inputObjects([parseFile('m.yaml', text)]).objects, o);
 }
 const summary = (t: ReturnType<typeof tr>) => t.state.services.map((s) => `${s.vip}:${s.port} <- ${s.backends.map((b) => `${b.ip}:${b.port}`).join(',')}`);
@@ -89,10 +86,10 @@ status: {loadBalancer: {ingress: [{ip: 198.51.100.7}, {ip: "2001:db8::7"}, {host
 
 test('NodePort of a dual-stack Service: on the node\'s IPv4 addresses; its IPv6 node port is a finding (node addresses are IPv4)', () => {
   const spec = DUAL.replace('type: ClusterIP', 'type: NodePort').replace('targetPort: 8080}', 'targetPort: 8080, nodePort: 30080}');
-  const t = tr(svc(spec) + slice('IPv4', ['10.0.1.1']) + slice('IPv6', ['fd00:1::1']), { ipv6Services: true, nodeAddresses: ['192.0.2.1'] });
+  const t = tr(svc(spec) + slice('IPv4', ['10.0.1.1']) + slice('IPv6', ['fd00:1::1']), { nodeAddresses: ['192.0.2.1'] });
   assert.deepEqual(summary(t), ['10.96.0.10:80 <- 10.0.1.1:8080', 'fd00:96::a:80 <- fd00:1::1:8080', '192.0.2.1:30080 <- 10.0.1.1:8080']);
   assert.deepEqual(t.findings.list.map((f) => [f.path, f.leftOut]), [['spec.ports[0].nodePort', 'the IPv6 node port is left out (the IPv4 one and the cluster IPs are load-balanced)']]);
-  const v6 = tr(svc(V6ONLY.replace('type: ClusterIP', 'type: NodePort').replace('targetPort: 8080}', 'targetPort: 8080, nodePort: 30080}')) + slice('IPv6', ['fd00:1::1']), { ipv6Services: true, nodeAddresses: ['192.0.2.1'] });
+  const v6 = tr(svc(V6ONLY.replace('type: ClusterIP', 'type: NodePort').replace('targetPort: 8080}', 'targetPort: 8080, nodePort: 30080}')) + slice('IPv6', ['fd00:1::1']), { nodeAddresses: ['192.0.2.1'] });
   assert.deepEqual(summary(v6), ['fd00:96::b:80 <- fd00:1::1:8080'], 'an IPv6-only Service opens no IPv4 node port');
 });
 
@@ -117,23 +114,14 @@ status: {phase: Running, podIP: "${ips[0]}", podIPs: [${ips.map((ip) => `{ip: "$
   assert.deepEqual(summary(t), ['10.96.0.10:80 <- 10.0.1.1:8080,10.0.1.2:8080', 'fd00:96::a:80 <- fd00:1::1:8080,fd00:1::3:8080']);
 });
 
-test('without ipv6Services the translation follows the datapath\'s state: IPv6 VIPs are made exactly when it takes them', () => {
+test('a dual-stack and an IPv6-only Service pass the datapath\'s state schema', () => {
   const t = tr(svc(DUAL) + slice('IPv4', ['10.0.1.1']) + slice('IPv6', ['fd00:1::1']), {});
-  if (ipv6ServicesTaken()) {
-    assert.deepEqual(t.findings.list, []);
-    assert.deepEqual(summary(t), ['10.96.0.10:80 <- 10.0.1.1:8080', 'fd00:96::a:80 <- fd00:1::1:8080']);
-    const both = load(svc(DUAL) + slice('IPv4', ['10.0.1.1']) + slice('IPv6', ['fd00:1::1']));
-    assert.deepEqual(both.state.services.map((x) => [x.vip, x.backends.map((b) => b.ip)]), [['10.96.0.10', ['10.0.1.1']], ['fd00:96::a', ['fd00:1::1']]], 'the schema takes both');
-    const v6 = load(svc(V6ONLY) + slice('IPv6', ['fd00:1::1']) + slice('IPv4', ['10.0.1.1']));
-    assert.deepEqual(v6.state.services.map((x) => [x.vip, x.backends.map((b) => b.ip)]), [['fd00:96::b', ['fd00:1::1']]], 'a single-stack IPv6 Service through the schema');
-  } else {
-    assert.deepEqual(summary(t), ['10.96.0.10:80 <- 10.0.1.1:8080']);
-    assert.deepEqual(t.findings.list.map((f) => [f.path, f.leftOut]), [['spec.clusterIPs[1]', 'the IPv6 VIP is left out (the IPv4 ones are load-balanced)']]);
-    assert.match(t.findings.list[0]!.why, /ClusterIP fd00:96::a: IPv6 Services are not load-balanced by this datapath yet/);
-    const e = refusal(svc(DUAL) + slice('IPv4', ['10.0.1.1']));
-    assert.equal(e.findings[0]!.path, 'spec.clusterIPs[1]', 'sync -f refuses by path, not with a state the schema refuses');
-    assert.deepEqual(load(svc(DUAL) + slice('IPv4', ['10.0.1.1']), { allowPartial: true }).state.services.map((s) => s.vip), ['10.96.0.10']);
-  }
+  assert.deepEqual(t.findings.list, []);
+  assert.deepEqual(summary(t), ['10.96.0.10:80 <- 10.0.1.1:8080', 'fd00:96::a:80 <- fd00:1::1:8080']);
+  const both = load(svc(DUAL) + slice('IPv4', ['10.0.1.1']) + slice('IPv6', ['fd00:1::1']));
+  assert.deepEqual(both.state.services.map((x) => [x.vip, x.backends.map((b) => b.ip)]), [['10.96.0.10', ['10.0.1.1']], ['fd00:96::a', ['fd00:1::1']]], 'the schema takes both');
+  const v6 = load(svc(V6ONLY) + slice('IPv6', ['fd00:1::1']) + slice('IPv4', ['10.0.1.1']));
+  assert.deepEqual(v6.state.services.map((x) => [x.vip, x.backends.map((b) => b.ip)]), [['fd00:96::b', ['fd00:1::1']]], 'a single-stack IPv6 Service through the schema');
 });
 
 const POD = (name: string, ips: string[], labels = '{app: web}') => `
@@ -245,14 +233,9 @@ test('the agent: an IPv6 EndpointSlice change recomputes only its Service, and y
   const d = h.delta('n1');
   assert.equal(d.refused, undefined);
   assert.ok(d.changes.every((c) => !/10\.96\.0\.10/.test(c.note)), 'the IPv4 VIP\'s entries do not change');
-  if (ipv6ServicesTaken()) {
-    assert.ok(d.changes.length > 0 && d.changes.every((c) => /fd00:96::a/.test(c.note)), JSON.stringify(d.changes));
-    assert.ok(d.changes.some((c) => c.map === 'backends6' && c.valueHex !== null), 'the new IPv6 backend is written to backends6');
-    assert.ok(d.changes.every((c) => c.map === 'backends6' || c.map === 'services6' || c.map === 'maglev'), JSON.stringify(d.changes.map((c) => c.map)));
-  } else {
-    assert.deepEqual(d.changes, [], 'the IPv6 VIP is left out: nothing of it to change');
-    assert.ok(d.findings.some((f) => /spec\.clusterIPs\[1\]: ClusterIP fd00:96::a: IPv6 Services are not load-balanced/.test(f)), d.findings.join('\n'));
-  }
+  assert.ok(d.changes.length > 0 && d.changes.every((c) => /fd00:96::a/.test(c.note)), JSON.stringify(d.changes));
+  assert.ok(d.changes.some((c) => c.map === 'backends6' && c.valueHex !== null), 'the new IPv6 backend is written to backends6');
+  assert.ok(d.changes.every((c) => c.map === 'backends6' || c.map === 'services6' || c.map === 'maglev'), JSON.stringify(d.changes.map((c) => c.map)));
   // a dual-stack pod's IPv6 address reaches the endpoints6 map through the policy unit
   h.upsert('Pod', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'a', labels: { app: 'x' } }, spec: {}, status: { phase: 'Running', podIP: '10.0.0.1', podIPs: [{ ip: '10.0.0.1' }, { ip: 'fd00::1' }] } });
   const p = h.delta('n1');

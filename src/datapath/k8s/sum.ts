@@ -53,8 +53,6 @@ export interface TranslateOptions {
   /** this node's name: pods and endpoints elsewhere are remote (spec.nodeName, nodeName), and
    * externalTrafficPolicy/internalTrafficPolicy Local are enforced; absent: every backend is local */
   nodeName?: string;
-  /** make IPv6 VIPs (default: whether the datapath's state takes them; kinds/service.ts ipv6ServicesTaken) */
-  ipv6Services?: boolean;
 }
 
 export interface Translation {
@@ -236,7 +234,7 @@ export function translate(objects: InputObject[], options: TranslateOptions = {}
     take(c.sink);
     if (!c.service) continue;
     const s = newSink();
-    services.push(...serviceOutputs(c.service, { slices: slices.get(c.service.key) ?? [], endpoints: endpointsObjs.get(c.service.key), pods: () => half.pods, nodeAddresses: options.nodeAddresses ?? [], nodeName: options.nodeName, ...(options.ipv6Services !== undefined && { ipv6Services: options.ipv6Services }), claim, origins: origins.services }, s));
+    services.push(...serviceOutputs(c.service, { slices: slices.get(c.service.key) ?? [], endpoints: endpointsObjs.get(c.service.key), pods: () => half.pods, nodeAddresses: options.nodeAddresses ?? [], nodeName: options.nodeName, claim, origins: origins.services }, s));
     take(s);
   }
   policyContribs.forEach((c) => take(c.sink));

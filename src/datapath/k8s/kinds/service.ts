@@ -12,7 +12,7 @@
 // the node's addresses of the Service's families.
 import { LB_MAGLEV_M } from '../../consts.js';
 import type { Family } from '../../ip.js';
-import { DatapathStateSchema, serviceKey } from '../../schema.js';
+import { serviceKey } from '../../schema.js';
 import { formatPath } from '../findings.js';
 import type { InputObject, Origin, Path } from '../manifests.js';
 import { parseShape, ServiceShape } from '../shapes.js';
@@ -193,8 +193,6 @@ export interface ServiceJoin {
   pods: () => readonly PodFacts[];
   /** the node's addresses (IPv4: the state's node.addresses take IPv4 only) */
   nodeAddresses: readonly string[];
-  /** whether IPv6 VIPs are made (default: whether the datapath's state takes them, ipv6ServicesTaken()) */
-  ipv6Services?: boolean;
   /** this node's name: backends elsewhere are remote, Local traffic policies are kept; absent: every backend is local */
   nodeName?: string | undefined;
   claim: ClaimVip;
@@ -203,18 +201,6 @@ export interface ServiceJoin {
 }
 
 const dashed = (ip: string) => ip.replace(/[.:]/g, '-');
-
-let v6Taken: boolean | undefined;
-/**
- * Whether the datapath's state takes IPv6 services (an IPv6 VIP with IPv6 backends): asked of the
- * schema itself, once, so the translation makes IPv6 VIPs exactly when the datapath can load them and
- * leaves them out with a finding (not a refused state) while it cannot.
- */
-export function ipv6ServicesTaken(): boolean {
-  v6Taken ??= DatapathStateSchema.safeParse({ services: [{ name: 'probe', vip: 'fd00::1', port: 1, protocol: 'tcp', backends: [{ ip: 'fd00::2', port: 1 }] }] }).success;
-  return v6Taken;
-}
-const V6_NOT_TAKEN = 'IPv6 Services are not load-balanced by this datapath yet (its state takes IPv4 VIPs only)';
 
 /** The datapath services of one Service: its contribution joined with its backends, one family at a time. */
 export function serviceOutputs(f: ServiceFacts, j: ServiceJoin, sink: Sink): ServiceOut[] {
@@ -225,14 +211,8 @@ export function serviceOutputs(f: ServiceFacts, j: ServiceJoin, sink: Sink): Ser
     if (f.externalLocal) sink.findings.add(f.origin, ['spec', 'externalTrafficPolicy'], 'Local needs node-local backends (give the node\'s name: --node-name); the datapath balances over all backends', LEFT);
     return out;
   }
-  const v6 = j.ipv6Services ?? ipv6ServicesTaken();
-  const vipsOf = f.vips.filter((vip) => {
-    if (vip.family === 4 || v6) return true;
-    sink.findings.add(f.origin, vip.at, `${vip.kind} ${vip.ip}: ${V6_NOT_TAKEN}`, `the IPv6 VIP is left out${f.vips.some((x) => x.family === 4) ? ' (the IPv4 ones are load-balanced)' : ''}`);
-    return false;
-  });
   for (const p of f.ports) {
-    const vips: { ip: string; kind: string; family: Family; nodePort?: boolean }[] = [...vipsOf];
+    const vips: { ip: string; kind: string; family: Family; nodePort?: boolean }[] = [...f.vips];
     if (p.nodePort !== undefined) {
       if (f.families.includes(4) && j.nodeAddresses.length === 0)
         sink.findings.add(f.origin, [...p.at, 'nodePort'], `NodePort ${p.nodePort} needs the node's addresses to match on (the tc program matches address:port exactly): give --node-address`, 'this node port is left out (the cluster IP is still load-balanced)');
