@@ -249,7 +249,7 @@ export function judgeKernel(blocks: StepBlock[]): KernelRow {
   const cnt = json(ok('sock.counters')) as { drops?: Record<string, number>; forwarded?: Record<string, number> } | undefined;
   if (cnt && (cnt.drops?.NO_BACKEND !== 1 || cnt.forwarded?.connections !== 4)) fail(`sock.counters: drops ${JSON.stringify(cnt.drops)}, forwarded ${JSON.stringify(cnt.forwarded)} (want NO_BACKEND 1, 4 connections)`);
   const rm = json(ok('sock.remove')) as { removed?: boolean; detached?: unknown[] } | undefined;
-  if (rm && (rm.removed !== true || rm.detached?.length !== 6)) fail(`sock.remove: ${JSON.stringify(rm)}`);
+  if (rm && (rm.removed !== true || rm.detached?.length !== 10)) fail(`sock.remove: ${JSON.stringify(rm)}`);
   nothingLeft('sock.left', false);
 
   ok('tc.install');
@@ -259,7 +259,7 @@ export function judgeKernel(blocks: StepBlock[]): KernelRow {
   const ct = ok('tc.conntrack');
   if (ct && ct.stdout.split('\n').filter(Boolean).length < 2) fail(`tc.conntrack: ${ct.stdout.split('\n').filter(Boolean).length} entries (want one per direction at least)`);
   const trm = json(ok('tc.remove')) as { removed?: boolean; detached?: unknown[] } | undefined;
-  if (trm && (trm.removed !== true || trm.detached?.length !== 6)) fail(`tc.remove: ${JSON.stringify(trm)}`);
+  if (trm && (trm.removed !== true || trm.detached?.length !== 10)) fail(`tc.remove: ${JSON.stringify(trm)}`);
   nothingLeft('tc.left', false);
   return row;
 }
