@@ -226,10 +226,13 @@ async function applyCutting(ctx: TuneContext, tuner: Tuner, plan: TunerPlan, run
 /**
  * Plan, and unless dry-run, apply the profile on one host. `host` may be replaced by a fresh
  * connection: the caller closes `report.host`. With a BatchingHost, a run without session-cutting
- * changes or modules to load takes four round trips: the reads (journal, leftovers, every plan), the
- * files' originals, the writes as one script (journal first), and verification with the journal's
- * final state. Modules to load add two (their sysctls appear only once they are loaded: the other
- * tuners plan again); a session-cutting change adds its arm, apply, reconnect and confirm.
+ * changes or modules to load takes the plans' reads (journal, leftovers, every plan: as many round
+ * trips as the longest chain of reads one tuner makes), the files' originals, then the writes as one
+ * script (journal first, the journal's final state last) with verification's reads in the same round
+ * trip (again the longest chain). Modules to load add one round trip: their write script, with the
+ * sysctl plan read again after it (the keys they bring appear only once they are loaded), plus one to
+ * read the originals of files that plan adds, if any. A session-cutting change writes the others
+ * first, then adds its arm, apply, reconnect and confirm, its file's originals and its file write.
  */
 export async function applyProfile(host: Host, profile: Profile, options: ApplyOptions): Promise<ApplyReport & { host: Host }> {
   const runId = newRunId();
@@ -299,17 +302,17 @@ export async function applyProfile(host: Host, profile: Profile, options: ApplyO
   let modulesDone = false;
   if ((byId.get('modules')?.changes.length ?? 0) > 0) {
     // Modules first, alone: once loaded they bring sysctls (nf_conntrack_max with ip_vs) that the
-    // other tuners plan again before their own writes.
-    // The other tuners plan again in the same round trip: a BatchingHost sends their reads after the
-    // modules' write script in one script, run in order on the node; when the write fails its error
-    // is the one thrown and the reads' results are dropped.
+    // sysctl tuner plans again before its own writes.
+    // The tuners whose plan a module load can change (sysctl) plan again in the same round trip: a
+    // BatchingHost sends their reads after the modules' write script in one script, run in order on
+    // the node; when the write fails its error is the one thrown and the reads' results are dropped.
     options.progress?.('modules: applying, then planning again');
     ctx = { ...ctx, cache: new Map() };
     const [wrote, replanned] = await Promise.allSettled([
       runSteps(host, [journalStep(journal), ...steps([modules])]),
       planAll(
         ctx,
-        TUNERS.filter((t) => t !== modules),
+        TUNERS.filter((t) => t.plansAfterModules === true),
       ),
     ]);
     settled(wrote);
