@@ -226,10 +226,13 @@ async function applyCutting(ctx: TuneContext, tuner: Tuner, plan: TunerPlan, run
 /**
  * Plan, and unless dry-run, apply the profile on one host. `host` may be replaced by a fresh
  * connection: the caller closes `report.host`. With a BatchingHost, a run without session-cutting
- * changes or modules to load takes four round trips: the reads (journal, leftovers, every plan), the
- * files' originals, the writes as one script (journal first), and verification with the journal's
- * final state. Modules to load add two (their sysctls appear only once they are loaded: the other
- * tuners plan again); a session-cutting change adds its arm, apply, reconnect and confirm.
+ * changes or modules to load takes the plans' reads (journal, leftovers, every plan: as many round
+ * trips as the longest chain of reads one tuner makes), the files' originals, then the writes as one
+ * script (journal first, the journal's final state last) with verification's reads in the same round
+ * trip (again the longest chain). Modules to load add one round trip: their write script, with the
+ * sysctl plan read again after it (the keys they bring appear only once they are loaded), plus one to
+ * read the originals of files that plan adds, if any. A session-cutting change writes the others
+ * first, then adds its arm, apply, reconnect and confirm, its file's originals and its file write.
  */
 export async function applyProfile(host: Host, profile: Profile, options: ApplyOptions): Promise<ApplyReport & { host: Host }> {
   const runId = newRunId();
@@ -299,16 +302,22 @@ export async function applyProfile(host: Host, profile: Profile, options: ApplyO
   let modulesDone = false;
   if ((byId.get('modules')?.changes.length ?? 0) > 0) {
     // Modules first, alone: once loaded they bring sysctls (nf_conntrack_max with ip_vs) that the
-    // other tuners plan again before their own writes.
-    options.progress?.('modules: applying');
-    await runSteps(host, [journalStep(journal), ...steps([modules])]);
-    modulesDone = true;
-    options.progress?.('planning again (modules loaded)');
+    // sysctl tuner plans again before its own writes.
+    // The tuners whose plan a module load can change (sysctl) plan again in the same round trip: a
+    // BatchingHost sends their reads after the modules' write script in one script, run in order on
+    // the node; when the write fails its error is the one thrown and the reads' results are dropped.
+    options.progress?.('modules: applying, then planning again');
     ctx = { ...ctx, cache: new Map() };
-    const again = await planAll(
-      ctx,
-      TUNERS.filter((t) => t !== modules),
-    );
+    const [wrote, replanned] = await Promise.allSettled([
+      runSteps(host, [journalStep(journal), ...steps([modules])]),
+      planAll(
+        ctx,
+        TUNERS.filter((t) => t.plansAfterModules === true),
+      ),
+    ]);
+    settled(wrote);
+    modulesDone = true;
+    const again = settled(replanned);
     const more = await readOriginals(
       host,
       plannedPaths(again).filter((p) => !states.has(p)),
@@ -324,7 +333,28 @@ export async function applyProfile(host: Host, profile: Profile, options: ApplyO
     report.plans = report.plans.map((p) => byId.get(p.tuner) ?? p);
   }
   options.progress?.('applying');
-  await runSteps(host, [journalStep(journal), ...steps(modulesDone ? TUNERS.filter((t) => t !== modules) : TUNERS)]);
+  const writes = [journalStep(journal), ...steps(modulesDone ? TUNERS.filter((t) => t !== modules) : TUNERS)];
+  const finish = (): Journal => ({ ...journal, run: { ...journal.run, state: 'applied', finished: new Date().toISOString() } });
+  /** Compare the node with every plan again: what still differs was not applied as planned. */
+  const verify = (plans: TunerPlan[]) => {
+    for (const plan of plans) {
+      for (const c of plan.changes) report.unverified.push(`${plan.tuner} ${c.key} = ${c.current}, expected ${c.desired}`);
+      for (const f of plan.files) report.unverified.push(`${plan.tuner} ${f.path} differs from what was written`);
+    }
+    report.applied = true;
+    return report;
+  };
+  if (!TUNERS.some((t) => byId.has(t.id) && cuts(t, byId.get(t.id)!))) {
+    // Nothing cuts the session: the journal's final state is the write script's last step (written
+    // only when every write before it succeeded), and the verification reads travel in the same
+    // round trip, after the script (a BatchingHost runs them in order); a failed write is the error thrown.
+    options.progress?.('applying and verifying');
+    ctx = { ...ctx, cache: new Map() };
+    const [wrote, checked] = await Promise.allSettled([runSteps(host, [...writes, { label: 'journal: applied', script: WRITE_JOURNAL_COMMAND, stdin: journalText(finish()) }]), planAll(ctx)]);
+    settled(wrote);
+    return verify(settled(checked));
+  }
+  await runSteps(host, writes);
 
   // Session-cutting changes last, one tuner at a time: running value first, under the auto-revert;
   // the persistent form only once a fresh connection confirmed it, so a reboot inside the window also
@@ -350,15 +380,9 @@ export async function applyProfile(host: Host, profile: Profile, options: ApplyO
   }
   options.progress?.('verifying');
   ctx = { ...ctx, cache: new Map() };
-  journal.run = { ...journal.run, state: 'applied', finished: new Date().toISOString() };
   // Verification reads and the journal's final state travel together: the journal is not read by any tuner.
-  const [verified] = await Promise.all([planAll(ctx), writeJournal(ctx.host, journal)]);
-  for (const plan of verified) {
-    for (const c of plan.changes) report.unverified.push(`${plan.tuner} ${c.key} = ${c.current}, expected ${c.desired}`);
-    for (const f of plan.files) report.unverified.push(`${plan.tuner} ${f.path} differs from what was written`);
-  }
-  report.applied = true;
-  return report;
+  const [verified] = await Promise.all([planAll(ctx), writeJournal(ctx.host, finish())]);
+  return verify(verified);
 }
 
 export interface RollbackReport {

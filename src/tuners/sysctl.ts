@@ -68,6 +68,7 @@ export function kernelRejects(have: string, want: string): string | undefined {
 export const sysctlTuner: Tuner = {
   id: 'sysctl',
   title: 'sysctls',
+  plansAfterModules: true,
   async plan({ host, profile }): Promise<TunerPlan> {
     const keys = Object.keys(profile.sysctl).sort();
     // The file is read alongside the values (one round trip with a BatchingHost); a refusal about

@@ -65,6 +65,12 @@ export interface Tuner {
   /** MTU and NIC channels: a wrong value can cut the SSH session, so the runner arms an auto-revert first. */
   cutsSession?: boolean;
   /**
+   * Its plan can change once the profile's modules are loaded (sysctl: the keys a module brings, such
+   * as nf_conntrack_max): apply plans it again after loading them. Other tuners' plans do not read
+   * anything a module load changes, and keep their first plan.
+   */
+  plansAfterModules?: boolean;
+  /**
    * Read the node and plan; read-only. Throws NodeRefusal when the node cannot take the profile
    * (an unknown sysctl on this kernel, an MTU above the link's maximum, a tool missing).
    */
