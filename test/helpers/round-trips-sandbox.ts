@@ -7,7 +7,7 @@
 // time, and prints one JSON line. Sysctls applied are per network namespace; files land in the
 // private /etc and /var/lib: the machine is unchanged when the namespaces go.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -81,6 +81,14 @@ function runCli(args: string[]): Promise<{ status: number | null; stdout: string
 }
 
 async function main(): Promise<void> {
+  // It mounts over /etc and /var/lib: only inside mount and network namespaces other than its
+  // parent's, as `unshare --mount --net` gives it (a run
+  // without them once left the machine's /etc and /var/lib hidden under its tmpfs).
+  for (const ns of ['mnt', 'net'])
+    if (readlinkSync(`/proc/self/ns/${ns}`) === readlinkSync(`/proc/${process.ppid}/ns/${ns}`)) {
+      process.stderr.write(`round-trips-sandbox: not in a ${ns} namespace of its own: run it as test/kernel/round-trips.test.ts does (unshare --mount --net)\n`);
+      process.exit(2);
+    }
   const dir = mkdtempSync(join(tmpdir(), 'pn-rt-'));
   const sh = (script: string) => execFileSync('sh', ['-ec', script], { stdio: 'pipe' });
   sh(
