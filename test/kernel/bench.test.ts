@@ -214,7 +214,7 @@ describe('prep-node bench', { skip: notRoot }, () => {
     for (const r of pk.results) {
       assert.equal(r.status, 'ok', `${r.services}: ${r.reason}`);
       fig.parse(r.floor!.repeatNs);
-      assert.deepEqual(r.cases.map((c) => `${c.name}/${c.family}`), ['service-new/4', 'conntrack-hit/4', 'policy-allow/4', 'policy-ct-repeat/4', 'policy-deny/4', 'policy-allow/6', 'conntrack-hit/6', 'policy-ct-repeat/6', 'policy-deny/6']);
+      assert.deepEqual(r.cases.map((c) => `${c.name}/${c.family}`), ['service-new/4', 'conntrack-hit/4', 'policy-allow/4', 'policy-ct-repeat/4', 'policy-deny/4', 'service-new/6', 'conntrack-hit/6', 'policy-allow/6', 'policy-ct-hit/6', 'policy-ct-repeat/6', 'policy-deny/6']);
       for (const c of r.cases) assert.deepEqual(c.retvals, c.name === 'policy-deny' ? { SHOT: 2 } : c.mode === 'repeat' ? { OK: 2 } : { OK: 400 }, `${r.services} ${c.name}/${c.family}`);
       assert.equal(r.cases[0]!.outDst, `10.128.0.${r.services}:8080`, 'DNAT to the last service\'s one endpoint');
       assert.equal(r.drops.POLICY_DENY, 2 * 2 * 2000, 'IPv4 and IPv6, 2 runs');
