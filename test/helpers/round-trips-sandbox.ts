@@ -143,4 +143,5 @@ async function main(): Promise<void> {
   process.stdout.write(JSON.stringify(results) + '\n');
 }
 
-await main();
+// Run as a program only (the test imports its profiles and types: importing must not mount anything).
+if (process.argv[1] === fileURLToPath(import.meta.url)) await main();
