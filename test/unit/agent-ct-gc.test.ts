@@ -143,3 +143,19 @@ test('ct-gc: a failed flush is counted, logged once, and its backends go into th
   assert.match(lines.at(-1) ?? '', /runs again|flushed/);
   await gc.close();
 });
+
+test('agent: an IPv6 Service\'s removed UDP backend is flushed as [addr]:port/udp (backends6)', async () => {
+  const v6 = (eps: Ep[]) => {
+    const [svc, slice] = dns(eps) as [Obj, Obj];
+    const spec = svc.spec as Obj;
+    Object.assign(spec, { clusterIP: 'fd00:96::a', clusterIPs: ['fd00:96::a'], ipFamilies: ['IPv6'] });
+    return [svc, { ...slice, addressType: 'IPv6' }];
+  };
+  const t = await started(v6([{ ip: 'fd00:2::1' }, { ip: 'fd00:2::2' }]));
+  assert.ok((t.writer.maps.get('backends6')?.size ?? 0) > 0, 'the IPv6 backends are in backends6');
+  const s = t.a.nextSync();
+  t.put(v6([{ ip: 'fd00:2::2' }])[1]!);
+  await s;
+  assert.deepEqual(t.flushed, [['[fd00:2::1]:5353/udp']]);
+  await t.a.close();
+});
