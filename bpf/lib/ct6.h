@@ -16,39 +16,14 @@
 /* the TCP flags byte of p (0 for anything else) */
 static __always_inline __u8 ct6_tcp_flags(struct __sk_buff *skb, const struct pkt6 *p)
 {
-	__u8 f = 0;
-
-	if (p->proto != IPPROTO_TCP || !p->has_l4)
-		return 0;
-	if (bpf_skb_load_bytes(skb, p->l4_off + 13, &f, 1))
-		return 0;
-	return f;
+	return ct_tcp_flags_at(skb, p->proto, p->has_l4, p->l4_off);
 }
 
-/* Lifetime and state bits of a new entry for p (ct_life_init for IPv6). */
+/* Lifetime and state bits of a new entry for p (ct_life_init for IPv6: lib/ct_gc.h ct_life_of). */
 static __always_inline void ct6_life_init(struct __sk_buff *skb, const struct pkt6 *p,
 					  struct ct6_entry *ent)
 {
-	__u8 f;
-
-	if (p->proto == IPPROTO_UDP) {
-		ent->lifetime_s = cfg_ct_udp_s;
-		return;
-	}
-	if (p->proto != IPPROTO_TCP) {
-		ent->lifetime_s = cfg_ct_other_s;
-		return;
-	}
-	f = ct6_tcp_flags(skb, p);
-	if (f & (TCP_FLAG_FIN | TCP_FLAG_RST)) {
-		ent->flags |= CT_F_TCP_CLOSING;
-		ent->lifetime_s = cfg_ct_tcp_closing_s;
-	} else if (f & TCP_FLAG_SYN || !p->has_l4) {
-		ent->lifetime_s = cfg_ct_tcp_syn_s;
-	} else {
-		ent->flags |= CT_F_TCP_ESTABLISHED;
-		ent->lifetime_s = cfg_ct_tcp_established_s;
-	}
+	ent->lifetime_s = ct_life_of(p->proto, p->has_l4, ct6_tcp_flags(skb, p), &ent->flags);
 }
 
 static __always_inline bool ct6_expired(const struct ct6_entry *ent, __u64 now)

@@ -37,42 +37,47 @@ const volatile __u32 cfg_ct_other_s = 60;
 #define TCP_FLAG_RST 0x04
 #define TCP_FLAG_ACK 0x10
 
-/* the TCP flags byte of p (0 for anything else) */
-static __always_inline __u8 ct_tcp_flags(struct __sk_buff *skb, const struct pkt *p)
+/* The TCP flags byte at l4_off (0 for anything else); both families' packets. */
+static __always_inline __u8 ct_tcp_flags_at(struct __sk_buff *skb, __u8 proto, bool has_l4, __u32 l4_off)
 {
 	__u8 f = 0;
 
-	if (p->proto != IPPROTO_TCP || !p->has_l4)
+	if (proto != IPPROTO_TCP || !has_l4)
 		return 0;
-	if (bpf_skb_load_bytes(skb, p->l4_off + 13, &f, 1))
+	if (bpf_skb_load_bytes(skb, l4_off + 13, &f, 1))
 		return 0;
 	return f;
+}
+
+/* the TCP flags byte of p (0 for anything else) */
+static __always_inline __u8 ct_tcp_flags(struct __sk_buff *skb, const struct pkt *p)
+{
+	return ct_tcp_flags_at(skb, p->proto, p->has_l4, p->l4_off);
+}
+
+/* A new entry's lifetime, and its TCP state bits or-ed into *flags, from the first packet's protocol
+ * and TCP flags: the one decision for conntrack and conntrack6 (lib/ct6.h). */
+static __always_inline __u32 ct_life_of(__u8 proto, bool has_l4, __u8 tcp_flags, __u16 *flags)
+{
+	if (proto == IPPROTO_UDP)
+		return cfg_ct_udp_s;
+	if (proto != IPPROTO_TCP)
+		return cfg_ct_other_s;
+	if (tcp_flags & (TCP_FLAG_FIN | TCP_FLAG_RST)) {
+		*flags |= CT_F_TCP_CLOSING;
+		return cfg_ct_tcp_closing_s;
+	}
+	if (tcp_flags & TCP_FLAG_SYN || !has_l4)
+		return cfg_ct_tcp_syn_s;
+	*flags |= CT_F_TCP_ESTABLISHED; /* picked up mid-stream (an ACK): established */
+	return cfg_ct_tcp_established_s;
 }
 
 /* Lifetime and state bits of a new entry for p, into *ent (flags are or-ed in). */
 static __always_inline void ct_life_init(struct __sk_buff *skb, const struct pkt *p,
 					 struct ct_entry *ent)
 {
-	__u8 f;
-
-	if (p->proto == IPPROTO_UDP) {
-		ent->lifetime_s = cfg_ct_udp_s;
-		return;
-	}
-	if (p->proto != IPPROTO_TCP) {
-		ent->lifetime_s = cfg_ct_other_s;
-		return;
-	}
-	f = ct_tcp_flags(skb, p);
-	if (f & (TCP_FLAG_FIN | TCP_FLAG_RST)) {
-		ent->flags |= CT_F_TCP_CLOSING;
-		ent->lifetime_s = cfg_ct_tcp_closing_s;
-	} else if (f & TCP_FLAG_SYN || !p->has_l4) {
-		ent->lifetime_s = cfg_ct_tcp_syn_s;
-	} else { /* picked up mid-stream (an ACK): established */
-		ent->flags |= CT_F_TCP_ESTABLISHED;
-		ent->lifetime_s = cfg_ct_tcp_established_s;
-	}
+	ent->lifetime_s = ct_life_of(p->proto, p->has_l4, ct_tcp_flags(skb, p), &ent->flags);
 }
 
 /* Has ent outlived its lifetime at now (bpf_ktime_get_ns)? */
