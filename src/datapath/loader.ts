@@ -245,7 +245,13 @@ export const loader = {
     const bin = shQuote(loaderPath ?? (await ensureLoader(host)));
     const script = maps.map((m) => `${sectionHeader(m)} && ${bin} dump ${shQuote(m)}`).join(' && ');
     const r = await host.run(script, { sudo: true, timeoutMs: 300_000 });
-    if (r.code !== 0) throw loaderError(host.name, 'dump', r);
+    if (r.code !== 0) {
+      // a map this prep-node knows and the node's install lacks: installed by an older version
+      const missing = /no map '([a-z0-9_]+)' in this install/.exec(r.stdout)?.[1];
+      if (missing !== undefined && maps.includes(missing))
+        throw new PrepNodeError(`${host.name}: the installed datapath has no ${missing} map: it was installed by an older prep-node; reinstall it with \`prep-node datapath install --force ${host.name}\``, ExitCode.refused);
+      throw loaderError(host.name, 'dump', r);
+    }
     return parseSections(r.stdout);
   },
   /** `ct-gc`: expired conntrack entries deleted, and every entry of these backends' flows (up to 256 a call). */

@@ -183,3 +183,10 @@ test('status warns when a flow-state map (conntrack, sock_revnat, ...) is 90 % f
     'warning: conntrack6 is 90% full: new flows evict the least recently used ones; raise it with `datapath install --force --cap conntrack6=131072`',
   ]);
 });
+
+test('a dump of a map the install lacks (installed by an older prep-node) is refused with the reinstall, not exit 70', async () => {
+  const old = new ScriptedHost((c) => (c.includes(' dump ') ? { code: 2, stdout: `{"error":"no map 'services6' in this install","code":"usage"}\n` } : {}));
+  await assert.rejects(loader.dumpAll(old, ['services', 'services6'], REMOTE), (e: unknown) => e instanceof PrepNodeError && e.exitCode === ExitCode.refused && /no services6 map: .*datapath install --force/.test(e.message));
+  // a map prep-node did not ask for stays the loader's own error
+  await assert.rejects(loader.dumpAll(old, ['services'], REMOTE), (e: unknown) => e instanceof PrepNodeError && e.exitCode === ExitCode.internal);
+});
