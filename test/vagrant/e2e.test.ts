@@ -1,6 +1,9 @@
 // End to end: a real Debian 12 VM (its own 6.1 kernel), booted by the harness, checked over SSH by
 // the CLI exactly as a user would run it. Both backends: plain QEMU (port forwarded on 127.0.0.1)
-// and Vagrant with libvirt (inside a network namespace the harness creates).
+// and Vagrant with libvirt (inside a network namespace the harness creates). The whole catalogue runs
+// under QEMU only; under Vagrant the cases that depend on how the guest was reached (the box's host
+// key refused, then accepted, then a changed one refused; a check as root and as the sudo user; -i
+// and -p; sudo with and without a password): the checks themselves read the same guest either way.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,6 +42,9 @@ for (const backend of backends) {
       if (dir) rmSync(dir, { recursive: true, force: true });
     });
 
+    /** Cases that prove a check, not the way to the guest: run on one backend (plain QEMU) only. */
+    const everyCheck = backend === 'qemu';
+
     test('an unknown host key is refused with its fingerprint, exit 3', () => {
       const r = runCli(vm, ['check', '-F', config, vm.spec('root')]);
       assert.equal(r.status, 3, r.stderr);
@@ -48,16 +54,16 @@ for (const backend of backends) {
     });
 
     test('--accept-new-host-key trusts it once; later runs verify against known_hosts', () => {
-      const first = runCli(vm, ['check', '-F', config, '--accept-new-host-key', vm.spec('root')]);
+      const first = runCli(vm, ['check', '-F', config, '--steal-seconds', '1', '--accept-new-host-key', vm.spec('root')]);
       assertReported(first);
       assert.match(first.stdout, /kernel\.version\s+PASS\s+6\.1\./);
       assert.match(readFileSync(knownHosts, 'utf8'), /ssh-ed25519/);
-      const again = runCli(vm, ['check', '-F', config, vm.spec('root')]);
+      const again = runCli(vm, ['check', '-F', config, '--steal-seconds', '1', vm.spec('root')]);
       assertReported(again);
     });
 
     test('a sudo user gets the same report; --json is one schema-v1 document', () => {
-      const r = runCli(vm, ['check', '-F', config, '--json', vm.spec(vm.target.sudoUser)]);
+      const r = runCli(vm, ['check', '-F', config, '--json', '--steal-seconds', '1', vm.spec(vm.target.sudoUser)]);
       assertReported(r);
       const doc = JSON.parse(r.stdout) as CheckDocument;
       assert.equal(doc.exitCode, r.status);
@@ -65,12 +71,15 @@ for (const backend of backends) {
       const kernel = doc.hosts[0]!.checks.find((c) => c.id === 'kernel.version')!;
       assert.equal(kernel.status, 'pass');
       assert.equal(kernel.observed, vm.target.kernel);
+      // What differs between the two guests: the plain-QEMU NIC has one queue for two vCPUs, the Vagrant one two.
+      const mq = doc.hosts[0]!.checks.find((c) => c.id === 'net.multiqueue')!;
+      assert.equal(mq.status, backend === 'vagrant' ? 'pass' : 'warn', mq.observed);
     });
 
-    test('a fleet of the VM (as two users) and this machine, from an inventory, gets a matrix', () => {
+    if (everyCheck) test('a fleet of the VM (as two users) and this machine, from an inventory, gets a matrix', () => {
       const inventory = join(dir, 'inventory.yaml');
       writeFileSync(inventory, `hosts:\n  - ${vm.spec('root')}\n  - ${vm.spec(vm.target.sudoUser)}\n  - local\n`);
-      const r = runCli(vm, ['check', '-F', config, '--inventory', inventory, '--concurrency', '3']);
+      const r = runCli(vm, ['check', '-F', config, '--steal-seconds', '1', '--inventory', inventory, '--concurrency', '3']);
       assertReported(r);
       const header = ['CHECK', vm.spec('root'), vm.spec(vm.target.sudoUser), 'local'];
       assert.ok(r.stdout.split('\n').some((l) => l.split(/\s+/).join(' ') === header.join(' ')), r.stdout);
@@ -85,7 +94,7 @@ for (const backend of backends) {
       return r.stdout;
     }
 
-    test('fleet checks over the VM (as two users) and this machine: the shared machine-id names the two logins, the other kernel names local, every clock is read', () => {
+    if (everyCheck) test('fleet checks over the VM (as two users) and this machine: the shared machine-id names the two logins, the other kernel names local, every clock is read', () => {
       const r = runCli(vm, ['check', '-F', config, '--json', '--steal-seconds', '1', vm.spec('root'), vm.spec(vm.target.sudoUser), 'local']);
       assertReported(r);
       const doc = JSON.parse(r.stdout) as CheckDocument;
@@ -134,7 +143,7 @@ for (const backend of backends) {
       assert.match(withKey.stdout, /kernel\.version\s+PASS/);
     });
 
-    test('the whole catalogue on the VM: each check reports what this guest really is', () => {
+    if (everyCheck) test('the whole catalogue on the VM: each check reports what this guest really is', () => {
       const r = runCli(vm, ['check', '-F', config, '--json', '--steal-seconds', '1', vm.spec(vm.target.sudoUser)]);
       assert.equal(r.status, 1, `a stock Debian 12 has findings (modules, sysctls, time): ${r.stderr}`);
       const doc = JSON.parse(r.stdout) as CheckDocument;
@@ -147,8 +156,8 @@ for (const backend of backends) {
       }
       // QEMU under TCG is an emulated machine, not a KVM guest: said as a warning.
       assert.equal(status('virt.kvm'), vm.target.accel === 'kvm' ? 'pass' : 'warn');
-      // The plain-QEMU NIC has one queue for two vCPUs; the Vagrant one has two.
-      assert.equal(status('net.multiqueue'), backend === 'vagrant' ? 'pass' : 'warn', byId.get('net.multiqueue')?.observed);
+      // The plain-QEMU NIC has one queue for two vCPUs (the Vagrant one's two: the sudo-user case).
+      assert.equal(status('net.multiqueue'), 'warn', byId.get('net.multiqueue')?.observed);
       // A stock image loads no IPVS modules and leaves forwarding off: findings with pasteable fixes.
       assert.equal(status('ipvs.modules'), 'fail');
       assert.match(byId.get('ipvs.modules')!.remedy ?? '', /^modprobe -a .*ip_vs/);
@@ -160,14 +169,14 @@ for (const backend of backends) {
       }
     });
 
-    test('--ignore all reports the same findings but exits 0', () => {
+    if (everyCheck) test('--ignore all reports the same findings but exits 0', () => {
       const r = runCli(vm, ['check', '-F', config, '--json', '--steal-seconds', '1', '--ignore', 'all', vm.spec('root')]);
       assert.equal(r.status, 0, r.stderr);
       const doc = JSON.parse(r.stdout) as CheckDocument;
       assert.ok(doc.hosts[0]!.checks.some((c) => c.status === 'fail' && c.ignored));
     });
 
-    test('a control-plane profile measures fsync latency on the etcd disk', () => {
+    if (everyCheck) test('a control-plane profile measures fsync latency on the etcd disk', () => {
       const r = runCli(vm, ['check', '-F', config, '--json', '--steal-seconds', '1', '--profile', 'k8s-control-plane', vm.spec('root')]);
       assertReported(r);
       const fsync = (JSON.parse(r.stdout) as CheckDocument).hosts[0]!.checks.find((c) => c.id === 'disk.fsync')!;
@@ -213,7 +222,7 @@ for (const backend of backends) {
       assert.equal(cli.stderr.trim().split('\n').length, 1);
     });
 
-    test('check local runs without SSH', () => {
+    if (everyCheck) test('check local runs without SSH', () => {
       const r = runCli(vm, ['check', 'local', '--json']);
       assert.ok(r.status === 0 || r.status === 1, r.stderr);
       assert.equal((JSON.parse(r.stdout) as CheckDocument).hosts[0]!.target, 'local');
