@@ -10,45 +10,23 @@
 //                              tc_lb on n0, n1 ingress                          mtu 1280 on r1
 //
 // Everything lives in a bpffs, a cgroup v2 child and four network namespaces this test creates and
-// always removes. Needs root, clang, bpftool, iproute2, nsenter; run it under the shared lock.
+// always removes (test/helpers/dp-sandbox.ts). Needs root, clang, bpftool, iproute2, nsenter; run it
+// under the shared lock.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, rmdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import { compileState } from '../../src/datapath/compile.js';
 import { removedUdpBackends } from '../../src/datapath/ct-flush.js';
 import { DatapathStateSchema } from '../../src/datapath/schema.js';
 import { incrementalSync } from '../../src/datapath/sync.js';
-import type { CurrentEntries } from '../../src/datapath/writer.js';
 import { opLines } from '../../src/datapath/writer.js';
-
-const BPF_DIR = fileURLToPath(new URL('../../../bpf/', import.meta.url));
-const DP = `${BPF_DIR}build/prep-node-dp`;
-const notRoot = process.getuid?.() !== 0 ? 'needs root (bpffs, cgroups, network namespaces)' : false;
+import { applyInput, contents, dpSandbox, firstOutput, must, notRoot } from '../helpers/dp-sandbox.js';
 
 const CLIENT = 'fd00:1::2';
 const POD = 'fd00:3::2';
 const VIP = 'fd00:96::10';
 const SMALL_MTU = 1280;
 const BYTES = 512 * 1024;
-
-interface Run { code: number | null; stdout: string; stderr: string }
-function run(cmd: string, args: string[], input?: string, timeoutMs = 30_000): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = execFile(cmd, args, { encoding: 'utf8', timeout: timeoutMs }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null) : 0;
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin?.on('error', () => { /* a command that exits before reading stdin */ });
-    child.stdin?.end(input ?? '');
-  });
-}
-async function must(cmd: string, ...args: string[]): Promise<string> {
-  const r = await run(cmd, args);
-  assert.equal(r.code, 0, `${cmd} ${args.join(' ')}: ${r.stderr || r.stdout}`);
-  return r.stdout;
-}
 
 function state(udpPorts: number[]) {
   return DatapathStateSchema.parse({
@@ -57,11 +35,6 @@ function state(udpPorts: number[]) {
       { name: 'dns6', vip: VIP, port: 53, protocol: 'udp', backends: udpPorts.map((port) => ({ ip: POD, port })) },
     ],
   });
-}
-function contents(entries: ReturnType<typeof compileState>['entries']): CurrentEntries {
-  const out: CurrentEntries = {};
-  for (const e of entries) (out[e.map] ??= new Map()).set(e.keyHex, e.valueHex);
-  return out;
 }
 
 // the backend: TCP 8080 counts the bytes of each connection and answers with the count when the
@@ -83,105 +56,51 @@ const UDP_CLIENT = `const s = require('dgram').createSocket('udp6');
   process.stdin.on('end', () => setTimeout(() => process.exit(0), 100));`;
 
 describe('IPv6 Services at tc: DNAT, replies from the VIP, path MTU discovery, a removed UDP backend\'s flow', { skip: notRoot }, () => {
-  const tag = `pn6s${process.pid % 100000}`;
-  const ns = { client: `${tag}c`, node: `${tag}n`, router: `${tag}r`, pod: `${tag}p` };
-  const scratch = mkdtempSync('/tmp/prep-node-v6svc-test-');
-  const bpffs = `${scratch}/bpffs`;
-  let cgroup = '';
-  let mounted = false;
-  let server: ChildProcess | undefined;
+  const sb = dpSandbox('pn6s', 'v6svc-test', { client: 'c', node: 'n', router: 'r', pod: 'p' });
+  const dp = sb.dp;
   let udp: ChildProcess | undefined;
 
-  const dp = (args: string[], input?: string) => run('nsenter', [`--net=/run/netns/${ns.node}`, DP, '--bpffs', bpffs, ...args], input);
-  const inNs = (n: string, cmd: string, ...args: string[]) => run('nsenter', [`--net=/run/netns/${n}`, cmd, ...args]);
-
-  function cleanup(): void {
-    const quiet = { stdio: 'ignore' as const };
-    try {
-      if (existsSync(`${bpffs}/prep-node`)) execFileSync('nsenter', [`--net=/run/netns/${ns.node}`, DP, '--bpffs', bpffs, 'remove'], quiet);
-    } catch { /* reported by the test that left it */ }
-    server?.kill('SIGKILL');
-    udp?.kill('SIGKILL');
-    for (const n of Object.values(ns)) {
-      try { execFileSync('ip', ['netns', 'del', n], quiet); } catch { /* not created */ }
-    }
-    for (let i = 0; cgroup && existsSync(cgroup) && i < 50; i++) {
-      try { rmdirSync(cgroup); } catch { execFileSync('sleep', ['0.1']); }
-    }
-    if (mounted) {
-      try { execFileSync('umount', [bpffs], quiet); mounted = false; } catch { /* busy */ }
-    }
-    rmSync(scratch, { recursive: true, force: true });
-  }
-  const onSignal = (sig: NodeJS.Signals) => { cleanup(); process.kill(process.pid, sig); };
-
   before(async () => {
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    execFileSync('make', ['-C', BPF_DIR, '-j1', 'all'], { stdio: 'pipe', timeout: 600_000 });
-    mkdirSync(bpffs);
-    await must('mount', '-t', 'bpf', 'bpf', bpffs);
-    mounted = true;
-    const v2 = ['/sys/fs/cgroup', '/sys/fs/cgroup/unified'].find((p) => existsSync(`${p}/cgroup.procs`) && existsSync(`${p}/cgroup.controllers`));
-    assert.ok(v2, 'no cgroup v2 mount');
-    cgroup = `${v2}/${tag}`;
-    mkdirSync(cgroup);
-
-    for (const n of Object.values(ns)) {
-      await must('ip', 'netns', 'add', n);
-      await must('ip', '-n', n, 'link', 'set', 'lo', 'up');
-    }
-    const link = async (a: string, da: string, b: string, db: string) =>
-      must('ip', '-n', a, 'link', 'add', da, 'type', 'veth', 'peer', 'name', db, 'netns', b);
-    await link(ns.client, 'c0', ns.node, 'n0');
-    await link(ns.node, 'n1', ns.router, 'r0');
-    await link(ns.router, 'r1', ns.pod, 'p0');
-    const addrs: [string, string, string][] = [
-      [ns.client, 'c0', `${CLIENT}/64`], [ns.node, 'n0', 'fd00:1::1/64'], [ns.node, 'n1', 'fd00:2::1/64'],
-      [ns.router, 'r0', 'fd00:2::2/64'], [ns.router, 'r1', 'fd00:3::1/64'], [ns.pod, 'p0', `${POD}/64`],
+    await sb.setUp();
+    await sb.link('client', 'c0', 'node', 'n0');
+    await sb.link('node', 'n1', 'router', 'r0');
+    await sb.link('router', 'r1', 'pod', 'p0');
+    const addrs: ['client' | 'node' | 'router' | 'pod', string, string][] = [
+      ['client', 'c0', `${CLIENT}/64`], ['node', 'n0', 'fd00:1::1/64'], ['node', 'n1', 'fd00:2::1/64'],
+      ['router', 'r0', 'fd00:2::2/64'], ['router', 'r1', 'fd00:3::1/64'], ['pod', 'p0', `${POD}/64`],
     ];
-    for (const [n, dev, addr] of addrs) {
-      await must('ip', '-n', n, 'addr', 'add', addr, 'dev', dev, 'nodad');
-      await must('ip', '-n', n, 'link', 'set', dev, 'up');
-    }
+    for (const [n, dev, addr] of addrs) await sb.addr(n, dev, addr);
     // only the router's side of the last link is small: the backend still advertises MSS 1440
-    await must('ip', '-n', ns.router, 'link', 'set', 'r1', 'mtu', String(SMALL_MTU));
-    await must('ip', '-n', ns.client, '-6', 'route', 'add', 'default', 'via', 'fd00:1::1');
-    await must('ip', '-n', ns.node, '-6', 'route', 'add', 'fd00:3::/64', 'via', 'fd00:2::2');
-    await must('ip', '-n', ns.router, '-6', 'route', 'add', 'fd00:1::/64', 'via', 'fd00:2::1');
-    await must('ip', '-n', ns.pod, '-6', 'route', 'add', 'default', 'via', 'fd00:3::1');
-    for (const n of [ns.node, ns.router]) await must('ip', 'netns', 'exec', n, 'sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1');
+    await must('ip', '-n', sb.ns.router, 'link', 'set', 'r1', 'mtu', String(SMALL_MTU));
+    await sb.route('client', 'default', 'via', 'fd00:1::1');
+    await sb.route('node', 'fd00:3::/64', 'via', 'fd00:2::2');
+    await sb.route('router', 'fd00:1::/64', 'via', 'fd00:2::1');
+    await sb.route('pod', 'default', 'via', 'fd00:3::1');
+    for (const n of ['node', 'router'] as const) await sb.sysctl(n, 'net.ipv6.conf.all.forwarding=1');
 
-    const r = await dp(['install', '--cgroup', cgroup, '--tc-dev', 'n0', '--tc-dev', 'n1', '--cap', 'services=1024,backends=1024,conntrack=16384,services6=1024,backends6=1024,conntrack6=16384', '--ct-timeout', 'udp=60']);
-    assert.equal(r.code, 0, r.stdout + r.stderr);
-    const a = await dp(['apply'], `${opLines(incrementalSync(compileState(state([5353])).entries, {}).ops).join('\n')}\n`);
-    assert.equal(a.code, 0, a.stdout + a.stderr);
-
-    server = spawn('nsenter', [`--net=/run/netns/${ns.pod}`, process.execPath, '-e', SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await new Promise<void>((resolve, reject) => {
-      server?.stdout?.once('data', () => resolve());
-      server?.once('exit', (code) => reject(new Error(`server exited ${code}`)));
-    });
+    await sb.install('--tc-dev', 'n0', '--tc-dev', 'n1', '--cap', 'services=1024,backends=1024,conntrack=16384,services6=1024,backends6=1024,conntrack6=16384', '--ct-timeout', 'udp=60');
+    await sb.apply(applyInput(state([5353])));
+    await firstOutput(sb.spawnIn('pod', process.execPath, ['-e', SERVER]), 'server');
   });
 
-  after(cleanup);
+  after(() => sb.cleanup());
 
   it(`a ${BYTES / 1024} KiB TCP transfer to [${VIP}]:80 over a ${SMALL_MTU}-byte link completes from the VIP; the client learns the VIP's path MTU (ICMPv6 packet too big translated back)`, async () => {
-    const before = await inNs(ns.client, 'ip', '-6', 'route', 'get', VIP);
+    const before = await sb.inNs('client', 'ip', '-6', 'route', 'get', VIP);
     assert.doesNotMatch(before.stdout, /mtu \d+/, 'no path MTU cached before the transfer');
-    const r = await inNs(ns.client, process.execPath, '-e', TCP_CLIENT);
+    const r = await sb.inNs('client', process.execPath, '-e', TCP_CLIENT);
     assert.equal(r.code, 0, `client: ${r.stderr}`);
     const out = JSON.parse(r.stdout) as { count: string; peer: string };
     assert.equal(out.count, String(BYTES), 'the backend counted every byte');
     assert.equal(out.peer, VIP, 'the client\'s socket talks to the VIP');
-    const cached = await inNs(ns.client, 'ip', '-6', 'route', 'get', VIP);
+    const cached = await sb.inNs('client', 'ip', '-6', 'route', 'get', VIP);
     assert.match(cached.stdout, new RegExp(`mtu ${SMALL_MTU}\\b`), `the client's route to the VIP: ${cached.stdout}`);
     const ct = (await dp(['dump', 'conntrack6'])).stdout.split('\n').filter(Boolean);
     assert.equal(ct.length, 2, `one conntrack6 entry per direction: ${ct.join(' | ')}`);
   });
 
   it('should be able to preserve UDP traffic when server pod cycles for an IPv6 ClusterIP service: replies come from [VIP]:53, and the flow moves to the new backend once ct-gc flushes the old one', async () => {
-    udp = spawn('nsenter', [`--net=/run/netns/${ns.client}`, process.execPath, '-e', UDP_CLIENT], { stdio: ['pipe', 'pipe', 'inherit'] });
+    udp = sb.spawnIn('client', process.execPath, ['-e', UDP_CLIENT], 'pipe');
     const lines: string[] = [];
     let buf = '';
     udp.stdout!.on('data', (d: Buffer) => {

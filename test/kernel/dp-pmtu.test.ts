@@ -10,43 +10,17 @@
 //
 // Everything lives in a bpffs, a cgroup v2 child (which the client is not in: its sockets are not
 // translated, so the flow goes through tc_lb) and four network namespaces this test creates and
-// always removes. Needs root, clang, bpftool, iproute2, nsenter; run it under the shared lock.
+// always removes (test/helpers/dp-sandbox.ts). Needs root, clang, bpftool, iproute2, nsenter; run it
+// under the shared lock.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, rmdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { compileState } from '../../src/datapath/compile.js';
-import { DatapathStateSchema } from '../../src/datapath/schema.js';
-import { incrementalSync } from '../../src/datapath/sync.js';
-import { opLines } from '../../src/datapath/writer.js';
-
-const BPF_DIR = fileURLToPath(new URL('../../../bpf/', import.meta.url));
-const DP = `${BPF_DIR}build/prep-node-dp`;
-const notRoot = process.getuid?.() !== 0 ? 'needs root (bpffs, cgroups, network namespaces)' : false;
+import { applyInput, dpSandbox, firstOutput, must, notRoot } from '../helpers/dp-sandbox.js';
 
 const CLIENT = '198.18.1.2';
 const POD = '198.18.3.2';
 const VIP = '198.19.0.10';
 const SMALL_MTU = 1280;
 const BYTES = 512 * 1024;
-
-interface Run { code: number | null; stdout: string; stderr: string }
-function run(cmd: string, args: string[], input?: string, timeoutMs = 30_000): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = execFile(cmd, args, { encoding: 'utf8', timeout: timeoutMs }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null) : 0;
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin?.on('error', () => { /* a command that exits before reading stdin */ });
-    child.stdin?.end(input ?? '');
-  });
-}
-async function must(cmd: string, ...args: string[]): Promise<string> {
-  const r = await run(cmd, args);
-  assert.equal(r.code, 0, `${cmd} ${args.join(' ')}: ${r.stderr || r.stdout}`);
-  return r.stdout;
-}
 
 // the backend: counts the bytes of each connection and answers with the count when the client ends
 const SERVER = `require('net').createServer((s) => { let n = 0; s.on('data', (d) => { n += d.length; });
@@ -58,98 +32,42 @@ const CLIENT_JS = `const s = require('net').connect(80, '${VIP}', () => { s.end(
   setTimeout(() => { console.error('timeout: the transfer stalled'); process.exit(3); }, 20000);`;
 
 describe('path MTU discovery through a Service (ICMP errors of NATed flows translated back)', { skip: notRoot }, () => {
-  const tag = `pnmt${process.pid % 100000}`;
-  const ns = { client: `${tag}c`, node: `${tag}n`, router: `${tag}r`, pod: `${tag}p` };
-  const scratch = mkdtempSync('/tmp/prep-node-pmtu-test-');
-  const bpffs = `${scratch}/bpffs`;
-  let cgroup = '';
-  let mounted = false;
-  let server: ChildProcess | undefined;
-
-  const dp = (args: string[], input?: string) => run('nsenter', [`--net=/run/netns/${ns.node}`, DP, '--bpffs', bpffs, ...args], input);
-  const inNs = (n: string, cmd: string, ...args: string[]) => run('nsenter', [`--net=/run/netns/${n}`, cmd, ...args]);
-
-  function cleanup(): void {
-    const quiet = { stdio: 'ignore' as const };
-    try {
-      if (existsSync(`${bpffs}/prep-node`)) execFileSync('nsenter', [`--net=/run/netns/${ns.node}`, DP, '--bpffs', bpffs, 'remove'], quiet);
-    } catch { /* reported by the test that left it */ }
-    server?.kill('SIGKILL');
-    for (const n of Object.values(ns)) {
-      try { execFileSync('ip', ['netns', 'del', n], quiet); } catch { /* not created */ }
-    }
-    for (let i = 0; cgroup && existsSync(cgroup) && i < 50; i++) {
-      try { rmdirSync(cgroup); } catch { execFileSync('sleep', ['0.1']); }
-    }
-    if (mounted) {
-      try { execFileSync('umount', [bpffs], quiet); mounted = false; } catch { /* busy */ }
-    }
-    rmSync(scratch, { recursive: true, force: true });
-  }
-  const onSignal = (sig: NodeJS.Signals) => { cleanup(); process.kill(process.pid, sig); };
+  const sb = dpSandbox('pnmt', 'pmtu-test', { client: 'c', node: 'n', router: 'r', pod: 'p' });
 
   before(async () => {
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    // synchronous and without run()'s 30 s limit: a first build on a busy machine takes longer
-    execFileSync('make', ['-C', BPF_DIR, '-j1', 'all'], { stdio: 'pipe', timeout: 600_000 });
-    mkdirSync(bpffs);
-    await must('mount', '-t', 'bpf', 'bpf', bpffs);
-    mounted = true;
-    const v2 = ['/sys/fs/cgroup', '/sys/fs/cgroup/unified'].find((p) => existsSync(`${p}/cgroup.procs`) && existsSync(`${p}/cgroup.controllers`));
-    assert.ok(v2, 'no cgroup v2 mount');
-    cgroup = `${v2}/${tag}`;
-    mkdirSync(cgroup);
-
-    for (const n of Object.values(ns)) {
-      await must('ip', 'netns', 'add', n);
-      await must('ip', '-n', n, 'link', 'set', 'lo', 'up');
-    }
-    const link = async (a: string, da: string, b: string, db: string) =>
-      must('ip', '-n', a, 'link', 'add', da, 'type', 'veth', 'peer', 'name', db, 'netns', b);
-    await link(ns.client, 'c0', ns.node, 'n0');
-    await link(ns.node, 'n1', ns.router, 'r0');
-    await link(ns.router, 'r1', ns.pod, 'p0');
-    const addrs: [string, string, string][] = [
-      [ns.client, 'c0', `${CLIENT}/24`], [ns.node, 'n0', '198.18.1.1/24'], [ns.node, 'n1', '198.18.2.1/24'],
-      [ns.router, 'r0', '198.18.2.2/24'], [ns.router, 'r1', '198.18.3.1/24'], [ns.pod, 'p0', `${POD}/24`],
+    await sb.setUp();
+    await sb.link('client', 'c0', 'node', 'n0');
+    await sb.link('node', 'n1', 'router', 'r0');
+    await sb.link('router', 'r1', 'pod', 'p0');
+    const addrs: ['client' | 'node' | 'router' | 'pod', string, string][] = [
+      ['client', 'c0', `${CLIENT}/24`], ['node', 'n0', '198.18.1.1/24'], ['node', 'n1', '198.18.2.1/24'],
+      ['router', 'r0', '198.18.2.2/24'], ['router', 'r1', '198.18.3.1/24'], ['pod', 'p0', `${POD}/24`],
     ];
-    for (const [n, dev, addr] of addrs) {
-      await must('ip', '-n', n, 'addr', 'add', addr, 'dev', dev);
-      await must('ip', '-n', n, 'link', 'set', dev, 'up');
-    }
+    for (const [n, dev, addr] of addrs) await sb.addr(n, dev, addr);
     // only the router's side of the last link is small: the backend still advertises MSS 1460
-    await must('ip', '-n', ns.router, 'link', 'set', 'r1', 'mtu', String(SMALL_MTU));
-    await must('ip', '-n', ns.client, 'route', 'add', 'default', 'via', '198.18.1.1');
-    await must('ip', '-n', ns.node, 'route', 'add', '198.18.3.0/24', 'via', '198.18.2.2');
-    await must('ip', '-n', ns.router, 'route', 'add', '198.18.1.0/24', 'via', '198.18.2.1');
-    await must('ip', '-n', ns.pod, 'route', 'add', 'default', 'via', '198.18.3.1');
-    for (const n of [ns.node, ns.router]) await must('ip', 'netns', 'exec', n, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
+    await must('ip', '-n', sb.ns.router, 'link', 'set', 'r1', 'mtu', String(SMALL_MTU));
+    await sb.route('client', 'default', 'via', '198.18.1.1');
+    await sb.route('node', '198.18.3.0/24', 'via', '198.18.2.2');
+    await sb.route('router', '198.18.1.0/24', 'via', '198.18.2.1');
+    await sb.route('pod', 'default', 'via', '198.18.3.1');
+    for (const n of ['node', 'router'] as const) await sb.sysctl(n, 'net.ipv4.ip_forward=1');
 
-    const r = await dp(['install', '--cgroup', cgroup, '--tc-dev', 'n0', '--tc-dev', 'n1', '--cap', 'services=1024,backends=1024,conntrack=16384']);
-    assert.equal(r.code, 0, r.stdout + r.stderr);
-    const state = DatapathStateSchema.parse({ services: [{ name: 'web', vip: VIP, port: 80, protocol: 'tcp', backends: [{ ip: POD, port: 8080 }] }] });
-    const a = await dp(['apply'], `${opLines(incrementalSync(compileState(state).entries, {}).ops).join('\n')}\n`);
-    assert.equal(a.code, 0, a.stdout + a.stderr);
-
-    server = spawn('nsenter', [`--net=/run/netns/${ns.pod}`, process.execPath, '-e', SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await new Promise<void>((resolve, reject) => {
-      server?.stdout?.once('data', () => resolve());
-      server?.once('exit', (code) => reject(new Error(`server exited ${code}`)));
-    });
+    await sb.install('--tc-dev', 'n0', '--tc-dev', 'n1', '--cap', 'services=1024,backends=1024,conntrack=16384');
+    await sb.apply(applyInput({ services: [{ name: 'web', vip: VIP, port: 80, protocol: 'tcp', backends: [{ ip: POD, port: 8080 }] }] }));
+    await firstOutput(sb.spawnIn('pod', process.execPath, ['-e', SERVER]), 'server');
   });
 
-  after(cleanup);
+  after(() => sb.cleanup());
 
   it(`a ${BYTES / 1024} KiB TCP transfer to the ClusterIP over a ${SMALL_MTU}-byte link completes; the client learns the path MTU of the VIP`, async () => {
-    const before = await inNs(ns.client, 'ip', 'route', 'get', VIP);
+    const before = await sb.inNs('client', 'ip', 'route', 'get', VIP);
     assert.doesNotMatch(before.stdout, /mtu \d+/, 'no path MTU cached before the transfer');
-    const r = await inNs(ns.client, process.execPath, '-e', CLIENT_JS);
+    const r = await sb.inNs('client', process.execPath, '-e', CLIENT_JS);
     assert.equal(r.code, 0, `client: ${r.stderr}`);
     assert.equal(r.stdout.trim(), String(BYTES), 'the backend counted every byte');
-    const cached = await inNs(ns.client, 'ip', 'route', 'get', VIP);
+    const cached = await sb.inNs('client', 'ip', 'route', 'get', VIP);
     assert.match(cached.stdout, new RegExp(`mtu ${SMALL_MTU}\\b`), `the client's route to the VIP: ${cached.stdout}`);
-    const ct = (await dp(['dump', 'conntrack'])).stdout.split('\n').filter(Boolean);
+    const ct = (await sb.dp(['dump', 'conntrack'])).stdout.split('\n').filter(Boolean);
     assert.equal(ct.length, 2, `one conntrack entry per direction: ${ct.join(' | ')}`);
   });
 });
