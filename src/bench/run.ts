@@ -340,7 +340,7 @@ async function machineInfo(tools: Tools): Promise<Omit<Machine, 'loadavgStart' |
 const PACKET_NOTES = [
   'Per packet: tc_lb as installed (maps filled through prep-node-dp apply) run by BPF_PROG_TEST_RUN; the figure is the kernel\'s own duration (the program runs only, no syscall), beside a tc program that only returns TC_ACT_OK (the floor). "repeat" cases run one packet in the kernel\'s loop; first packets of flows cannot (the first run creates the conntrack entries and rewrites the buffer), so "flows" cases make one test run per packet, each a new flow, and their floor is measured the same way: one run per call includes the kernel\'s timer reads, which the floor carries too.',
   'Per packet: the events ring buffer has no reader during the packet runs; once it is full, drop and flow events are counted as lost instead of written, so later first packets and drops skip the copy into the ring a node with a reader pays.',
-  'Per packet: IPv6 has the service cases (service-new, conntrack-hit) and the policy cases; its service sizes stop at BENCH_SERVICES6_MAX (10k): 1M IPv4 plus 1M IPv6 services in one state ran the compiler out of V8\'s default heap.',
+  'Per packet: IPv6 has the service cases (service-new, conntrack-hit) and the policy cases over as many IPv6 services as IPv4 ones. Up to BENCH_ONE_STATE_MAX (10k) services both families share one install; above it each family (its services and the policy endpoint) is filled and measured in an install of its own: 1M IPv4 plus 1M IPv6 services in one state ran the compiler out of V8\'s default heap.',
 ];
 
 function notes(machine: Omit<Machine, 'loadavgStart' | 'loadavgEnd'>, env: BenchEnv): string[] {

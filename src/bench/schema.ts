@@ -142,7 +142,7 @@ export const PacketResult = z.strictObject({
   services: z.number().int().positive(),
   status: z.enum(['ok', 'skipped', 'failed']),
   reason: z.string().nullable(),
-  /** the one `prep-node-dp apply` that filled the maps, ms */
+  /** the `prep-node-dp apply` that filled the maps, ms (the sum of both when each family has its own install) */
   fillMs: z.number().nullable(),
   /** a tc program that returns TC_ACT_OK, both ways */
   floor: z.strictObject({ repeatNs: Figure, flowsNs: Figure }).nullable(),

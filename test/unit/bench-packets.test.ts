@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { packetConfig } from '../../src/commands/bench.js';
 import { UsageError } from '../../src/errors.js';
-import { benchServices6, caseLines, packetPolicyState, runPacketBench } from '../../src/bench/packets.js';
+import { BENCH_ONE_STATE_MAX, benchServices6, caps6, caseLines, packetPolicyState, runPacketBench } from '../../src/bench/packets.js';
 import { BenchEnv } from '../../src/bench/env.js';
 import { packetGrowth, renderPacketTable } from '../../src/bench/render.js';
 import { PacketSection, type PacketCase } from '../../src/bench/schema.js';
@@ -55,6 +55,12 @@ describe('bench packet section: the loader input', () => {
     assert.equal(set[69_999]!.backends[0]!.ip, 'fd00:128::1:1170');
     const maps = compileState({ services: set.slice(0, 3), endpoints: [], policies: [] }).entries.map((e) => e.map);
     assert.deepEqual([...new Set(maps)].sort(), ['backends6', 'services6']);
+  });
+
+  it('IPv6 capacities: the defaults up to 2^18 services, the next power of two above (1M: 2^20 services6, 2^21 backends6 like IPv4)', () => {
+    assert.equal(caps6(BENCH_ONE_STATE_MAX), 'services6=262144,backends6=524288');
+    assert.equal(caps6(262_145), 'services6=524288,backends6=1048576');
+    assert.equal(caps6(1_000_000), 'services6=1048576,backends6=2097152');
   });
 
   it('the policy state compiles: the endpoint in both families, allow and deny rules', () => {
