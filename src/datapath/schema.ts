@@ -162,6 +162,15 @@ const policy = z.strictObject({
   egressDeny: refused('write deny rules as egress rules with action: deny'),
 });
 
+/**
+ * Backend slots (one backends/backends6 entry each) one state may hold over all its services: 2^21,
+ * IPv4's default backends capacity. The compiler holds every entry in memory as hex strings with a
+ * note, then again as apply lines: about 1.1 KB per entry (1M IPv6 services of one backend, 2M
+ * entries, took 2.2 GB of heap), so 1M services of each family in one state ran out of V8's default
+ * 4 GB heap and aborted (exit 134). Above this the state is refused with one line instead.
+ */
+export const MAX_STATE_SLOTS = 2 ** 21;
+
 export const DatapathStateSchema = z
   .strictObject({
     endpoints: z.array(endpoint).default([]),
@@ -211,6 +220,8 @@ export const DatapathStateSchema = z
       });
       if (svc.algorithm === 'maglev' && svc.backends.length > LB_MAGLEV_M) ctx.addIssue({ code: 'custom', path: ['services', i, 'backends'], message: `${svc.backends.length} backends do not fit a Maglev table of ${LB_MAGLEV_M} entries: use algorithm: random or build the datapath with a bigger LB_MAGLEV_M` });
     });
+    const slots = s.services.reduce((n, svc) => n + svc.backends.reduce((m, b) => m + b.weight, 0), 0);
+    if (slots > MAX_STATE_SLOTS) ctx.addIssue({ code: 'custom', path: ['services'], message: `the services' backends add up to ${slots} slots (a map entry each; a backend takes its weight); one state holds at most ${MAX_STATE_SLOTS}: lower the weights or split the services` });
     s.policies.forEach((p, i) => {
       for (const dir of ['ingress', 'egress'] as const) {
         p[dir]?.forEach((r, j) => {

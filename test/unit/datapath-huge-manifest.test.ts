@@ -44,3 +44,14 @@ test('a directory of files that together pass 64 MiB is refused', async () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a state whose backends add up to more slots than one state holds is refused in one line (exit 2) before it is compiled', async () => {
+  // 4 MiB of YAML could ask for 42k services of weight 1000: 42M map entries, which aborted the
+  // compiler's heap (exit 134). The bound: MAX_STATE_SLOTS (2^21) slots over all services.
+  const { parseState } = await import('../../src/datapath/state.js');
+  const { MAX_STATE_SLOTS } = await import('../../src/datapath/schema.js');
+  const yaml = (n: number) => `services:\n${Array.from({ length: n }, (_, i) => `- {name: s${i}, vip: 10.96.${i >> 8}.${i & 255}, port: 80, protocol: tcp, backends: [{ip: 10.200.0.1, port: 1, weight: 1000}]}\n`).join('')}`;
+  const over = Math.floor(MAX_STATE_SLOTS / 1000) + 1;
+  assert.throws(() => parseState(yaml(over), 'big.yaml'), refused(new RegExp(`^big\\.yaml:2:1: services: the services' backends add up to ${over * 1000} slots .* at most ${MAX_STATE_SLOTS}: lower the weights or split the services$`)));
+  assert.equal(parseState(yaml(over - 1), 'big.yaml').services.length, over - 1, 'one service fewer is taken');
+});
