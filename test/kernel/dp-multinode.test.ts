@@ -192,7 +192,9 @@ describe('two dual-stack nodes, each with its own datapath: remote backends, SNA
   const installed: Record<string, { snat_port_min?: number; snat_port_max?: number; snat_ports_from?: string }> = {};
 
   const dp = (node: 'a' | 'b', args: string[], input?: string) => run('nsenter', [`--net=/run/netns/${nodes[node].ns}`, DP, '--bpffs', nodes[node].bpffs, ...args], input);
-  const connect = async (from: string, host: string, port: number, timeoutMs = 1500): Promise<{ ok: boolean; reply?: string; error?: string }> => {
+  // the default timeout is for connections a case expects dropped: the first SYN is dropped at once and
+  // each such case also asserts the drop counter, so a short wait cannot pass a slow success off as a drop
+  const connect = async (from: string, host: string, port: number, timeoutMs = 700): Promise<{ ok: boolean; reply?: string; error?: string }> => {
     const r = await run('nsenter', [`--net=/run/netns/${from}`, process.execPath, '-e', CLIENT, host, String(port), String(timeoutMs)]);
     return JSON.parse(r.stdout.trim()) as { ok: boolean; reply?: string; error?: string };
   };
