@@ -119,6 +119,14 @@ struct node_cfg {
 	__u32 flags;        /* none yet: 0 */
 };
 
+/* node_cfg6 value (key: __u32 0): the node's IPv6 address, from the state's node.addresses (the
+ * first IPv6 one). A map of its own, not a wider node_cfg: pinned maps of existing installs keep
+ * their layout. */
+struct node_cfg6 {
+	__be32 snat_addr[4]; /* source of SNATed IPv6 flows (remote backends, hairpin) */
+	__u32 flags;         /* none yet: 0 */
+};
+
 /* frag key: one fragmented IPv4 datagram. */
 struct frag_key {
 	__be32 saddr;
@@ -308,6 +316,7 @@ _Static_assert(sizeof(struct lb_sock_revnat) == 12, "lb_sock_revnat layout");
 _Static_assert(sizeof(struct ct_key) == 16, "ct_key layout");
 _Static_assert(sizeof(struct ct_entry) == 32, "ct_entry layout");
 _Static_assert(sizeof(struct node_cfg) == 8, "node_cfg layout");
+_Static_assert(sizeof(struct node_cfg6) == 20, "node_cfg6 layout");
 _Static_assert(sizeof(struct frag_key) == 12, "frag_key layout");
 _Static_assert(sizeof(struct endpoint6_key) == 16, "endpoint6_key layout");
 _Static_assert(sizeof(struct ipcache6_key) == 20, "ipcache6_key layout");
