@@ -118,7 +118,7 @@ export const STRUCT_SIZE = {
   endpoint6_key: 16,
   ipcache6_key: 20,
   ct6_key: 40,
-  ct6_entry: 40,
+  ct6_entry: 64,
   lb6_svc_key: 20,
   lb6_backend: 24,
   lb6_affinity_key: 24,
