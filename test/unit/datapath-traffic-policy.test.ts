@@ -121,3 +121,11 @@ endpoints:
   assert.deepEqual(onB('ipcache'), [enc.ipcacheKey(0xc6120102, 32).toString('hex')]);
   assert.throws(() => parseState('endpoints:\n  - {name: a1, ip: 198.18.1.2, nodeName: node-a}\n', 's.yaml'), /endpoints\.0\.nodeName: an endpoint names its node but node\.name is not set/);
 });
+
+test('--node-address takes IPv4 and IPv6; an IPv4-mapped or malformed one is refused (usage) before any node is touched', async () => {
+  const { datapath } = await import('../../src/commands/datapath.js');
+  const refusedWith = async (addr: string, re: RegExp) =>
+    assert.rejects(datapath('sync', ['n1'], { nodeAddress: [addr], concurrency: 1 }, {} as never), (e: unknown) => e instanceof UsageError && re.test(e.message));
+  await refusedWith('::ffff:192.0.2.1', /--node-address: ::ffff:192\.0\.2\.1 is an IPv4-mapped IPv6 address: give the IPv4 address 192\.0\.2\.1/);
+  await refusedWith('node-a', /--node-address: expected an IPv4 or IPv6 address, got "node-a"/);
+});
