@@ -99,6 +99,7 @@ const POD_B6 = 'fd00:18:2::2';
 const POD_B26 = 'fd00:18:2::3';
 const CLUSTER_IP6 = 'fd00:96::10';
 const BULK_IP6 = 'fd00:96::30';
+const HAIRPIN_IP6 = 'fd00:96::20';
 const SMALL_MTU = 1280;
 const BYTES = 512 * 1024;
 
@@ -117,9 +118,27 @@ function contents(entries: ReturnType<typeof compileState>['entries']): CurrentE
   return out;
 }
 interface Variant { policy?: boolean; dns6?: string }
-// the same Services on both nodes, as the agent would write them: NodePorts on each node's address;
+// the same Services on both nodes, as the agent would write them: NodePorts on each node's addresses;
 // the IPv6 UDP Service's backend (pod-b's or pod-b2's address) is what a case changes
-const services = (nodeIp: string, v: Variant) => `services:
+const services = (nodeIp: string, nodeIp6: string, v: Variant) => `services:
+  - name: web6-nodeport
+    vip: '${nodeIp6}'
+    port: 30080
+    protocol: tcp
+    external: true
+    backends: [{ip: '${POD_B6}', port: 8080, nodeName: node-b}]
+  - name: web6-nodeport-local
+    vip: '${nodeIp6}'
+    port: 30081
+    protocol: tcp
+    external: true
+    externalTrafficPolicy: Local
+    backends: [{ip: '${POD_B6}', port: 8080, nodeName: node-b}]
+  - name: hairpin6
+    vip: '${HAIRPIN_IP6}'
+    port: 80
+    protocol: tcp
+    backends: [{ip: '${POD_A6}', port: 8080, nodeName: node-a}]
   - name: web6
     vip: '${CLUSTER_IP6}'
     port: 80
@@ -177,7 +196,10 @@ const POLICY = `policies:
       - from: [{selector: {app: client}}]
         ports: [{port: 8080, protocol: tcp}]
 `;
-const nodeState = (name: string, ip: string, v: Variant = {}) => `node: {name: ${name}, addresses: [${ip}]}\n${ENDPOINTS}${services(ip, v)}${v.policy ? POLICY : ''}`;
+const nodeState = (name: string, ip: string, v: Variant = {}) => {
+  const ip6 = ip === NODE_A ? NODE_A6 : NODE_B6;
+  return `node: {name: ${name}, addresses: [${ip}, '${ip6}']}\n${ENDPOINTS}${services(ip, ip6, v)}${v.policy ? POLICY : ''}`;
+};
 
 describe('two dual-stack nodes, each with its own datapath: remote backends, SNAT, traffic policies, hairpin, policy across nodes, UDP backend change, path MTU; IPv4 and IPv6', { skip: notRoot }, () => {
   const tag = `pnm${process.pid % 100000}`;
@@ -498,6 +520,34 @@ describe('two dual-stack nodes, each with its own datapath: remote backends, SNA
     } finally {
       await apply('b', nodeState('node-b', NODE_B));
     }
+  });
+
+  it('[sig-network] Services should be able to create a functioning NodePort service: on IPv6, client → [node-a]:30080 → backend on node-b, SNATed to node-a\'s IPv6 address', async () => {
+    const r = await connect(ns.client, NODE_A6, 30080, 10_000);
+    assert.equal(r.ok, true, JSON.stringify(r));
+    const s = seen(r.reply);
+    assert.equal(s.pod, 'pod-b');
+    assert.equal(s.addr, NODE_A6, 'the backend sees node-a\'s IPv6 address (masquerade), so its reply returns through node-a');
+    assert.ok(s.port >= installed.a!.snat_port_min! && s.port <= installed.a!.snat_port_max!, `source port ${s.port} in the SNAT range`);
+    const local = await connect(ns.client, NODE_B6, 30080, 10_000);
+    assert.equal(local.ok, true, JSON.stringify(local));
+    assert.equal(seen(local.reply).addr, CLIENT_IP6, 'on node-b the backend is local: no SNAT');
+  });
+
+  it('[sig-network] LoadBalancers ESIPP [Slow] should work for type=NodePort: on IPv6, externalTrafficPolicy Local keeps the client address; a node without an endpoint drops with NO_LOCAL_BACKEND', async () => {
+    const r = await connect(ns.client, NODE_B6, 30081, 10_000);
+    assert.equal(r.ok, true, JSON.stringify(r));
+    assert.deepEqual({ ...seen(r.reply), port: 0 }, { pod: 'pod-b', addr: CLIENT_IP6, port: 0 }, 'source IP preserved');
+    const before = await drops('a');
+    assert.deepEqual(await connect(ns.client, NODE_A6, 30081), { ok: false, error: 'timeout' });
+    const after = await drops('a');
+    assert.ok(after.NO_LOCAL_BACKEND! >= before.NO_LOCAL_BACKEND! + 1, `node-a NO_LOCAL_BACKEND ${before.NO_LOCAL_BACKEND} -> ${after.NO_LOCAL_BACKEND}`);
+  });
+
+  it('[sig-network] Services should allow pods to hairpin back to themselves through services: on IPv6', async () => {
+    const r = await connect(ns.podA, HAIRPIN_IP6, 80, 10_000);
+    assert.equal(r.ok, true, JSON.stringify(r));
+    assert.deepEqual({ ...seen(r.reply), port: 0 }, { pod: 'pod-a', addr: NODE_A6, port: 0 }, 'the pod reaches itself, SNATed to its node\'s IPv6 address so the reply comes back through it');
   });
 
   it(`a ${BYTES / 1024} KiB TCP transfer through an IPv6 ClusterIP to a backend behind a ${SMALL_MTU}-byte link on the other node completes: the client learns the path MTU (ICMPv6 packet too big translated back to the VIP)`, async () => {
