@@ -461,7 +461,8 @@ describe('two dual-stack nodes, each with its own datapath: remote backends, SNA
     assert.equal(await cachedMtu(ns.podA, BULK_IP), SMALL_MTU, 'pod-a\'s route to the VIP carries the MTU node-b reported');
   });
 
-  // IPv6: the same nodes, pods and links, their fd00:: addresses (no SNAT needed in these cases)
+  // IPv6: the same nodes, pods and links, their fd00:: addresses; node.addresses lists both families,
+  // the IPv6 one the source of SNATed IPv6 flows (NodePort to a remote backend, hairpin)
 
   it('[sig-network] [Feature:IPv6DualStack] Granular Checks: Services Secondary IP Family [LinuxOnly] should function for pod-Service: http: pod on node-a → IPv6 ClusterIP → backend on node-b, the pod\'s address kept', async () => {
     const r = await connect(ns.podA, CLUSTER_IP6, 80, 10_000);
