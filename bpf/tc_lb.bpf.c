@@ -2,8 +2,8 @@
 /*
  * tc (clsact, direct-action) datapath for packets that do not come from a local socket: forwarded
  * and NodePort traffic. Per packet, in this order:
- *   0. IPv6: the same steps with the IPv6 maps (services6, backends6, conntrack6, endpoints6),
- *      without SNAT (tc_lb6 below);
+ *   0. IPv6: the same steps with the IPv6 maps (services6, backends6, conntrack6, endpoints6,
+ *      node_cfg6), SNAT included (tc_lb6 below, lib/snat6.h);
  *   1. parse IPv4 (malformed/truncated -> numbered drops; neither IPv4 nor IPv6 -> pass untouched);
  *   2. ICMP errors quoting a NATed flow are translated back, inner header included (icmp_nat.h),
  *      and pass; ICMP fragmentation-needed passes, always (path MTU discovery must keep working);
@@ -31,6 +31,7 @@
 #include "lib/nat6.h"
 #include "lib/ct6.h"
 #include "lib/icmp6_nat.h"
+#include "lib/snat6.h"
 
 /* Count, report and drop. */
 static __always_inline int tc_drop(struct __sk_buff *skb, struct drop_event *ev, __u32 reason)
@@ -44,6 +45,14 @@ static __always_inline int tc_drop(struct __sk_buff *skb, struct drop_event *ev,
 static __always_inline int tc_fib_forward(struct __sk_buff *skb, struct drop_event *ev)
 {
 	int ret = snat_fib_forward(skb);
+
+	return ret < 0 ? tc_drop(skb, ev, -ret) : ret;
+}
+
+/* lib/snat6.h's forward: its verdict, or its -DROP_* counted and dropped */
+static __always_inline int tc_fib_forward6(struct __sk_buff *skb, struct drop_event *ev)
+{
+	int ret = snat6_fib_forward(skb);
 
 	return ret < 0 ? tc_drop(skb, ev, -ret) : ret;
 }
@@ -139,25 +148,22 @@ static __always_inline int tc6_fragment(struct __sk_buff *skb, const struct pkt6
  * NATed flow translated back (icmp6_nat.h), packet too big and neighbor discovery always pass;
  * fragments as tc6_fragment says; conntrack6 hit -> NAT as recorded; a new flow to a services6 VIP
  * gets a backends6 backend (DNAT), policy runs on the translated tuple (endpoints6, ipcache6), two
- * conntrack6 entries with IPv4's lifetimes. Not done for IPv6: SNAT (a flow that would need it,
- * hairpin or an external address's remote backend, is dropped with DROP_SNAT_NO_ADDRESS) and FIB
- * forwarding of external flows' replies. Extension headers before the L4 header are walked by
- * parse6.h and NAT works behind them (the L4 offset is parse6's).
+ * conntrack6 entries with IPv4's lifetimes. Hairpin and an external address's remote backend are
+ * SNATed to the node's IPv6 address (lib/snat6.h, node_cfg6); packets whose source becomes the
+ * node's address are forwarded by FIB lookup. Extension headers before the L4 header are walked by
+ * parse6.h and NAT works behind them (the L4 offset is parse6's). Locals live in the narrowest
+ * block: tc_lb's stack (both families inlined) is near the 512 bytes 5.10 and 6.1 allow.
  */
 static __always_inline int tc_lb6(struct __sk_buff *skb, struct drop_event *ev)
 {
 	struct pkt6 p = {};
-	struct ct6_key ckey = {};
 	struct endpoint_info *src_ep, *dst_ep;
-	struct ct6_entry *ct;
 	struct lb_service *svc = NULL;
 	struct lb6_backend *be;
-	struct lb6_affinity_key akey = {};
-	__be32 daddr[4];
-	__be16 dport, policy_port;
-	__u32 src_id, dst_id, reason = 0, svc_id;
-	bool nat = false, tracked;
-	__u16 ct_flags;
+	__be32 daddr[4], snat_addr[4];
+	__be16 dport, policy_port, snat_port = 0;
+	__u32 src_id, dst_id, reason = 0;
+	bool nat = false, tracked, snat = false, external = false;
 	int ret = 0;
 
 	ev->hook = HOOK_TC6;
@@ -169,11 +175,13 @@ static __always_inline int tc_lb6(struct __sk_buff *skb, struct drop_event *ev)
 		return tc_drop(skb, ev, ret);
 
 	if (icmp6_is_error(&p)) { /* of a NATed flow: translated back, inner header too */
-		ret = icmp6_err_nat(skb, &p, &ev->svc_id);
+		bool fib = false;
+
+		ret = icmp6_err_nat(skb, &p, &ev->svc_id, &fib);
 		if (ret > 0)
 			return tc_drop(skb, ev, ret);
 		if (ret == 0)
-			return TC_ACT_OK;
+			return fib ? tc_fib_forward6(skb, ev) : TC_ACT_OK;
 		ret = 0;
 	}
 	if (p.proto == IPPROTO_ICMPV6 && p.has_l4 &&
@@ -184,21 +192,32 @@ static __always_inline int tc_lb6(struct __sk_buff *skb, struct drop_event *ev)
 		return tc6_fragment(skb, &p, ev);
 
 	/* established flows and replies of allowed ones: as recorded, no policy */
-	ct6_key_of(&p, &ckey);
-	ct = ct6_lookup_live(&ckey, bpf_ktime_get_ns());
-	if (ct) {
-		ct6_refresh(skb, &p, ct, bpf_ktime_get_ns());
-		if (ct->flags & CT_F_DNAT)
-			ret = nat6_rewrite(skb, &p, NAT_DST, ct->nat_addr, ct->nat_port);
-		else if (ct->flags & CT_F_REVNAT)
-			ret = nat6_rewrite(skb, &p, NAT_SRC, ct->nat_addr, ct->nat_port);
-		ct_flags = ct->flags;
-		svc_id = ct->svc_id;
-		if (ret)
-			return tc_drop(skb, ev, DROP_NAT_FAILED);
-		if (ct_flags & (CT_F_DNAT | CT_F_REVNAT))
-			svc_count(svc_id, 1, skb->len, 0);
-		return TC_ACT_OK;
+	{
+		struct ct6_key ckey = {};
+		struct ct6_entry *ct;
+		__u16 ct_flags;
+		__u32 svc_id;
+
+		ct6_key_of(&p, &ckey);
+		ct = ct6_lookup_live(&ckey, bpf_ktime_get_ns());
+		if (ct) {
+			ct6_refresh(skb, &p, ct, bpf_ktime_get_ns());
+			if (ct->flags & CT_F_DNAT)
+				ret = nat6_rewrite(skb, &p, NAT_DST, ct->nat_addr, ct->nat_port);
+			else if (ct->flags & CT_F_REVNAT)
+				ret = nat6_rewrite(skb, &p, NAT_SRC, ct->nat_addr, ct->nat_port);
+			ct_flags = ct->flags;
+			svc_id = ct->svc_id;
+			if (!ret)
+				ret = snat6_rewrite(skb, &p, ct_flags, ct->snat_addr, ct->snat_port);
+			if (ret)
+				return tc_drop(skb, ev, DROP_NAT_FAILED);
+			if (ct_flags & (CT_F_DNAT | CT_F_REVNAT))
+				svc_count(svc_id, 1, skb->len, 0);
+			if (ct_flags & CT_F_FIB)
+				return tc_fib_forward6(skb, ev);
+			return TC_ACT_OK;
+		}
 	}
 
 	/* a new flow: IPv6 service? */
@@ -208,6 +227,8 @@ static __always_inline int tc_lb6(struct __sk_buff *skb, struct drop_event *ev)
 	if (p.proto == IPPROTO_TCP || p.proto == IPPROTO_UDP || p.proto == IPPROTO_SCTP)
 		svc = lb6_lookup_service(p.daddr, p.dport, p.proto);
 	if (svc) {
+		struct lb6_affinity_key akey = {};
+
 		ev->svc_id = svc->svc_id;
 		__builtin_memcpy(akey.client, p.saddr, sizeof(akey.client));
 		akey.svc_id = svc->svc_id;
@@ -220,11 +241,9 @@ static __always_inline int tc_lb6(struct __sk_buff *skb, struct drop_event *ev)
 		policy_port = be->port;
 		nat = true;
 		ev->dport = dport;
-		/* hairpin, or an external address's remote backend: SNAT, which IPv6 does not have */
-		if ((daddr[0] == p.saddr[0] && daddr[1] == p.saddr[1] && daddr[2] == p.saddr[2] &&
-		     daddr[3] == p.saddr[3]) ||
-		    ((svc->flags & SVC_F_EXTERNAL) && (be->flags & BE_F_REMOTE)))
-			return tc_drop(skb, ev, DROP_SNAT_NO_ADDRESS);
+		/* hairpin, or an external address's remote backend: SNAT to the node's address */
+		snat = snat6_needed(svc, be, &p);
+		external = svc->flags & SVC_F_EXTERNAL;
 	}
 
 	tracked = tc6_enforcing(p.saddr, &src_ep);
@@ -238,13 +257,25 @@ static __always_inline int tc_lb6(struct __sk_buff *skb, struct drop_event *ev)
 		if (reason)
 			return tc_drop(skb, ev, reason);
 	}
-	if (ct6_create(skb, &p, daddr, dport, nat, ev->svc_id))
-		return tc_drop(skb, ev, DROP_CT_CREATE_FAILED);
+	if (snat) {
+		reason = snat6_ct_create(skb, &p, daddr, dport, ev->svc_id, snat_addr, &snat_port);
+		if (reason)
+			return tc_drop(skb, ev, reason);
+	} else {
+		if (ct6_create(skb, &p, daddr, dport, nat, ev->svc_id))
+			return tc_drop(skb, ev, DROP_CT_CREATE_FAILED);
+		if (external)
+			snat6_mark_reply_fib(&p, daddr, dport);
+	}
 	if (nat && nat6_rewrite(skb, &p, NAT_DST, daddr, dport))
+		return tc_drop(skb, ev, DROP_NAT_FAILED);
+	if (snat && nat6_rewrite(skb, &p, NAT_SRC, snat_addr, snat_port))
 		return tc_drop(skb, ev, DROP_NAT_FAILED);
 	flow_record(ev); /* a new flow with state: one event (later packets hit conntrack6) */
 	if (nat)
 		svc_count(ev->svc_id, 1, skb->len, 0);
+	if (snat)
+		return tc_fib_forward6(skb, ev);
 	return TC_ACT_OK;
 }
 

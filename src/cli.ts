@@ -170,7 +170,7 @@ export function buildProgram(): Command {
   verb('sync', 'make the maps hold exactly the desired state: a prep-node state file, or Kubernetes manifests (a file or a directory)')
     .requiredOption('-f, --file <file|dir>', 'desired state: a state YAML, or manifests as kubectl apply -f takes them (Namespace, Pod, Service, EndpointSlice, Endpoints, NetworkPolicy, CiliumNetworkPolicy)')
     .option('--allow-partial', 'enforce what the datapath can and list what is left out (default: refuse the whole input)')
-    .option('--node-address <ip>', "this node's address, for NodePort services and SNAT of remote backends (repeatable; the first is the SNAT source)", collect)
+    .option('--node-address <ip>', "this node's address, IPv4 or IPv6, for NodePort services and SNAT of remote backends (repeatable; the first of each family is that family's SNAT source)", collect)
     .option('--node-name <name>', "this node's Kubernetes name (manifests only): backends and pods on other nodes are remote, traffic policies Local are kept (one target)")
     .option('--full', 'clear the maps and write everything (default: only what changed)')
     .option('--dry-run', 'print what would be written, write nothing')

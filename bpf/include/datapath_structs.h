@@ -119,6 +119,14 @@ struct node_cfg {
 	__u32 flags;        /* none yet: 0 */
 };
 
+/* node_cfg6 value (key: __u32 0): the node's IPv6 address, from the state's node.addresses (the
+ * first IPv6 one). A map of its own, not a wider node_cfg: pinned maps of existing installs keep
+ * their layout. */
+struct node_cfg6 {
+	__be32 snat_addr[4]; /* source of SNATed IPv6 flows (remote backends, hairpin) */
+	__u32 flags;         /* none yet: 0 */
+};
+
 /* frag key: one fragmented IPv4 datagram. */
 struct frag_key {
 	__be32 saddr;
@@ -173,9 +181,10 @@ struct ct6_key {
 };
 
 /*
- * conntrack6 value: struct ct_entry with room for an IPv6 NAT address. The same flags (CT_F_*),
- * lifetimes by state (lib/ct_gc.h knobs) and meaning as IPv4; no SNAT fields yet (IPv6 flows that
- * would need SNAT are dropped with DROP_SNAT_NO_ADDRESS).
+ * conntrack6 value: struct ct_entry with room for IPv6 addresses. The same flags (CT_F_*),
+ * lifetimes by state (lib/ct_gc.h knobs) and meaning as IPv4, SNAT fields included (lib/snat6.h;
+ * the entry grew from 40 to 64 bytes with them: an install made before keeps its 40-byte map until
+ * `datapath install --force`, and ct-gc refuses its layout until then).
  */
 struct ct6_entry {
 	__u64 last_seen_ns; /* bpf_ktime_get_ns() at creation and on later packets (coarse) */
@@ -185,6 +194,13 @@ struct ct6_entry {
 	__u32 svc_id;       /* service for NATed flows, 0 otherwise */
 	__u32 lifetime_s;   /* seconds it lives after last_seen_ns, by state; 0 = no expiry */
 	__u32 pad;
+	/* CT_F_SNAT, as struct ct_entry: original direction, source -> snat_addr:snat_port (the
+	 * node's IPv6 address, a port of the SNAT range); reply direction, destination ->
+	 * snat_addr:snat_port (the client as it sent the flow). */
+	__be32 snat_addr[4];
+	__be16 snat_port;
+	__u16 pad2;
+	__u32 pad3;
 };
 
 /*
@@ -308,11 +324,12 @@ _Static_assert(sizeof(struct lb_sock_revnat) == 12, "lb_sock_revnat layout");
 _Static_assert(sizeof(struct ct_key) == 16, "ct_key layout");
 _Static_assert(sizeof(struct ct_entry) == 32, "ct_entry layout");
 _Static_assert(sizeof(struct node_cfg) == 8, "node_cfg layout");
+_Static_assert(sizeof(struct node_cfg6) == 20, "node_cfg6 layout");
 _Static_assert(sizeof(struct frag_key) == 12, "frag_key layout");
 _Static_assert(sizeof(struct endpoint6_key) == 16, "endpoint6_key layout");
 _Static_assert(sizeof(struct ipcache6_key) == 20, "ipcache6_key layout");
 _Static_assert(sizeof(struct ct6_key) == 40, "ct6_key layout");
-_Static_assert(sizeof(struct ct6_entry) == 40, "ct6_entry layout");
+_Static_assert(sizeof(struct ct6_entry) == 64, "ct6_entry layout");
 _Static_assert(sizeof(struct policy_key) == 16, "policy_key layout");
 _Static_assert(sizeof(struct policy_entry) == 8, "policy_entry layout");
 _Static_assert(sizeof(struct drop_event) == 56, "drop_event layout");

@@ -23,6 +23,12 @@
 #include "parse6.h"
 #include "icmp_nat.h"
 
+/* two IPv6 addresses equal? (lib/snat6.h uses it too) */
+static __always_inline bool addr6_eq(const __be32 *a, const __be32 *b)
+{
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3];
+}
+
 #define ICMPV6_DEST_UNREACH_T 1
 #define ICMPV6_TIME_EXCEED_T 3
 
@@ -64,22 +70,59 @@ static __always_inline int icmp6_fix_inner(struct __sk_buff *skb, __u32 off, __s
 	return bpf_l3_csum_replace(skb, icmp_csum_off, before, after, 2) ? -1 : 0;
 }
 
+/* Rewrite one quoted endpoint (old_addr:old_port at addr_off/port_off -> new_addr:new_port) and
+ * the outer address at outer_off (0: none names the same host), with the inner L4 (at l4_csum_off,
+ * 0: not quoted) and ICMPv6 checksums. 0 or -1. */
+static __always_inline int icmp6_nat_apply(struct __sk_buff *skb, __u32 addr_off, __u32 port_off,
+					   __u32 outer_off, const __be32 *old_addr,
+					   const __be32 *new_addr, __be16 old_port, __be16 new_port,
+					   __u32 l4_csum_off, bool udp, __u32 icmp_csum_off)
+{
+	__s64 diff = bpf_csum_diff((__be32 *)old_addr, 16, (__be32 *)new_addr, 16, 0);
+
+	if (diff < 0)
+		return -1;
+	/* the inner address: in the inner pseudo header and in the quoted data */
+	if (l4_csum_off && icmp6_fix_inner(skb, l4_csum_off, diff, udp, icmp_csum_off))
+		return -1;
+	if (icmp6_csum_add(skb, icmp_csum_off, diff) ||
+	    bpf_skb_store_bytes(skb, addr_off, new_addr, 16, 0))
+		return -1;
+	if (old_port != new_port) {
+		/* a UDP checksum 0 is invalid over IPv6: left alone, as icmp_nat.h leaves IPv4's none */
+		if (l4_csum_off && icmp_nat_fix_csum(skb, l4_csum_off, old_port, new_port, 2, udp,
+						     icmp_csum_off))
+			return -1;
+		if (icmp_nat_store(skb, port_off, old_port, new_port, 2, icmp_csum_off))
+			return -1;
+	}
+	/* the outer address: the ICMPv6 pseudo header */
+	if (outer_off &&
+	    (bpf_l4_csum_replace(skb, icmp_csum_off, 0, (__u32)diff, BPF_F_PSEUDO_HDR) ||
+	     bpf_skb_store_bytes(skb, outer_off, new_addr, 16, 0)))
+		return -1;
+	return 0;
+}
+
 /*
  * Translate the ICMPv6 error p back if its quote names a NATed flow. Returns 0 (translated: pass
- * it), ICMP_NAT_NOT_OURS, or DROP_NAT_FAILED. *svc_id is the flow's service.
+ * it), ICMP_NAT_NOT_OURS, or DROP_NAT_FAILED. *svc_id is the flow's service; *fib is true when the
+ * flow's packets are forwarded by FIB lookup (CT_F_FIB), and so must the error be.
+ * A SNATed flow (CT_F_SNAT) was rewritten at both ends, so both quoted endpoints are put back, as
+ * icmp_err_nat does for IPv4: quote N:sp -> B:bp becomes C:cp -> V:vp (outer destination N -> C),
+ * quote V:vp -> C:cp becomes B:bp -> N:sp (outer source C -> N when the client sent it).
  */
-static __always_inline int icmp6_err_nat(struct __sk_buff *skb, const struct pkt6 *p, __u32 *svc_id)
+static __always_inline int icmp6_err_nat(struct __sk_buff *skb, const struct pkt6 *p, __u32 *svc_id,
+					 bool *fib)
 {
 	__u32 icmp_csum_off = p->l4_off + offsetof(struct icmp_hdr8, checksum);
 	__u32 in_off = p->l4_off + sizeof(struct icmp_hdr8), in_l4 = in_off + IPV6_HDR_LEN;
-	__u32 addr_off, port_off, l4_csum_off = 0, outer_off = 0;
+	__u32 l4_csum_off = 0, outer_off = 0;
 	struct ct6_key key = {};
 	struct ct6_entry *ct;
 	struct ip6_hdr40 in;
-	__be32 old_addr[4], new_addr[4];
-	__be16 ports[2], old_port, new_port;
-	bool rev, udp, outer = false;
-	__s64 diff;
+	__be16 ports[2];
+	bool rev, udp;
 
 	if (bpf_skb_load_bytes(skb, in_off, &in, sizeof(in)) || (in.vtc >> 4) != 6)
 		return ICMP_NAT_NOT_OURS;
@@ -97,53 +140,40 @@ static __always_inline int icmp6_err_nat(struct __sk_buff *skb, const struct pkt
 	if (!ct || !(ct->flags & (CT_F_DNAT | CT_F_REVNAT)))
 		return ICMP_NAT_NOT_OURS;
 	*svc_id = ct->svc_id;
-	__builtin_memcpy(new_addr, ct->nat_addr, sizeof(new_addr));
-	new_port = ct->nat_port;
+	*fib = ct->flags & CT_F_FIB;
 
-	/* CT_F_REVNAT: the key is the backend's reply, the quote a DNATed packet C -> B */
-	rev = ct->flags & CT_F_REVNAT;
-	__builtin_memcpy(old_addr, rev ? in.daddr : in.saddr, sizeof(old_addr));
-	old_port = rev ? ports[1] : ports[0];
-	addr_off = in_off + (rev ? offsetof(struct ip6_hdr40, daddr) : offsetof(struct ip6_hdr40, saddr));
-	port_off = in_l4 + (rev ? 2 : 0);
-	if (rev) {
-		outer = p->saddr[0] == old_addr[0] && p->saddr[1] == old_addr[1] &&
-			p->saddr[2] == old_addr[2] && p->saddr[3] == old_addr[3];
-		outer_off = L3_OFF + offsetof(struct ip6_hdr40, saddr);
-	} else {
-		outer = p->daddr[0] == old_addr[0] && p->daddr[1] == old_addr[1] &&
-			p->daddr[2] == old_addr[2] && p->daddr[3] == old_addr[3];
-		outer_off = L3_OFF + offsetof(struct ip6_hdr40, daddr);
-	}
 	udp = in.nexthdr == IPPROTO_UDP;
 	if (udp)
 		l4_csum_off = in_l4 + offsetof(struct udphdr, check);
 	else if (skb->len >= in_l4 + sizeof(struct tcphdr))
 		l4_csum_off = in_l4 + offsetof(struct tcphdr, check);
 
-	diff = bpf_csum_diff(old_addr, sizeof(old_addr), new_addr, sizeof(new_addr), 0);
-	if (diff < 0)
+	/* CT_F_REVNAT: the key is the backend's reply, the quote a DNATed packet C -> B: its
+	 * destination B:bp becomes V:vp, and the outer source too when the backend itself sent the
+	 * error; else the quote is a reverse-NATed reply V -> C: its source V:vp becomes B:bp, and
+	 * the outer destination V becomes B */
+	rev = ct->flags & CT_F_REVNAT;
+	if (rev && addr6_eq(p->saddr, in.daddr))
+		outer_off = L3_OFF + offsetof(struct ip6_hdr40, saddr);
+	else if (!rev && addr6_eq(p->daddr, in.saddr))
+		outer_off = L3_OFF + offsetof(struct ip6_hdr40, daddr);
+	if (icmp6_nat_apply(skb, in_off + (rev ? offsetof(struct ip6_hdr40, daddr) : offsetof(struct ip6_hdr40, saddr)),
+			    in_l4 + (rev ? 2 : 0), outer_off, rev ? in.daddr : in.saddr, ct->nat_addr,
+			    rev ? ports[1] : ports[0], ct->nat_port, l4_csum_off, udp, icmp_csum_off))
 		return DROP_NAT_FAILED;
-	/* the inner address: in the inner pseudo header and in the quoted data */
-	if (l4_csum_off && icmp6_fix_inner(skb, l4_csum_off, diff, udp, icmp_csum_off))
+	if (!(ct->flags & CT_F_SNAT))
+		return 0;
+	/* CT_F_SNAT: the other end of the quote is the node's SNAT address and port (rev) or the
+	 * client (!rev), and the outer address on that side with it */
+	outer_off = 0;
+	if (rev && addr6_eq(p->daddr, in.saddr))
+		outer_off = L3_OFF + offsetof(struct ip6_hdr40, daddr);
+	else if (!rev && addr6_eq(p->saddr, in.daddr))
+		outer_off = L3_OFF + offsetof(struct ip6_hdr40, saddr);
+	if (icmp6_nat_apply(skb, in_off + (rev ? offsetof(struct ip6_hdr40, saddr) : offsetof(struct ip6_hdr40, daddr)),
+			    in_l4 + (rev ? 0 : 2), outer_off, rev ? in.saddr : in.daddr, ct->snat_addr,
+			    rev ? ports[0] : ports[1], ct->snat_port, l4_csum_off, udp, icmp_csum_off))
 		return DROP_NAT_FAILED;
-	if (icmp6_csum_add(skb, icmp_csum_off, diff) ||
-	    bpf_skb_store_bytes(skb, addr_off, new_addr, sizeof(new_addr), 0))
-		return DROP_NAT_FAILED;
-	if (old_port != new_port) {
-		/* a UDP checksum 0 is invalid over IPv6: left alone, as icmp_nat.h leaves IPv4's none */
-		if (l4_csum_off && icmp_nat_fix_csum(skb, l4_csum_off, old_port, new_port, 2, udp,
-						     icmp_csum_off))
-			return DROP_NAT_FAILED;
-		if (icmp_nat_store(skb, port_off, old_port, new_port, 2, icmp_csum_off))
-			return DROP_NAT_FAILED;
-	}
-	/* the outer address: the ICMPv6 pseudo header */
-	if (outer) {
-		if (bpf_l4_csum_replace(skb, icmp_csum_off, 0, (__u32)diff, BPF_F_PSEUDO_HDR) ||
-		    bpf_skb_store_bytes(skb, outer_off, new_addr, sizeof(new_addr), 0))
-			return DROP_NAT_FAILED;
-	}
 	return 0;
 }
 

@@ -167,6 +167,15 @@ struct {
 	__type(value, struct node_cfg);
 } node_cfg SEC(".maps");
 
+/* node_cfg6: key 0 -> this node's IPv6 SNAT address (state node.addresses, the first IPv6 one);
+ * absent = IPv6 SNAT impossible */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NODE_CFG_MAX);
+	__type(key, __u32);
+	__type(value, struct node_cfg6);
+} node_cfg6 SEC(".maps");
+
 /* drop_counters: drop reason -> packets and bytes, per CPU */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -7,8 +7,10 @@
  * its reason's counter went up by one and that one event with that reason reached the ring buffer;
  * a pass case checks that no event was sent. Output: TAP, one line per case. Needs root.
  */
+#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,8 @@
 #define BE2 "10.0.1.6"
 
 #define PASS TC_ACT_OK
+#define SNAT6_PORT_MIN 61000
+#define SNAT6_PORT_MAX 61007
 #define DROP TC_ACT_SHOT
 
 /* fragment mode of a case: the input (and expected output) is a fragment of the built datagram */
@@ -1428,7 +1432,7 @@ static void setup_lb6(void)
 	/* policy on the translated tuple: backend P1_6:80 (ingress default-deny, rule 1 lets P3 in) */
 	err |= svc6_set(s, VIP6, 90, IPPROTO_TCP, SVC6_POLICY, 1, 0, 0);
 	err |= be6_set(b, SVC6_POLICY, 0, P1_6, 80, 0, 203);
-	/* an external address whose backend is on another node: needs SNAT, which IPv6 lacks */
+	/* an external address whose backend is on another node: SNAT (snat6_cases) */
 	err |= svc6_set(s, VIP6, 30080, IPPROTO_TCP, SVC6_EXTERNAL, 1, SVC_F_EXTERNAL, 0);
 	err |= be6_set(b, SVC6_EXTERNAL, 0, BE6_2, 8080, BE_F_REMOTE, 202);
 	if (err)
@@ -1481,9 +1485,9 @@ static const struct tcase6 lb6_cases[] = {
 	  SVC6_MAGLEV },
 	{ "IPv6 service port with no service: passes untouched",
 	  TCP6(C6, 40009, VIP6, 8443), NULL, PASS, 0, 0, NULL, 0 },
-	{ "IPv6 hairpin (the backend is the client): needs SNAT, not done for IPv6: SNAT_NO_ADDRESS",
-	  TCP6(BE6_1, 40010, VIP6, 80), NULL, DROP, DROP_SNAT_NO_ADDRESS, 0, NULL, 0 },
-	{ "IPv6 external address with a remote backend: needs SNAT: SNAT_NO_ADDRESS",
+	{ "IPv6 hairpin (the backend is the client) with no IPv6 node address (node_cfg6 empty): "
+	  "SNAT_NO_ADDRESS", TCP6(BE6_1, 40010, VIP6, 80), NULL, DROP, DROP_SNAT_NO_ADDRESS, 0, NULL, 0 },
+	{ "IPv6 external address with a remote backend, no IPv6 node address: SNAT_NO_ADDRESS",
 	  TCP6(C6, 40011, VIP6, 30080), NULL, DROP, DROP_SNAT_NO_ADDRESS, 0, NULL, 0 },
 	{ "IPv6 first fragment to a service: IPV6_FRAGMENT (IPv6 fragments are not tracked)",
 	  UDP6(C6, 40012, VIP6, 53, .ext = { 44 }, .n_ext = 1, .frag_more = true), NULL, DROP,
@@ -1625,6 +1629,177 @@ static void icmp6_error_cases(void)
 		icmp6_case(&cases[i]);
 }
 
+/* ---------------------------------------------------------------- IPv6 SNAT */
+
+/*
+ * IPv6 SNAT (lib/snat6.h) with its FIB forwarding. The harness moves into a network namespace of
+ * its own (unshare: nothing of this machine's is touched, and it goes when the harness exits) with
+ * one veth device that routes the backends' and clients' prefixes, permanent neighbours and
+ * forwarding on: bpf_fib_lookup(AF_INET6) then succeeds and the program redirects with these MACs.
+ */
+#define NODE6 "fd00:2::2"
+#define SNAT6_DEV_MAC "\x02\x00\x00\x00\x00\xaa"
+#define BE6_2_MAC "\x02\x00\x00\x00\x00\x06"
+#define BE6_1_MAC "\x02\x00\x00\x00\x00\x05"
+#define C6_MAC "\x02\x00\x00\x00\x00\x10"
+#define SVC6_ETP_LOCAL 110
+#define SVC6_ETP_NONE 111
+
+static int snat6_netns(void)
+{
+	if (unshare(CLONE_NEWNET))
+		return -1;
+	return system("set -e; ip link set lo up; ip link add snat6 address 02:00:00:00:00:aa type veth"
+		      " peer name snat6p; ip link set snat6p up; ip link set snat6 up; sysctl -qw net.ipv6.conf.all.forwarding=1;"
+		      " ip -6 addr add fd00:1::1/64 dev snat6 nodad; ip -6 addr add fd00:c::1/64 dev snat6 nodad;"
+		      " ip -6 neigh add fd00:1::6 lladdr 02:00:00:00:00:06 nud permanent dev snat6;"
+		      " ip -6 neigh add fd00:1::5 lladdr 02:00:00:00:00:05 nud permanent dev snat6;"
+		      " ip -6 neigh add fd00:c::10 lladdr 02:00:00:00:00:10 nud permanent dev snat6") ? -1 : 0;
+}
+
+/* the frame as bpf_fib_lookup forwarding leaves it: MACs of the veth device and the next hop,
+ * hop limit one less */
+static void fwd6(uint8_t *f, const char *dmac)
+{
+	memcpy(f, dmac, 6);
+	memcpy(f + 6, SNAT6_DEV_MAC, 6);
+	f[PKT_IP_OFF + 7]--;
+}
+
+/* run s, expect verdict and (want != NULL) the output frame want, forwarded to dmac (NULL: not
+ * forwarded, the frame as built). 0 or -1 (tap_fail said why). */
+static int snat6_run(const struct pkt6_spec *s, int verdict, const struct pkt6_spec *want,
+		     const char *dmac)
+{
+	uint8_t in[PKT_MAX], w[PKT_MAX], got[PKT_MAX];
+	size_t in_len = pkt6_build(s, in), w_len = 0, got_len = 0;
+	int v;
+
+	ring_buffer__consume(rb);
+	events_seen = 0;
+	v = run(in, in_len, got, &got_len);
+	ring_buffer__consume(rb);
+	if (v != verdict) {
+		tap_fail("verdict %d, expected %d (last drop event: %s)", v, verdict,
+			 events_seen ? dp_drop_reason(last_event.reason) : "none");
+		return -1;
+	}
+	if (!want)
+		return 0;
+	w_len = pkt6_build(want, w);
+	if (dmac)
+		fwd6(w, dmac);
+	if (got_len != w_len || memcmp(got, w, w_len)) {
+		tap_fail("output packet differs: %s", pkt_diff(got, got_len, w, w_len));
+		return -1;
+	}
+	return 0;
+}
+
+/* the SNAT port conntrack6 recorded for the flow src:sport -> dst:dport/TCP (host order), 0 if none */
+static uint16_t snat6_port_of(const char *src, uint16_t sport, const char *dst, uint16_t dport)
+{
+	struct ct6_key k = { .sport = htons(sport), .dport = htons(dport), .proto = IPPROTO_TCP };
+	struct ct6_entry e;
+
+	in6(src, k.saddr);
+	in6(dst, k.daddr);
+	if (bpf_map_lookup_elem(maps_fd(skel->maps.conntrack6), &k, &e) || !(e.flags & CT_F_SNAT))
+		return 0;
+	return ntohs(e.snat_port);
+}
+
+static void snat6_cases(void)
+{
+	struct node_cfg6 cfg = {};
+	__u32 zero = 0;
+	uint16_t port, hport;
+	int s = maps_fd(skel->maps.services6), b = maps_fd(skel->maps.backends6), err = 0;
+	uint64_t before;
+
+	if (snat6_netns()) {
+		tap_fail("a network namespace with a veth device, routes and neighbours: %s",
+			 strerror(errno));
+		tap_result("IPv6 SNAT: the harness's network namespace");
+		return;
+	}
+	in6(NODE6, cfg.snat_addr);
+	err |= bpf_map_update_elem(maps_fd(skel->maps.node_cfg6), &zero, &cfg, BPF_ANY);
+	err |= svc6_set(s, VIP6, 30081, IPPROTO_TCP, SVC6_ETP_LOCAL, 1, SVC_F_EXTERNAL | SVC_F_LOCAL_ONLY, 0);
+	err |= be6_set(b, SVC6_ETP_LOCAL, 0, BE6_1, 8080, 0, 201);
+	err |= svc6_set(s, VIP6, 30082, IPPROTO_TCP, SVC6_ETP_NONE, 0, SVC_F_EXTERNAL | SVC_F_LOCAL_ONLY, 0);
+	if (err)
+		tap_fail("writing node_cfg6 and the services: %s", strerror(errno));
+
+	/* an external client -> [VIP]:30080, backend on another node */
+	if (!snat6_run(&(const struct pkt6_spec)TCP6(C6, 43000, VIP6, 30080), TC_ACT_REDIRECT, NULL, NULL)) {
+		port = snat6_port_of(C6, 43000, VIP6, 30080);
+		if (port < SNAT6_PORT_MIN || port > SNAT6_PORT_MAX)
+			tap_fail("SNAT port %u outside %u-%u", port, SNAT6_PORT_MIN, SNAT6_PORT_MAX);
+		else
+			snat6_run(&(const struct pkt6_spec)TCP6(C6, 43000, VIP6, 30080, .tcp_flags = 0x10),
+				  TC_ACT_REDIRECT,
+				  OUT6(TCP6(NODE6, port, BE6_2, 8080, .tcp_flags = 0x10)), BE6_2_MAC);
+	}
+	tap_result("IPv6 SNAT: external C -> [VIP]:30080 to a remote backend leaves as [node]:port -> "
+		   "[fd00:1::6]:8080, port from the SNAT range, forwarded by FIB lookup (MACs, hop limit)");
+	port = snat6_port_of(C6, 43000, VIP6, 30080);
+	snat6_run(&(const struct pkt6_spec)TCP6(BE6_2, 8080, NODE6, port, .tcp_flags = 0x12),
+		  TC_ACT_REDIRECT, OUT6(TCP6(VIP6, 30080, C6, 43000, .tcp_flags = 0x12)), C6_MAC);
+	tap_result("IPv6 SNAT: the remote backend's reply to [node]:port is translated both ways "
+		   "([VIP]:30080 -> C:43000) and forwarded to the client by FIB lookup");
+
+	/* ICMPv6 packet too big from a router on the way to the backend, addressed to the node */
+	{
+		uint8_t q[PKT_MAX], wq[PKT_MAX], in[PKT_MAX], want[PKT_MAX], got[PKT_MAX];
+		const struct pkt6_spec quote = TCP6(NODE6, port, BE6_2, 8080, .tcp_flags = 0x10, .payload_len = 1400);
+		const struct pkt6_spec wquote = TCP6(C6, 43000, VIP6, 30080, .tcp_flags = 0x10, .payload_len = 1400);
+		size_t q_len = pkt6_build(&quote, q), wq_len = pkt6_build(&wquote, wq);
+		size_t in_len = pkt6_icmp_error(ROUTER6, NODE6, 2, 0, 1280, q, q_len, 1232, in);
+		size_t want_len = pkt6_icmp_error(ROUTER6, C6, 2, 0, 1280, wq, wq_len, 1232, want);
+		size_t got_len = 0;
+		int v = run(in, in_len, got, &got_len);
+
+		fwd6(want, C6_MAC);
+		if (v != TC_ACT_REDIRECT)
+			tap_fail("verdict %d, expected TC_ACT_REDIRECT", v);
+		else if (got_len != want_len || memcmp(got, want, want_len))
+			tap_fail("output packet differs: %s", pkt_diff(got, got_len, want, want_len));
+		tap_result("IPv6 SNAT: ICMPv6 packet too big to the node quoting [node]:port -> backend: both "
+			   "quoted ends put back (C:43000 -> [VIP]:30080), outer destination the client, "
+			   "forwarded by FIB lookup");
+	}
+
+	/* hairpin: the backend fd00:1::5 reaches itself through [VIP]:80 */
+	if (!snat6_run(&(const struct pkt6_spec)TCP6(BE6_1, 43001, VIP6, 80), TC_ACT_REDIRECT, NULL, NULL)) {
+		hport = snat6_port_of(BE6_1, 43001, VIP6, 80);
+		if (!hport)
+			tap_fail("no SNAT entry for the hairpin flow");
+		else if (!snat6_run(&(const struct pkt6_spec)TCP6(BE6_1, 43001, VIP6, 80, .tcp_flags = 0x10),
+				    TC_ACT_REDIRECT, OUT6(TCP6(NODE6, hport, BE6_1, 8080, .tcp_flags = 0x10)),
+				    BE6_1_MAC))
+			snat6_run(&(const struct pkt6_spec)TCP6(BE6_1, 8080, NODE6, hport, .tcp_flags = 0x12),
+				  TC_ACT_REDIRECT, OUT6(TCP6(VIP6, 80, BE6_1, 43001, .tcp_flags = 0x12)), BE6_1_MAC);
+	}
+	tap_result("IPv6 hairpin: [fd00:1::5] -> [VIP]:80 -> itself is SNATed to [node]:port, its reply "
+		   "comes back from [VIP]:80");
+
+	/* externalTrafficPolicy Local: the client address is kept, the reply forwarded by FIB lookup */
+	if (!snat6_run(&(const struct pkt6_spec)TCP6(C6, 43002, VIP6, 30081), PASS,
+		       OUT6(TCP6(C6, 43002, BE6_1, 8080)), NULL))
+		snat6_run(&(const struct pkt6_spec)TCP6(BE6_1, 8080, C6, 43002, .tcp_flags = 0x12),
+			  TC_ACT_REDIRECT, OUT6(TCP6(VIP6, 30081, C6, 43002, .tcp_flags = 0x12)), C6_MAC);
+	if (snat6_port_of(C6, 43002, VIP6, 30081))
+		tap_fail("an externalTrafficPolicy Local flow was SNATed");
+	tap_result("IPv6 externalTrafficPolicy Local: no SNAT (the client address reaches the local "
+		   "backend), the reply leaves from [VIP]:30081 by FIB lookup");
+	before = drops(DROP_NO_LOCAL_BACKEND);
+	snat6_run(&(const struct pkt6_spec)TCP6(C6, 43003, VIP6, 30082), DROP, NULL, NULL);
+	if (drops(DROP_NO_LOCAL_BACKEND) != before + 1)
+		tap_fail("NO_LOCAL_BACKEND not counted");
+	tap_result("IPv6 externalTrafficPolicy Local without a local backend: NO_LOCAL_BACKEND");
+}
+
 /* ---------------------------------------------------------------- main */
 
 static int load(void)
@@ -1636,6 +1811,9 @@ static int load(void)
 	bpf_map__set_max_entries(skel->maps.services, 1024);
 	bpf_map__set_max_entries(skel->maps.backends, 4096);
 	bpf_map__set_max_entries(skel->maps.maglev, 16);
+	/* the SNAT port range (install picks it outside ip_local_port_range) */
+	skel->rodata->cfg_snat_port_min = SNAT6_PORT_MIN;
+	skel->rodata->cfg_snat_port_max = SNAT6_PORT_MAX;
 	if (tc_lb_bpf__load(skel))
 		return -errno;
 	rb = ring_buffer__new(bpf_map__fd(skel->maps.events), on_event, NULL, NULL);
@@ -1676,6 +1854,7 @@ int main(void)
 	run6_table(lb6_cases, N(lb6_cases));
 	lb6_selection_cases();
 	icmp6_error_cases();
+	snat6_cases();
 
 	reset_maps();
 	setup_lb();

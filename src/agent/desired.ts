@@ -278,7 +278,8 @@ export class HeldObjects {
     const ns = key.slice(0, key.indexOf('/'));
     const origins = new Map<string, string>();
     const outs = f ? serviceOutputs(f, { slices: [...(this.slices.get(key)?.values() ?? [])], pods: () => [...this.pods.values()].filter((p) => p.ns === ns), nodeAddresses: this.addresses, nodeName: this.nodeName, claim, origins }, sink) : [];
-    const r = DatapathStateSchema.safeParse({ services: outs, ...(this.nodeName !== undefined && { node: { name: this.nodeName } }) });
+    // the node with its addresses: an external address's remote backend is SNATed to one of them
+    const r = DatapathStateSchema.safeParse({ services: outs, ...(this.nodeName !== undefined && { node: { name: this.nodeName, ...(this.addresses.length > 0 && { addresses: this.addresses }) } }) });
     if (!r.success) {
       const issue = r.error.issues[0]!;
       this.refused.set(svcUnit(key), `Service ${key}: ${issue.path.map(String).join('.')}: ${issue.message}`);

@@ -83,6 +83,7 @@ export function datapathMapMemory(cap: Capacity, cpus: number): { atLoad: number
     hash('sock_revnat6', cap.LB6_SOCK_REVNAT_MAX, S.lb6_sock_revnat_key, S.lb6_sock_revnat, { prealloc: true }),
     lpm('policy', cap.POLICY_MAX, S.policy_key, S.policy_entry),
     hash('node_cfg', 1, 4, S.node_cfg, { prealloc: true }),
+    hash('node_cfg6', 1, 4, S.node_cfg6, { prealloc: true }),
     percpuArray('drop_counters', 64, DROP_COUNTER, cpus),
     hash('svc_counters', cap.LB_SVC_COUNTERS_MAX, 4, S.svc_counter, { prealloc: false, percpu: cpus }),
     percpuArray('events_lost', 1, 8, cpus),

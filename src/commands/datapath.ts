@@ -5,7 +5,7 @@
 import { ExitCode, PrepNodeError, UsageError, printable } from '../errors.js';
 import type { Host } from '../host/host.js';
 import * as dp from '../datapath/index.js';
-import { ALL_MAPS, VERDICTS, decorate, formatFlow, formatLeftOut, loadDesired, parseIpv4, readNames, verdictMatches, type Desired, type NamesIndex, type VerdictFilter } from '../datapath/index.js';
+import { ALL_MAPS, VERDICTS, decorate, formatFlow, formatLeftOut, formatIpv4, loadDesired, parseIpv4, parseIpv6, readNames, verdictMatches, type Desired, type NamesIndex, type VerdictFilter } from '../datapath/index.js';
 import type { Io } from './check.js';
 import { failureKind, failureLine, fleetExitCode, resolveHosts, runOnHosts, throwIfOnlyHostFailed, type HostOptions } from './hosts.js';
 
@@ -182,7 +182,11 @@ export function hostLines(name: string, lines: string[]): string {
 const NODE_NAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/;
 
 export async function datapath(verb: Verb, targets: string[], options: DatapathOptions, io: Io): Promise<ExitCode> {
-  for (const a of options.nodeAddress ?? []) if (parseIpv4(a) === null) throw new UsageError(`--node-address: expected an IPv4 address, got "${a}"`);
+  for (const a of options.nodeAddress ?? []) {
+    const v6 = parseIpv4(a) === null ? parseIpv6(a) : null;
+    if (parseIpv4(a) === null && v6 === null) throw new UsageError(`--node-address: expected an IPv4 or IPv6 address, got "${a}"`);
+    if (v6 !== null && v6 >> 32n === 0xffffn) throw new UsageError(`--node-address: ${a} is an IPv4-mapped IPv6 address: give the IPv4 address ${formatIpv4(Number(v6 & 0xffffffffn))}`);
+  }
   if (options.nodeName !== undefined && !NODE_NAME.test(options.nodeName))
     throw new UsageError(`--node-name: expected a Kubernetes node name (lowercase letters, digits, dots and dashes, at most 253), got "${options.nodeName}"`);
   if (options.nodeName !== undefined && targets.length !== 1) throw new UsageError('--node-name names one node: give one target');

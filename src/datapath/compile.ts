@@ -133,8 +133,11 @@ export function compileState(state: DatapathState, policyCapacity?: number): Com
   const ids = allocateIdentities(state);
   const svcIds = serviceIds(state.services);
   const entries: MapEntry[] = state.services.flatMap((s) => serviceEntries(s, svcIds.get(s.name)!, state.node?.name));
-  const snatAddr = state.node?.addresses?.[0];
+  // the first address of each family is that family's SNAT source
+  const snatAddr = state.node?.addresses?.find((a) => parseIpv4(a) !== null);
   if (snatAddr !== undefined) entries.push(entry('node_cfg', enc.u32Key(0), enc.nodeCfgValue(parseIpv4(snatAddr)!), `node ${state.node?.name ?? ''} SNAT address ${snatAddr}`.replace('  ', ' ')));
+  const snatAddr6 = state.node?.addresses?.find((a) => parseIpv4(a) === null);
+  if (snatAddr6 !== undefined) entries.push(entry('node_cfg6', enc.u32Key(0), enc.nodeCfg6Value(parseIp(snatAddr6)!.addr), `node ${state.node?.name ?? ''} IPv6 SNAT address ${canonicalIp(snatAddr6)}`.replace('  ', ' ')));
   const policy = compilePolicies(state, ids, policyCapacity);
   for (const e of state.endpoints) {
     const identity = ids.byEndpoint.get(e.name)!;

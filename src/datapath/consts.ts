@@ -106,6 +106,7 @@ export const STRUCT_SIZE = {
   ct_key: 16,
   ct_entry: 32,
   node_cfg: 8,
+  node_cfg6: 20,
   frag_key: 12,
   policy_key: 16,
   policy_entry: 8,
@@ -117,7 +118,7 @@ export const STRUCT_SIZE = {
   endpoint6_key: 16,
   ipcache6_key: 20,
   ct6_key: 40,
-  ct6_entry: 40,
+  ct6_entry: 64,
   lb6_svc_key: 20,
   lb6_backend: 24,
   lb6_affinity_key: 24,
@@ -127,7 +128,7 @@ export const STRUCT_SIZE = {
 } as const;
 
 /** The maps the control plane writes (BPF map names, bpf/lib/maps.h). */
-export const MAPS = ['services', 'backends', 'maglev', 'endpoints', 'ipcache', 'policy', 'endpoints6', 'ipcache6', 'node_cfg', 'services6', 'backends6'] as const;
+export const MAPS = ['services', 'backends', 'maglev', 'endpoints', 'ipcache', 'policy', 'endpoints6', 'ipcache6', 'node_cfg', 'services6', 'backends6', 'node_cfg6'] as const;
 export type MapName = (typeof MAPS)[number];
 
 /** Every map of the datapath, for dump and status. */

@@ -68,6 +68,13 @@ export function nodeCfgValue(snatAddr: number): Buffer {
   return b;
 }
 
+/** struct node_cfg6 { __be32 snat_addr[4]; __u32 flags; } (key: u32Key(0)) */
+export function nodeCfg6Value(snatAddr: bigint): Buffer {
+  const b = Buffer.alloc(STRUCT_SIZE.node_cfg6);
+  ipv6Bytes(snatAddr).copy(b, 0);
+  return b;
+}
+
 /** maglev key: __u32 svc_id */
 export function u32Key(n: number): Buffer {
   const b = Buffer.alloc(4);

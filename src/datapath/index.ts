@@ -30,7 +30,7 @@ export { ALL_MAPS, MAPS, type MapName } from './consts.js';
 export { loadDesired, formatLeftOut, type Desired } from './k8s/index.js';
 export { checkTextfileDir as checkMetricsTextfileDir, type TextfileResult } from './metrics.js';
 export { VERDICTS, decorate, formatFlow, readNames, verdictMatches, type NamesIndex, type VerdictFilter } from './observe.js';
-export { parseIpv4 } from './ip.js';
+export { formatIpv4, parseIpv4, parseIpv6 } from './ip.js';
 export { selftest, type SelftestResult, type SelftestStep, type SelftestOptions } from './selftest.js';
 export { DROP_REASONS, dropReason } from './drop-reasons.js';
 export { compileState } from './compile.js';

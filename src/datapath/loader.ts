@@ -12,7 +12,7 @@ import { parseSections, sectionHeader } from '../probes/sections.js';
 import { besideSea } from '../sea.js';
 import { ExitCode, NodeRefusal, PrepNodeError, UsageError } from '../errors.js';
 import { shQuote, type Host, type RunResult } from '../host/host.js';
-import type { MapName } from './consts.js';
+import { MAPS, type MapName } from './consts.js';
 import { parseDump, type CurrentEntries } from './sync.js';
 import { opLines, type BatchResult, type MapOp, type MapWriter } from './writer.js';
 
@@ -228,6 +228,14 @@ export function installArgs(o: InstallOptions): string[] {
   return args;
 }
 
+/** A map this prep-node writes that the node's install lacks (installed by an older version): refused
+ * with the reinstall (exit 5), whether a dump or an apply (a full sync writes without dumping) met it. */
+function refuseMissingMap(hostName: string, r: { stdout: string }, maps: readonly string[]): void {
+  const missing = /no map '([a-z0-9_]+)' in this install/.exec(r.stdout)?.[1];
+  if (missing !== undefined && maps.includes(missing))
+    throw new PrepNodeError(`${hostName}: the installed datapath has no ${missing} map: it was installed by an older prep-node; reinstall it with \`prep-node datapath install --force ${hostName}\``, ExitCode.refused);
+}
+
 /** The loader's commands over a Host. */
 export const loader = {
   async install(host: Host, o: InstallOptions = {}): Promise<InstallDoc> {
@@ -235,7 +243,12 @@ export const loader = {
   },
   async apply(host: Host, lines: readonly string[], loaderPath?: string): Promise<ApplyResult> {
     const stdin = lines.length > 0 ? `${lines.join('\n')}\n` : '';
-    return parseOutput(host.name, 'apply', await runLoader(host, ['apply'], { stdin, timeoutMs: 600_000 }, loaderPath), ApplyResult);
+    const r = await host.run(`${shQuote(loaderPath ?? (await ensureLoader(host)))} apply`, { sudo: true, stdin, timeoutMs: 600_000 });
+    if (r.code !== 0) {
+      refuseMissingMap(host.name, r, MAPS);
+      throw loaderError(host.name, 'apply', r);
+    }
+    return parseOutput(host.name, 'apply', r.stdout, ApplyResult);
   },
   async dump(host: Host, map: string): Promise<string> {
     return runLoader(host, ['dump', map], { timeoutMs: 300_000 });
@@ -246,10 +259,7 @@ export const loader = {
     const script = maps.map((m) => `${sectionHeader(m)} && ${bin} dump ${shQuote(m)}`).join(' && ');
     const r = await host.run(script, { sudo: true, timeoutMs: 300_000 });
     if (r.code !== 0) {
-      // a map this prep-node knows and the node's install lacks: installed by an older version
-      const missing = /no map '([a-z0-9_]+)' in this install/.exec(r.stdout)?.[1];
-      if (missing !== undefined && maps.includes(missing))
-        throw new PrepNodeError(`${host.name}: the installed datapath has no ${missing} map: it was installed by an older prep-node; reinstall it with \`prep-node datapath install --force ${host.name}\``, ExitCode.refused);
+      refuseMissingMap(host.name, r, maps);
       throw loaderError(host.name, 'dump', r);
     }
     return parseSections(r.stdout);

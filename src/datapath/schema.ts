@@ -10,9 +10,11 @@ import { z } from 'zod';
 import { LB_MAGLEV_M } from './consts.js';
 import { cidrContainsAny, formatCidrAny, formatIpv4, parseCidrAny, parseIpv4, parseIpv6 } from './ip.js';
 
-const ipv4 = z.string().superRefine((s, ctx) => {
+/** A node address: IPv4 or IPv6, not IPv4-mapped (that node's IPv4 address is written as IPv4). */
+const nodeAddress = z.string().superRefine((s, ctx) => {
   if (parseIpv4(s) !== null) return;
-  ctx.addIssue({ code: 'custom', message: s.includes(':') ? 'IPv6 node addresses are not supported yet: node.addresses is IPv4 only (the source of SNATed IPv4 flows)' : `expected an IPv4 address such as 10.0.0.1, got "${s}"` });
+  if (parseIpv6(s) === null) ctx.addIssue({ code: 'custom', message: `expected an IPv4 or IPv6 address such as 10.0.0.1 or fd00::1, got "${s}"` });
+  else if (mappedIpv4(s) !== null) ctx.addIssue({ code: 'custom', message: `${s} is an IPv4-mapped IPv6 address: write the IPv4 address ${mappedIpv4(s)!}` });
 });
 
 const ipv6 = z.string().superRefine((s, ctx) => {
@@ -76,8 +78,9 @@ const trafficPolicy = z.enum(['Cluster', 'Local'], { error: TRAFFIC_POLICY });
 const node = z.strictObject({
   /** Backends whose nodeName is this are local; others are remote (SNATed from external addresses). */
   name: nodeName.optional(),
-  /** The node's IPv4 addresses; the first is the source of SNATed flows (remote backends, hairpin). */
-  addresses: z.array(ipv4).min(1).max(16).optional(),
+  /** The node's addresses, IPv4 and IPv6; the first of each family is the source of that family's
+   * SNATed flows (remote backends, hairpin): node_cfg (IPv4) and node_cfg6 (IPv6). */
+  addresses: z.array(nodeAddress).min(1).max(16).optional(),
 });
 
 const service = z.strictObject({
@@ -186,8 +189,10 @@ export const DatapathStateSchema = z
       if (svc.internalTrafficPolicy !== undefined && svc.external) ctx.addIssue({ code: 'custom', path: ['services', i, 'internalTrafficPolicy'], message: 'internalTrafficPolicy applies to cluster IPs: this service is external: true, use externalTrafficPolicy' });
       const j = svc.backends.findIndex((b) => b.nodeName !== undefined);
       const remote = svc.backends.findIndex((b) => b.nodeName !== undefined && b.nodeName !== s.node?.name);
-      if (svc.external && svc.externalTrafficPolicy !== 'Local' && remote >= 0 && s.node?.name !== undefined && s.node.addresses === undefined)
-        ctx.addIssue({ code: 'custom', path: ['services', i, 'backends', remote, 'nodeName'], message: 'flows from this external address to a backend on another node are SNATed to the node\'s address, and node.addresses is not set: add it (the node\'s InternalIP)' });
+      // SNAT is per family: an IPv6 external address needs an IPv6 node address
+      const v6vip = parseIpv4(svc.vip) === null;
+      if (svc.external && svc.externalTrafficPolicy !== 'Local' && remote >= 0 && s.node?.name !== undefined && !(s.node.addresses ?? []).some((a) => (parseIpv4(a) === null) === v6vip))
+        ctx.addIssue({ code: 'custom', path: ['services', i, 'backends', remote, 'nodeName'], message: s.node.addresses === undefined ? 'flows from this external address to a backend on another node are SNATed to the node\'s address, and node.addresses is not set: add it (the node\'s InternalIP)' : `flows from this external address to a backend on another node are SNATed to the node's ${v6vip ? 'IPv6' : 'IPv4'} address, and node.addresses has none: add the node's ${v6vip ? 'IPv6' : 'IPv4'} InternalIP` });
       if (j >= 0 && s.node?.name === undefined) ctx.addIssue({ code: 'custom', path: ['services', i, 'backends', j, 'nodeName'], message: 'a backend names its node but node.name is not set: add node: {name: <this node>} so local and remote backends can be told apart' });
     });
     unique(ctx, s.endpoints, 'endpoints', (e) => e.name, 'name', 'endpoint name');

@@ -1,9 +1,9 @@
 // Desired entries → the ops a MapWriter's batch() applies (writer.ts; as the loader's `apply` input:
 // `put <map> <key> <value>`, `del <map> <key>`, `clear <map>`), in an order that never leaves the datapath pointing at something missing:
-//   puts: node_cfg, backends(6), maglev, services(6) (the SNAT address, slots and tables exist before a
+//   puts: node_cfg(6), backends(6), maglev, services(6) (the SNAT address, slots and tables exist before a
 //         service count or flag uses them), then policy, ipcache(6), endpoints(6) (allows exist before an endpoint turns
 //         default-deny);
-//   dels: services(6), maglev, backends(6), node_cfg (a service shrinks before its slots go), then endpoints(6),
+//   dels: services(6), maglev, backends(6), node_cfg(6) (a service shrinks before its slots go), then endpoints(6),
 //         ipcache(6), policy (enforcement goes before the entries it relied on).
 // A full sync clears the owned maps first; an incremental one compares with `dump` output and
 // touches only entries that are new, changed or gone.
@@ -11,8 +11,8 @@ import { MAPS, type MapName } from './consts.js';
 import type { MapEntry } from './compile.js';
 import { opLines, type CurrentEntries, type MapContents, type MapOp } from './writer.js';
 
-const PUT_ORDER: readonly MapName[] = ['node_cfg', 'backends', 'backends6', 'maglev', 'services', 'services6', 'policy', 'ipcache', 'ipcache6', 'endpoints', 'endpoints6'];
-const DEL_ORDER: readonly MapName[] = ['services', 'services6', 'maglev', 'backends', 'backends6', 'node_cfg', 'endpoints', 'endpoints6', 'ipcache', 'ipcache6', 'policy'];
+const PUT_ORDER: readonly MapName[] = ['node_cfg', 'node_cfg6', 'backends', 'backends6', 'maglev', 'services', 'services6', 'policy', 'ipcache', 'ipcache6', 'endpoints', 'endpoints6'];
+const DEL_ORDER: readonly MapName[] = ['services', 'services6', 'maglev', 'backends', 'backends6', 'node_cfg', 'node_cfg6', 'endpoints', 'endpoints6', 'ipcache', 'ipcache6', 'policy'];
 
 export type { CurrentEntries, MapContents } from './writer.js';
 

@@ -338,7 +338,7 @@ describe('prep-node-dp: the node-side loader', { skip: notRoot }, () => {
       ]);
       assert.ok(st.programs.every((p) => p.attached && p.id > 0), JSON.stringify(st.programs));
       const maps = Object.fromEntries(st.maps.map((m) => [m.name, m]));
-      assert.deepEqual(Object.keys(maps).sort(), ['affinity', 'affinity6', 'backends', 'backends6', 'conntrack', 'conntrack6', 'drop_counters', 'endpoints', 'endpoints6', 'events', 'events_lost', 'frags', 'ipcache', 'ipcache6', 'maglev', 'node_cfg', 'policy', 'services', 'services6', 'sock_revnat', 'sock_revnat6', 'svc_counters']);
+      assert.deepEqual(Object.keys(maps).sort(), ['affinity', 'affinity6', 'backends', 'backends6', 'conntrack', 'conntrack6', 'drop_counters', 'endpoints', 'endpoints6', 'events', 'events_lost', 'frags', 'ipcache', 'ipcache6', 'maglev', 'node_cfg', 'node_cfg6', 'policy', 'services', 'services6', 'sock_revnat', 'sock_revnat6', 'svc_counters']);
       assert.equal(maps.services?.max_entries, 65536);
       assert.equal(maps.svc_counters?.max_entries, 65536, 'svc_counters follows the services capacity');
       assert.equal(maps.svc_counters?.type, 'percpu_hash');

@@ -91,6 +91,7 @@ test('the agent\'s node: its name and its Node\'s address give node_cfg, remote 
   assert.deepEqual(c.findings, [], 'Local is kept, not left out, when the node is known');
   const notes = c.entries.map((e) => `${e.map}: ${e.note}`);
   assert.ok(notes.includes('node_cfg: node n1 SNAT address 192.0.2.10'), notes.join('\n'));
+  assert.ok(!notes.some((n) => n.startsWith('node_cfg6')), 'an IPv4-only Node: no IPv6 SNAT address');
   assert.equal(notes.filter((n) => /^backends: .*10\.96\.0\.1:80\/tcp slot \d → 10\.0\.0\.2:8080 \(remote\)$/.test(n)).length, 1, notes.join('\n'));
   assert.deepEqual(notes.filter((n) => n.startsWith('backends: ') && n.includes('192.0.2.10:30080')).map((n) => n.replace(/.* → /, '')), ['10.0.0.1:8080']);
   assert.ok(notes.some((n) => /^services: .*192\.0\.2\.10:30080\/tcp .*, external, externalTrafficPolicy Local$/.test(n)), notes.join('\n'));
@@ -110,6 +111,30 @@ function translatedNames(objects: Obj[], nodeAddresses: string[], nodeName?: str
   const state = DatapathStateSchema.parse(t.state);
   return buildNames(state, compileState(state), t.origins, 'test', new Date(0));
 }
+
+test('a dual-stack Node: its IPv6 InternalIP gives node_cfg6 and the IPv6 NodePort VIP, whose remote backend is taken (Cluster policy: SNATed; a unit was refused without the node\'s addresses); a change of it rewrites both', () => {
+  const h = new HeldObjects();
+  const node = (v6: string): Obj => ({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' }, status: { addresses: [{ type: 'InternalIP', address: '192.0.2.10' }, { type: 'InternalIP', address: v6 }] } });
+  h.upsert('Node', node('fd00:2::10'));
+  h.upsert('Service', svc(1, { type: 'NodePort', ipFamilies: ['IPv6'], ipFamilyPolicy: 'SingleStack', clusterIP: 'fd00:96::1', clusterIPs: ['fd00:96::1'], ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 30080 }] }));
+  const s = slice(1, []);
+  s.addressType = 'IPv6';
+  s.endpoints = [{ addresses: ['fd00:1::1'], nodeName: 'n1' }, { addresses: ['fd00:1::2'], nodeName: 'n2' }];
+  h.upsert('EndpointSlice', s);
+  const c = h.compile('n1');
+  assert.deepEqual(c.findings, []);
+  const notes = c.entries.map((e) => `${e.map}: ${e.note}`);
+  assert.ok(notes.includes('node_cfg: node n1 SNAT address 192.0.2.10'), notes.join('\n'));
+  assert.ok(notes.includes('node_cfg6: node n1 IPv6 SNAT address fd00:2::10'), notes.join('\n'));
+  assert.ok(notes.some((n) => /^services6: .*\[fd00:2::10\]:30080\/tcp .*, external$/.test(n)), notes.join('\n'));
+  assert.equal(notes.filter((n) => /^backends6: .*\[fd00:2::10\]:30080\/tcp slot \d → \[fd00:1::2\]:8080 \(remote\)$/.test(n)).length, 1, notes.join('\n'));
+  assert.ok(!notes.some((n) => n.startsWith('services: ') && n.includes(':30080')), 'an IPv6-only Service opens no IPv4 node port');
+  h.upsert('Node', node('fd00:2::11'));
+  const d = h.delta('n1');
+  const changed = d.changes.map((ch) => `${ch.map}: ${ch.note}`).join('\n');
+  assert.match(changed, /node_cfg6: node n1 IPv6 SNAT address fd00:2::11/);
+  assert.match(changed, /services6: .*\[fd00:2::11\]:30080/);
+});
 
 test('the names index from the units\' parts equals the whole translation\'s, and follows changes without one', () => {
   const cidrNp: Obj = { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: { name: 'q', namespace: 'a' }, spec: { podSelector: {}, policyTypes: ['Egress'], egress: [{ to: [{ ipBlock: { cidr: '198.18.0.0/16', except: ['198.18.1.0/24'] } }], ports: [{ port: 53, protocol: 'UDP' }] }] } };

@@ -190,3 +190,10 @@ test('a dump of a map the install lacks (installed by an older prep-node) is ref
   // a map prep-node did not ask for stays the loader's own error
   await assert.rejects(loader.dumpAll(old, ['services'], REMOTE), (e: unknown) => e instanceof PrepNodeError && e.exitCode === ExitCode.internal);
 });
+
+test('a full sync (apply, no dump first) into an install without node_cfg6 is refused with the reinstall too; a bad line stays the loader\'s error', async () => {
+  const old = new ScriptedHost((c) => (c.includes(' apply') ? { code: 2, stdout: `{"error":"line 2: no map 'node_cfg6' in this install (see \`prep-node-dp status\`) (nothing was written)","code":"bad-input","line":2}\n` } : {}));
+  await assert.rejects(loader.apply(old, ['clear node_cfg', 'clear node_cfg6'], REMOTE), (e: unknown) => e instanceof PrepNodeError && e.exitCode === ExitCode.refused && /no node_cfg6 map: .*datapath install --force/.test(e.message));
+  const bad = new ScriptedHost((c) => (c.includes(' apply') ? { code: 2, stdout: `{"error":"line 1: unknown verb 'zap' (put, del or clear) (nothing was written)","code":"bad-input","line":1}\n` } : {}));
+  await assert.rejects(loader.apply(bad, ['zap node_cfg6'], REMOTE), (e: unknown) => e instanceof PrepNodeError && e.exitCode !== ExitCode.refused);
+});

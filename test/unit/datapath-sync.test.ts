@@ -41,9 +41,9 @@ test('compiling does not depend on the order of the lists', async () => {
 test('full sync: clears every owned map, then puts backends and tables before services, policy before endpoints', async () => {
   const { entries } = compileState(await loadState(FIXTURE));
   const plan = fullSync(entries);
-  assert.deepEqual(plan.lines.slice(0, 11), ['clear services', 'clear services6', 'clear maglev', 'clear backends', 'clear backends6', 'clear node_cfg', 'clear endpoints', 'clear endpoints6', 'clear ipcache', 'clear ipcache6', 'clear policy']);
+  assert.deepEqual(plan.lines.slice(0, 12), ['clear services', 'clear services6', 'clear maglev', 'clear backends', 'clear backends6', 'clear node_cfg', 'clear node_cfg6', 'clear endpoints', 'clear endpoints6', 'clear ipcache', 'clear ipcache6', 'clear policy']);
   assert.equal(plan.puts, entries.length);
-  const order = [...new Set(mapsOf(plan.lines.slice(11)))];
+  const order = [...new Set(mapsOf(plan.lines.slice(12)))];
   assert.deepEqual(order, ['put backends', 'put maglev', 'put services', 'put policy', 'put ipcache', 'put endpoints']);
 });
 

@@ -84,13 +84,18 @@ status: {loadBalancer: {ingress: [{ip: 198.51.100.7}, {ip: "2001:db8::7"}, {host
   ]);
 });
 
-test('NodePort of a dual-stack Service: on the node\'s IPv4 addresses; its IPv6 node port is a finding (node addresses are IPv4)', () => {
+test('NodePort of a dual-stack Service: per family, on the node\'s addresses of that family (kube-proxy\'s metaproxier); a family without node addresses is a finding', () => {
   const spec = DUAL.replace('type: ClusterIP', 'type: NodePort').replace('targetPort: 8080}', 'targetPort: 8080, nodePort: 30080}');
-  const t = tr(svc(spec) + slice('IPv4', ['10.0.1.1']) + slice('IPv6', ['fd00:1::1']), { nodeAddresses: ['192.0.2.1'] });
+  const objs = svc(spec) + slice('IPv4', ['10.0.1.1']) + slice('IPv6', ['fd00:1::1']);
+  const both = tr(objs, { nodeAddresses: ['192.0.2.1', 'fd00:2::1', 'fd00:2::2'] });
+  assert.deepEqual(summary(both), ['10.96.0.10:80 <- 10.0.1.1:8080', 'fd00:96::a:80 <- fd00:1::1:8080', '192.0.2.1:30080 <- 10.0.1.1:8080', 'fd00:2::1:30080 <- fd00:1::1:8080', 'fd00:2::2:30080 <- fd00:1::1:8080']);
+  assert.deepEqual(both.findings.list, []);
+  const t = tr(objs, { nodeAddresses: ['192.0.2.1'] });
   assert.deepEqual(summary(t), ['10.96.0.10:80 <- 10.0.1.1:8080', 'fd00:96::a:80 <- fd00:1::1:8080', '192.0.2.1:30080 <- 10.0.1.1:8080']);
-  assert.deepEqual(t.findings.list.map((f) => [f.path, f.leftOut]), [['spec.ports[0].nodePort', 'the IPv6 node port is left out (the IPv4 one and the cluster IPs are load-balanced)']]);
-  const v6 = tr(svc(V6ONLY.replace('type: ClusterIP', 'type: NodePort').replace('targetPort: 8080}', 'targetPort: 8080, nodePort: 30080}')) + slice('IPv6', ['fd00:1::1']), { nodeAddresses: ['192.0.2.1'] });
-  assert.deepEqual(summary(v6), ['fd00:96::b:80 <- fd00:1::1:8080'], 'an IPv6-only Service opens no IPv4 node port');
+  assert.deepEqual(t.findings.list.map((f) => [f.path, f.leftOut]), [['spec.ports[0].nodePort', 'the IPv6 node port is left out (the cluster IPs are still load-balanced)']]);
+  assert.match(t.findings.list[0]!.why, /NodePort 30080 on IPv6 needs the node's IPv6 addresses .* --node-address with an IPv6 address/);
+  const v6 = tr(svc(V6ONLY.replace('type: ClusterIP', 'type: NodePort').replace('targetPort: 8080}', 'targetPort: 8080, nodePort: 30080}')) + slice('IPv6', ['fd00:1::1']), { nodeAddresses: ['192.0.2.1', 'fd00:2::1'] });
+  assert.deepEqual(summary(v6), ['fd00:96::b:80 <- fd00:1::1:8080', 'fd00:2::1:30080 <- fd00:1::1:8080'], 'an IPv6-only Service opens no IPv4 node port');
 });
 
 test('Endpoints (no slices) split by family; pods picked by the selector give each VIP their address of its family', () => {

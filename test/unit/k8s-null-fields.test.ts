@@ -218,7 +218,9 @@ spec:
   assert.equal(judge(d.state, '10.0.1.1', '10.0.2.1', 'tcp', 80), 'allow', 'dev is not selected');
 });
 
-test('Node: status.addresses absent, null and empty give no NodePort addresses', () => {
+test('Node: status.addresses absent, null and empty give no NodePort addresses; both families taken', () => {
   for (const status of [{}, { addresses: null }, { addresses: [] }]) assert.deepEqual(nodeAddresses({ status }), []);
-  assert.deepEqual(nodeAddresses({ status: { addresses: [{ type: 'InternalIP', address: '192.0.2.1' }, { type: 'Hostname', address: 'n1' }, { type: 'InternalIP', address: 'fd00::1' }] } }), ['192.0.2.1']);
+  assert.deepEqual(nodeAddresses({ status: { addresses: [{ type: 'InternalIP', address: '192.0.2.1' }, { type: 'Hostname', address: 'n1' }, { type: 'InternalIP', address: 'fd00::1' }] } }), ['192.0.2.1', 'fd00::1']);
+  // IPv6 in canonical text, once; an IPv4-mapped address is not a node address
+  assert.deepEqual(nodeAddresses({ status: { addresses: [{ type: 'InternalIP', address: 'FD00:0::1' }, { type: 'ExternalIP', address: 'fd00::1' }, { type: 'InternalIP', address: '::ffff:192.0.2.1' }] } }), ['fd00::1']);
 });

@@ -77,7 +77,7 @@ test('NodePort: refused without the node addresses; with --node-address one serv
   ports: [{name: http, port: 80, targetPort: 8080, nodePort: 30080, protocol: TCP}]`;
   const e = refusal(svc(spec, slice('  - {addresses: [10.0.1.1]}')));
   assert.equal(e.findings[0]!.path, 'spec.ports[0].nodePort');
-  assert.match(e.findings[0]!.why, /needs the node's addresses .* --node-address/);
+  assert.match(e.findings[0]!.why, /needs the node's IPv4 addresses .* --node-address/);
   const partial = load(svc(spec, slice('  - {addresses: [10.0.1.1]}')), { allowPartial: true });
   assert.deepEqual(partial.state.services.map((s) => `${s.vip}:${s.port}`), ['10.96.0.10:80'], 'the cluster IP is still balanced');
   assert.match(partial.leftOut[0]!.leftOut, /node port is left out/);

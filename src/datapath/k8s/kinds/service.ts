@@ -191,7 +191,7 @@ export interface ServiceJoin {
   endpoints?: BackendSource | undefined;
   /** the pods of the Service's namespace (read only when it has neither slices nor Endpoints) */
   pods: () => readonly PodFacts[];
-  /** the node's addresses (IPv4: the state's node.addresses take IPv4 only) */
+  /** the node's addresses, IPv4 and IPv6: each family's node ports listen on that family's */
   nodeAddresses: readonly string[];
   /** this node's name: backends elsewhere are remote, Local traffic policies are kept; absent: every backend is local */
   nodeName?: string | undefined;
@@ -214,11 +214,13 @@ export function serviceOutputs(f: ServiceFacts, j: ServiceJoin, sink: Sink): Ser
   for (const p of f.ports) {
     const vips: { ip: string; kind: string; family: Family; nodePort?: boolean }[] = [...f.vips];
     if (p.nodePort !== undefined) {
-      if (f.families.includes(4) && j.nodeAddresses.length === 0)
-        sink.findings.add(f.origin, [...p.at, 'nodePort'], `NodePort ${p.nodePort} needs the node's addresses to match on (the tc program matches address:port exactly): give --node-address`, 'this node port is left out (the cluster IP is still load-balanced)');
-      if (f.families.includes(4)) for (const ip of j.nodeAddresses) vips.push({ ip, kind: `NodePort ${p.nodePort}`, family: 4, nodePort: true });
-      if (f.families.includes(6))
-        sink.findings.add(f.origin, [...p.at, 'nodePort'], `NodePort ${p.nodePort} on IPv6: the node's IPv6 addresses are not matched on (the datapath's node addresses are IPv4 only)`, `the IPv6 node port is left out${f.families.includes(4) ? ' (the IPv4 one and the cluster IPs are load-balanced)' : ' (the cluster IP is still load-balanced)'}`);
+      // per family, as kube-proxy's metaproxier: the node's addresses of each family the Service has
+      for (const family of f.families) {
+        const addrs = j.nodeAddresses.filter((a) => familyOf(a) === family);
+        if (addrs.length === 0)
+          sink.findings.add(f.origin, [...p.at, 'nodePort'], `NodePort ${p.nodePort} on IPv${family} needs the node's IPv${family} addresses to match on (the tc program matches address:port exactly): give --node-address${j.nodeAddresses.length > 0 ? ` with an IPv${family} address` : ''}`, `the IPv${family} node port is left out (the cluster IP${f.families.length > 1 ? 's are' : ' is'} still load-balanced)`);
+        for (const ip of addrs) vips.push({ ip, kind: `NodePort ${p.nodePort}`, family, nodePort: true });
+      }
     }
     const byFamily = new Map<Family, ServiceOut['backends'] | null>();
     const backendsOf = (family: Family) => {
