@@ -1726,6 +1726,28 @@ static void icmp6_error_cases(void)
 		  ROUTER6_C, VIP6, ROUTER6_C, BE6_1, 3, 0,
 		  TCP6(VIP6, 80, C6, 42000, .tcp_flags = 0x12, .payload_len = 100),
 		  TCP6(BE6_1, 8080, C6, 42000, .tcp_flags = 0x12, .payload_len = 100), 1232 },
+		{ "ICMPv6 packet too big quoting a DNATed TCP segment behind hop-by-hop and destination "
+		  "options headers: the quote's extension headers are walked, backend becomes [VIP]:80",
+		  ROUTER6, C6, ROUTER6, C6, 2, 0,
+		  TCP6(C6, 42000, BE6_1, 8080, .tcp_flags = 0x10, .payload_len = 1400, .ext = { 0, 60 },
+		       .n_ext = 2),
+		  TCP6(C6, 42000, VIP6, 80, .tcp_flags = 0x10, .payload_len = 1400, .ext = { 0, 60 },
+		       .n_ext = 2), 1232 },
+		{ "ICMPv6 port unreachable from the UDP backend quoting a datagram behind a first-fragment "
+		  "header and an AH: translated, outer source becomes the VIP",
+		  BE6_1, C6, VIP6, C6, 1, 4,
+		  UDP6(C6, 42001, BE6_1, 5353, .ext = { 44, 51 }, .n_ext = 2, .frag_more = true),
+		  UDP6(C6, 42001, VIP6, 53, .ext = { 44, 51 }, .n_ext = 2, .frag_more = true), 1232 },
+		{ "ICMPv6 packet too big quoting a later fragment of a NATed flow (no ports in the quote): "
+		  "not ours, passes untouched",
+		  ROUTER6, C6, ROUTER6, C6, 2, 0,
+		  TCP6(C6, 42000, BE6_1, 8080, .ext = { 44 }, .n_ext = 1, .frag_off = 8),
+		  TCP6(C6, 42000, BE6_1, 8080, .ext = { 44 }, .n_ext = 1, .frag_off = 8), 1232 },
+		{ "ICMPv6 packet too big quoting a TCP segment behind more extension headers than tc_lb "
+		  "walks (it would have dropped that packet): not ours, passes untouched",
+		  ROUTER6, C6, ROUTER6, C6, 2, 0,
+		  TCP6(C6, 42000, BE6_1, 8080, .ext = { 0, 60, 60, 60, 60, 60, 60, 60 }, .n_ext = 8),
+		  TCP6(C6, 42000, BE6_1, 8080, .ext = { 0, 60, 60, 60, 60, 60, 60, 60 }, .n_ext = 8), 1232 },
 		{ "ICMPv6 packet too big quoting a flow conntrack6 does not know passes untouched",
 		  ROUTER6, C6, ROUTER6, C6, 2, 0,
 		  TCP6(C6, 42999, BE6_1, 8080, .tcp_flags = 0x10, .payload_len = 100),
