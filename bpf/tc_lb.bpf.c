@@ -13,7 +13,8 @@
  *      conntrack entries (original and reply direction), then the rewrite, then one FORWARDED
  *      event (cfg_flow_events) for the flow. A flow to a remote backend of an external address,
  *      or a hairpin flow, is also SNATed to the node's address (lib/snat.h); packets whose source
- *      becomes the node's address are forwarded by FIB lookup and redirect.
+ *      becomes the node's address are forwarded by FIB lookup and redirect; one too big for the
+ *      route, with DF, goes back to its sender as ICMP fragmentation-needed (lib/snat.h).
  * Service flows (new and established, both directions) count packets and bytes in svc_counters.
  * Attach on ingress of the node's uplink and of the host side of pod veths (the loader's job).
  */
