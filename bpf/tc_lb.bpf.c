@@ -13,7 +13,8 @@
  *      conntrack entries (original and reply direction), then the rewrite, then one FORWARDED
  *      event (cfg_flow_events) for the flow. A flow to a remote backend of an external address,
  *      or a hairpin flow, is also SNATed to the node's address (lib/snat.h); packets whose source
- *      becomes the node's address are forwarded by FIB lookup and redirect.
+ *      becomes the node's address are forwarded by FIB lookup and redirect; one too big for the
+ *      route, with DF, goes back to its sender as ICMP fragmentation-needed (lib/snat.h).
  * Service flows (new and established, both directions) count packets and bytes in svc_counters.
  * Attach on ingress of the node's uplink and of the host side of pod veths (the loader's job).
  */
@@ -41,11 +42,19 @@ static __always_inline int tc_drop(struct __sk_buff *skb, struct drop_event *ev,
 	return TC_ACT_SHOT;
 }
 
-/* lib/snat.h's forward: its verdict, or its -DROP_* counted and dropped */
-static __always_inline int tc_fib_forward(struct __sk_buff *skb, struct drop_event *ev)
+/* lib/snat.h's forward: its verdict, or its -DROP_* counted and dropped. FRAG_NEEDED is counted too,
+ * and the packet, now ICMP fragmentation-needed to its sender, goes back out of the device it came
+ * in on. p: the packet as received (NULL for an ICMP error, never answered with one). */
+static __always_inline int tc_fib_forward(struct __sk_buff *skb, const struct pkt *p,
+					  struct drop_event *ev)
 {
-	int ret = snat_fib_forward(skb);
+	int ret = snat_fib_forward(skb, p);
 
+	if (ret == -DROP_FRAG_NEEDED) {
+		ev->reason = DROP_FRAG_NEEDED;
+		drop_record(ev);
+		return bpf_redirect(skb->ifindex, 0);
+	}
 	return ret < 0 ? tc_drop(skb, ev, -ret) : ret;
 }
 
@@ -321,7 +330,7 @@ int tc_lb(struct __sk_buff *skb)
 		if (ret > 0)
 			return tc_drop(skb, &ev, ret);
 		if (ret == 0)
-			return fib ? tc_fib_forward(skb, &ev) : TC_ACT_OK;
+			return fib ? tc_fib_forward(skb, NULL, &ev) : TC_ACT_OK;
 		ret = 0;
 	}
 	if (p.proto == IPPROTO_ICMP && p.has_l4 && p.icmp_type == ICMP_DEST_UNREACH_T &&
@@ -357,7 +366,7 @@ int tc_lb(struct __sk_buff *skb)
 		if (ct_flags & (CT_F_DNAT | CT_F_REVNAT))
 			svc_count(ct->svc_id, 1, skb->len, 0); /* both directions of a service flow */
 		if (ct_flags & CT_F_FIB)
-			return tc_fib_forward(skb, &ev);
+			return tc_fib_forward(skb, &p, &ev);
 		return TC_ACT_OK;
 	}
 
@@ -410,7 +419,7 @@ int tc_lb(struct __sk_buff *skb)
 	if (nat)
 		svc_count(ev.svc_id, 1, skb->len, 0);
 	if (snat)
-		return tc_fib_forward(skb, &ev);
+		return tc_fib_forward(skb, &p, &ev);
 	return TC_ACT_OK;
 }
 

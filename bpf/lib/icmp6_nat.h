@@ -11,9 +11,15 @@
  * Checksums: the inner TCP/UDP checksum (inner pseudo header and port; quoted data, so a plain
  * update), the ICMPv6 checksum for every quoted word that changed (address, port, the inner
  * checksum itself), and for an outer address change the ICMPv6 pseudo header (BPF_F_PSEUDO_HDR).
- * IPv6 has no header checksum. Only a quote whose IPv6 header is followed directly by TCP or UDP
- * is translated (no inner extension headers); anything else is not ours and goes on as any
- * packet (a packet too big always passes).
+ * IPv6 has no header checksum. The quote's extension headers (hop-by-hop, routing, destination
+ * options, fragment, AH) are walked as parse6.h walks a packet's, up to IPV6_MAX_EXTHDRS, to the
+ * TCP or UDP header behind them. A quote whose chain is longer, is cut inside it, or is a later
+ * fragment (no ports) names no flow of ours: tc_lb drops a packet with a longer chain
+ * (DROP_IPV6_EXTHDR_LIMIT) before it could be NATed, and tracks no fragment. Such an error, or one
+ * quoting anything else, is not ours and goes on as any packet (a packet too big always passes).
+ * Not handled: a quoted routing header with segments left, whose final destination (the one in the
+ * TCP/UDP pseudo header) is not the quoted IPv6 destination; tc_lb NATs such packets by the IPv6
+ * header's destination too.
  */
 #ifndef PREP_NODE_ICMP6_NAT_H
 #define PREP_NODE_ICMP6_NAT_H
@@ -123,11 +129,37 @@ static __always_inline int icmp6_err_nat(struct __sk_buff *skb, const struct pkt
 	struct ip6_hdr40 in;
 	__be16 ports[2];
 	bool rev, udp;
+	__u8 nh;
+	int i;
 
 	if (bpf_skb_load_bytes(skb, in_off, &in, sizeof(in)) || (in.vtc >> 4) != 6)
 		return ICMP_NAT_NOT_OURS;
-	if (in.nexthdr != IPPROTO_TCP && in.nexthdr != IPPROTO_UDP)
-		return ICMP_NAT_NOT_OURS;
+	nh = in.nexthdr;
+#pragma unroll
+	for (i = 0; i < IPV6_MAX_EXTHDRS; i++) {
+		struct {
+			__u8 nexthdr;
+			__u8 hdrlen;
+			__be16 frag_off;
+		} eh;
+
+		if (!ipv6_exthdr(nh))
+			break;
+		if (bpf_skb_load_bytes(skb, in_l4, &eh, sizeof(eh)))
+			return ICMP_NAT_NOT_OURS; /* the quote ends inside the chain */
+		if (nh == NEXTHDR_FRAGMENT) {
+			if (bpf_ntohs(eh.frag_off) & 0xfff8)
+				return ICMP_NAT_NOT_OURS; /* a later fragment: no ports */
+			in_l4 += 8;
+		} else if (nh == NEXTHDR_AUTH) {
+			in_l4 += ((__u32)eh.hdrlen + 2) * 4;
+		} else {
+			in_l4 += ((__u32)eh.hdrlen + 1) * 8;
+		}
+		nh = eh.nexthdr;
+	}
+	if (nh != IPPROTO_TCP && nh != IPPROTO_UDP)
+		return ICMP_NAT_NOT_OURS; /* also a chain longer than tc_lb lets through */
 	if (bpf_skb_load_bytes(skb, in_l4, ports, sizeof(ports)))
 		return ICMP_NAT_NOT_OURS;
 
@@ -135,14 +167,14 @@ static __always_inline int icmp6_err_nat(struct __sk_buff *skb, const struct pkt
 	__builtin_memcpy(key.daddr, in.saddr, sizeof(key.daddr));
 	key.sport = ports[1];
 	key.dport = ports[0];
-	key.proto = in.nexthdr;
+	key.proto = nh;
 	ct = bpf_map_lookup_elem(&conntrack6, &key);
 	if (!ct || !(ct->flags & (CT_F_DNAT | CT_F_REVNAT)))
 		return ICMP_NAT_NOT_OURS;
 	*svc_id = ct->svc_id;
 	*fib = ct->flags & CT_F_FIB;
 
-	udp = in.nexthdr == IPPROTO_UDP;
+	udp = nh == IPPROTO_UDP;
 	if (udp)
 		l4_csum_off = in_l4 + offsetof(struct udphdr, check);
 	else if (skb->len >= in_l4 + sizeof(struct tcphdr))

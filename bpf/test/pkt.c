@@ -79,6 +79,8 @@ size_t pkt_build(const struct pkt_spec *s, uint8_t *buf)
 	ip[0] = 0x40 | (uint8_t)(ihl / 4);
 	put16(ip + 2, (uint16_t)(ihl + l4_len + s->payload_len));
 	put16(ip + 4, s->ip_id);
+	if (s->df)
+		ip[6] = 0x40;
 	ip[8] = 64;
 	ip[9] = s->proto;
 	inet_pton(AF_INET, s->src, &a);

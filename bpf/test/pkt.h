@@ -28,6 +28,7 @@ struct pkt_spec {
 	uint8_t ip_options;     /* number of 4-byte NOP option words after the IPv4 header */
 	uint16_t payload_len;   /* bytes of pattern payload after the L4 header */
 	bool udp_zero_csum;     /* UDP: send checksum 0 (none) */
+	bool df;                /* IPv4: set don't-fragment */
 };
 
 /* Build a whole frame into buf (PKT_MAX); returns its length. */

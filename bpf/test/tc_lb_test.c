@@ -7,7 +7,7 @@
  * its reason's counter went up by one and that one event with that reason reached the ring buffer;
  * a pass case checks that no event was sent. Output: TAP, one line per case. Needs root.
  */
-#define _GNU_SOURCE
+#define _GNU_SOURCE /* unshare() */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <sched.h>
@@ -535,21 +535,27 @@ static void icmp_error_cases(void)
 /* Both conntrack entries of a SNATed flow C:cport -> N:vport, DNATed to BE_R:bport and SNATed to
  * N:sport, as snat_ct_create() writes them (without CT_F_FIB: the test checks the translation, and a
  * FIB lookup here would depend on this machine's routes) */
-static void snat_flow(uint8_t proto, uint16_t cport, uint16_t vport, uint16_t bport, uint16_t sport)
+static void snat_flow_flags(uint8_t proto, uint16_t cport, uint16_t vport, uint16_t bport, uint16_t sport,
+			    uint16_t extra)
 {
 	struct ct_key orig = { .saddr = ip4(CLIENT), .daddr = ip4(NODE), .sport = htons(cport),
 			       .dport = htons(vport), .proto = proto };
 	struct ct_key reply = { .saddr = ip4(BE_R), .daddr = ip4(NODE), .sport = htons(bport),
 				.dport = htons(sport), .proto = proto };
-	struct ct_entry o = { .nat_addr = ip4(BE_R), .nat_port = htons(bport), .flags = CT_F_DNAT | CT_F_SNAT,
+	struct ct_entry o = { .nat_addr = ip4(BE_R), .nat_port = htons(bport), .flags = CT_F_DNAT | CT_F_SNAT | extra,
 			      .svc_id = 7, .snat_addr = ip4(NODE), .snat_port = htons(sport) };
 	struct ct_entry r = { .nat_addr = ip4(NODE), .nat_port = htons(vport),
-			      .flags = CT_F_REPLY | CT_F_REVNAT | CT_F_SNAT, .svc_id = 7,
+			      .flags = CT_F_REPLY | CT_F_REVNAT | CT_F_SNAT | extra, .svc_id = 7,
 			      .snat_addr = ip4(CLIENT), .snat_port = htons(cport) };
 	int fd = maps_fd(skel->maps.conntrack);
 
 	if (bpf_map_update_elem(fd, &orig, &o, BPF_ANY) || bpf_map_update_elem(fd, &reply, &r, BPF_ANY))
 		tap_fail("writing the SNATed flow's conntrack entries: %s", strerror(errno));
+}
+
+static void snat_flow(uint8_t proto, uint16_t cport, uint16_t vport, uint16_t bport, uint16_t sport)
+{
+	snat_flow_flags(proto, cport, vport, bport, sport, 0);
 }
 
 static void icmp_snat_cases(void)
@@ -581,6 +587,112 @@ static void icmp_snat_cases(void)
 	snat_flow(IPPROTO_UDP, 45101, 30053, 5353, 61002);
 	for (i = 0; i < N(cases); i++)
 		icmp_case(&cases[i]);
+}
+
+/* ---------------------------------------------------------------- path MTU through a NodePort */
+
+/*
+ * A SNATed flow (CT_F_FIB: forwarded by FIB lookup) whose next hop, the remote backend BE_R, is on a
+ * 1280-byte link: run in a network namespace of the harness's own (BPF_PROG_TEST_RUN looks routes up
+ * in the caller's), with a veth pn0 of MTU 1280 toward 10.0.3.0/24. A 1440-byte packet with
+ * DF becomes ICMP fragmentation-needed (MTU 1280) from N to C quoting C:cport -> N:vport as the client
+ * sent it, MACs swapped, for tc to redirect out of the device it came in on.
+ */
+static int pmtu_netns(void)
+{
+	if (unshare(CLONE_NEWNET)) {
+		tap_fail("unshare(CLONE_NEWNET): %s", strerror(errno));
+		tap_result("PMTU: the harness's own network namespace");
+		return -1;
+	}
+	if (system("ip link set lo up && ip link add pn0 type veth peer name pn1 && ip link set pn1 up && "
+		   "ip link set pn0 mtu 1280 up && "
+		   "ip addr add 10.0.3.1/24 dev pn0 && "
+		   "ip neigh replace 10.0.3.7 lladdr 02:00:00:00:03:07 dev pn0 nud permanent && "
+		   "sysctl -qw net.ipv4.ip_forward=1") != 0) {
+		tap_fail("setting up the namespace's 1280-byte link (ip, sysctl)");
+		tap_result("PMTU: the harness's own network namespace");
+		return -1;
+	}
+	return 0;
+}
+
+struct pmtu_case {
+	const char *desc;
+	struct pkt_spec in;
+	int verdict;
+	uint32_t reason;
+	uint16_t mtu; /* ICMP expected: its next-hop MTU; 0 = none */
+};
+
+static void pmtu_case(const struct pmtu_case *c)
+{
+	uint8_t in[PKT_MAX], want[PKT_MAX], got[PKT_MAX], mac[6];
+	size_t in_len = pkt_build(&c->in, in), want_len = 0, got_len = 0;
+	uint64_t before = drops(c->reason);
+	int verdict;
+
+	if (c->mtu) {
+		want_len = pkt_icmp_error(c->in.dst, c->in.src, 3, 4, c->mtu, in, in_len, 28, want);
+		memcpy(mac, want, 6); /* back to where it came from: the input's MACs swapped */
+		memcpy(want, want + 6, 6);
+		memcpy(want + 6, mac, 6);
+		want[PKT_IP_OFF + 1] = 0xc0; /* the tos of the kernel's own ICMP errors */
+		pkt_fix_ip_csum(want);
+	}
+	ring_buffer__consume(rb);
+	events_seen = 0;
+	verdict = run(in, in_len, got, &got_len);
+	ring_buffer__consume(rb);
+	if (verdict != c->verdict)
+		tap_fail("verdict %d, expected %d (last drop event: %s)", verdict, c->verdict,
+			 events_seen ? dp_drop_reason(last_event.reason) : "none");
+	else if (c->mtu && (got_len != want_len || memcmp(got, want, want_len)))
+		tap_fail("ICMP differs: %s", pkt_diff(got, got_len, want, want_len));
+	else if (!c->mtu && c->verdict == TC_ACT_REDIRECT &&
+		 (got[PKT_IP_OFF + 8] != 63 || memcmp(got + PKT_IP_OFF + 16, (uint8_t[]){ 10, 0, 3, 7 }, 4)))
+		tap_fail("forwarded packet: ttl %u, destination %u.%u.%u.%u; expected 63 and 10.0.3.7",
+			 got[PKT_IP_OFF + 8], got[PKT_IP_OFF + 16], got[PKT_IP_OFF + 17],
+			 got[PKT_IP_OFF + 18], got[PKT_IP_OFF + 19]);
+	if (c->reason && (drops(c->reason) != before + 1 || events_seen != 1 ||
+			  last_event.reason != c->reason || last_event.len != in_len))
+		tap_fail("reason %s: counter %llu -> %llu, %d events (last reason %u, len %u); expected +1, "
+			 "one event of len %zu", dp_drop_reason(c->reason), (unsigned long long)before,
+			 (unsigned long long)drops(c->reason), events_seen, last_event.reason,
+			 last_event.len, in_len);
+	if (!c->reason && events_seen)
+		tap_fail("%d unexpected drop events (reason %u)", events_seen, last_event.reason);
+	tap_result(c->desc);
+}
+
+static void pmtu_cases(void)
+{
+	static const struct pmtu_case cases[] = {
+		{ "PMTU: a 1440-byte TCP segment with DF to N:30080, SNATed to the remote backend behind a "
+		  "1280-byte link, becomes ICMP fragmentation-needed MTU 1280 from N to C quoting C:45200 -> "
+		  "N:30080 (redirected back, counted as FRAG_NEEDED)",
+		  TCP(CLIENT, 45200, NODE, 30080, .tcp_flags = 0x10, .payload_len = 1400, .df = true),
+		  TC_ACT_REDIRECT, DROP_FRAG_NEEDED, 1280 },
+		{ "PMTU: a 1428-byte UDP datagram with DF: the quote's UDP checksum is the client's again "
+		  "(the NAT's update undone)",
+		  UDP(CLIENT, 45201, NODE, 30053, .payload_len = 1400, .df = true),
+		  TC_ACT_REDIRECT, DROP_FRAG_NEEDED, 1280 },
+		{ "PMTU: a 1440-byte TCP segment without DF is dropped as FRAG_NEEDED_NO_ICMP (no ICMP: the "
+		  "datapath does not fragment)",
+		  TCP(CLIENT, 45200, NODE, 30080, .tcp_flags = 0x10, .payload_len = 1400),
+		  TC_ACT_SHOT, DROP_FRAG_NEEDED_NO_ICMP, 0 },
+		{ "PMTU: a 1280-byte TCP segment with DF fits the link: forwarded to 10.0.3.7, TTL 63",
+		  TCP(CLIENT, 45200, NODE, 30080, .tcp_flags = 0x10, .payload_len = 1240, .df = true),
+		  TC_ACT_REDIRECT, 0, 0 },
+	};
+	size_t i;
+
+	if (pmtu_netns())
+		return;
+	snat_flow_flags(IPPROTO_TCP, 45200, 30080, 8080, 61100, CT_F_FIB);
+	snat_flow_flags(IPPROTO_UDP, 45201, 30053, 5353, 61101, CT_F_FIB);
+	for (i = 0; i < N(cases); i++)
+		pmtu_case(&cases[i]);
 }
 
 /* ---------------------------------------------------------------- conntrack lifetimes */
@@ -1616,6 +1728,28 @@ static void icmp6_error_cases(void)
 		  ROUTER6_C, VIP6, ROUTER6_C, BE6_1, 3, 0,
 		  TCP6(VIP6, 80, C6, 42000, .tcp_flags = 0x12, .payload_len = 100),
 		  TCP6(BE6_1, 8080, C6, 42000, .tcp_flags = 0x12, .payload_len = 100), 1232 },
+		{ "ICMPv6 packet too big quoting a DNATed TCP segment behind hop-by-hop and destination "
+		  "options headers: the quote's extension headers are walked, backend becomes [VIP]:80",
+		  ROUTER6, C6, ROUTER6, C6, 2, 0,
+		  TCP6(C6, 42000, BE6_1, 8080, .tcp_flags = 0x10, .payload_len = 1400, .ext = { 0, 60 },
+		       .n_ext = 2),
+		  TCP6(C6, 42000, VIP6, 80, .tcp_flags = 0x10, .payload_len = 1400, .ext = { 0, 60 },
+		       .n_ext = 2), 1232 },
+		{ "ICMPv6 port unreachable from the UDP backend quoting a datagram behind a first-fragment "
+		  "header and an AH: translated, outer source becomes the VIP",
+		  BE6_1, C6, VIP6, C6, 1, 4,
+		  UDP6(C6, 42001, BE6_1, 5353, .ext = { 44, 51 }, .n_ext = 2, .frag_more = true),
+		  UDP6(C6, 42001, VIP6, 53, .ext = { 44, 51 }, .n_ext = 2, .frag_more = true), 1232 },
+		{ "ICMPv6 packet too big quoting a later fragment of a NATed flow (no ports in the quote): "
+		  "not ours, passes untouched",
+		  ROUTER6, C6, ROUTER6, C6, 2, 0,
+		  TCP6(C6, 42000, BE6_1, 8080, .ext = { 44 }, .n_ext = 1, .frag_off = 8),
+		  TCP6(C6, 42000, BE6_1, 8080, .ext = { 44 }, .n_ext = 1, .frag_off = 8), 1232 },
+		{ "ICMPv6 packet too big quoting a TCP segment behind more extension headers than tc_lb "
+		  "walks (it would have dropped that packet): not ours, passes untouched",
+		  ROUTER6, C6, ROUTER6, C6, 2, 0,
+		  TCP6(C6, 42000, BE6_1, 8080, .ext = { 0, 60, 60, 60, 60, 60, 60, 60 }, .n_ext = 8),
+		  TCP6(C6, 42000, BE6_1, 8080, .ext = { 0, 60, 60, 60, 60, 60, 60, 60 }, .n_ext = 8), 1232 },
 		{ "ICMPv6 packet too big quoting a flow conntrack6 does not know passes untouched",
 		  ROUTER6, C6, ROUTER6, C6, 2, 0,
 		  TCP6(C6, 42999, BE6_1, 8080, .tcp_flags = 0x10, .payload_len = 100),
@@ -1861,6 +1995,10 @@ int main(void)
 	run_table(malformed_cases, N(malformed_cases));
 
 	scale_case();
+
+	/* last: it moves the harness into a network namespace of its own */
+	reset_maps();
+	pmtu_cases();
 
 	ring_buffer__free(rb);
 	tc_lb_bpf__destroy(skel);
