@@ -98,6 +98,20 @@ test('NodePort of a dual-stack Service: per family, on the node\'s addresses of 
   assert.deepEqual(summary(v6), ['fd00:96::b:80 <- fd00:1::1:8080', 'fd00:2::1:30080 <- fd00:1::1:8080'], 'an IPv6-only Service opens no IPv4 node port');
 });
 
+test('an IPv6 externalIP whose backend is on another node, on a node with IPv4 addresses only: that VIP is a finding (no IPv6 SNAT source), the rest of the Service kept', () => {
+  const spec = DUAL.replace('  ports:', '  externalIPs: [203.0.113.5, "2001:db8::5"]\n  ports:');
+  const remote = (type: 'IPv4' | 'IPv6', a: string) => slice(type, [a]).replace('conditions: {ready: true}}', 'conditions: {ready: true}, nodeName: n2}');
+  const objs = svc(spec) + remote('IPv4', '10.0.1.1') + remote('IPv6', 'fd00:1::1');
+  const t = tr(objs, { nodeName: 'n1', nodeAddresses: ['192.0.2.1'] });
+  assert.deepEqual(summary(t), ['10.96.0.10:80 <- 10.0.1.1:8080', 'fd00:96::a:80 <- fd00:1::1:8080', '203.0.113.5:80 <- 10.0.1.1:8080']);
+  assert.deepEqual(t.findings.list.map((f) => [f.path, f.leftOut]), [['spec.ports[0]', 'this external address is left out']]);
+  assert.match(t.findings.list[0]!.why, /externalIP 2001:db8::5:80: its backends on other nodes are SNATed to this node's IPv6 address, and the node has none: give --node-address with an IPv6 address/);
+  // with an IPv6 node address it is an external VIP like the IPv4 one
+  const both = tr(objs, { nodeName: 'n1', nodeAddresses: ['192.0.2.1', 'fd00:2::1'] });
+  assert.deepEqual(both.findings.list, []);
+  assert.ok(both.state.services.some((s) => s.vip === '2001:db8::5' && s.external === true));
+});
+
 test('Endpoints (no slices) split by family; pods picked by the selector give each VIP their address of its family', () => {
   const eps = `
 ---

@@ -241,6 +241,13 @@ export function serviceOutputs(f: ServiceFacts, j: ServiceJoin, sink: Sink): Ser
         sink.findings.add(f.origin, ['metadata', 'annotations', ALGORITHM_ANNOTATION], `${backends.length} backends do not fit a Maglev table of ${LB_MAGLEV_M}`, 'this port is left out');
         continue;
       }
+      // SNAT is per family: an external address's remote backends (Cluster policy) are SNATed to the
+      // node's address of the VIP's family; without one that VIP is left out, not the whole Service
+      if (j.nodeName !== undefined && vip.kind !== 'ClusterIP' && !f.externalLocal && j.nodeAddresses.length > 0 &&
+        !j.nodeAddresses.some((a) => familyOf(a) === vip.family) && backends.some((b) => b.nodeName !== undefined && b.nodeName !== j.nodeName)) {
+        sink.findings.add(f.origin, p.at, `${vip.kind} ${vip.ip}:${vport}: its backends on other nodes are SNATed to this node's IPv${vip.family} address, and the node has none: give --node-address with an IPv${vip.family} address (the agent: the Node's IPv${vip.family} InternalIP)`, 'this external address is left out');
+        continue;
+      }
       const other = j.claim(vkey, `Service ${f.ns}/${f.name}`);
       if (other) {
         sink.findings.add(f.origin, p.at, `${vkey} is also ${other}'s`, 'this port is left out');
