@@ -45,7 +45,8 @@ export interface SyncReport {
 }
 
 export class Agent implements InformerEvents {
-  readonly held = new HeldObjects();
+  /** no notes kept: nothing the agent does reads them (the names index is built apart) */
+  readonly held = new HeldObjects({ notes: false });
   readonly metrics = new AgentMetrics();
   private readonly hasListed = new Set<Kind>();
   private readonly failing = new Set<Kind>();
