@@ -143,8 +143,9 @@ test('an EndpointSlice changed in place (the slice-only path): after any sequenc
   const ep = (ip: string, ready = true, terminating = false, nodeName?: string) => ({ addresses: [ip], conditions: { ready, serving: ready || terminating, terminating }, ...(nodeName !== undefined && { nodeName }) });
   const withEps = (i: number, name: string, eps: Obj[]): Obj => ({ ...slice(i, []), metadata: { name, namespace: 'a', labels: { 'kubernetes.io/service-name': `s${i}` } }, endpoints: eps });
   for (let i = 1; i <= 3; i++) put(svc(i, i === 3 ? { type: 'NodePort', ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 30080 }] } : {}));
+  put({ ...svc(4), metadata: { name: 's4', namespace: 'a', annotations: { 'prep-node.io/lb-algorithm': 'maglev' } } });
   put({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' }, status: { addresses: [{ type: 'InternalIP', address: '198.18.0.1' }] } });
-  for (let i = 1; i <= 3; i++) put(withEps(i, `s${i}-x`, [ep(`10.1.${i}.1`), ep(`10.1.${i}.2`), ep(`10.1.${i}.3`)]));
+  for (let i = 1; i <= 4; i++) put(withEps(i, `s${i}-x`, [ep(`10.1.${i}.1`), ep(`10.1.${i}.2`), ep(`10.1.${i}.3`)]));
   h.delta('n1');
   const steps: Obj[] = [
     withEps(1, 's1-x', [ep('10.1.1.1'), ep('10.1.1.2', false), ep('10.1.1.3')]),
@@ -155,6 +156,8 @@ test('an EndpointSlice changed in place (the slice-only path): after any sequenc
     withEps(1, 's1-y', [ep('10.1.1.9', false), ep('10.1.1.8')]),
     withEps(2, 's2-x', [ep('10.1.2.0', false, true), ep('10.1.2.1', false, true)]),
     withEps(2, 's2-x', [ep('10.1.2.0', false, true), ep('10.1.2.1')]),
+    withEps(4, 's4-x', [ep('10.1.4.1'), ep('10.1.4.2', false), ep('10.1.4.3')]),
+    withEps(4, 's4-x', [ep('10.1.4.1'), ep('10.1.4.2'), ep('10.1.4.3'), ep('10.1.4.4')]),
     withEps(1, 's1-x', []),
   ];
   for (const s of steps) {
@@ -162,6 +165,7 @@ test('an EndpointSlice changed in place (the slice-only path): after any sequenc
     h.delta('n1');
     assert.deepEqual(sorted(h), sorted(fresh([...objs.values()])), `after ${JSON.stringify((s.metadata as Obj).name)} ${JSON.stringify(s.endpoints)}`);
   }
+  assert.ok(h.compile('n1').entries.some((e) => e.map === 'maglev'), 's4 is a Maglev service: its table follows its slice');
   // a NodePort's backend on another node is SNATed to this node's address: not refused (the node's addresses are given to the schema)
   assert.equal(h.delta('n1').refused, undefined);
 });
