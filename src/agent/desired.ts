@@ -301,8 +301,9 @@ export class HeldObjects {
    * holds by construction here: pickBackends keeps one per address:port, a slice's backends are of
    * its addressType, and serviceOutputs leaves a port out (its names change: serviceUnit then)
    * when SCTP or Maglev cannot take them. Of those slices' backends only the ones that are new or
-   * changed since the unit was last computed are validated: the others were picked and validated
-   * then (with no terminating endpoint in the Service, kube-proxy's pick is exactly the ready ones).
+   * changed since the unit was last computed, and any at an address:port that left one of them, are
+   * validated: the others were picked and validated then (with no terminating endpoint in the
+   * Service, kube-proxy's pick is exactly the ready ones, one per address:port).
    * undefined: not this path (serviceUnit decides).
    */
   private sliceUnit(key: string, changed: Map<string, BackendSource>): Unit | null | undefined {
@@ -316,8 +317,12 @@ export class HeldObjects {
     for (const [sk, was] of changed) {
       for (const list of was.byPort.values()) for (const b of list) if (b.terminating) return undefined;
       const had = new Set<string>();
+      const has = new Set<string>();
       for (const list of was.byPort.values()) for (const b of list) had.add(id(b));
+      for (const list of slices.get(sk)?.byPort.values() ?? []) for (const b of list) has.add(id(b));
       for (const list of slices.get(sk)?.byPort.values() ?? []) for (const b of list) if (b.ready && !had.has(id(b))) fresh.add(`${b.ip}|${b.port}`);
+      // an address:port that left a slice: another slice's backend there (its nodeName, say) may be picked now in its place
+      for (const list of was.byPort.values()) for (const b of list) if (b.ready && !has.has(id(b))) fresh.add(`${b.ip}|${b.port}`);
     }
     const sink = newSink();
     const claimed: string[] = [];

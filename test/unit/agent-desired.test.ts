@@ -183,4 +183,18 @@ test('an EndpointSlice changed in place with a backend the schema refuses: refus
   assert.ok(whole.refused, 'the whole recomputation refuses the backend');
   assert.equal(d.refused, whole.refused);
   assert.deepEqual(d.changes, []);
+  // the same address in a second slice with a bad node name, picked only once the first slice lets it go
+  const h2 = new HeldObjects();
+  const second = { ...slice(1, []), metadata: { name: 's1-y', namespace: 'a', labels: { 'kubernetes.io/service-name': 's1' } }, endpoints: [{ addresses: ['10.1.1.1'], nodeName: 'Not_A_Node' }] };
+  h2.upsert('Service', svc(1));
+  h2.upsert('EndpointSlice', slice(1, ['10.1.1.1']));
+  h2.upsert('EndpointSlice', second);
+  const first = h2.delta('n1');
+  const both = fresh([svc(1), slice(1, ['10.1.1.1']), second]).delta('n1');
+  assert.equal(first.refused, both.refused);
+  h2.upsert('EndpointSlice', slice(1, []));
+  const gone = h2.delta('n1');
+  const alone = fresh([svc(1), slice(1, []), second]).delta('n1');
+  assert.ok(alone.refused, 'the whole recomputation refuses the second slice\'s backend');
+  assert.equal(gone.refused, alone.refused);
 });
