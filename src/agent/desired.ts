@@ -13,12 +13,12 @@ import { compileState, serviceEntries, type Compiled as CompiledState, type MapE
 import { fnv1a32 } from '../datapath/identity.js';
 import { contributionOf, newOrigins, sumPolicyHalf } from '../datapath/k8s/sum.js';
 import { newSink, type Sink } from '../datapath/k8s/kinds/common.js';
-import type { BackendSource } from '../datapath/k8s/kinds/endpointslice.js';
+import type { Backend, BackendSource } from '../datapath/k8s/kinds/endpointslice.js';
 import type { NamespaceFacts } from '../datapath/k8s/kinds/namespace.js';
 import { nodeAddresses } from '../datapath/k8s/kinds/node.js';
 import type { PodFacts } from '../datapath/k8s/kinds/pod.js';
 import type { PolicyFacts } from '../datapath/k8s/kinds/rules.js';
-import { serviceOutputs, type ServiceFacts } from '../datapath/k8s/kinds/service.js';
+import { serviceOutputs, type ServiceFacts, type ServiceOut } from '../datapath/k8s/kinds/service.js';
 import type { InputObject, Origin } from '../datapath/k8s/manifests.js';
 import { buildNames, type NamesIndex } from '../datapath/observe.js';
 import type { Origins } from '../datapath/k8s/origins.js';
@@ -103,6 +103,8 @@ export class HeldObjects {
   private findingsNow: string[] | null = null;
   private readonly units = new Map<string, Unit>();
   private readonly dirty = new Set<string>([POLICY_UNIT]);
+  /** Services whose only change since the last delta is in EndpointSlices changed in place: Service key → each such slice's key and its source before the first of those changes */
+  private readonly sliceDirty = new Map<string, Map<string, BackendSource>>();
   private readonly vipOwner = new Map<string, string>();
   /** services that lost a VIP to another: recomputed when it is released */
   private readonly vipWaiting = new Map<string, Set<string>>();
@@ -115,6 +117,16 @@ export class HeldObjects {
   private policyNames: { state: DatapathState; compiled: CompiledState; origins: Origins } | null = null;
   /** counts changes to what the names index says (a unit's service names, the policy unit) */
   namesVersion = 0;
+
+  /**
+   * `notes: false`: the entries keep no note (the agent: nothing it does reads them, and at 10k
+   * Services they held ~65k strings, 9.6 MiB); `datapath` tooling and the tests keep them.
+   */
+  constructor(private readonly o: { notes?: boolean } = {}) {}
+
+  private flat(e: MapEntry): MapEntry {
+    return this.o.notes === false ? { map: e.map, keyHex: e.keyHex, valueHex: e.valueHex, note: '' } : flat(e);
+  }
 
   /** Store (or replace) an object; false when it equals what is held (a resync or a status-only change). */
   upsert(kind: Kind, o: Obj): boolean {
@@ -167,18 +179,27 @@ export class HeldObjects {
         const now = c?.kind === 'EndpointSlice' ? c.source : null;
         if (now) this.sliceService.set(key, now.service);
         else this.sliceService.delete(key);
+        // the same slice changed in place (its Service keeps slices before and after): only its
+        // backends are new, so the Service's unit takes the slice-only path (sliceUnit)
+        const old = was === undefined ? undefined : this.slices.get(was)?.get(key);
+        const inPlace = old !== undefined && now !== null && was === now.service;
         if (was !== undefined) {
           this.slices.get(was)?.delete(key);
           if (this.slices.get(was)?.size === 0) this.slices.delete(was);
           this.bySelectorUpdate(was);
-          this.dirty.add(svcUnit(was));
+          if (!inPlace) this.dirty.add(svcUnit(was));
         }
         if (now) {
           const m = this.slices.get(now.service) ?? new Map<string, BackendSource>();
           m.set(key, now);
           this.slices.set(now.service, m);
           this.bySelectorUpdate(now.service);
-          this.dirty.add(svcUnit(now.service));
+          if (!inPlace) this.dirty.add(svcUnit(now.service));
+          else {
+            const d = this.sliceDirty.get(now.service) ?? new Map<string, BackendSource>();
+            if (!d.has(key)) d.set(key, old);
+            this.sliceDirty.set(now.service, d);
+          }
         }
         break;
       }
@@ -227,14 +248,26 @@ export class HeldObjects {
     if (addrs.join(',') !== this.addresses.join(',')) {
       this.addresses = addrs;
       for (const s of this.services.keys()) if (this.services.get(s)!.ports.some((p) => p.nodePort !== undefined)) this.dirty.add(svcUnit(s));
+      // a unit refused for want of the node's addresses (an external address's remote backend) is asked again
+      for (const u of this.refused.keys()) if (u !== POLICY_UNIT) this.dirty.add(u);
       this.dirty.add(POLICY_UNIT); // node_cfg: the SNAT address
     }
     const changes = new Map<string, EntryChange>();
-    while (this.dirty.size > 0) {
-      const unit = this.dirty.values().next().value!;
-      this.dirty.delete(unit);
+    while (this.dirty.size > 0 || this.sliceDirty.size > 0) {
+      let unit: string;
+      let after: Unit | null;
+      if (this.dirty.size > 0) {
+        unit = this.dirty.values().next().value!;
+        this.dirty.delete(unit);
+        if (unit !== POLICY_UNIT) this.sliceDirty.delete(unit.slice(4));
+        after = unit === POLICY_UNIT ? this.policyUnit() : this.serviceUnit(unit.slice(4));
+      } else {
+        const [svc, slices] = this.sliceDirty.entries().next().value!;
+        this.sliceDirty.delete(svc);
+        unit = svcUnit(svc);
+        after = this.sliceUnit(svc, slices) ?? this.serviceUnit(svc);
+      }
       const before = this.units.get(unit);
-      const after = unit === POLICY_UNIT ? this.policyUnit() : this.serviceUnit(unit.slice(4));
       if (after === null) continue; // refused: its entries stay as they were
       if ((before?.findings.length ?? 0) > 0 || after.findings.length > 0) this.findingsNow = null;
       if (after.entries.length === 0 && after.findings.length === 0) this.units.delete(unit);
@@ -260,6 +293,81 @@ export class HeldObjects {
     return (this.findingsNow = out);
   }
 
+  /**
+   * A Service's unit when only some of its EndpointSlices changed in place: its VIPs, ports and
+   * flags are as they were (a change to any of them goes through serviceUnit), so the schema is asked
+   * only about the backends those slices contribute, each under the datapath service it lands in
+   * (every per-backend rule: address, port, family, node). What the schema checks across backends
+   * holds by construction here: pickBackends keeps one per address:port, a slice's backends are of
+   * its addressType, and serviceOutputs leaves a port out (its names change: serviceUnit then)
+   * when SCTP or Maglev cannot take them. Of those slices' backends only the ones that are new or
+   * changed since the unit was last computed, and any at an address:port that left one of them, are
+   * validated: the others were picked and validated then (with no terminating endpoint in the
+   * Service, kube-proxy's pick is exactly the ready ones, one per address:port).
+   * undefined: not this path (serviceUnit decides).
+   */
+  private sliceUnit(key: string, changed: Map<string, BackendSource>): Unit | null | undefined {
+    const f = this.services.get(key);
+    const before = this.units.get(svcUnit(key));
+    const slices = this.slices.get(key);
+    if (!f || !before || !slices || this.refused.has(svcUnit(key))) return undefined;
+    const id = (b: Backend) => `${b.ip}|${b.port}|${b.nodeName ?? ''}|${b.ready ? 1 : 0}`;
+    const fresh = new Set<string>();
+    for (const src of slices.values()) for (const list of src.byPort.values()) for (const b of list) if (b.terminating) return undefined;
+    for (const [sk, was] of changed) {
+      for (const list of was.byPort.values()) for (const b of list) if (b.terminating) return undefined;
+      const had = new Set<string>();
+      const has = new Set<string>();
+      for (const list of was.byPort.values()) for (const b of list) had.add(id(b));
+      for (const list of slices.get(sk)?.byPort.values() ?? []) for (const b of list) has.add(id(b));
+      for (const list of slices.get(sk)?.byPort.values() ?? []) for (const b of list) if (b.ready && !had.has(id(b))) fresh.add(`${b.ip}|${b.port}`);
+      // an address:port that left a slice: another slice's backend there (its nodeName, say) may be picked now in its place
+      for (const list of was.byPort.values()) for (const b of list) if (b.ready && !has.has(id(b))) fresh.add(`${b.ip}|${b.port}`);
+    }
+    const sink = newSink();
+    const claimed: string[] = [];
+    // the claims are as they were: read, never moved (a VIP released elsewhere makes this unit dirty)
+    const claim = (vkey: string, owner: string) => {
+      const other = this.vipOwner.get(vkey);
+      if (claimed.includes(vkey)) return owner;
+      if (other !== undefined && other !== key) return `Service ${other}`;
+      claimed.push(vkey);
+      return undefined;
+    };
+    const origins = new Map<string, string>();
+    const outs = serviceOutputs(f, { slices: [...slices.values()], pods: () => [], nodeAddresses: this.addresses, nodeName: this.nodeName, claim, origins }, sink);
+    // the same datapath services as before (same names, VIPs, ports, svc_ids), the same findings
+    const namesBefore = before.names ?? [];
+    if (outs.length !== namesBefore.length || claimed.length !== before.vips.length) return undefined;
+    for (let i = 0; i < outs.length; i++) {
+      const s = outs[i]!;
+      const [nid, name, vip, port, protocol] = namesBefore[i]!;
+      if (name !== (origins.get(s.name) ?? s.name) || vip !== s.vip || port !== s.port || protocol !== s.protocol || nid !== this.ids.get(serviceKey(s)) || s.backends.length > 65535) return undefined;
+    }
+    const findings = sink.findings.length === 0 ? [] : findingLines(sink);
+    if (findings.length !== before.findings.length || findings.some((x, i) => x !== before.findings[i])) return undefined;
+    const check: { at: number; backends: number[]; svc: ServiceOut }[] = [];
+    outs.forEach((s, at) => {
+      const idx = s.backends.flatMap((b, j) => (fresh.has(`${b.ip}|${b.port}`) ? [j] : []));
+      if (idx.length > 0) check.push({ at, backends: idx, svc: { ...s, backends: idx.map((j) => s.backends[j]!) } });
+    });
+    if (check.length > 0) {
+      const r = DatapathStateSchema.safeParse({ services: check.map((c) => c.svc), ...this.nodeObject() });
+      if (!r.success) {
+        const issue = r.error.issues[0]!;
+        // the path as the whole unit's would read: its service and backend indexes
+        const path = issue.path.map((p, i) => (i === 1 && typeof p === 'number' ? check[p]!.at : i === 3 && typeof issue.path[1] === 'number' && typeof p === 'number' ? check[issue.path[1]]!.backends[p]! : p));
+        this.refused.set(svcUnit(key), `Service ${key}: ${path.map(String).join('.')}: ${issue.message}`);
+        return null;
+      }
+    }
+    const entries = new Map<string, MapEntry>();
+    outs.forEach((s, i) => {
+      for (const e of serviceEntries(s, namesBefore[i]![0], this.nodeName)) entries.set(entryKey(e), this.flat(e));
+    });
+    return { entries: [...entries.values()], findings: before.findings, vips: before.vips, ...(namesBefore.length > 0 && { names: namesBefore }) };
+  }
+
   private serviceUnit(key: string): Unit | null {
     const f = this.services.get(key);
     const sink = newSink();
@@ -278,8 +386,7 @@ export class HeldObjects {
     const ns = key.slice(0, key.indexOf('/'));
     const origins = new Map<string, string>();
     const outs = f ? serviceOutputs(f, { slices: [...(this.slices.get(key)?.values() ?? [])], pods: () => [...this.pods.values()].filter((p) => p.ns === ns), nodeAddresses: this.addresses, nodeName: this.nodeName, claim, origins }, sink) : [];
-    // the node with its addresses: an external address's remote backend is SNATed to one of them
-    const r = DatapathStateSchema.safeParse({ services: outs, ...(this.nodeName !== undefined && { node: { name: this.nodeName, ...(this.addresses.length > 0 && { addresses: this.addresses }) } }) });
+    const r = DatapathStateSchema.safeParse({ services: outs, ...this.nodeObject() });
     if (!r.success) {
       const issue = r.error.issues[0]!;
       this.refused.set(svcUnit(key), `Service ${key}: ${issue.path.map(String).join('.')}: ${issue.message}`);
@@ -292,7 +399,7 @@ export class HeldObjects {
     const names: NonNullable<Unit['names']> = [];
     for (const s of r.data.services) {
       const id = this.ids.get(serviceKey(s));
-      for (const e of serviceEntries(s, id, this.nodeName)) entries.set(entryKey(e), flat(e));
+      for (const e of serviceEntries(s, id, this.nodeName)) entries.set(entryKey(e), this.flat(e));
       names.push([id, flatten(origins.get(s.name) ?? s.name), s.vip, s.port, s.protocol]);
     }
     const namesBefore = this.units.get(svcUnit(key))?.names ?? [];
@@ -307,14 +414,18 @@ export class HeldObjects {
     return { entries: [...entries.values()], findings: findingLines(sink), vips: claimed, ...(names.length > 0 && { names }) };
   }
 
+  /** This node as the schema reads it: its name (local and remote backends) and its addresses (what flows from an external address to another node's backend are SNATed to) */
+  private nodeObject(): { node?: { name: string; addresses?: string[] } } {
+    return this.nodeName === undefined ? {} : { node: { name: this.nodeName, ...(this.addresses.length > 0 && { addresses: this.addresses }) } };
+  }
+
   private policyUnit(): Unit | null {
     const sink = newSink();
     const sorted = <T>(m: Map<string, T>) => [...m.keys()].sort().map((k) => m.get(k)!);
     const origins = newOrigins();
     const half = sumPolicyHalf(sorted(this.pods), this.namespaces, sorted(this.policies).flat(), sink, origins, this.nodeName);
     // the node (its SNAT address: node_cfg) goes with the endpoints: remote ones are told apart by it
-    const node = this.nodeName === undefined ? {} : { node: { name: this.nodeName, ...(this.addresses.length > 0 && { addresses: this.addresses }) } };
-    const r = DatapathStateSchema.safeParse({ endpoints: half.endpoints, policies: half.policies, ...node });
+    const r = DatapathStateSchema.safeParse({ endpoints: half.endpoints, policies: half.policies, ...this.nodeObject() });
     if (!r.success) {
       const issue = r.error.issues[0]!;
       this.refused.set(POLICY_UNIT, `endpoints and policies: ${issue.path.map(String).join('.')}: ${issue.message}`);
@@ -323,7 +434,7 @@ export class HeldObjects {
     this.refused.delete(POLICY_UNIT);
     const entries = new Map<string, MapEntry>();
     const compiled = compileState(r.data);
-    for (const e of compiled.entries) entries.set(entryKey(e), flat(e));
+    for (const e of compiled.entries) entries.set(entryKey(e), this.flat(e));
     // the names index's other parts are built from these when it is next written, off the event path
     this.policyNames = { state: r.data, compiled: { ...compiled, entries: [] }, origins };
     this.namesVersion++;

@@ -157,3 +157,69 @@ test('the names index from the units\' parts equals the whole translation\'s, an
   const now = [svc(1), svc(3, { ports: [{ name: 'http', port: 80, targetPort: 8080 }, { name: 'dns', port: 53, protocol: 'UDP', targetPort: 8053 }] }), slice(1, ['10.0.0.1', '10.0.0.9']), slice(2, ['10.0.0.3']), pod('p1', '10.0.0.1', 's1'), pod('p3', '10.0.0.3', 's2'), pod('p4', '10.0.0.4', 's3'), pod('p5', '10.0.0.5', 's1'), np, cidrNp];
   assert.deepEqual(h.names('test', new Date(0)), translatedNames(now, [], 'n1'));
 });
+
+test('an EndpointSlice changed in place (the slice-only path): after any sequence the entries equal a fresh store\'s, across ready flips, added, removed and terminating endpoints and a second slice', () => {
+  const h = new HeldObjects();
+  const objs = new Map<string, Obj>();
+  const put = (o: Obj) => {
+    objs.set(`${kindOf(o)} ${key(o)}`, o);
+    h.upsert(kindOf(o), o);
+  };
+  const ep = (ip: string, ready = true, terminating = false, nodeName?: string) => ({ addresses: [ip], conditions: { ready, serving: ready || terminating, terminating }, ...(nodeName !== undefined && { nodeName }) });
+  const withEps = (i: number, name: string, eps: Obj[]): Obj => ({ ...slice(i, []), metadata: { name, namespace: 'a', labels: { 'kubernetes.io/service-name': `s${i}` } }, endpoints: eps });
+  for (let i = 1; i <= 3; i++) put(svc(i, i === 3 ? { type: 'NodePort', ports: [{ name: 'http', port: 80, targetPort: 8080, nodePort: 30080 }] } : {}));
+  put({ ...svc(4), metadata: { name: 's4', namespace: 'a', annotations: { 'prep-node.io/lb-algorithm': 'maglev' } } });
+  put({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' }, status: { addresses: [{ type: 'InternalIP', address: '198.18.0.1' }] } });
+  for (let i = 1; i <= 4; i++) put(withEps(i, `s${i}-x`, [ep(`10.1.${i}.1`), ep(`10.1.${i}.2`), ep(`10.1.${i}.3`)]));
+  h.delta('n1');
+  const steps: Obj[] = [
+    withEps(1, 's1-x', [ep('10.1.1.1'), ep('10.1.1.2', false), ep('10.1.1.3')]),
+    withEps(1, 's1-x', [ep('10.1.1.1'), ep('10.1.1.2'), ep('10.1.1.3')]),
+    withEps(2, 's2-x', [ep('10.1.2.0'), ep('10.1.2.1'), ep('10.1.2.3')]),
+    withEps(3, 's3-x', [ep('10.1.3.1', true, false, 'n2'), ep('10.1.3.2')]),
+    withEps(1, 's1-y', [ep('10.1.1.9')]),
+    withEps(1, 's1-y', [ep('10.1.1.9', false), ep('10.1.1.8')]),
+    withEps(2, 's2-x', [ep('10.1.2.0', false, true), ep('10.1.2.1', false, true)]),
+    withEps(2, 's2-x', [ep('10.1.2.0', false, true), ep('10.1.2.1')]),
+    withEps(4, 's4-x', [ep('10.1.4.1'), ep('10.1.4.2', false), ep('10.1.4.3')]),
+    withEps(4, 's4-x', [ep('10.1.4.1'), ep('10.1.4.2'), ep('10.1.4.3'), ep('10.1.4.4')]),
+    withEps(1, 's1-x', []),
+  ];
+  for (const s of steps) {
+    put(s);
+    h.delta('n1');
+    assert.deepEqual(sorted(h), sorted(fresh([...objs.values()])), `after ${JSON.stringify((s.metadata as Obj).name)} ${JSON.stringify(s.endpoints)}`);
+  }
+  assert.ok(h.compile('n1').entries.some((e) => e.map === 'maglev'), 's4 is a Maglev service: its table follows its slice');
+  // a NodePort's backend on another node is SNATed to this node's address: not refused (the node's addresses are given to the schema)
+  assert.equal(h.delta('n1').refused, undefined);
+});
+
+test('an EndpointSlice changed in place with a backend the schema refuses: refused as a whole recomputation refuses it, the entries left as they were', () => {
+  const h = new HeldObjects();
+  h.upsert('Service', svc(1));
+  h.upsert('EndpointSlice', slice(1, ['10.1.1.1']));
+  const ok = h.delta('n1');
+  assert.equal(ok.refused, undefined);
+  const bad = { ...slice(1, []), endpoints: [{ addresses: ['10.1.1.1'] }, { addresses: ['10.1.1.2'], nodeName: 'Not_A_Node' }] };
+  h.upsert('EndpointSlice', bad);
+  const d = h.delta('n1');
+  const whole = fresh([svc(1), bad]).delta('n1');
+  assert.ok(whole.refused, 'the whole recomputation refuses the backend');
+  assert.equal(d.refused, whole.refused);
+  assert.deepEqual(d.changes, []);
+  // the same address in a second slice with a bad node name, picked only once the first slice lets it go
+  const h2 = new HeldObjects();
+  const second = { ...slice(1, []), metadata: { name: 's1-y', namespace: 'a', labels: { 'kubernetes.io/service-name': 's1' } }, endpoints: [{ addresses: ['10.1.1.1'], nodeName: 'Not_A_Node' }] };
+  h2.upsert('Service', svc(1));
+  h2.upsert('EndpointSlice', slice(1, ['10.1.1.1']));
+  h2.upsert('EndpointSlice', second);
+  const first = h2.delta('n1');
+  const both = fresh([svc(1), slice(1, ['10.1.1.1']), second]).delta('n1');
+  assert.equal(first.refused, both.refused);
+  h2.upsert('EndpointSlice', slice(1, []));
+  const gone = h2.delta('n1');
+  const alone = fresh([svc(1), slice(1, []), second]).delta('n1');
+  assert.ok(alone.refused, 'the whole recomputation refuses the second slice\'s backend');
+  assert.equal(gone.refused, alone.refused);
+});

@@ -270,3 +270,42 @@ test('agent: by default no change waits for a timer: changes in separate turns a
   assert.equal((await s).changes.length, 50, 'a burst in one turn: one sync');
   await a.close();
 });
+
+test('agent: one endpoint change at 10000 services writes only its service\'s entries: the slot it frees and the service\'s count', async () => {
+  const { a, writer, put } = agent();
+  const N = 10000;
+  const ip = (i: number, k: number) => `10.${64 + (i >> 8)}.${i & 255}.${10 + k}`;
+  const eps = (i: number, down = -1) => endpointSlice('bench', `svc-${i}`, 'a', [{ name: 'http', port: 8080 }], [0, 1, 2, 3, 4].map((k) => ({ ip: ip(i, k), ready: k !== down })));
+  put(node('node-a', '198.18.0.1'));
+  put(namespace('bench'));
+  for (let i = 0; i < N; i++) {
+    put(service('bench', `svc-${i}`, `10.${96 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`, [{ name: 'http', port: 80, targetPort: 8080 }], { selector: { app: `svc-${i}` } }));
+    put(eps(i));
+  }
+  let next = a.nextSync();
+  for (const k of KINDS) a.listed(k, false);
+  await next;
+  assert.equal(writer.size('services'), N);
+  assert.equal(writer.size('backends'), 5 * N);
+  const opsOf = async (o: Obj) => {
+    const was = writer.batches.length;
+    next = a.nextSync();
+    put(o);
+    const r = await next;
+    assert.equal(r.full, false);
+    return writer.batches.slice(was).flat();
+  };
+  const svcId = (ops: readonly { map: string; keyHex?: string }[]) => new Set(ops.filter((o) => o.map === 'backends').map((o) => o.keyHex!.slice(0, 8)));
+  // svc-4321's last backend (by address: slot 4) not ready: its slot deleted, its count 5 → 4
+  const down = await opsOf(eps(4321, 4));
+  assert.deepEqual(down.map((o) => `${o.op} ${o.map}`).sort(), ['del backends', 'put services']);
+  // ready again: the slot written back, the count 4 → 5
+  const up = await opsOf(eps(4321));
+  assert.deepEqual(up.map((o) => `${o.op} ${o.map}`).sort(), ['put backends', 'put services']);
+  // its first backend not ready: slots stay sorted by address, so its 4 slots move down one and the last goes
+  const first = await opsOf(eps(4321, 0));
+  assert.deepEqual(first.map((o) => `${o.op} ${o.map}`).sort(), ['del backends', 'put backends', 'put backends', 'put backends', 'put backends', 'put services']);
+  assert.equal(svcId([...down, ...up, ...first]).size, 1, 'every backend written is the one service\'s');
+  assert.equal(writer.size('backends'), 5 * N - 1);
+  await a.close();
+});
