@@ -161,7 +161,7 @@ _Static_assert(offsetof(struct pkt6, sport) == 32 && offsetof(struct pkt6, dport
 _Static_assert(SNAT6_QUOTE == 4 * SNAT6_QUOTE_CHUNK, "the quote is 4 checksum chunks");
 
 /*
- * The path MTU toward b's destination after bpf_fib_lookup() said FRAG_NEEDED for tot_len bytes:
+ * The path MTU toward fib's destination after bpf_fib_lookup() said FRAG_NEEDED for tot_len bytes:
  * mtu_result from 5.12 on, else bisected by lookups with smaller lengths (at most 16, only for a
  * packet about to be refused), as snat_path_mtu() for IPv4. A lookup through a gateway writes the
  * gateway over ipv6_dst and the egress device over ifindex: both are put back before each one.
