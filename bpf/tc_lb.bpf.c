@@ -58,11 +58,19 @@ static __always_inline int tc_fib_forward(struct __sk_buff *skb, const struct pk
 	return ret < 0 ? tc_drop(skb, ev, -ret) : ret;
 }
 
-/* lib/snat6.h's forward: its verdict, or its -DROP_* counted and dropped */
-static __always_inline int tc_fib_forward6(struct __sk_buff *skb, struct drop_event *ev)
+/* lib/snat6.h's forward, as tc_fib_forward: FRAG_NEEDED counted and the packet, now ICMPv6 packet
+ * too big to its sender, sent back out of the device it came in on. p: the packet as received
+ * (NULL for an ICMPv6 error, never answered with one). */
+static __always_inline int tc_fib_forward6(struct __sk_buff *skb, const struct pkt6 *p,
+					   struct drop_event *ev)
 {
-	int ret = snat6_fib_forward(skb);
+	int ret = snat6_fib_forward(skb, p);
 
+	if (ret == -DROP_FRAG_NEEDED) {
+		ev->reason = DROP_FRAG_NEEDED;
+		drop_record(ev);
+		return bpf_redirect(skb->ifindex, 0);
+	}
 	return ret < 0 ? tc_drop(skb, ev, -ret) : ret;
 }
 
@@ -190,7 +198,7 @@ static __always_inline int tc_lb6(struct __sk_buff *skb, struct drop_event *ev)
 		if (ret > 0)
 			return tc_drop(skb, ev, ret);
 		if (ret == 0)
-			return fib ? tc_fib_forward6(skb, ev) : TC_ACT_OK;
+			return fib ? tc_fib_forward6(skb, NULL, ev) : TC_ACT_OK;
 		ret = 0;
 	}
 	if (p.proto == IPPROTO_ICMPV6 && p.has_l4 &&
@@ -224,7 +232,7 @@ static __always_inline int tc_lb6(struct __sk_buff *skb, struct drop_event *ev)
 			if (ct_flags & (CT_F_DNAT | CT_F_REVNAT))
 				svc_count(svc_id, 1, skb->len, 0);
 			if (ct_flags & CT_F_FIB)
-				return tc_fib_forward6(skb, ev);
+				return tc_fib_forward6(skb, &p, ev);
 			return TC_ACT_OK;
 		}
 	}
@@ -284,7 +292,7 @@ static __always_inline int tc_lb6(struct __sk_buff *skb, struct drop_event *ev)
 	if (nat)
 		svc_count(ev->svc_id, 1, skb->len, 0);
 	if (snat)
-		return tc_fib_forward6(skb, ev);
+		return tc_fib_forward6(skb, &p, ev);
 	return TC_ACT_OK;
 }
 

@@ -30,5 +30,5 @@ DROP_REASON(21, NO_LOCAL_BACKEND, "externalTrafficPolicy or internalTrafficPolic
 DROP_REASON(22, SNAT_NO_ADDRESS, "flow needs SNAT (remote backend of an external address, or hairpin) and the node's address is not set (state node.addresses)")
 DROP_REASON(23, SNAT_NO_PORT, "flow needs SNAT and no source port is free (no SNAT port range at install, or every port tried is taken)")
 DROP_REASON(24, FIB_LOOKUP_FAILED, "a NATed packet whose source is the node's address has no route to forward it by")
-DROP_REASON(30, FRAG_NEEDED, "an IPv4 packet bigger than the MTU toward a remote backend (or back to a client), DF set: dropped and answered with ICMP fragmentation-needed, as a router")
-DROP_REASON(31, FRAG_NEEDED_NO_ICMP, "an IPv4 packet bigger than the MTU toward a remote backend (or back to a client) that gets no ICMP fragmentation-needed: DF clear, IPv4 options, or an ICMP error itself")
+DROP_REASON(30, FRAG_NEEDED, "a packet bigger than the MTU toward a remote backend (or back to a client), IPv4 with DF set or any IPv6 one: dropped and answered with ICMP fragmentation-needed or ICMPv6 packet too big, as a router")
+DROP_REASON(31, FRAG_NEEDED_NO_ICMP, "a packet bigger than the MTU toward a remote backend (or back to a client) that gets no ICMP/ICMPv6 answer: IPv4 with DF clear or options, IPv6 other than TCP or UDP, or an ICMP/ICMPv6 error itself")

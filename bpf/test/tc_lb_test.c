@@ -1934,6 +1934,100 @@ static void snat6_cases(void)
 	tap_result("IPv6 externalTrafficPolicy Local without a local backend: NO_LOCAL_BACKEND");
 }
 
+/*
+ * Path MTU through an IPv6 NodePort (issue 13 item 5): in snat6_cases' namespace, the routes to the
+ * remote backend fd00:1::6 and to the client get MTU 1280 ("mtu lock": bpf_fib_lookup's IPv6 check,
+ * ip6_mtu_from_fib6(), reads a route's MTU only when it is locked, else the device's). A TCP segment or UDP datagram bigger
+ * than that, of a flow SNATed to the remote backend, becomes ICMPv6 packet too big (MTU 1280) from
+ * the address the client wrote to the client, quoting its first 1232 bytes exactly as the client
+ * sent them (addresses, ports, L4 checksum), MACs swapped, redirected back; counted FRAG_NEEDED.
+ */
+#define SVC6_PMTU_UDP 112
+
+static void pmtu6_case(const char *desc, const struct pkt6_spec *s, int verdict, uint32_t reason,
+		       bool icmp)
+{
+	uint8_t in[PKT_MAX], want[PKT_MAX], got[PKT_MAX];
+	size_t in_len = pkt6_build(s, in), want_len = 0, got_len = 0;
+	uint64_t before = drops(reason);
+	int v;
+
+	if (icmp) {
+		want_len = pkt6_icmp_error(s->dst, s->src, 2, 0, 1280, in, in_len, 1232, want);
+		memcpy(want, in + 6, 6); /* back to where it came from: the input's MACs swapped */
+		memcpy(want + 6, in, 6);
+	}
+	ring_buffer__consume(rb);
+	events_seen = 0;
+	v = run(in, in_len, got, &got_len);
+	ring_buffer__consume(rb);
+	if (v != verdict)
+		tap_fail("verdict %d, expected %d (last drop event: %s)", v, verdict,
+			 events_seen ? dp_drop_reason(last_event.reason) : "none");
+	else if (icmp && (got_len != want_len || memcmp(got, want, want_len)))
+		tap_fail("ICMPv6 differs: %s", pkt_diff(got, got_len, want, want_len));
+	else if (reason && (drops(reason) != before + 1 || events_seen != 1 ||
+			    last_event.reason != reason || last_event.len != in_len))
+		tap_fail("reason %s: counter %llu -> %llu, %d events (last reason %u, len %u); expected +1, "
+			 "one event of len %zu", dp_drop_reason(reason), (unsigned long long)before,
+			 (unsigned long long)drops(reason), events_seen, last_event.reason,
+			 last_event.len, in_len);
+	tap_result(desc);
+}
+
+static void pmtu6_cases(void)
+{
+	int s = maps_fd(skel->maps.services6), b = maps_fd(skel->maps.backends6);
+	uint8_t q[PKT_MAX], in[PKT_MAX], got[PKT_MAX];
+	uint16_t port;
+
+	if (system("ip -6 route replace fd00:1::6/128 dev snat6 mtu lock 1280 && "
+		   "ip -6 route replace fd00:c::10/128 dev snat6 mtu lock 1280") ||
+	    svc6_set(s, VIP6, 30053, IPPROTO_UDP, SVC6_PMTU_UDP, 1, SVC_F_EXTERNAL, 0) ||
+	    be6_set(b, SVC6_PMTU_UDP, 0, BE6_2, 5353, BE_F_REMOTE, 202)) {
+		tap_fail("routes of MTU 1280 and a UDP service (ip, maps)");
+		tap_result("IPv6 PMTU: setup");
+		return;
+	}
+	/* a TCP flow to the remote backend: its SYN fits */
+	if (snat6_run(&(const struct pkt6_spec)TCP6(C6, 43100, VIP6, 30080), TC_ACT_REDIRECT, NULL, NULL))
+		tap_result("IPv6 PMTU: the flow's SYN");
+	pmtu6_case("IPv6 PMTU: a 1460-byte TCP segment to [VIP]:30080, SNATed to the remote backend "
+		   "behind a 1280-byte route, becomes ICMPv6 packet too big MTU 1280 from [VIP] to C "
+		   "quoting its first 1232 bytes as C sent them (redirected back, FRAG_NEEDED)",
+		   &(const struct pkt6_spec)TCP6(C6, 43100, VIP6, 30080, .tcp_flags = 0x10, .payload_len = 1400),
+		   TC_ACT_REDIRECT, DROP_FRAG_NEEDED, true);
+	pmtu6_case("IPv6 PMTU: a 1448-byte UDP datagram, the flow's first, to [VIP]:30053: ICMPv6 packet "
+		   "too big with the client's own UDP checksum in the quote (the NAT's change undone)",
+		   &(const struct pkt6_spec)UDP6(C6, 43101, VIP6, 30053, .payload_len = 1400),
+		   TC_ACT_REDIRECT, DROP_FRAG_NEEDED, true);
+	pmtu6_case("IPv6 PMTU: a 1280-byte TCP segment fits the route: forwarded, no drop counted",
+		   &(const struct pkt6_spec)TCP6(C6, 43100, VIP6, 30080, .tcp_flags = 0x10, .payload_len = 1220),
+		   TC_ACT_REDIRECT, 0, false);
+
+	/* an ICMPv6 error bigger than the route to the client (a crafted 1400-byte quote): not
+	 * answered with another */
+	port = snat6_port_of(C6, 43100, VIP6, 30080);
+	{
+		const struct pkt6_spec quote = TCP6(NODE6, port, BE6_2, 8080, .tcp_flags = 0x10, .payload_len = 1400);
+		size_t q_len = pkt6_build(&quote, q);
+		size_t in_len = pkt6_icmp_error(ROUTER6, NODE6, 1, 0, 0, q, q_len, 1400, in), got_len = 0;
+		uint64_t before = drops(DROP_FRAG_NEEDED_NO_ICMP), fn = drops(DROP_FRAG_NEEDED);
+		int v = run(in, in_len, got, &got_len);
+
+		if (!port)
+			tap_fail("no SNAT port recorded for the TCP flow");
+		else if (v != TC_ACT_SHOT || drops(DROP_FRAG_NEEDED_NO_ICMP) != before + 1 ||
+			 drops(DROP_FRAG_NEEDED) != fn)
+			tap_fail("verdict %d, FRAG_NEEDED_NO_ICMP %llu -> %llu, FRAG_NEEDED %llu -> %llu; "
+				 "expected SHOT and +1, +0", v, (unsigned long long)before,
+				 (unsigned long long)drops(DROP_FRAG_NEEDED_NO_ICMP), (unsigned long long)fn,
+				 (unsigned long long)drops(DROP_FRAG_NEEDED));
+		tap_result("IPv6 PMTU: a 1448-byte ICMPv6 error translated toward the client over the "
+			   "1280-byte route is dropped as FRAG_NEEDED_NO_ICMP, not answered");
+	}
+}
+
 /* ---------------------------------------------------------------- main */
 
 static int load(void)
@@ -1989,6 +2083,7 @@ int main(void)
 	lb6_selection_cases();
 	icmp6_error_cases();
 	snat6_cases();
+	pmtu6_cases(); /* in snat6_cases' namespace */
 
 	reset_maps();
 	setup_lb();

@@ -28,8 +28,8 @@ export const DROP_REASONS: readonly DropReason[] = [
   { num: 22, name: 'SNAT_NO_ADDRESS', description: "flow needs SNAT (remote backend of an external address, or hairpin) and the node's address is not set (state node.addresses)" },
   { num: 23, name: 'SNAT_NO_PORT', description: 'flow needs SNAT and no source port is free (no SNAT port range at install, or every port tried is taken)' },
   { num: 24, name: 'FIB_LOOKUP_FAILED', description: "a NATed packet whose source is the node's address has no route to forward it by" },
-  { num: 30, name: 'FRAG_NEEDED', description: 'an IPv4 packet bigger than the MTU toward a remote backend (or back to a client), DF set: dropped and answered with ICMP fragmentation-needed, as a router' },
-  { num: 31, name: 'FRAG_NEEDED_NO_ICMP', description: 'an IPv4 packet bigger than the MTU toward a remote backend (or back to a client) that gets no ICMP fragmentation-needed: DF clear, IPv4 options, or an ICMP error itself' },
+  { num: 30, name: 'FRAG_NEEDED', description: 'a packet bigger than the MTU toward a remote backend (or back to a client), IPv4 with DF set or any IPv6 one: dropped and answered with ICMP fragmentation-needed or ICMPv6 packet too big, as a router' },
+  { num: 31, name: 'FRAG_NEEDED_NO_ICMP', description: 'a packet bigger than the MTU toward a remote backend (or back to a client) that gets no ICMP/ICMPv6 answer: IPv4 with DF clear or options, IPv6 other than TCP or UDP, or an ICMP/ICMPv6 error itself' },
 ];
 
 /** The reason with this number or name, if the table has it. */
