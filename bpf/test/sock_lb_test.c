@@ -639,6 +639,35 @@ static void case_events6(void)
 	tap_result("events6: a connect() to [fd00::10]:81 (no backends) sends a NO_BACKEND drop_event6 naming "
 		   "the VIP");
 
+	/* sendmsg6 with the source chosen per datagram (IPV6_PKTINFO): the event names it */
+	fwd_seen = drop_seen = 0;
+	fd = socket(AF_INET6, SOCK_DGRAM, 0);
+	{
+		struct sockaddr_in6 to = sa6(VIP6, 53);
+		char cbuf[CMSG_SPACE(sizeof(struct in6_pktinfo))] = {};
+		struct iovec iov = { .iov_base = "q6", .iov_len = 2 };
+		struct msghdr msg = { .msg_name = &to, .msg_namelen = sizeof(to), .msg_iov = &iov, .msg_iovlen = 1,
+				      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+		struct in6_pktinfo pi = {};
+
+		inet_pton(AF_INET6, "::1", &pi.ipi6_addr);
+		cm->cmsg_level = IPPROTO_IPV6;
+		cm->cmsg_type = IPV6_PKTINFO;
+		cm->cmsg_len = CMSG_LEN(sizeof(pi));
+		memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+		if (sendmsg(fd, &msg, 0) != 2)
+			tap_fail("sendmsg [%s]:53 from [::1]: %s", VIP6, strerror(errno));
+	}
+	close(fd);
+	ring_buffer__consume(rb);
+	if (fwd_seen != 1 || drop_seen)
+		tap_fail("%d forwarded and %d drop events, expected 1 forwarded", fwd_seen, drop_seen);
+	else
+		check_event6("sendmsg6 flow", last_fwd_len, &last_fwd6, HOOK_SOCK_SENDMSG6, "::1", BE6, 5353);
+	tap_result("events6: a sendmsg() to [fd00::10]:53 from [::1] (IPV6_PKTINFO) sends a FORWARDED drop_event6 "
+		   "naming [::1] -> [::1]:5353");
+
 	fwd_seen = drop_seen = 0;
 	fd = tcp6_connect("::ffff:" VIP, 80);
 	ring_buffer__consume(rb);
