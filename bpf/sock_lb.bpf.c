@@ -35,9 +35,10 @@ const volatile __u8 cfg_has_set_retval = 0;
 const volatile __u32 cfg_reject_errno = ECONNREFUSED;
 
 /* Reject the syscall: count, report, and set the errno the application sees. Returns 0 (reject).
- * daddr/saddr: the IPv4 addresses the event carries (0 for an IPv6 flow: the event has no room). */
-static __always_inline int sock_reject(__be32 daddr, __be16 dport, __be32 saddr, __u8 proto, __u8 hook,
-				       __u32 svc_id, __u32 reason)
+ * daddr/saddr: the IPv4 addresses the event carries (0 for an IPv6 flow); daddr6/saddr6: an IPv6
+ * flow's addresses (the event is then a struct drop_event6), else NULL. */
+static __always_inline int sock_reject6(__be32 daddr, __be16 dport, __be32 saddr, const __be32 *daddr6,
+					const __be32 *saddr6, __u8 proto, __u8 hook, __u32 svc_id, __u32 reason)
 {
 	struct drop_event ev = {};
 
@@ -48,15 +49,22 @@ static __always_inline int sock_reject(__be32 daddr, __be16 dport, __be32 saddr,
 	ev.dport = dport;
 	ev.saddr = saddr;
 	ev.svc_id = svc_id;
-	drop_record(&ev);
+	drop_record6(&ev, saddr6, daddr6);
 	if (cfg_has_set_retval)
 		bpf_set_retval(-(int)cfg_reject_errno);
 	return 0;
 }
 
-/* A new translated flow: a connection in the service's counters and a FORWARDED event. */
-static __always_inline void sock_new_flow(__u32 svc_id, __be32 daddr, __be16 dport, __be32 saddr, __u8 proto,
-					  __u8 hook)
+static __always_inline int sock_reject(__be32 daddr, __be16 dport, __be32 saddr, __u8 proto, __u8 hook,
+				       __u32 svc_id, __u32 reason)
+{
+	return sock_reject6(daddr, dport, saddr, NULL, NULL, proto, hook, svc_id, reason);
+}
+
+/* A new translated flow: a connection in the service's counters and a FORWARDED event (daddr6/
+ * saddr6 as sock_reject6's). */
+static __always_inline void sock_new_flow6(__u32 svc_id, __be32 daddr, __be16 dport, __be32 saddr,
+					   const __be32 *daddr6, const __be32 *saddr6, __u8 proto, __u8 hook)
 {
 	svc_count(svc_id, 0, 0, 1);
 	if (cfg_flow_events) {
@@ -68,8 +76,14 @@ static __always_inline void sock_new_flow(__u32 svc_id, __be32 daddr, __be16 dpo
 		ev.dport = dport;
 		ev.saddr = saddr;
 		ev.svc_id = svc_id;
-		flow_record(&ev);
+		flow_record6(&ev, saddr6, daddr6);
 	}
+}
+
+static __always_inline void sock_new_flow(__u32 svc_id, __be32 daddr, __be16 dport, __be32 saddr, __u8 proto,
+					  __u8 hook)
+{
+	sock_new_flow6(svc_id, daddr, dport, saddr, NULL, NULL, proto, hook);
 }
 
 /* the socket's protocol, not its type: an SCTP socket is SOCK_STREAM or SOCK_SEQPACKET */
@@ -179,7 +193,7 @@ static __always_inline int sock6_xlate(struct bpf_sock_addr *ctx, __u8 hook)
 	struct lb_service *svc;
 	struct lb6_backend *be;
 	__u32 reason = 0;
-	__be32 vip[4];
+	__be32 vip[4], src[4] = {};
 	__u64 cookie;
 
 	if (!sock_lb_proto(proto))
@@ -205,6 +219,12 @@ static __always_inline int sock6_xlate(struct bpf_sock_addr *ctx, __u8 hook)
 	svc = lb6_lookup_service(vip, vport, proto);
 	if (!svc)
 		return 1;
+	if (sendmsg) { /* the source the application chose, if any (connect: not bound yet, as IPv4's 0) */
+		src[0] = ctx->msg_src_ip6[0];
+		src[1] = ctx->msg_src_ip6[1];
+		src[2] = ctx->msg_src_ip6[2];
+		src[3] = ctx->msg_src_ip6[3];
+	}
 
 	cookie = bpf_get_socket_cookie(ctx);
 	akey.client = bpf_get_netns_cookie(ctx);
@@ -212,7 +232,7 @@ static __always_inline int sock6_xlate(struct bpf_sock_addr *ctx, __u8 hook)
 	akey.kind = AFFINITY_CLIENT_NETNS;
 	be = lb6_select_backend(svc, lb_cookie_hash(cookie), &affinity, &akey, &reason);
 	if (!be)
-		return sock_reject(0, vport, 0, proto, hook, svc->svc_id, reason);
+		return sock_reject6(0, vport, 0, vip, src, proto, hook, svc->svc_id, reason);
 
 	rkey.cookie = cookie;
 	rkey.addr[0] = be->addr[0];
@@ -230,7 +250,7 @@ static __always_inline int sock6_xlate(struct bpf_sock_addr *ctx, __u8 hook)
 	if (!known || known->vip[0] != vip[0] || known->vip[1] != vip[1] || known->vip[2] != vip[2] ||
 	    known->vip[3] != vip[3] || known->port != vport || known->svc_id != rval.svc_id) {
 		bpf_map_update_elem(&sock_revnat6, &rkey, &rval, BPF_ANY);
-		sock_new_flow(rval.svc_id, 0, be->port, 0, proto, hook);
+		sock_new_flow6(rval.svc_id, 0, be->port, 0, be->addr, src, proto, hook);
 	}
 
 	ctx->user_ip6[0] = be->addr[0];

@@ -42,6 +42,15 @@ static __always_inline int tc_drop(struct __sk_buff *skb, struct drop_event *ev,
 	return TC_ACT_SHOT;
 }
 
+/* IPv6: count, report with the flow's addresses (saddr, daddr: 16 bytes each) and drop. */
+static __always_inline int tc6_drop(struct drop_event *ev, const __be32 *saddr, const __be32 *daddr,
+				    __u32 reason)
+{
+	ev->reason = reason;
+	drop_record6(ev, saddr, daddr);
+	return TC_ACT_SHOT;
+}
+
 /* lib/snat.h's forward: its verdict, or its -DROP_* counted and dropped. FRAG_NEEDED is counted too,
  * and the packet, now ICMP fragmentation-needed to its sender, goes back out of the device it came
  * in on. p: the packet as received (NULL for an ICMP error, never answered with one). */
@@ -58,20 +67,21 @@ static __always_inline int tc_fib_forward(struct __sk_buff *skb, const struct pk
 	return ret < 0 ? tc_drop(skb, ev, -ret) : ret;
 }
 
-/* lib/snat6.h's forward, as tc_fib_forward: FRAG_NEEDED counted and the packet, now ICMPv6 packet
- * too big to its sender, sent back out of the device it came in on. p: the packet as received
- * (NULL for an ICMPv6 error, never answered with one). */
+/* lib/snat6.h's forward, as tc_fib_forward: its verdict, or its -DROP_* counted and dropped; FRAG_NEEDED
+ * counted and the packet, now ICMPv6 packet too big to its sender, sent back out of the device it came
+ * in on. p: the packet as received (NULL for an ICMPv6 error, never answered with one); saddr, daddr:
+ * what the event names. */
 static __always_inline int tc_fib_forward6(struct __sk_buff *skb, const struct pkt6 *p,
-					   struct drop_event *ev)
+					   struct drop_event *ev, const __be32 *saddr, const __be32 *daddr)
 {
 	int ret = snat6_fib_forward(skb, p);
 
 	if (ret == -DROP_FRAG_NEEDED) {
 		ev->reason = DROP_FRAG_NEEDED;
-		drop_record(ev);
+		drop_record6(ev, saddr, daddr);
 		return bpf_redirect(skb->ifindex, 0);
 	}
-	return ret < 0 ? tc_drop(skb, ev, -ret) : ret;
+	return ret < 0 ? tc6_drop(ev, saddr, daddr, -ret) : ret;
 }
 
 /* Both directions of a new flow into conntrack: orig (as received) and its reply after NAT. */
@@ -149,14 +159,14 @@ static __always_inline int tc6_fragment(struct __sk_buff *skb, const struct pkt6
 
 	enforcing |= tc6_enforcing(p->daddr, &dst_ep);
 	if (enforcing)
-		return tc_drop(skb, ev, DROP_IPV6_FRAGMENT);
+		return tc6_drop(ev, p->saddr, p->daddr, DROP_IPV6_FRAGMENT);
 	if (p->fragment != 1)
 		return TC_ACT_OK;
 	ct6_key_of(p, &ckey);
 	if (ct6_lookup_live(&ckey, bpf_ktime_get_ns()) ||
 	    ((p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP || p->proto == IPPROTO_SCTP) &&
 	     lb6_lookup_service(p->daddr, p->dport, p->proto)))
-		return tc_drop(skb, ev, DROP_IPV6_FRAGMENT);
+		return tc6_drop(ev, p->saddr, p->daddr, DROP_IPV6_FRAGMENT);
 	return TC_ACT_OK;
 }
 
@@ -189,16 +199,16 @@ static __always_inline int tc_lb6(struct __sk_buff *skb, struct drop_event *ev)
 	ev->sport = p.sport;
 	ev->dport = p.dport;
 	if (ret)
-		return tc_drop(skb, ev, ret);
+		return tc6_drop(ev, p.saddr, p.daddr, ret);
 
 	if (icmp6_is_error(&p)) { /* of a NATed flow: translated back, inner header too */
 		bool fib = false;
 
 		ret = icmp6_err_nat(skb, &p, &ev->svc_id, &fib);
 		if (ret > 0)
-			return tc_drop(skb, ev, ret);
+			return tc6_drop(ev, p.saddr, p.daddr, ret);
 		if (ret == 0)
-			return fib ? tc_fib_forward6(skb, NULL, ev) : TC_ACT_OK;
+			return fib ? tc_fib_forward6(skb, NULL, ev, p.saddr, p.daddr) : TC_ACT_OK;
 		ret = 0;
 	}
 	if (p.proto == IPPROTO_ICMPV6 && p.has_l4 &&
@@ -228,11 +238,11 @@ static __always_inline int tc_lb6(struct __sk_buff *skb, struct drop_event *ev)
 			if (!ret)
 				ret = snat6_rewrite(skb, &p, ct_flags, ct->snat_addr, ct->snat_port);
 			if (ret)
-				return tc_drop(skb, ev, DROP_NAT_FAILED);
+				return tc6_drop(ev, p.saddr, p.daddr, DROP_NAT_FAILED);
 			if (ct_flags & (CT_F_DNAT | CT_F_REVNAT))
 				svc_count(svc_id, 1, skb->len, 0);
 			if (ct_flags & CT_F_FIB)
-				return tc_fib_forward6(skb, &p, ev);
+				return tc_fib_forward6(skb, &p, ev, p.saddr, p.daddr);
 			return TC_ACT_OK;
 		}
 	}
@@ -252,7 +262,7 @@ static __always_inline int tc_lb6(struct __sk_buff *skb, struct drop_event *ev)
 		be = lb6_select_backend(svc, lb_flow_hash6(p.saddr, p.daddr, p.sport, p.dport, p.proto),
 					&affinity6, &akey, &reason);
 		if (!be)
-			return tc_drop(skb, ev, reason);
+			return tc6_drop(ev, p.saddr, daddr, reason);
 		__builtin_memcpy(daddr, be->addr, sizeof(daddr));
 		dport = be->port;
 		policy_port = be->port;
@@ -272,27 +282,27 @@ static __always_inline int tc_lb6(struct __sk_buff *skb, struct drop_event *ev)
 		dst_id = policy_identity6(daddr, dst_ep);
 		reason = policy_check(src_ep, dst_ep, src_id, dst_id, p.proto, policy_port, ev);
 		if (reason)
-			return tc_drop(skb, ev, reason);
+			return tc6_drop(ev, p.saddr, daddr, reason);
 	}
 	if (snat) {
 		reason = snat6_ct_create(skb, &p, daddr, dport, ev->svc_id, snat_addr, &snat_port);
 		if (reason)
-			return tc_drop(skb, ev, reason);
+			return tc6_drop(ev, p.saddr, daddr, reason);
 	} else {
 		if (ct6_create(skb, &p, daddr, dport, nat, ev->svc_id))
-			return tc_drop(skb, ev, DROP_CT_CREATE_FAILED);
+			return tc6_drop(ev, p.saddr, daddr, DROP_CT_CREATE_FAILED);
 		if (external)
 			snat6_mark_reply_fib(&p, daddr, dport);
 	}
 	if (nat && nat6_rewrite(skb, &p, NAT_DST, daddr, dport))
-		return tc_drop(skb, ev, DROP_NAT_FAILED);
+		return tc6_drop(ev, p.saddr, daddr, DROP_NAT_FAILED);
 	if (snat && nat6_rewrite(skb, &p, NAT_SRC, snat_addr, snat_port))
-		return tc_drop(skb, ev, DROP_NAT_FAILED);
-	flow_record(ev); /* a new flow with state: one event (later packets hit conntrack6) */
+		return tc6_drop(ev, p.saddr, daddr, DROP_NAT_FAILED);
+	flow_record6(ev, p.saddr, daddr); /* a new flow with state: one event (later packets hit conntrack6) */
 	if (nat)
 		svc_count(ev->svc_id, 1, skb->len, 0);
 	if (snat)
-		return tc_fib_forward6(skb, &p, ev);
+		return tc_fib_forward6(skb, &p, ev, p.saddr, daddr);
 	return TC_ACT_OK;
 }
 

@@ -208,10 +208,10 @@ enum drop_reason {
 #define HOOK_TC 1
 #define HOOK_SOCK_CONNECT 2
 #define HOOK_SOCK_SENDMSG 3
-/* tc, an IPv6 packet: drop_event.saddr/daddr are 0 (the event has room for IPv4 addresses only) */
+/* tc, an IPv6 packet: a struct drop_event6 record (the IPv6 addresses follow the drop_event) */
 #define HOOK_TC6 4
-/* the IPv6 socket hooks; a pure IPv6 flow's drop_event.saddr/daddr are 0, an IPv4-mapped one
- * (::ffff:a.b.c.d, a dual-stack socket to an IPv4 service) carries its IPv4 addresses */
+/* the IPv6 socket hooks; a pure IPv6 flow is a struct drop_event6 record, an IPv4-mapped one
+ * (::ffff:a.b.c.d, a dual-stack socket to an IPv4 service) a drop_event with its IPv4 addresses */
 #define HOOK_SOCK_CONNECT6 5
 #define HOOK_SOCK_SENDMSG6 6
 

@@ -263,6 +263,19 @@ struct drop_event {
 	__u32 rule_id;         /* policy: the rule's id (policy_entry.rule_id) that denied or allowed; else 0 */
 };
 
+/*
+ * events record of an IPv6 flow (hooks tc6, connect6, sendmsg6; an IPv4-mapped ::ffff: flow at the
+ * socket hooks is a plain drop_event with its IPv4 addresses): the drop_event, its saddr/daddr 0,
+ * followed by the IPv6 addresses. Told apart from drop_event by its size (88 bytes, not 56); a
+ * reader that knows only drop_event reads the first 56 bytes as before. Built in the ring buffer's
+ * reserved memory at send time (no stack: tc_lb's is near the verifier's limit).
+ */
+struct drop_event6 {
+	struct drop_event ev;
+	__be32 saddr6[4];
+	__be32 daddr6[4];
+};
+
 /* svc_counters value (PERCPU_HASH keyed by __u32 svc_id): forwarded traffic of a service. */
 struct svc_counter {
 	__u64 packets;     /* tc: packets DNATed to a backend or reverse-NATed back (both directions) */
@@ -333,6 +346,7 @@ _Static_assert(sizeof(struct ct6_entry) == 64, "ct6_entry layout");
 _Static_assert(sizeof(struct policy_key) == 16, "policy_key layout");
 _Static_assert(sizeof(struct policy_entry) == 8, "policy_entry layout");
 _Static_assert(sizeof(struct drop_event) == 56, "drop_event layout");
+_Static_assert(sizeof(struct drop_event6) == 88, "drop_event6 layout");
 _Static_assert(sizeof(struct svc_counter) == 24, "svc_counter layout");
 _Static_assert(sizeof(struct lb6_svc_key) == 20, "lb6_svc_key layout");
 _Static_assert(sizeof(struct lb6_backend) == 24, "lb6_backend layout");

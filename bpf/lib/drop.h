@@ -14,22 +14,41 @@
  * (install --no-flow-events) before load. With 0 the event code is dead and removed by the verifier. */
 const volatile __u8 cfg_flow_events = 1;
 
-/* Timestamp and queue *ev; a full ring buffer counts in events_lost. */
-static __always_inline void event_send(struct drop_event *ev)
+/* Timestamp and queue *ev; a full ring buffer counts in events_lost. saddr6/daddr6: NULL, or an
+ * IPv6 flow's addresses: the record is then a struct drop_event6, built in the ring buffer's
+ * memory (no stack). Inlined with NULL constants the IPv6 branch is removed. */
+static __always_inline void event_send6(struct drop_event *ev, const __be32 *saddr6, const __be32 *daddr6)
 {
+	struct drop_event6 *r;
 	__u32 zero = 0;
 	__u64 *lost;
 
 	ev->ts_ns = bpf_ktime_get_ns();
-	if (bpf_ringbuf_output(&events, ev, sizeof(*ev), 0)) {
-		lost = bpf_map_lookup_elem(&events_lost, &zero);
-		if (lost)
-			(*lost)++;
+	if (saddr6 && daddr6) {
+		r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+		if (r) {
+			__builtin_memcpy(&r->ev, ev, sizeof(*ev));
+			__builtin_memcpy(r->saddr6, saddr6, sizeof(r->saddr6));
+			__builtin_memcpy(r->daddr6, daddr6, sizeof(r->daddr6));
+			bpf_ringbuf_submit(r, 0);
+			return;
+		}
+	} else if (!bpf_ringbuf_output(&events, ev, sizeof(*ev), 0)) {
+		return;
 	}
+	lost = bpf_map_lookup_elem(&events_lost, &zero);
+	if (lost)
+		(*lost)++;
 }
 
-/* Count ev->reason (packets, and len bytes) and emit *ev; ev carries everything but the time. */
-static __always_inline void drop_record(struct drop_event *ev)
+static __always_inline void event_send(struct drop_event *ev)
+{
+	event_send6(ev, NULL, NULL);
+}
+
+/* Count ev->reason (packets, and len bytes) and emit *ev; ev carries everything but the time (and,
+ * for an IPv6 flow, its addresses: saddr6/daddr6, else NULL). */
+static __always_inline void drop_record6(struct drop_event *ev, const __be32 *saddr6, const __be32 *daddr6)
 {
 	__u32 reason = ev->reason;
 	struct drop_counter *c;
@@ -42,17 +61,27 @@ static __always_inline void drop_record(struct drop_event *ev)
 		c->bytes += ev->len;
 	}
 	ev->verdict = EVENT_VERDICT_DROPPED;
-	event_send(ev);
+	event_send6(ev, saddr6, daddr6);
+}
+
+static __always_inline void drop_record(struct drop_event *ev)
+{
+	drop_record6(ev, NULL, NULL);
 }
 
 /* A new forwarded flow: emit *ev as FORWARDED (reason 0) if flow events are on. */
-static __always_inline void flow_record(struct drop_event *ev)
+static __always_inline void flow_record6(struct drop_event *ev, const __be32 *saddr6, const __be32 *daddr6)
 {
 	if (!cfg_flow_events)
 		return;
 	ev->reason = DROP_NONE;
 	ev->verdict = EVENT_VERDICT_FORWARDED;
-	event_send(ev);
+	event_send6(ev, saddr6, daddr6);
+}
+
+static __always_inline void flow_record(struct drop_event *ev)
+{
+	flow_record6(ev, NULL, NULL);
 }
 
 /* Add to the service's per-CPU counters; the first use of a service creates its entry (a full map

@@ -202,7 +202,8 @@ struct {
 	__type(value, __u64);
 } events_lost SEC(".maps");
 
-/* events: ring buffer of struct drop_event (drops, and forwarded flows with cfg_flow_events) */
+/* events: ring buffer of struct drop_event records, struct drop_event6 for IPv6 flows (drops, and
+ * forwarded flows with cfg_flow_events) */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, EVENTS_RINGBUF_BYTES);

@@ -40,6 +40,7 @@ static const char *hook_name(__u8 hook)
 {
 	switch (hook) {
 	case HOOK_TC: return "tc";
+	case HOOK_TC6: return "tc6";
 	case HOOK_SOCK_CONNECT: return "connect4";
 	case HOOK_SOCK_SENDMSG: return "sendmsg4";
 	case HOOK_SOCK_CONNECT6: return "connect6";
@@ -81,7 +82,9 @@ static void time_member(struct jw *w, __u64 ts_ns)
 static int on_event(void *ctx, void *data, size_t size)
 {
 	const struct drop_event *e = data;
-	char addr[INET_ADDRSTRLEN], ifname[IF_NAMESIZE], reason[64];
+	/* an IPv6 flow's record: the drop_event followed by its addresses (struct drop_event6) */
+	const struct drop_event6 *e6 = size >= sizeof(struct drop_event6) ? data : NULL;
+	char addr[INET6_ADDRSTRLEN], ifname[IF_NAMESIZE], reason[64];
 	const char *desc;
 	struct jw w = {};
 
@@ -100,8 +103,11 @@ static int on_event(void *ctx, void *data, size_t size)
 	jw_u64(&w, "ifindex", e->ifindex);
 	if (e->ifindex && if_indextoname(e->ifindex, ifname))
 		jw_str(&w, "ifname", ifname);
-	jw_str(&w, "saddr", inet_ntop(AF_INET, &e->saddr, addr, sizeof(addr)));
-	jw_str(&w, "daddr", inet_ntop(AF_INET, &e->daddr, addr, sizeof(addr)));
+	jw_str(&w, "family", e6 ? "ipv6" : "ipv4");
+	jw_str(&w, "saddr", e6 ? inet_ntop(AF_INET6, e6->saddr6, addr, sizeof(addr))
+			       : inet_ntop(AF_INET, &e->saddr, addr, sizeof(addr)));
+	jw_str(&w, "daddr", e6 ? inet_ntop(AF_INET6, e6->daddr6, addr, sizeof(addr))
+			       : inet_ntop(AF_INET, &e->daddr, addr, sizeof(addr)));
 	jw_u64(&w, "sport", ntohs(e->sport));
 	jw_u64(&w, "dport", ntohs(e->dport));
 	proto_member(&w, e->proto);

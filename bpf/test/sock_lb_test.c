@@ -248,19 +248,29 @@ static void case_udp(void)
 
 static struct sock_lb_bpf *cur_skel; /* the round's programs (the child inherits the pointer and fds) */
 static struct drop_event last_fwd;
+/* the last event of each kind as sent: its size and (a struct drop_event6) its IPv6 addresses */
+static struct drop_event6 last_fwd6, last_drop6;
+static size_t last_fwd_len, last_drop_len;
 static int fwd_seen, drop_seen;
 
 static int on_event(void *ctx, void *data, size_t len)
 {
 	const struct drop_event *e = data;
+	size_t n = len < sizeof(struct drop_event6) ? len : sizeof(struct drop_event6);
 
 	(void)ctx;
 	if (len < sizeof(*e))
 		return 0;
 	if (e->verdict == EVENT_VERDICT_FORWARDED) {
 		last_fwd = *e;
+		memset(&last_fwd6, 0, sizeof(last_fwd6));
+		memcpy(&last_fwd6, data, n);
+		last_fwd_len = len;
 		fwd_seen++;
 	} else {
+		memset(&last_drop6, 0, sizeof(last_drop6));
+		memcpy(&last_drop6, data, n);
+		last_drop_len = len;
 		drop_seen++;
 	}
 	return 0;
@@ -570,6 +580,118 @@ static void case_mapped(void)
 		close(lfd);
 }
 
+/* an IPv6 record (struct drop_event6, 88 bytes): the hook, port, and both IPv6 addresses; IPv4's 0 */
+static void check_event6(const char *what, size_t len, const struct drop_event6 *e, __u8 hook,
+			 const char *src, const char *dst, uint16_t dport)
+{
+	struct in6_addr s = {}, d = {};
+	char gs[INET6_ADDRSTRLEN], gd[INET6_ADDRSTRLEN];
+
+	inet_pton(AF_INET6, src, &s);
+	inet_pton(AF_INET6, dst, &d);
+	inet_ntop(AF_INET6, e->saddr6, gs, sizeof(gs));
+	inet_ntop(AF_INET6, e->daddr6, gd, sizeof(gd));
+	if (len != sizeof(struct drop_event6))
+		tap_fail("%s: a %zu-byte event, expected a %zu-byte drop_event6", what, len, sizeof(*e));
+	else if (e->ev.hook != hook || e->ev.dport != htons(dport) || e->ev.saddr || e->ev.daddr ||
+		 memcmp(e->saddr6, &s, 16) || memcmp(e->daddr6, &d, 16))
+		tap_fail("%s: hook %u [%s] -> [%s]:%u (IPv4 %08x -> %08x); expected hook %u [%s] -> [%s]:%u",
+			 what, e->ev.hook, gs, gd, ntohs(e->ev.dport), e->ev.saddr, e->ev.daddr, hook, src, dst,
+			 dport);
+}
+
+/* IPv6 events carry both addresses; an IPv4-mapped flow's event is IPv4's, with its IPv4 addresses */
+static void case_events6(void)
+{
+	struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(cur_skel->maps.events), on_event, NULL, NULL);
+	int lfd = listen6_on(BE6, 8080, SOCK_STREAM), lfd4 = listen_on(BE_A, 8080, SOCK_STREAM), fd;
+
+	if (!rb) {
+		tap_fail("ring buffer: %s", strerror(errno));
+		goto out;
+	}
+	ring_buffer__consume(rb);
+	fwd_seen = drop_seen = 0;
+	fd = tcp6_connect(VIP6, 80);
+	ring_buffer__consume(rb);
+	if (fd < 0)
+		tap_fail("connect [%s]:80: %s", VIP6, strerror(-fd));
+	else if (fwd_seen != 1 || drop_seen)
+		tap_fail("%d forwarded and %d drop events, expected 1 forwarded", fwd_seen, drop_seen);
+	else
+		check_event6("connect6 flow", last_fwd_len, &last_fwd6, HOOK_SOCK_CONNECT6, "::", BE6, 8080);
+	if (fd >= 0)
+		close(fd);
+	tap_result("events6: a connect() to [fd00::10]:80 sends a FORWARDED drop_event6 naming [::1]:8080 "
+		   "(no source yet: ::)");
+
+	fwd_seen = drop_seen = 0;
+	fd = tcp6_connect(VIP6, 81);
+	ring_buffer__consume(rb);
+	if (fd >= 0)
+		close(fd);
+	if (drop_seen != 1 || fwd_seen)
+		tap_fail("%d drop and %d forwarded events, expected 1 drop", drop_seen, fwd_seen);
+	else if (last_drop6.ev.reason != DROP_NO_BACKEND)
+		tap_fail("drop reason %u, expected NO_BACKEND", last_drop6.ev.reason);
+	else
+		check_event6("connect6 reject", last_drop_len, &last_drop6, HOOK_SOCK_CONNECT6, "::", VIP6, 81);
+	tap_result("events6: a connect() to [fd00::10]:81 (no backends) sends a NO_BACKEND drop_event6 naming "
+		   "the VIP");
+
+	/* sendmsg6 with the source chosen per datagram (IPV6_PKTINFO): the event names it */
+	fwd_seen = drop_seen = 0;
+	fd = socket(AF_INET6, SOCK_DGRAM, 0);
+	{
+		struct sockaddr_in6 to = sa6(VIP6, 53);
+		char cbuf[CMSG_SPACE(sizeof(struct in6_pktinfo))] = {};
+		struct iovec iov = { .iov_base = "q6", .iov_len = 2 };
+		struct msghdr msg = { .msg_name = &to, .msg_namelen = sizeof(to), .msg_iov = &iov, .msg_iovlen = 1,
+				      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+		struct in6_pktinfo pi = {};
+
+		inet_pton(AF_INET6, "::1", &pi.ipi6_addr);
+		cm->cmsg_level = IPPROTO_IPV6;
+		cm->cmsg_type = IPV6_PKTINFO;
+		cm->cmsg_len = CMSG_LEN(sizeof(pi));
+		memcpy(CMSG_DATA(cm), &pi, sizeof(pi));
+		if (sendmsg(fd, &msg, 0) != 2)
+			tap_fail("sendmsg [%s]:53 from [::1]: %s", VIP6, strerror(errno));
+	}
+	close(fd);
+	ring_buffer__consume(rb);
+	if (fwd_seen != 1 || drop_seen)
+		tap_fail("%d forwarded and %d drop events, expected 1 forwarded", fwd_seen, drop_seen);
+	else
+		check_event6("sendmsg6 flow", last_fwd_len, &last_fwd6, HOOK_SOCK_SENDMSG6, "::1", BE6, 5353);
+	tap_result("events6: a sendmsg() to [fd00::10]:53 from [::1] (IPV6_PKTINFO) sends a FORWARDED drop_event6 "
+		   "naming [::1] -> [::1]:5353");
+
+	fwd_seen = drop_seen = 0;
+	fd = tcp6_connect("::ffff:" VIP, 80);
+	ring_buffer__consume(rb);
+	if (fd < 0)
+		tap_fail("connect [::ffff:%s]:80: %s", VIP, strerror(-fd));
+	else if (fwd_seen != 1 || drop_seen)
+		tap_fail("%d forwarded and %d drop events, expected 1 forwarded", fwd_seen, drop_seen);
+	else if (last_fwd_len != sizeof(struct drop_event) || last_fwd.hook != HOOK_SOCK_CONNECT6 ||
+		 last_fwd.daddr != ip4(BE_A) || last_fwd.dport != htons(8080))
+		tap_fail("a %zu-byte event, hook %u daddr %08x port %u; expected a %zu-byte drop_event, "
+			 "connect6, %s:8080", last_fwd_len, last_fwd.hook, last_fwd.daddr, ntohs(last_fwd.dport),
+			 sizeof(struct drop_event), BE_A);
+	if (fd >= 0)
+		close(fd);
+	tap_result("events6: an IPv4-mapped connect() to ::ffff:VIP:80 sends an IPv4 drop_event naming the "
+		   "IPv4 backend");
+out:
+	ring_buffer__free(rb);
+	if (lfd >= 0)
+		close(lfd);
+	if (lfd4 >= 0)
+		close(lfd4);
+}
+
 static void case_no_backend6(int want_errno)
 {
 	int fd = tcp6_connect(VIP6, 81);
@@ -608,6 +730,7 @@ static int child_main(int counters_fd, int want_errno, bool full)
 		case_tcp6();
 		case_udp6();
 		case_mapped();
+		case_events6();
 	}
 	case_no_backend(counters_fd, want_errno);
 	case_no_backend6(want_errno);

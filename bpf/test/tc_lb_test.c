@@ -64,6 +64,9 @@ struct tcase {
 static struct tc_lb_bpf *skel;
 static struct ring_buffer *rb;
 static struct drop_event last_event, last_fwd;
+/* the last drop's record as sent: size, and its IPv6 addresses when it was a struct drop_event6 */
+static struct drop_event6 last_event6;
+static size_t last_event_len;
 static int events_seen, fwd_seen;
 
 static __be32 ip4(const char *s)
@@ -87,6 +90,9 @@ static int on_event(void *ctx, void *data, size_t len)
 		return 0;
 	}
 	memcpy(&last_event, data, sizeof(last_event));
+	memset(&last_event6, 0, sizeof(last_event6));
+	memcpy(&last_event6, data, len < sizeof(last_event6) ? len : sizeof(last_event6));
+	last_event_len = len;
 	events_seen++;
 	return 0;
 }
@@ -1286,6 +1292,7 @@ struct tcase6 {
 	int flags;       /* CASE_MAY_EINVAL, CASE_MUTATE_OUT */
 	const struct pkt6_spec *out; /* expected output (service flows: translated), NULL = the input */
 	uint32_t svc;    /* service whose counter must go up by one packet, 0 none */
+	const char *ev_dst; /* the drop event's destination if not the packet's (a service's backend) */
 };
 
 static void setup_policy6(void)
@@ -1407,6 +1414,34 @@ static const struct tcase6 policy6_cases[] = {
 	  ICMP6(WORLD6, P2_6, 129), NULL, PASS, 0, 0 },
 };
 
+/*
+ * An IPv6 drop's record: a struct drop_event6 (88 bytes) whose IPv4 fields are 0 and whose addresses
+ * are the packet's (a header cut short names none: parse stopped before them). A service drop after
+ * backend selection names the backend (c->ev_dst), as IPv4's.
+ */
+static void check_event6(const struct tcase6 *c)
+{
+	struct in6_addr src = {}, dst = {};
+	bool cut = c->reason == DROP_TRUNCATED_IPV6 || c->reason == DROP_MALFORMED_IPV6;
+	char got_s[INET6_ADDRSTRLEN], got_d[INET6_ADDRSTRLEN];
+
+	inet_pton(AF_INET6, c->in.src, &src);
+	inet_pton(AF_INET6, c->ev_dst ? c->ev_dst : c->in.dst, &dst);
+	inet_ntop(AF_INET6, last_event6.saddr6, got_s, sizeof(got_s));
+	inet_ntop(AF_INET6, last_event6.daddr6, got_d, sizeof(got_d));
+	if (last_event_len != sizeof(struct drop_event6))
+		tap_fail("the drop event is %zu bytes, expected a %zu-byte drop_event6", last_event_len,
+			 sizeof(struct drop_event6));
+	else if (last_event.saddr || last_event.daddr)
+		tap_fail("an IPv6 drop event has IPv4 addresses %08x -> %08x", last_event.saddr,
+			 last_event.daddr);
+	else if (!cut && memcmp(last_event6.saddr6, &src, 16))
+		tap_fail("the drop event's source is %s, expected %s", got_s, c->in.src);
+	else if (!cut && memcmp(last_event6.daddr6, &dst, 16))
+		tap_fail("the drop event's destination is %s, expected %s", got_d,
+			 c->ev_dst ? c->ev_dst : c->in.dst);
+}
+
 static void run6_case(const struct tcase6 *c)
 {
 	uint8_t in[PKT_MAX], want[PKT_MAX], got[PKT_MAX];
@@ -1449,6 +1484,8 @@ static void run6_case(const struct tcase6 *c)
 		if (events_seen != 1 || last_event.reason != c->reason || last_event.hook != HOOK_TC6)
 			tap_fail("%d events, last reason %u hook %u; expected 1 event with reason %s, HOOK_TC6",
 				 events_seen, last_event.reason, last_event.hook, dp_drop_reason(c->reason));
+		else
+			check_event6(c);
 	} else if (events_seen) {
 		tap_fail("%d unexpected drop events (reason %u)", events_seen, last_event.reason);
 	}
@@ -1598,16 +1635,17 @@ static const struct tcase6 lb6_cases[] = {
 	{ "IPv6 service port with no service: passes untouched",
 	  TCP6(C6, 40009, VIP6, 8443), NULL, PASS, 0, 0, NULL, 0 },
 	{ "IPv6 hairpin (the backend is the client) with no IPv6 node address (node_cfg6 empty): "
-	  "SNAT_NO_ADDRESS", TCP6(BE6_1, 40010, VIP6, 80), NULL, DROP, DROP_SNAT_NO_ADDRESS, 0, NULL, 0 },
+	  "SNAT_NO_ADDRESS", TCP6(BE6_1, 40010, VIP6, 80), NULL, DROP, DROP_SNAT_NO_ADDRESS, 0, NULL, 0,
+	  BE6_1 },
 	{ "IPv6 external address with a remote backend, no IPv6 node address: SNAT_NO_ADDRESS",
-	  TCP6(C6, 40011, VIP6, 30080), NULL, DROP, DROP_SNAT_NO_ADDRESS, 0, NULL, 0 },
+	  TCP6(C6, 40011, VIP6, 30080), NULL, DROP, DROP_SNAT_NO_ADDRESS, 0, NULL, 0, BE6_2 },
 	{ "IPv6 first fragment to a service: IPV6_FRAGMENT (IPv6 fragments are not tracked)",
 	  UDP6(C6, 40012, VIP6, 53, .ext = { 44 }, .n_ext = 1, .frag_more = true), NULL, DROP,
 	  DROP_IPV6_FRAGMENT, 0, NULL, 0 },
 	{ "IPv6 policy on the translated tuple: P3 -> [VIP]:90 -> P1:80 allowed by rule 1",
 	  TCP6(P3_6, 40013, VIP6, 90), NULL, PASS, 0, 0, OUT6(TCP6(P3_6, 40013, P1_6, 80)), SVC6_POLICY },
 	{ "IPv6 policy on the translated tuple: world -> [VIP]:90 -> P1:80 default deny",
-	  TCP6(WORLD6, 40014, VIP6, 90), NULL, DROP, DROP_POLICY_DEFAULT_DENY, 0, NULL, 0 },
+	  TCP6(WORLD6, 40014, VIP6, 90), NULL, DROP, DROP_POLICY_DEFAULT_DENY, 0, NULL, 0, P1_6 },
 	{ "IPv6 the allowed flow's reply P1:80 -> P3 leaves as [VIP]:90",
 	  TCP6(P1_6, 80, P3_6, 40013, .tcp_flags = 0x12), NULL, PASS, 0, 0,
 	  OUT6(TCP6(VIP6, 90, P3_6, 40013, .tcp_flags = 0x12)), SVC6_POLICY },

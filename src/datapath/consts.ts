@@ -80,9 +80,9 @@ export const POLICY_PREFIX_FULL = 96;
 export const HOOK_TC = 1;
 export const HOOK_SOCK_CONNECT = 2;
 export const HOOK_SOCK_SENDMSG = 3;
-/** tc, an IPv6 packet: the event's saddr/daddr are 0 (struct drop_event has room for IPv4 only). */
+/** tc, an IPv6 packet: a struct drop_event6 record (the IPv6 addresses follow the drop_event). */
 export const HOOK_TC6 = 4;
-/** The IPv6 socket hooks: a pure IPv6 flow's saddr/daddr are 0, an IPv4-mapped one (::ffff:a.b.c.d) carries its IPv4 addresses. */
+/** The IPv6 socket hooks: a pure IPv6 flow is a struct drop_event6 record, an IPv4-mapped one (::ffff:a.b.c.d) a drop_event with its IPv4 addresses. */
 export const HOOK_SOCK_CONNECT6 = 5;
 export const HOOK_SOCK_SENDMSG6 = 6;
 
@@ -111,6 +111,7 @@ export const STRUCT_SIZE = {
   policy_key: 16,
   policy_entry: 8,
   drop_event: 56,
+  drop_event6: 88,
   svc_counter: 24,
   endpoint_info: 8,
   ipcache_key: 8,

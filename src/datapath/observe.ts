@@ -5,7 +5,9 @@
 // deletes it. Events are drops (one per dropped packet or rejected socket call) and forwarded flows
 // (one per new flow, not per packet: at tc when conntrack entries are made for a NATed or
 // policy-tracked flow, at connect4/sendmsg4 when a service is translated; off with
-// `install --no-flow-events`). An event without "verdict" (an older loader) is a drop.
+// `install --no-flow-events`). An event without "verdict" (an older loader) is a drop. IPv6 flows
+// (hooks tc6, connect6, sendmsg6) carry IPv6 addresses and "family": "ipv6"; an event without
+// "family" (an older loader) is IPv4's.
 import { z } from 'zod';
 import type { Host } from '../host/host.js';
 import { printable } from '../errors.js';
@@ -14,7 +16,7 @@ import { DROP_REASONS } from './drop-reasons.js';
 import { selects } from './identity.js';
 import { IDENTITY_WORLD } from './consts.js';
 import type { EventDoc } from './loader.js';
-import type { DatapathState } from './schema.js';
+import { canonicalIp, type DatapathState } from './schema.js';
 import type { Origins } from './k8s/sum.js';
 import { LABELSET_LABEL } from './k8s/sum.js';
 
@@ -51,7 +53,10 @@ export function buildNames(state: DatapathState, compiled: Compiled, origins: Or
   for (const e of state.endpoints) {
     const identity = compiled.identities.byEndpoint.get(e.name)!;
     const dd = (dir: 'ingress' | 'egress') => [...new Set(state.policies.filter((p) => p[dir] !== undefined && selects(p.selector, e.labels)).map((p) => origins.policies.get(p.name) ?? p.name))].sort();
-    endpoints[e.ip] = { name: origins.endpoints.get(e.name) ?? e.name, labels: shown(e.labels), identity, default_deny: { ingress: dd('ingress'), egress: dd('egress') } };
+    const entry = { name: origins.endpoints.get(e.name) ?? e.name, labels: shown(e.labels), identity, default_deny: { ingress: dd('ingress'), egress: dd('egress') } };
+    // keyed by the address as the loader prints it (IPv6 in RFC 5952 form, as inet_ntop), both families
+    endpoints[canonicalIp(e.ip)] = entry;
+    if (e.ip6 !== undefined) endpoints[canonicalIp(e.ip6)] = entry;
     identities[String(identity)] = shown(e.labels);
   }
   const cidrs: NamesIndex['cidrs'] = {};
@@ -104,6 +109,8 @@ export interface Flow {
   reason?: { code: number; name: string; description: string };
   hook: string;
   ifname?: string;
+  /** the addresses' family: "ipv6" for IPv6 flows (hooks tc6, connect6, sendmsg6; not an ::ffff: flow, which is IPv4's) */
+  family: 'ipv4' | 'ipv6';
   proto: string;
   direction: 'ingress' | 'egress' | null;
   source: FlowEnd;
@@ -141,11 +148,13 @@ export function decorate(raw: EventDoc, names: NamesIndex | null): Flow {
   const remote = num(e.remote_identity) || undefined;
   const srcId = direction === 'egress' ? local : direction === 'ingress' ? remote : undefined;
   const dstId = direction === 'ingress' ? local : direction === 'egress' ? remote : undefined;
+  const family = e.family === 'ipv6' || (e.family === undefined && text(e.saddr).includes(':')) ? 'ipv6' : 'ipv4';
   const flow: Flow = {
     time: text(e.time),
     verdict: forwarded ? 'forwarded' : 'dropped',
     ...(!forwarded && { reason: { code: e.reason, name: reason?.name ?? (text(e.reason_name) || 'UNKNOWN'), description: reason?.description ?? '' } }),
     hook: text(e.hook),
+    family,
     proto: typeof e.proto === 'number' ? String(e.proto) : text(e.proto),
     direction,
     source: end(text(e.saddr), num(e.sport), srcId, names),
@@ -174,7 +183,8 @@ function endText(e: FlowEnd): string {
     .map(([k, v]) => `${k}=${v}`)
     .join(',');
   const who = e.endpoint ?? e.peer ?? (e.identity ? `identity ${e.identity}` : '');
-  return `${e.ip}:${e.port}${who ? ` ${who}` : ''}${labels ? ` [${labels}]` : ''}`;
+  const addr = e.ip.includes(':') ? `[${e.ip}]` : e.ip; // an IPv6 address: [addr]:port
+  return `${addr}:${e.port}${who ? ` ${who}` : ''}${labels ? ` [${labels}]` : ''}`;
 }
 
 /** Whether a flow passes `--verdict`. */

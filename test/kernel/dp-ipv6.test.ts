@@ -3,6 +3,8 @@
 // compiled by prep-node's own compiler and applied with the loader, and real TCP connections over
 // IPv6 (fd00::/8 addresses in namespaces this test creates and always removes) are allowed or dropped
 // with the reason counted; the same port is reachable before the policy, so the drop is the policy's.
+// The loader's events of those flows, read through observe's own decorate/formatFlow, name both IPv6
+// ends (the drop and the allowed flow), as `prep-node datapath observe` prints them.
 //
 //   client ns  c0 fd00:1::2 ──veth── n0 fd00:1::1  node ns  fd00:2::1 n1 ──veth── p0 fd00:2::2  pod ns
 //                                    tc_lb ingress on n0 and n1            TCP servers on [::]:8080, :8081
@@ -16,6 +18,9 @@ import { fileURLToPath } from 'node:url';
 import { compileState } from '../../src/datapath/compile.js';
 import { fullSync } from '../../src/datapath/sync.js';
 import { parseState } from '../../src/datapath/state.js';
+import { parseEvents } from '../../src/datapath/loader.js';
+import { buildNames, decorate, formatFlow, type Flow } from '../../src/datapath/observe.js';
+import { newOrigins } from '../../src/datapath/k8s/origins.js';
 
 const BPF_DIR = fileURLToPath(new URL('../../../bpf/', import.meta.url));
 const DP = `${BPF_DIR}build/prep-node-dp`;
@@ -85,9 +90,18 @@ describe('IPv6 policy at tc on real connections', { skip: notRoot }, () => {
     return (JSON.parse(r.stdout) as { drops: Record<string, number> }).drops;
   };
   const apply = async (yaml: string) => {
-    const lines = fullSync(compileState(parseState(yaml, 'state.yaml')).entries).lines;
+    const state = parseState(yaml, 'state.yaml');
+    const compiled = compileState(state);
+    const lines = fullSync(compiled.entries).lines;
     const r = await dp(['apply'], `${lines.join('\n')}\n`);
     assert.equal(r.code, 0, r.stdout + r.stderr);
+    return buildNames(state, compiled, newOrigins(), 'state.yaml');
+  };
+  // the queued events as observe shows them (reading drains the queue)
+  const flows = async (names: ReturnType<typeof buildNames> | null): Promise<Flow[]> => {
+    const r = await dp(['events']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    return parseEvents('node', r.stdout).events.map((e) => decorate(e, names));
   };
 
   function cleanup(): void {
@@ -155,7 +169,8 @@ describe('IPv6 policy at tc on real connections', { skip: notRoot }, () => {
   });
 
   it('a default-deny ingress policy holds over IPv6: 8080 allowed by identity, 8081 dropped and counted', async () => {
-    await apply(STATE);
+    const names = await apply(STATE);
+    await flows(null); // drain what the connections before the policy sent
     const before = await drops();
     assert.deepEqual(await connect(8080, 10_000), { ok: true, reply: '8080' }, 'the allowed port, replies through conntrack6');
     const denied = await connect(8081);
@@ -164,6 +179,19 @@ describe('IPv6 policy at tc on real connections', { skip: notRoot }, () => {
     assert.ok(after.POLICY_DEFAULT_DENY! >= before.POLICY_DEFAULT_DENY! + 1, `POLICY_DEFAULT_DENY ${before.POLICY_DEFAULT_DENY} -> ${after.POLICY_DEFAULT_DENY}`);
     assert.equal(after.IPV6_FRAGMENT, before.IPV6_FRAGMENT);
     assert.equal(after.TRUNCATED_IPV6, before.TRUNCATED_IPV6);
+
+    // observe: the drop and the allowed flow with both IPv6 addresses, the pods named by them
+    const seen = await flows(names);
+    const drop = seen.find((f) => f.verdict === 'dropped' && f.destination.port === 8081);
+    assert.ok(drop, `no drop event to port 8081 among ${JSON.stringify(seen)}`);
+    assert.deepEqual(
+      [drop.reason?.name, drop.hook, drop.family, drop.source.ip, drop.destination.ip, drop.source.endpoint, drop.destination.endpoint, drop.direction],
+      ['POLICY_DEFAULT_DENY', 'tc6', 'ipv6', 'fd00:1::2', POD6, 'client', 'web', 'ingress'],
+    );
+    assert.match(formatFlow(drop), /DROPPED POLICY_DEFAULT_DENY\(\d+\) tcp \[fd00:1::2\]:\d+ client \[app=client\] -> \[fd00:2::2\]:8081 web \[app=web\], ingress, default deny of web-from-client, at tc6 n0$/);
+    const fwd = seen.find((f) => f.verdict === 'forwarded' && f.destination.port === 8080);
+    assert.ok(fwd, `no forwarded event to port 8080 among ${JSON.stringify(seen)}`);
+    assert.deepEqual([fwd.family, fwd.source.ip, fwd.destination.ip, fwd.policy], ['ipv6', 'fd00:1::2', POD6, { policy: 'web-from-client', rule: 'ingress[0]' }]);
   });
 
   it('an IPv6 CIDR rule: the client prefix may reach 8081 only; 8080 now dropped', async () => {

@@ -51,6 +51,7 @@ test('datapath observe: labels, endpoint, service and policy names with escape s
     reason: { code: 3, name: 'POLICY_DENIED', description: 'denied by a policy' },
     hook: 'tc_ingress',
     ifname: `eth0${EVIL}`,
+    family: 'ipv4',
     proto: 'TCP',
     direction: 'ingress',
     source: { ip: '198.18.0.2', port: 40000, endpoint: `default/pod${EVIL}`, labels: { app: `x${EVIL}` } },

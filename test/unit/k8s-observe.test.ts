@@ -128,3 +128,36 @@ test('--verdict selects dropped, forwarded or all; an event without verdict (old
   assert.throws(() => parseEvents('n', JSON.stringify({ reason: 0, verdict: 'bogus' }) + '\n'));
   assert.deepEqual(parseEvents('n', '{"lost": 3}\n'), { events: [], lost: 3 });
 });
+
+test('an IPv6 event (tc6): [addr]:port in text, plain addresses and family "ipv6" in JSON, endpoints named by their IPv6 address', async () => {
+  const { d } = await shop();
+  // the shop's pods made dual-stack: 198.18.2.N gets fd00::2:N, written uncompressed (the index keys RFC 5952 text, as the loader prints)
+  const state = { ...d.state, endpoints: d.state.endpoints.map((e) => ({ ...e, ip6: `fd00:0:0:0:0:0:2:${e.ip.split('.')[3]}` })) };
+  const c = compileState(state);
+  const names = buildNames(state, c, d.origins, SHOP, new Date('2025-01-01T00:00:00Z'));
+  assert.equal(names.endpoints['fd00::2:20']?.name, 'shop/backend-5c6f8');
+  assert.equal(names.endpoints['198.18.2.20']?.name, 'shop/backend-5c6f8', 'the IPv4 address still names it');
+  const ruleId = c.rules.get('cnp.shop.backend-deny-other.s0.1/ingress/0')!;
+  const f = decorate(
+    event({ family: 'ipv6', hook: 'tc6', saddr: 'fd00::2:30', daddr: 'fd00::2:20', rule_id: ruleId, local_identity: names.endpoints['fd00::2:20'].identity, remote_identity: names.endpoints['fd00::2:30']!.identity }),
+    names,
+  );
+  assert.equal(f.family, 'ipv6');
+  assert.equal(f.source.endpoint, 'shop/other-6b7c1');
+  assert.equal(f.destination.endpoint, 'shop/backend-5c6f8');
+  assert.equal(
+    formatFlow(f),
+    '2025-01-01T00:00:01.000Z DROPPED POLICY_DENY(1) tcp [fd00::2:30]:40000 shop/other-6b7c1 [app=other] -> [fd00::2:20]:8080 shop/backend-5c6f8 [app=backend,tier=api], ingress, by CiliumNetworkPolicy shop/backend-deny-other ingressDeny[0], at tc6 eth0',
+  );
+  const json = JSON.parse(JSON.stringify(f)) as { family: string; source: { ip: string; port: number }; destination: { ip: string } };
+  assert.deepEqual([json.family, json.source.ip, json.source.port, json.destination.ip], ['ipv6', 'fd00::2:30', 40000, 'fd00::2:20']);
+  // a socket flow with no source yet (connect6): the unspecified address
+  const sock = decorate(event({ family: 'ipv6', verdict: 'forwarded', reason: 0, hook: 'connect6', saddr: '::', sport: 0, daddr: 'fd00::2:20', direction: null, ifindex: 0, ifname: undefined }), names);
+  assert.match(formatFlow(sock), /^\S+ FORWARDED tcp \[::\]:0 -> \[fd00::2:20\]:8080 shop\/backend-5c6f8 .*at connect6$/);
+  // IPv4 (and an ::ffff: flow, which the datapath reports with its IPv4 addresses) stays as it was
+  const v4 = decorate(event({ family: 'ipv4', hook: 'connect6' }), names);
+  assert.equal(v4.family, 'ipv4');
+  assert.match(formatFlow(v4), / 198\.18\.2\.30:40000 .* -> 198\.18\.2\.20:8080 /);
+  // an older loader prints no family: IPv4
+  assert.equal(decorate(event({}), null).family, 'ipv4');
+});
