@@ -139,7 +139,7 @@ export async function listAll(kc: KubeConfig, kind: Kind, path: string, pageSize
         if (cont) q.set('continue', cont);
         const page = await getPage(kc, path, q);
         pages++;
-        if (!Array.isArray(page.items)) throw new Error(`the list of ${path} has no items array`);
+        if (page === null || typeof page !== 'object' || !Array.isArray(page.items)) throw new Error(`the list of ${path} has no items array`);
         for (const o of page.items as unknown[]) items.push(slim(kind, o, true));
         rv = typeof page.metadata?.resourceVersion === 'string' ? page.metadata.resourceVersion : undefined;
         cont = typeof page.metadata?.continue === 'string' ? page.metadata.continue : '';
