@@ -3,11 +3,17 @@
 // (API server unreachable, 403, a reset connection) it emits `error` and stops: each one here is
 // restarted with exponential backoff (1 s doubling to 30 s), and the agent is told so it can report
 // the error and diff the maps in full once the kind is back.
-// Objects are slimmed before the ListWatch caches them (its list function and its watch callback
-// are wrapped here), so neither its cache nor the agent's holds managedFields or whole specs. Watches
+// Lists are made as kube-proxy's reflector makes them: a GET of the collection in pages of 500
+// (`limit`, then `continue` to the end) through client-node's own authentication, read as plain JSON,
+// not through the generated typed API (which fetches the whole list in one response and turns it
+// into model objects first). Each page's objects are slimmed as the page arrives (the ListWatch's
+// list function is this; its watch callback is wrapped), so neither its cache nor the agent's holds
+// managedFields or whole specs, and a page's full objects can be collected before the next one. Watches
 // ask for BOOKMARKs and end after a random 5–10 min (timeoutSeconds), as client-go's reflector does:
 // a bookmark moves the resourceVersion on, so a rewatch after a quiet spell is not a 410 and a relist.
-import { CoreV1Api, CustomObjectsApi, DiscoveryV1Api, KubeConfig, ListWatch, NetworkingV1Api, Watch, type KubernetesObject } from '@kubernetes/client-node';
+import { request as httpRequest, type RequestOptions } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { KubeConfig, ListWatch, Watch, type KubernetesObject } from '@kubernetes/client-node';
 import { slim, type Kind } from './slim.js';
 
 type Obj = Record<string, unknown>;
@@ -42,23 +48,110 @@ interface KindSpec {
   path: string;
   /** resource name for messages (RBAC's spelling) */
   resource: string;
-  list(kc: KubeConfig): () => Promise<{ items: unknown[]; metadata?: { resourceVersion?: string } }>;
 }
 
 const SPECS: KindSpec[] = [
-  { kind: 'Namespace', path: '/api/v1/namespaces', resource: 'namespaces', list: (kc) => () => kc.makeApiClient(CoreV1Api).listNamespace() },
-  { kind: 'Node', path: '/api/v1/nodes', resource: 'nodes', list: (kc) => () => kc.makeApiClient(CoreV1Api).listNode() },
-  { kind: 'Pod', path: '/api/v1/pods', resource: 'pods', list: (kc) => () => kc.makeApiClient(CoreV1Api).listPodForAllNamespaces() },
-  { kind: 'Service', path: '/api/v1/services', resource: 'services', list: (kc) => () => kc.makeApiClient(CoreV1Api).listServiceForAllNamespaces() },
-  { kind: 'EndpointSlice', path: '/apis/discovery.k8s.io/v1/endpointslices', resource: 'endpointslices.discovery.k8s.io', list: (kc) => () => kc.makeApiClient(DiscoveryV1Api).listEndpointSliceForAllNamespaces() },
-  { kind: 'NetworkPolicy', path: '/apis/networking.k8s.io/v1/networkpolicies', resource: 'networkpolicies.networking.k8s.io', list: (kc) => () => kc.makeApiClient(NetworkingV1Api).listNetworkPolicyForAllNamespaces() },
-  {
-    kind: 'CiliumNetworkPolicy',
-    path: '/apis/cilium.io/v2/ciliumnetworkpolicies',
-    resource: 'ciliumnetworkpolicies.cilium.io',
-    list: (kc) => () => kc.makeApiClient(CustomObjectsApi).listCustomObjectForAllNamespaces({ group: 'cilium.io', version: 'v2', plural: 'ciliumnetworkpolicies' }) as Promise<{ items: unknown[] }>,
-  },
+  { kind: 'Namespace', path: '/api/v1/namespaces', resource: 'namespaces' },
+  { kind: 'Node', path: '/api/v1/nodes', resource: 'nodes' },
+  { kind: 'Pod', path: '/api/v1/pods', resource: 'pods' },
+  { kind: 'Service', path: '/api/v1/services', resource: 'services' },
+  { kind: 'EndpointSlice', path: '/apis/discovery.k8s.io/v1/endpointslices', resource: 'endpointslices.discovery.k8s.io' },
+  { kind: 'NetworkPolicy', path: '/apis/networking.k8s.io/v1/networkpolicies', resource: 'networkpolicies.networking.k8s.io' },
+  { kind: 'CiliumNetworkPolicy', path: '/apis/cilium.io/v2/ciliumnetworkpolicies', resource: 'ciliumnetworkpolicies.cilium.io' },
 ];
+
+/** Objects per list page: client-go's reflector (and so kube-proxy) pages with 500. */
+export const LIST_PAGE = 500;
+/** A list body larger than this is refused (kube-apiserver's own response limit is about 2 GiB; 500 objects are a few MiB). */
+const MAX_PAGE_BYTES = 256 * 1024 * 1024;
+/** Restarts of a paginated list whose continue token expired (410) before it falls back to one unpaginated list, as client-go's pager does. */
+const MAX_EXPIRED_RESTARTS = 3;
+
+/** A failed request in the shape of client-node's ApiException (`code`: HTTP status, `body`: the Status text), so apiError() and ListWatch (410) read it alike. */
+export class ListError extends Error {
+  constructor(
+    readonly code: number,
+    readonly body: string,
+  ) {
+    super(`HTTP-Code: ${code}\nMessage: list failed\nBody: ${body}`);
+  }
+}
+
+/**
+ * GET one page of a collection as plain JSON through client-node's own authentication
+ * (applyToHTTPSOptions: the kubeconfig's TLS, client certificates, token or exec plugin, proxy).
+ */
+async function getPage(kc: KubeConfig, path: string, query: URLSearchParams): Promise<{ items?: unknown; metadata?: { resourceVersion?: unknown; continue?: unknown } }> {
+  const server = kc.getCurrentCluster()?.server;
+  if (!server) throw new Error('the kubeconfig has no current cluster: set current-context to a context whose cluster has a server');
+  const url = new URL(`${server.replace(/\/+$/, '')}${path}?${query.toString()}`);
+  const opts: RequestOptions & { headers: Record<string, string> } = { method: 'GET', headers: { Accept: 'application/json' } };
+  await kc.applyToHTTPSOptions(opts);
+  return new Promise((resolve, reject) => {
+    const req = (url.protocol === 'http:' ? httpRequest : httpsRequest)(url, opts, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_PAGE_BYTES) {
+          req.destroy();
+          reject(new Error(`a list page of ${path} is larger than ${MAX_PAGE_BYTES} bytes: refused`));
+          return;
+        }
+        chunks.push(c);
+      });
+      res.on('error', reject);
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        chunks.length = 0;
+        if (res.statusCode !== 200) return reject(new ListError(res.statusCode ?? 0, text));
+        try {
+          resolve(JSON.parse(text) as never);
+        } catch {
+          reject(new Error(`the list of ${path} is not JSON (HTTP 200, ${text.length} bytes)`));
+        }
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/**
+ * The whole collection as kube-proxy's reflector lists it: pages of LIST_PAGE objects, following
+ * `continue` to the end, each page's items slimmed as it arrives (its full objects can then be
+ * collected); the list's resourceVersion is the last page's. A continue token that expired (410)
+ * restarts the list from the start; after MAX_EXPIRED_RESTARTS, one unpaginated list (client-go's
+ * pager falls back to a full list the same way). Any other failure throws a ListError (status and
+ * Status body) or the socket's error (ECONNREFUSED …), as client-node's typed calls did.
+ */
+export async function listAll(kc: KubeConfig, kind: Kind, path: string, pageSize = LIST_PAGE): Promise<{ items: Obj[]; metadata: { resourceVersion?: string }; pages: number }> {
+  let pages = 0;
+  for (let restart = 0; ; restart++) {
+    const limit = restart > MAX_EXPIRED_RESTARTS ? 0 : pageSize;
+    const items: Obj[] = [];
+    let cont = '';
+    let rv: string | undefined;
+    try {
+      do {
+        const q = new URLSearchParams();
+        if (limit > 0) q.set('limit', String(limit));
+        if (cont) q.set('continue', cont);
+        const page = await getPage(kc, path, q);
+        pages++;
+        if (page === null || typeof page !== 'object' || !Array.isArray(page.items)) throw new Error(`the list of ${path} has no items array`);
+        for (const o of page.items as unknown[]) items.push(slim(kind, o, true));
+        rv = typeof page.metadata?.resourceVersion === 'string' ? page.metadata.resourceVersion : undefined;
+        cont = typeof page.metadata?.continue === 'string' ? page.metadata.continue : '';
+      } while (cont !== '' && limit > 0);
+      return { items, metadata: { resourceVersion: rv }, pages };
+    } catch (err) {
+      // an expired continue token: the list so far is dropped and made again from the start
+      if (cont !== '' && err instanceof ListError && err.code === 410) continue;
+      throw err;
+    }
+  }
+}
 
 /** The resource name RBAC uses for a kind ("endpointslices.discovery.k8s.io"). */
 export const resourceOf = (kind: Kind): string => SPECS.find((s) => s.kind === kind)!.resource;
@@ -129,12 +222,11 @@ class KindInformer {
     kc: KubeConfig,
     private readonly ev: InformerEvents,
   ) {
-    const list = spec.list(kc);
     const listFn = async () => {
       this.phase = 'list';
-      const r = await list();
-      // slimmed here, before the ListWatch caches the items
-      const slimmed = { metadata: { resourceVersion: r.metadata?.resourceVersion }, items: r.items.map((o) => slim(spec.kind, o)) };
+      // slimmed page by page, before the ListWatch caches the items
+      const r = await listAll(kc, spec.kind, spec.path);
+      const slimmed = { metadata: r.metadata, items: r.items };
       this.lists++;
       this.phase = 'watch';
       // the cache adds the items right after this returns; the agent syncs on a later tick

@@ -1,7 +1,7 @@
 // What the agent keeps of each object: only the fields the datapath reads (datapath/k8s/kinds/), so 50k
 // EndpointSlice endpoints and 5k Pods do not hold managedFields, whole pod specs and container
-// statuses in memory. Objects arrive in two forms (client-node's typed list models and the watch
-// stream's raw JSON); both become the same plain JSON here.
+// statuses in memory. Objects arrive as plain JSON (list pages and the watch stream, both parsed
+// JSON.parse); slim(…, false) also takes typed model objects (Dates, class instances) and copies them.
 
 type Obj = Record<string, unknown>;
 const obj = (v: unknown): Obj => (v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : {});
@@ -43,7 +43,7 @@ function meta(o: Obj, annotations: boolean): Obj {
 
 /**
  * The object reduced to what the datapath needs, as plain JSON, with its apiVersion and kind set.
- * `json`: `raw` is already plain JSON (a watch event, parsed by client-node): its parts are taken
+ * `json`: `raw` is already plain JSON (a list page or a watch event): its parts are taken
  * as they are, not copied through JSON (the raw object is dropped after this, its parts kept).
  */
 export function slim(kind: Kind, raw: unknown, json = false): Obj {

@@ -1,7 +1,9 @@
 // A stand-in for kube-apiserver on 127.0.0.1, for the agent's tests: no kube-apiserver can be
 // installed here (not in Debian's archive, not on npm). It speaks the API's real wire protocol for the
 // calls an informer makes, so @kubernetes/client-node talks to it unchanged:
-//   GET <collection>                         → a <Kind>List with metadata.resourceVersion and items
+//   GET <collection>[?limit=L[&continue=T]]  → a <Kind>List with metadata.resourceVersion and items;
+//       in pages of L with metadata.continue and remainingItemCount while more remain; 410 Expired
+//       for a continue token older than the retained history (page() says how it differs)
 //   GET <collection>?watch=true&resourceVersion=N[&timeoutSeconds=S][&allowWatchBookmarks=true]
 //       → a chunked stream, one {"type":"ADDED|MODIFIED|DELETED|BOOKMARK|ERROR","object":{...}} per
 //         line: the events after N, then live ones; ERROR with a Status of code 410 (reason Expired)
@@ -69,6 +71,10 @@ export class FakeApiServer {
   crd = true;
   /** requests served: "list <kind>", "watch <kind>" → count */
   readonly requests = new Map<string, number>();
+  /** called on every list request (a test's hook: compact() between two pages) */
+  onList?: (kind: string, query: URLSearchParams) => void;
+  /** the query and status of every list request, in order */
+  readonly listQueries: { kind: string; query: URLSearchParams; status: number }[] = [];
   /** the query of every watch request, in order ("Service resourceVersion=…&timeoutSeconds=…") */
   readonly watchQueries: { kind: string; query: URLSearchParams }[] = [];
   port = 0;
@@ -199,6 +205,48 @@ export class FakeApiServer {
     this.requests.set(what, (this.requests.get(what) ?? 0) + 1);
   }
 
+  // ---- lists in chunks (limit, continue), as kube-apiserver serves them
+
+  /**
+   * One page of a list: `limit` objects in key order ("namespace/name", etcd's order) after the
+   * continue token's key. The token is kube-apiserver's own form (base64 of
+   * {"v":"meta.k8s.io/v1","rv":N,"start":"<key>\u0000"}); a token whose resourceVersion is older than
+   * the retained history (after compact()) is 410 Expired, with kube-apiserver's message. Unlike
+   * kube-apiserver (which reads etcd at the token's revision), later pages come from the current
+   * store: a change between two pages can show in the list, as it would on a relist.
+   */
+  private page(url: URL): { objects: Obj[]; rv: number; next?: string; remaining?: number } | { expired: string } | { bad: string } {
+    const limitParam = url.searchParams.get('limit');
+    const limit = limitParam === null ? 0 : Number(limitParam);
+    if (!Number.isInteger(limit) || limit < 0) return { bad: `invalid limit: ${limitParam}` };
+    const token = url.searchParams.get('continue');
+    let rv = this.rv;
+    let start = '';
+    if (token) {
+      let t: { v?: unknown; rv?: unknown; start?: unknown };
+      try {
+        t = JSON.parse(Buffer.from(token, 'base64').toString('utf8')) as typeof t;
+      } catch {
+        return { bad: 'continue key is not valid: illegal base64 data' };
+      }
+      if (t.v !== 'meta.k8s.io/v1' || typeof t.rv !== 'number' || typeof t.start !== 'string') return { bad: 'continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)' };
+      if (t.rv < this.oldestRv - 1)
+        return {
+          expired:
+            'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.',
+        };
+      rv = t.rv;
+      start = t.start;
+    }
+    const m = this.store.get(url.pathname)!;
+    const keys = [...m.keys()].filter((k) => k >= start).sort();
+    const take = limit > 0 ? keys.slice(0, limit) : keys;
+    const objects = take.map((k) => m.get(k)!);
+    if (limit === 0 || keys.length <= limit) return { objects, rv };
+    const next = Buffer.from(JSON.stringify({ v: 'meta.k8s.io/v1', rv, start: `${take[take.length - 1]!}\u0000` })).toString('base64');
+    return { objects, rv, next, remaining: keys.length - limit };
+  }
+
   // ---- HTTP
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
@@ -220,14 +268,22 @@ export class FakeApiServer {
       return send(403, status(403, 'Forbidden', `${resource}${group ? `.${group}` : ''} is forbidden: User "system:serviceaccount:kube-system:prep-node" cannot ${verb} resource "${resource}" in API group "${group}" at the cluster scope`, { group, kind: resource }));
     }
     if (!watch) {
-      const items = [...this.store.get(url.pathname)!.values()].map((o) => {
+      this.onList?.(c.kind, url.searchParams);
+      const page = this.page(url);
+      const code = 'expired' in page ? 410 : 'bad' in page ? 400 : 200;
+      this.listQueries.push({ kind: c.kind, query: url.searchParams, status: code });
+      if ('expired' in page) return send(410, status(410, 'Expired', page.expired));
+      if ('bad' in page) return send(400, status(400, 'BadRequest', page.bad));
+      const items = page.objects.map((o) => {
         // a list's items carry no apiVersion/kind, as kube-apiserver's do
         const rest = { ...o };
         delete rest.apiVersion;
         delete rest.kind;
         return rest;
       });
-      return send(200, { kind: `${c.kind}List`, apiVersion: c.apiVersion, metadata: { resourceVersion: String(this.rv) }, items });
+      const metadata: Obj = { resourceVersion: String(page.rv) };
+      if (page.next !== undefined) Object.assign(metadata, { continue: page.next, remainingItemCount: page.remaining });
+      return send(200, { kind: `${c.kind}List`, apiVersion: c.apiVersion, metadata, items });
     }
     this.watchQueries.push({ kind: c.kind, query: url.searchParams });
     const from = Number(url.searchParams.get('resourceVersion') ?? '0');
