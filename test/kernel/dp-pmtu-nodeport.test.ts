@@ -18,16 +18,13 @@
 // always removes. Needs root, clang, bpftool, iproute2, nsenter; run it under the shared lock.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, rmdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { compileState } from '../../src/datapath/compile.js';
 import { parseState } from '../../src/datapath/state.js';
 import { fullSync } from '../../src/datapath/sync.js';
+import { BPF_DIR, DP, must, notRoot, run } from '../helpers/dp-sandbox.js';
 
-const BPF_DIR = fileURLToPath(new URL('../../../bpf/', import.meta.url));
-const DP = `${BPF_DIR}build/prep-node-dp`;
-const notRoot = process.getuid?.() !== 0 ? 'needs root (bpffs, cgroups, network namespaces)' : false;
 
 const CLIENT = '198.18.1.2';
 const POD = '198.18.3.2';
@@ -39,22 +36,6 @@ const NODE_PORT = 30080;
 const SMALL_MTU = 1280;
 const BYTES = 512 * 1024;
 
-interface Run { code: number | null; stdout: string; stderr: string }
-function run(cmd: string, args: string[], input?: string, timeoutMs = 30_000): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = execFile(cmd, args, { encoding: 'utf8', timeout: timeoutMs }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : null) : 0;
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin?.on('error', () => { /* a command that exits before reading stdin */ });
-    child.stdin?.end(input ?? '');
-  });
-}
-async function must(cmd: string, ...args: string[]): Promise<string> {
-  const r = await run(cmd, args);
-  assert.equal(r.code, 0, `${cmd} ${args.join(' ')}: ${r.stderr || r.stdout}`);
-  return r.stdout;
-}
 
 // the backend: counts the bytes of each connection and answers with the count when the client ends
 const SERVER = `require('net').createServer((s) => { let n = 0; s.on('data', (d) => { n += d.length; });

@@ -18,32 +18,14 @@
 // Needs root, clang, bpftool, iproute2, nsenter. Run under the shared lock (README "Tests").
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, rmdirSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { compileState } from '../../src/datapath/compile.js';
 import { fullSync } from '../../src/datapath/sync.js';
 import { parseState } from '../../src/datapath/state.js';
+import { BPF_DIR, DP, must, notRoot, run } from '../helpers/dp-sandbox.js';
 
-const BPF_DIR = fileURLToPath(new URL('../../../bpf/', import.meta.url));
-const DP = `${BPF_DIR}build/prep-node-dp`;
-const notRoot = process.getuid?.() !== 0 ? 'needs root (bpffs, cgroups, network namespaces)' : false;
 
-interface Run { code: number; stdout: string; stderr: string }
-function run(cmd: string, args: string[], input?: string): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = execFile(cmd, args, { maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-    if (input !== undefined) child.stdin?.end(input);
-  });
-}
-async function must(cmd: string, ...args: string[]): Promise<string> {
-  const r = await run(cmd, args);
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: exit ${r.code}\n${r.stdout}\n${r.stderr}`);
-  return r.stdout;
-}
 
 // a TCP server on :8080 that answers each connection with its name and the peer it sees
 const SERVER = `const net=require('net');net.createServer(s=>{s.end(process.argv[1]+' '+s.remoteAddress+' '+s.remotePort)}).listen(8080,'::',()=>console.log('listening'))`;
